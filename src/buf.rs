@@ -1,0 +1,33 @@
+//! The buffer the datapath works on. A `Vec<u8>` implements it for replay,
+//! tests and benchmarks; the DPDK runtime implements it over `rte_mbuf`, so
+//! the whole pipeline runs without hardware.
+
+pub trait PacketBuf {
+    /// The frame, from the Ethernet header to the last byte received.
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+}
+
+impl PacketBuf for Vec<u8> {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+impl PacketBuf for [u8] {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}

@@ -1,0 +1,23 @@
+//! rampart: a kernel-bypass L4 load balancer.
+//!
+//! The library holds the whole datapath so that `rampart replay`, `rampart
+//! bench`, the DPDK runtime and every test drive the same code:
+//! [`wire`] parses a frame once into a [`flow::FlowDesc`], [`datapath`] looks
+//! up the VIP, the connection table ([`conntrack`]) and the scheduler
+//! ([`sched`], [`maglev`]), and [`xmit`] rewrites the headers for the VIP's
+//! forwarding mode. [`config`] is the TOML schema and [`snapshot`] the
+//! immutable view workers read.
+
+pub mod buf;
+pub mod config;
+pub mod conntrack;
+pub mod datapath;
+pub mod flow;
+pub mod gen;
+pub mod io;
+pub mod maglev;
+pub mod sched;
+pub mod snapshot;
+pub mod stats;
+pub mod wire;
+pub mod xmit;

@@ -1,0 +1,259 @@
+//! Counters. Every drop has a name in [`DropReason`]; every other datapath
+//! event has one in [`Event`]. Workers count into plain arrays in their own
+//! cache-padded [`WorkerStats`]; the control side sums them.
+
+/// Why the datapath dropped a packet. One counter per reason per worker.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Frame shorter than its headers claim, or a header etherparse rejects.
+    Malformed = 0,
+    /// EtherType other than IPv4, IPv6 or ARP.
+    UnsupportedEtherType,
+    /// More than one VLAN tag (QinQ): not supported on purpose.
+    StackedVlan,
+    /// IPv4 header with options: not supported on purpose (rare, slow path in every router).
+    Ipv4Options,
+    /// IPv4 fragment: a fragment carries no ports, so it cannot be scheduled.
+    Ipv4Fragment,
+    /// IPv6 packet with extension headers (fragment, routing, ...): not supported on purpose.
+    Ipv6ExtHeader,
+    /// Destination MAC is neither ours nor broadcast/multicast.
+    NotOurMac,
+    /// ARP that is not a request for one of our addresses or VIPs.
+    ArpNotForUs,
+    /// ICMPv6 neighbor discovery that is not a solicitation for one of our addresses or VIPs.
+    NdNotForUs,
+    /// ICMP / ICMPv6 message rampart does not handle (echo, errors, router discovery).
+    IcmpUnsupported,
+    /// IP protocol other than TCP/UDP towards a VIP address.
+    UnsupportedProtocol,
+    /// Destination is neither a VIP, one of our addresses, nor a tracked reply.
+    NoVip,
+    /// Destination is a VIP address, but no VIP serves that port and protocol.
+    NoService,
+    /// Addressed to one of our own addresses and not a FullNAT reply of a tracked connection.
+    LocalNotHandled,
+    /// Looks like a reply (from a backend) but matches no tracked connection.
+    NoConn,
+    /// The VIP has no backend with weight > 0.
+    NoBackend,
+    /// Connection table full and the mode cannot forward without state (FullNAT).
+    ConnTableFull,
+    /// No free FullNAT local port on this worker for any local address.
+    FullnatPortsExhausted,
+    /// The reply-direction key of a new connection is already taken by another connection.
+    ConnCollision,
+    /// DR backend has no static neighbor entry (DR needs L2 adjacency).
+    DrNoNeighbor,
+}
+
+impl DropReason {
+    pub const COUNT: usize = DropReason::DrNoNeighbor as usize + 1;
+
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::Malformed,
+        DropReason::UnsupportedEtherType,
+        DropReason::StackedVlan,
+        DropReason::Ipv4Options,
+        DropReason::Ipv4Fragment,
+        DropReason::Ipv6ExtHeader,
+        DropReason::NotOurMac,
+        DropReason::ArpNotForUs,
+        DropReason::NdNotForUs,
+        DropReason::IcmpUnsupported,
+        DropReason::UnsupportedProtocol,
+        DropReason::NoVip,
+        DropReason::NoService,
+        DropReason::LocalNotHandled,
+        DropReason::NoConn,
+        DropReason::NoBackend,
+        DropReason::ConnTableFull,
+        DropReason::FullnatPortsExhausted,
+        DropReason::ConnCollision,
+        DropReason::DrNoNeighbor,
+    ];
+
+    /// Stable snake_case name used in stats JSON and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnsupportedEtherType => "unsupported_ethertype",
+            DropReason::StackedVlan => "stacked_vlan",
+            DropReason::Ipv4Options => "ipv4_options",
+            DropReason::Ipv4Fragment => "ipv4_fragment",
+            DropReason::Ipv6ExtHeader => "ipv6_ext_header",
+            DropReason::NotOurMac => "not_our_mac",
+            DropReason::ArpNotForUs => "arp_not_for_us",
+            DropReason::NdNotForUs => "nd_not_for_us",
+            DropReason::IcmpUnsupported => "icmp_unsupported",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::NoVip => "no_vip",
+            DropReason::NoService => "no_service",
+            DropReason::LocalNotHandled => "local_not_handled",
+            DropReason::NoConn => "no_conn",
+            DropReason::NoBackend => "no_backend",
+            DropReason::ConnTableFull => "conn_table_full",
+            DropReason::FullnatPortsExhausted => "fullnat_ports_exhausted",
+            DropReason::ConnCollision => "conn_collision",
+            DropReason::DrNoNeighbor => "dr_no_neighbor",
+        }
+    }
+}
+
+/// Datapath events that are not drops.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    ArpReply = 0,
+    NdAdvert,
+    ConnNew,
+    ConnExpired,
+    /// Connection table full: a new flow went to its Maglev backend without an entry.
+    StatelessNew,
+    /// A packet of an untracked flow forwarded by Maglev without an entry
+    /// (TCP RST, or table full).
+    StatelessForward,
+    /// A NAT reply with no entry, translated back through its backend's unique VIP.
+    StatelessReply,
+    /// A mid-flow TCP packet with no entry picked up into a new entry.
+    MidflowPickup,
+}
+
+impl Event {
+    pub const COUNT: usize = Event::MidflowPickup as usize + 1;
+
+    pub const ALL: [Event; Event::COUNT] = [
+        Event::ArpReply,
+        Event::NdAdvert,
+        Event::ConnNew,
+        Event::ConnExpired,
+        Event::StatelessNew,
+        Event::StatelessForward,
+        Event::StatelessReply,
+        Event::MidflowPickup,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::ArpReply => "arp_replies",
+            Event::NdAdvert => "nd_adverts",
+            Event::ConnNew => "conn_new",
+            Event::ConnExpired => "conn_expired",
+            Event::StatelessNew => "stateless_new",
+            Event::StatelessForward => "stateless_forward",
+            Event::StatelessReply => "stateless_reply",
+            Event::MidflowPickup => "midflow_pickup",
+        }
+    }
+}
+
+/// Packet and connection counts for one VIP or one backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connections: u64,
+}
+
+impl FlowCounters {
+    pub fn add(&mut self, o: &FlowCounters) {
+        self.packets_in += o.packets_in;
+        self.packets_out += o.packets_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.connections += o.connections;
+    }
+}
+
+/// One worker's counters. Only its worker writes them.
+#[repr(align(64))]
+#[derive(Clone, Debug)]
+pub struct WorkerStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub drops: [u64; DropReason::COUNT],
+    pub events: [u64; Event::COUNT],
+    /// Indexed by VIP index in the snapshot.
+    pub vips: Vec<FlowCounters>,
+    /// Indexed by backend index in the snapshot's backend registry.
+    pub backends: Vec<FlowCounters>,
+}
+
+impl WorkerStats {
+    pub fn new(vips: usize, backends: usize) -> WorkerStats {
+        WorkerStats {
+            rx_packets: 0,
+            tx_packets: 0,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            drops: [0; DropReason::COUNT],
+            events: [0; Event::COUNT],
+            vips: vec![FlowCounters::default(); vips],
+            backends: vec![FlowCounters::default(); backends],
+        }
+    }
+
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+
+    #[inline]
+    pub fn event(&mut self, e: Event) {
+        self.events[e as usize] += 1;
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Adds another worker's counters into this one (control side).
+    pub fn merge(&mut self, o: &WorkerStats) {
+        self.rx_packets += o.rx_packets;
+        self.tx_packets += o.tx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_bytes += o.tx_bytes;
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.events.iter_mut().zip(o.events.iter()) {
+            *a += b;
+        }
+        if self.vips.len() < o.vips.len() {
+            self.vips.resize(o.vips.len(), FlowCounters::default());
+        }
+        for (a, b) in self.vips.iter_mut().zip(o.vips.iter()) {
+            a.add(b);
+        }
+        if self.backends.len() < o.backends.len() {
+            self.backends.resize(o.backends.len(), FlowCounters::default());
+        }
+        for (a, b) in self.backends.iter_mut().zip(o.backends.iter()) {
+            a.add(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_tables_are_complete() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        for (i, e) in Event::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}
