@@ -6,6 +6,13 @@ pub trait PacketBuf {
     /// The frame, from the Ethernet header to the last byte received.
     fn data(&self) -> &[u8];
     fn data_mut(&mut self) -> &mut [u8];
+
+    /// Receive time in nanoseconds, where the source records one (pcap
+    /// capture time, a synthetic bench clock). NICs without hardware
+    /// timestamps return `None` and the worker uses its own clock.
+    fn timestamp_ns(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl PacketBuf for Vec<u8> {

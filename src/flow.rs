@@ -238,7 +238,9 @@ impl std::str::FromStr for Mac {
         let mut out = [0u8; 6];
         let mut parts = s.split(':');
         for byte in out.iter_mut() {
-            let part = parts.next().ok_or("a MAC address has six colon-separated bytes")?;
+            let part = parts
+                .next()
+                .ok_or("a MAC address has six colon-separated bytes")?;
             if part.len() != 2 {
                 return Err("each MAC byte is two hex digits");
             }

@@ -1,1 +1,991 @@
-//! (in progress)
+//! Packet builder for fixtures, golden tests and `rampart gen`.
+//!
+//! Golden tests state the packet they expect field by field, so this builder
+//! is deliberately independent of the datapath: it writes every header by
+//! hand from the RFC layouts (Ethernet + 802.1Q, IPv4 RFC 791, IPv6 RFC 8200,
+//! TCP RFC 9293, UDP RFC 768, ICMP RFC 792 / RFC 4443, ARP RFC 826,
+//! Neighbor Discovery RFC 4861) and computes its own RFC 1071 checksums. It
+//! shares no code with `wire`, so a bug there cannot hide in both.
+//!
+//! Conventions: the address family of a packet is the family of its
+//! addresses ([`Addr::is_v4`]); IPv4 packets carry DF and no options unless a
+//! builder says otherwise; `ttl` is the hop limit for IPv6; frames are not
+//! padded to the 60-byte Ethernet minimum (see [`pad_to_min`]).
+//!
+//! This is test tooling, not datapath code: it panics (`assert!` with a
+//! message) on nonsense input such as mixed address families or more than 40
+//! bytes of TCP options. Every valid input builds without panicking.
+
+use crate::flow::{proto, Addr, Mac};
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+/// TTL / hop limit of the builders that take none.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// Neighbor Advertisement flag bits (RFC 4861 §4.4), as the first 32-bit word
+/// after the checksum.
+pub mod nd_flags {
+    pub const ROUTER: u32 = 0x8000_0000;
+    pub const SOLICITED: u32 = 0x4000_0000;
+    pub const OVERRIDE: u32 = 0x2000_0000;
+}
+
+/// The Ethernet header of a frame; `vlan` adds one 802.1Q tag (PCP 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Eth {
+    pub src: Mac,
+    pub dst: Mac,
+    pub vlan: Option<u16>,
+}
+
+/// A TCP segment. `flags` are [`crate::flow::tcp_flags`] bits; `options` are
+/// raw TCP options (see [`tcp_opts`]) and are padded with End-of-Option-List
+/// bytes to a multiple of four here if the caller did not.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TcpSeg {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    pub options: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+// ---- checksums (RFC 1071) -------------------------------------------------
+
+/// One's-complement sum of big-endian 16-bit words; an odd tail byte is
+/// padded with zero.
+fn sum16(mut acc: u32, data: &[u8]) -> u32 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        acc += u32::from(*last) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// The TCP/UDP/ICMPv6 pseudo-header sum (RFC 9293 §3.1, RFC 8200 §8.1).
+fn pseudo_sum(src: Addr, dst: Addr, proto: u8, len: usize) -> u32 {
+    if src.is_v4() {
+        let acc = sum16(0, &src.v4_octets());
+        let acc = sum16(acc, &dst.v4_octets());
+        acc + u32::from(proto) + len as u32
+    } else {
+        let acc = sum16(0, &src.v6_octets());
+        let acc = sum16(acc, &dst.v6_octets());
+        acc + u32::from(proto) + (len as u32 >> 16) + (len as u32 & 0xffff)
+    }
+}
+
+/// Fill in the checksum at `at` of a transport segment `l4`.
+fn set_l4_checksum(src: Addr, dst: Addr, proto: u8, l4: &mut [u8], at: usize) {
+    l4[at] = 0;
+    l4[at + 1] = 0;
+    let mut c = fold(sum16(pseudo_sum(src, dst, proto, l4.len()), l4));
+    if proto == proto::UDP && c == 0 {
+        // RFC 768: a computed zero is sent as all ones; zero means "none".
+        c = 0xffff;
+    }
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+// ---- layer 2 / layer 3 ----------------------------------------------------
+
+fn push_eth(out: &mut Vec<u8>, eth: &Eth, ethertype: u16) {
+    out.extend_from_slice(&eth.dst.0);
+    out.extend_from_slice(&eth.src.0);
+    if let Some(vid) = eth.vlan {
+        assert!(vid < 4096, "VLAN ID {vid} does not fit 12 bits");
+        out.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        out.extend_from_slice(&vid.to_be_bytes());
+    }
+    out.extend_from_slice(&ethertype.to_be_bytes());
+}
+
+/// IPv4 header fields a builder may vary.
+struct V4 {
+    ttl: u8,
+    id: u16,
+    proto: u8,
+    /// Flags + fragment offset word (DF = 0x4000, MF = 0x2000).
+    frag: u16,
+    options: Vec<u8>,
+}
+
+fn push_ipv4(out: &mut Vec<u8>, src: Addr, dst: Addr, h: &V4, payload_len: usize) {
+    assert!(
+        h.options.len() & 3 == 0 && h.options.len() <= 40,
+        "IPv4 options must be 4-byte aligned, at most 40 bytes"
+    );
+    let start = out.len();
+    let hlen = 20 + h.options.len();
+    let total = hlen + payload_len;
+    assert!(total <= 0xffff, "IPv4 packet of {total} bytes is too long");
+    out.push(0x40 | (hlen / 4) as u8);
+    out.push(0);
+    out.extend_from_slice(&(total as u16).to_be_bytes());
+    out.extend_from_slice(&h.id.to_be_bytes());
+    out.extend_from_slice(&h.frag.to_be_bytes());
+    out.push(h.ttl);
+    out.push(h.proto);
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&src.v4_octets());
+    out.extend_from_slice(&dst.v4_octets());
+    out.extend_from_slice(&h.options);
+    let c = fold(sum16(0, &out[start..]));
+    out[start + 10..start + 12].copy_from_slice(&c.to_be_bytes());
+}
+
+fn push_ipv6(out: &mut Vec<u8>, src: Addr, dst: Addr, hop_limit: u8, next: u8, payload_len: usize) {
+    assert!(
+        payload_len <= 0xffff,
+        "IPv6 payload of {payload_len} bytes needs a jumbogram"
+    );
+    out.extend_from_slice(&[0x60, 0, 0, 0]);
+    out.extend_from_slice(&(payload_len as u16).to_be_bytes());
+    out.push(next);
+    out.push(hop_limit);
+    out.extend_from_slice(&src.v6_octets());
+    out.extend_from_slice(&dst.v6_octets());
+}
+
+fn same_family(src: Addr, dst: Addr) {
+    assert!(
+        src.is_v4() == dst.is_v4(),
+        "source {src} and destination {dst} are of different address families"
+    );
+}
+
+/// Wrap a finished transport segment in Ethernet + IP (DF set for IPv4).
+fn ip_frame(eth: &Eth, src: Addr, dst: Addr, ttl: u8, ip_id: u16, proto: u8, l4: &[u8]) -> Vec<u8> {
+    same_family(src, dst);
+    let mut out = Vec::with_capacity(18 + 40 + l4.len());
+    if src.is_v4() {
+        push_eth(&mut out, eth, ETHERTYPE_IPV4);
+        let h = V4 {
+            ttl,
+            id: ip_id,
+            proto,
+            frag: 0x4000,
+            options: Vec::new(),
+        };
+        push_ipv4(&mut out, src, dst, &h, l4.len());
+    } else {
+        push_eth(&mut out, eth, ETHERTYPE_IPV6);
+        push_ipv6(&mut out, src, dst, ttl, proto, l4.len());
+    }
+    out.extend_from_slice(l4);
+    out
+}
+
+// ---- transport ------------------------------------------------------------
+
+/// The TCP segment bytes with a correct checksum for `src` -> `dst`.
+fn tcp_segment(src: Addr, dst: Addr, seg: &TcpSeg) -> Vec<u8> {
+    let opt_len = seg.options.len().div_ceil(4) * 4;
+    assert!(
+        opt_len <= 40,
+        "TCP options are at most 40 bytes, got {}",
+        seg.options.len()
+    );
+    let hlen = 20 + opt_len;
+    let mut l4 = Vec::with_capacity(hlen + seg.payload.len());
+    l4.extend_from_slice(&seg.sport.to_be_bytes());
+    l4.extend_from_slice(&seg.dport.to_be_bytes());
+    l4.extend_from_slice(&seg.seq.to_be_bytes());
+    l4.extend_from_slice(&seg.ack.to_be_bytes());
+    l4.push(((hlen / 4) as u8) << 4);
+    l4.push(seg.flags);
+    l4.extend_from_slice(&seg.window.to_be_bytes());
+    l4.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    l4.extend_from_slice(&seg.options);
+    l4.resize(hlen, 0); // End-of-Option-List padding
+    l4.extend_from_slice(&seg.payload);
+    set_l4_checksum(src, dst, proto::TCP, &mut l4, 16);
+    l4
+}
+
+/// An Ethernet frame carrying one TCP segment over IPv4 (DF set) or IPv6.
+pub fn tcp(eth: &Eth, src: Addr, dst: Addr, ttl: u8, ip_id: u16, seg: &TcpSeg) -> Vec<u8> {
+    same_family(src, dst);
+    let l4 = tcp_segment(src, dst, seg);
+    ip_frame(eth, src, dst, ttl, ip_id, proto::TCP, &l4)
+}
+
+/// An Ethernet frame carrying one UDP datagram over IPv4 (DF set) or IPv6.
+#[allow(clippy::too_many_arguments)]
+pub fn udp(
+    eth: &Eth,
+    src: Addr,
+    dst: Addr,
+    ttl: u8,
+    ip_id: u16,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    same_family(src, dst);
+    let len = 8 + payload.len();
+    assert!(len <= 0xffff, "UDP datagram of {len} bytes is too long");
+    let mut l4 = Vec::with_capacity(len);
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&dport.to_be_bytes());
+    l4.extend_from_slice(&(len as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.extend_from_slice(payload);
+    set_l4_checksum(src, dst, proto::UDP, &mut l4, 6);
+    ip_frame(eth, src, dst, ttl, ip_id, proto::UDP, &l4)
+}
+
+/// TCP options the way Linux lays out a SYN: MSS, SACK-permitted +
+/// timestamps, window scale, NOP-padded so the length is a multiple of 4.
+pub fn tcp_opts(
+    mss: Option<u16>,
+    wscale: Option<u8>,
+    sack_perm: bool,
+    ts: Option<(u32, u32)>,
+) -> Vec<u8> {
+    let mut o = Vec::with_capacity(20);
+    if let Some(mss) = mss {
+        o.extend_from_slice(&[2, 4]);
+        o.extend_from_slice(&mss.to_be_bytes());
+    }
+    match (sack_perm, ts) {
+        (true, Some(_)) => o.extend_from_slice(&[4, 2]),
+        (true, None) => o.extend_from_slice(&[1, 1, 4, 2]),
+        (false, Some(_)) => o.extend_from_slice(&[1, 1]),
+        (false, None) => {}
+    }
+    if let Some((val, ecr)) = ts {
+        o.extend_from_slice(&[8, 10]);
+        o.extend_from_slice(&val.to_be_bytes());
+        o.extend_from_slice(&ecr.to_be_bytes());
+    }
+    if let Some(shift) = wscale {
+        o.extend_from_slice(&[1, 3, 3, shift]);
+    }
+    o
+}
+
+// ---- ICMP -----------------------------------------------------------------
+
+fn icmp_echo(eth: &Eth, src: Addr, dst: Addr, id: u16, seq: u16, reply: bool) -> Vec<u8> {
+    same_family(src, dst);
+    let (kind, proto) = match (src.is_v4(), reply) {
+        (true, false) => (8, proto::ICMP),
+        (true, true) => (0, proto::ICMP),
+        (false, false) => (128, proto::ICMPV6),
+        (false, true) => (129, proto::ICMPV6),
+    };
+    let mut l4 = vec![kind, 0, 0, 0];
+    l4.extend_from_slice(&id.to_be_bytes());
+    l4.extend_from_slice(&seq.to_be_bytes());
+    l4.extend_from_slice(ECHO_PAYLOAD);
+    if src.is_v4() {
+        // ICMPv4 has no pseudo-header (RFC 792).
+        let c = fold(sum16(0, &l4));
+        l4[2..4].copy_from_slice(&c.to_be_bytes());
+    } else {
+        set_l4_checksum(src, dst, proto, &mut l4, 2);
+    }
+    ip_frame(eth, src, dst, DEFAULT_TTL, 0, proto, &l4)
+}
+
+/// The payload every echo built here carries.
+pub const ECHO_PAYLOAD: &[u8] = b"rampart-echo";
+
+/// ICMP / ICMPv6 echo request (TTL 64, IP ID 0, payload [`ECHO_PAYLOAD`]).
+pub fn icmp_echo_request(eth: &Eth, src: Addr, dst: Addr, id: u16, seq: u16) -> Vec<u8> {
+    icmp_echo(eth, src, dst, id, seq, false)
+}
+
+/// ICMP / ICMPv6 echo reply, otherwise like [`icmp_echo_request`].
+pub fn icmp_echo_reply(eth: &Eth, src: Addr, dst: Addr, id: u16, seq: u16) -> Vec<u8> {
+    icmp_echo(eth, src, dst, id, seq, true)
+}
+
+// ---- ARP and Neighbor Discovery -------------------------------------------
+
+fn arp(op: u16, src_mac: Mac, dst_mac: Mac, tha: Mac, sender_ip: Addr, target_ip: Addr) -> Vec<u8> {
+    assert!(
+        sender_ip.is_v4() && target_ip.is_v4(),
+        "ARP carries IPv4 addresses only"
+    );
+    let mut out = Vec::with_capacity(42);
+    push_eth(
+        &mut out,
+        &Eth {
+            src: src_mac,
+            dst: dst_mac,
+            vlan: None,
+        },
+        ETHERTYPE_ARP,
+    );
+    out.extend_from_slice(&1u16.to_be_bytes()); // hardware: Ethernet
+    out.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+    out.extend_from_slice(&[6, 4]);
+    out.extend_from_slice(&op.to_be_bytes());
+    out.extend_from_slice(&src_mac.0);
+    out.extend_from_slice(&sender_ip.v4_octets());
+    out.extend_from_slice(&tha.0);
+    out.extend_from_slice(&target_ip.v4_octets());
+    out
+}
+
+/// Broadcast ARP request "who has `target_ip`? tell `sender_ip`" (42 bytes,
+/// target hardware address zero).
+pub fn arp_request(src_mac: Mac, sender_ip: Addr, target_ip: Addr) -> Vec<u8> {
+    arp(
+        1,
+        src_mac,
+        Mac::BROADCAST,
+        Mac([0; 6]),
+        sender_ip,
+        target_ip,
+    )
+}
+
+/// ARP reply "`sender_ip` is at `src_mac`", unicast to `dst_mac`, which is
+/// also the target hardware address.
+pub fn arp_reply(src_mac: Mac, dst_mac: Mac, sender_ip: Addr, target_ip: Addr) -> Vec<u8> {
+    arp(2, src_mac, dst_mac, dst_mac, sender_ip, target_ip)
+}
+
+/// The solicited-node multicast address of `target` (RFC 4291 §2.7.1).
+pub fn solicited_node(target: Addr) -> Addr {
+    let t = target.v6_octets();
+    let mut a = [0u8; 16];
+    a[0] = 0xff;
+    a[1] = 0x02;
+    a[11] = 0x01;
+    a[12] = 0xff;
+    a[13..].copy_from_slice(&t[13..]);
+    Addr::from_v6(a)
+}
+
+/// The Ethernet multicast MAC an IPv6 multicast address maps to (RFC 2464 §7).
+pub fn multicast_mac(group: Addr) -> Mac {
+    let g = group.v6_octets();
+    Mac([0x33, 0x33, g[12], g[13], g[14], g[15]])
+}
+
+fn nd_frame(src_mac: Mac, dst_mac: Mac, src_ip: Addr, dst_ip: Addr, icmp: &mut [u8]) -> Vec<u8> {
+    set_l4_checksum(src_ip, dst_ip, proto::ICMPV6, icmp, 2);
+    // RFC 4861 §7.1.1: ND messages are sent, and accepted, with hop limit 255.
+    let eth = Eth {
+        src: src_mac,
+        dst: dst_mac,
+        vlan: None,
+    };
+    ip_frame(&eth, src_ip, dst_ip, 255, 0, proto::ICMPV6, icmp)
+}
+
+/// Neighbor Solicitation for `target`, sent to its solicited-node group.
+/// Carries a Source Link-Layer Address option unless `src_ip` is the
+/// unspecified address (duplicate address detection, RFC 4861 §4.3).
+pub fn neighbor_solicitation(src_mac: Mac, src_ip: Addr, target: Addr) -> Vec<u8> {
+    assert!(
+        !src_ip.is_v4() && !target.is_v4(),
+        "Neighbor Discovery is IPv6 only"
+    );
+    let group = solicited_node(target);
+    let mut icmp = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&target.v6_octets());
+    if src_ip != Addr::UNSPECIFIED {
+        icmp.extend_from_slice(&[1, 1]);
+        icmp.extend_from_slice(&src_mac.0);
+    }
+    nd_frame(src_mac, multicast_mac(group), src_ip, group, &mut icmp)
+}
+
+/// Neighbor Advertisement for `target`; `flags` are [`nd_flags`] bits and
+/// `tlla` an optional Target Link-Layer Address option.
+pub fn neighbor_advertisement(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src_ip: Addr,
+    dst_ip: Addr,
+    target: Addr,
+    flags: u32,
+    tlla: Option<Mac>,
+) -> Vec<u8> {
+    assert!(
+        !src_ip.is_v4() && !dst_ip.is_v4() && !target.is_v4(),
+        "Neighbor Discovery is IPv6 only"
+    );
+    let mut icmp = vec![136, 0, 0, 0];
+    icmp.extend_from_slice(&(flags & 0xe000_0000).to_be_bytes());
+    icmp.extend_from_slice(&target.v6_octets());
+    if let Some(mac) = tlla {
+        icmp.extend_from_slice(&[2, 1]);
+        icmp.extend_from_slice(&mac.0);
+    }
+    nd_frame(src_mac, dst_mac, src_ip, dst_ip, &mut icmp)
+}
+
+// ---- frames the parser must refuse ----------------------------------------
+
+/// IPv4 TCP with IP header options (TTL 64). `options` are raw bytes, padded
+/// with End-of-Options to a multiple of 4 (at most 40). Refused: rampart
+/// does not rewrite packets with IPv4 options.
+pub fn ipv4_with_options(
+    eth: &Eth,
+    src: Addr,
+    dst: Addr,
+    ip_id: u16,
+    options: &[u8],
+    seg: &TcpSeg,
+) -> Vec<u8> {
+    assert!(
+        src.is_v4() && dst.is_v4(),
+        "IPv4 options need IPv4 addresses"
+    );
+    let l4 = tcp_segment(src, dst, seg);
+    let mut opts = options.to_vec();
+    opts.resize(options.len().div_ceil(4) * 4, 0);
+    let mut out = Vec::new();
+    push_eth(&mut out, eth, ETHERTYPE_IPV4);
+    let h = V4 {
+        ttl: DEFAULT_TTL,
+        id: ip_id,
+        proto: proto::TCP,
+        frag: 0x4000,
+        options: opts,
+    };
+    push_ipv4(&mut out, src, dst, &h, l4.len());
+    out.extend_from_slice(&l4);
+    out
+}
+
+/// One IPv4 fragment (TTL 64, DF clear): `offset` in 8-byte units, `more` the
+/// MF bit, `payload` the raw bytes after the IP header. Refused: rampart does
+/// not reassemble.
+#[allow(clippy::too_many_arguments)]
+pub fn ipv4_fragment(
+    eth: &Eth,
+    src: Addr,
+    dst: Addr,
+    ip_id: u16,
+    proto: u8,
+    offset: u16,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    assert!(
+        src.is_v4() && dst.is_v4(),
+        "an IPv4 fragment needs IPv4 addresses"
+    );
+    assert!(
+        offset < 0x2000,
+        "fragment offset {offset} does not fit 13 bits"
+    );
+    let frag = offset | if more { 0x2000 } else { 0 };
+    let mut out = Vec::new();
+    push_eth(&mut out, eth, ETHERTYPE_IPV4);
+    let h = V4 {
+        ttl: DEFAULT_TTL,
+        id: ip_id,
+        proto,
+        frag,
+        options: Vec::new(),
+    };
+    push_ipv4(&mut out, src, dst, &h, payload.len());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// IPv6 with a Fragment extension header (hop limit 64): `ident` the
+/// fragment identification, `offset` in 8-byte units, `more` the M bit,
+/// `next` the upper-layer protocol, `payload` the bytes after the fragment
+/// header. Refused like IPv4 fragments.
+#[allow(clippy::too_many_arguments)]
+pub fn ipv6_with_fragment_header(
+    eth: &Eth,
+    src: Addr,
+    dst: Addr,
+    ident: u32,
+    next: u8,
+    offset: u16,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    assert!(
+        !src.is_v4() && !dst.is_v4(),
+        "an IPv6 fragment header needs IPv6 addresses"
+    );
+    assert!(
+        offset < 0x2000,
+        "fragment offset {offset} does not fit 13 bits"
+    );
+    let mut out = Vec::new();
+    push_eth(&mut out, eth, ETHERTYPE_IPV6);
+    push_ipv6(&mut out, src, dst, DEFAULT_TTL, 44, 8 + payload.len());
+    out.push(next);
+    out.push(0);
+    out.extend_from_slice(&((offset << 3) | u16::from(more)).to_be_bytes());
+    out.extend_from_slice(&ident.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Insert a VLAN tag (`tpid`, `vid`) right after the MAC addresses of an
+/// existing frame, outside any tag it already has.
+pub fn push_vlan(frame: &[u8], tpid: u16, vid: u16) -> Vec<u8> {
+    assert!(frame.len() >= 14, "a frame has at least an Ethernet header");
+    assert!(vid < 4096, "VLAN ID {vid} does not fit 12 bits");
+    let mut out = Vec::with_capacity(frame.len() + 4);
+    out.extend_from_slice(&frame[..12]);
+    out.extend_from_slice(&tpid.to_be_bytes());
+    out.extend_from_slice(&vid.to_be_bytes());
+    out.extend_from_slice(&frame[12..]);
+    out
+}
+
+/// A QinQ frame: an 802.1ad outer tag `outer_vlan` around the 802.1Q tag
+/// `eth.vlan` (VLAN 0 when `None`) around a TCP segment (TTL 64, IP ID 0).
+/// Refused: rampart handles at most one VLAN tag.
+pub fn stacked_vlan(eth: &Eth, outer_vlan: u16, src: Addr, dst: Addr, seg: &TcpSeg) -> Vec<u8> {
+    let inner = Eth {
+        vlan: Some(eth.vlan.unwrap_or(0)),
+        ..*eth
+    };
+    push_vlan(
+        &tcp(&inner, src, dst, DEFAULT_TTL, 0, seg),
+        ETHERTYPE_QINQ,
+        outer_vlan,
+    )
+}
+
+/// Pad a frame with zeros to the 60-byte Ethernet minimum (without FCS), as
+/// a NIC does on transmit.
+pub fn pad_to_min(frame: &mut Vec<u8>) {
+    if frame.len() < 60 {
+        frame.resize(60, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::tcp_flags;
+    use etherparse::{
+        ArpOperation, LinkSlice, NetSlice, SlicedPacket, TcpOptionElement, TransportSlice,
+    };
+
+    const A: Mac = Mac([2, 0, 0, 0, 0, 1]);
+    const B: Mac = Mac([2, 0, 0, 0, 0, 2]);
+
+    fn v4(d: u8) -> Addr {
+        Addr::from_v4([198, 18, 0, d])
+    }
+
+    fn v6(d: u8) -> Addr {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        a[13] = 0x42;
+        a[15] = d;
+        Addr::from_v6(a)
+    }
+
+    fn eth(vlan: Option<u16>) -> Eth {
+        Eth {
+            src: A,
+            dst: B,
+            vlan,
+        }
+    }
+
+    fn seg() -> TcpSeg {
+        TcpSeg {
+            sport: 40000,
+            dport: 80,
+            seq: 0x0102_0304,
+            ack: 0xa0b0_c0d0,
+            flags: tcp_flags::SYN | tcp_flags::ACK,
+            window: 29200,
+            options: tcp_opts(Some(1460), Some(7), true, Some((11, 22))),
+            payload: b"hello".to_vec(),
+        }
+    }
+
+    fn macs(p: &SlicedPacket) -> (Mac, Mac) {
+        let Some(LinkSlice::Ethernet2(e)) = &p.link else {
+            panic!("no Ethernet")
+        };
+        (Mac(e.source()), Mac(e.destination()))
+    }
+
+    /// Source and destination as parsed, checking the IPv4 header checksum
+    /// on the way.
+    fn ip_addrs(p: &SlicedPacket) -> (Addr, Addr) {
+        match &p.net {
+            Some(NetSlice::Ipv4(ip)) => {
+                let h = ip.header();
+                assert_eq!(
+                    h.header_checksum(),
+                    h.to_header().calc_header_checksum(),
+                    "IPv4 checksum"
+                );
+                (Addr::from_v4(h.source()), Addr::from_v4(h.destination()))
+            }
+            Some(NetSlice::Ipv6(ip)) => {
+                let h = ip.header();
+                (Addr::from_v6(h.source()), Addr::from_v6(h.destination()))
+            }
+            _ => panic!("no IP layer"),
+        }
+    }
+
+    #[test]
+    fn tcp_v4_and_v6_parse_with_valid_checksums() {
+        for (src, dst, vlan) in [
+            (v4(1), v4(2), None),
+            (v4(1), v4(2), Some(100)),
+            (v6(1), v6(2), None),
+            (v6(1), v6(2), Some(4095)),
+        ] {
+            let f = tcp(&eth(vlan), src, dst, 61, 0x1234, &seg());
+            let p = SlicedPacket::from_ethernet(&f).unwrap();
+            assert_eq!(macs(&p), (A, B));
+            assert_eq!(p.vlan_ids().first().map(|v| v.value()), vlan);
+            assert_eq!(ip_addrs(&p), (src, dst));
+            match &p.net {
+                Some(NetSlice::Ipv4(ip)) => {
+                    let h = ip.header();
+                    assert_eq!(
+                        (h.ttl(), h.identification(), h.dont_fragment(), h.ihl()),
+                        (61, 0x1234, true, 5)
+                    );
+                    assert_eq!(
+                        usize::from(h.total_len()),
+                        f.len() - 14 - vlan.map_or(0, |_| 4)
+                    );
+                }
+                Some(NetSlice::Ipv6(ip)) => assert_eq!(ip.header().hop_limit(), 61),
+                _ => unreachable!(),
+            }
+            let Some(TransportSlice::Tcp(t)) = &p.transport else {
+                panic!("no TCP")
+            };
+            assert_eq!((t.source_port(), t.destination_port()), (40000, 80));
+            assert_eq!(
+                (t.sequence_number(), t.acknowledgment_number()),
+                (0x0102_0304, 0xa0b0_c0d0)
+            );
+            assert!(t.syn() && t.ack() && !t.fin() && !t.rst() && !t.psh());
+            assert_eq!(t.window_size(), 29200);
+            assert_eq!(t.payload(), b"hello");
+            let expect = if src.is_v4() {
+                t.calc_checksum_ipv4(src.v4_octets(), dst.v4_octets())
+                    .unwrap()
+            } else {
+                t.calc_checksum_ipv6(src.v6_octets(), dst.v6_octets())
+                    .unwrap()
+            };
+            assert_eq!(t.checksum(), expect, "TCP checksum");
+            let opts: Vec<TcpOptionElement> = t.options_iterator().map(|o| o.unwrap()).collect();
+            assert!(opts.contains(&TcpOptionElement::MaximumSegmentSize(1460)));
+            assert!(opts.contains(&TcpOptionElement::WindowScale(7)));
+            assert!(opts.contains(&TcpOptionElement::SelectiveAcknowledgementPermitted));
+            assert!(opts.contains(&TcpOptionElement::Timestamp(11, 22)));
+        }
+    }
+
+    #[test]
+    fn tcp_options_are_padded() {
+        let mut s = seg();
+        s.options = vec![2, 4, 5, 0xb4, 1, 1, 4]; // 7 bytes: padded to 8
+        let f = tcp(&eth(None), v4(1), v4(2), 64, 0, &s);
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(TransportSlice::Tcp(t)) = &p.transport else {
+            panic!("no TCP")
+        };
+        assert_eq!(t.data_offset(), 7);
+        assert_eq!(t.options(), &[2, 4, 5, 0xb4, 1, 1, 4, 0]);
+        for (mss, ws, sack, ts) in [
+            (None, None, false, None),
+            (Some(536), None, false, None),
+            (None, Some(0), false, None),
+            (None, None, true, None),
+            (None, None, false, Some((1, 2))),
+            (Some(9000), Some(14), true, Some((u32::MAX, 0))),
+        ] {
+            assert_eq!(tcp_opts(mss, ws, sack, ts).len() % 4, 0);
+        }
+        assert!(tcp_opts(Some(1460), Some(7), true, Some((1, 2))).len() == 20);
+    }
+
+    #[test]
+    fn udp_parses_with_valid_checksum() {
+        for (src, dst) in [(v4(3), v4(4)), (v6(3), v6(4))] {
+            let f = udp(&eth(None), src, dst, 64, 7, 5353, 53, b"query");
+            let p = SlicedPacket::from_ethernet(&f).unwrap();
+            assert_eq!(ip_addrs(&p), (src, dst));
+            let Some(TransportSlice::Udp(u)) = &p.transport else {
+                panic!("no UDP")
+            };
+            assert_eq!(
+                (u.source_port(), u.destination_port(), u.length()),
+                (5353, 53, 13)
+            );
+            assert_eq!(u.payload(), b"query");
+            let h = u.to_header();
+            let expect = if src.is_v4() {
+                h.calc_checksum_ipv4_raw(src.v4_octets(), dst.v4_octets(), u.payload())
+                    .unwrap()
+            } else {
+                h.calc_checksum_ipv6_raw(src.v6_octets(), dst.v6_octets(), u.payload())
+                    .unwrap()
+            };
+            assert_eq!(u.checksum(), expect, "UDP checksum");
+        }
+    }
+
+    #[test]
+    fn icmp_echo_parses_with_valid_checksum() {
+        for (src, dst) in [(v4(5), v4(6)), (v6(5), v6(6))] {
+            for reply in [false, true] {
+                let f = if reply {
+                    icmp_echo_reply(&eth(None), src, dst, 0x4242, 9)
+                } else {
+                    icmp_echo_request(&eth(None), src, dst, 0x4242, 9)
+                };
+                let p = SlicedPacket::from_ethernet(&f).unwrap();
+                assert_eq!(ip_addrs(&p), (src, dst));
+                match &p.transport {
+                    Some(TransportSlice::Icmpv4(i)) => {
+                        assert_eq!(i.type_u8(), if reply { 0 } else { 8 });
+                        assert_eq!(i.bytes5to8(), [0x42, 0x42, 0, 9]);
+                        assert_eq!(i.payload(), ECHO_PAYLOAD);
+                        assert_eq!(
+                            i.checksum(),
+                            i.icmp_type().calc_checksum(i.payload()),
+                            "ICMP checksum"
+                        );
+                    }
+                    Some(TransportSlice::Icmpv6(i)) => {
+                        assert_eq!(i.type_u8(), if reply { 129 } else { 128 });
+                        assert_eq!(i.bytes5to8(), [0x42, 0x42, 0, 9]);
+                        assert_eq!(i.payload(), ECHO_PAYLOAD);
+                        assert!(
+                            i.is_checksum_valid(src.v6_octets(), dst.v6_octets()),
+                            "ICMPv6 checksum"
+                        );
+                    }
+                    _ => panic!("no ICMP"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arp_request_and_reply() {
+        let f = arp_request(A, v4(1), v4(2));
+        assert_eq!(f.len(), 42);
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        assert_eq!(macs(&p), (A, Mac::BROADCAST));
+        let Some(NetSlice::Arp(a)) = &p.net else {
+            panic!("no ARP")
+        };
+        assert_eq!(a.operation(), ArpOperation::REQUEST);
+        assert_eq!(a.sender_hw_addr(), &A.0);
+        assert_eq!(a.sender_protocol_addr(), &[198, 18, 0, 1]);
+        assert_eq!(a.target_hw_addr(), &[0; 6]);
+        assert_eq!(a.target_protocol_addr(), &[198, 18, 0, 2]);
+
+        let f = arp_reply(B, A, v4(2), v4(1));
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        assert_eq!(macs(&p), (B, A));
+        let Some(NetSlice::Arp(a)) = &p.net else {
+            panic!("no ARP")
+        };
+        assert_eq!(a.operation(), ArpOperation::REPLY);
+        assert_eq!(a.sender_hw_addr(), &B.0);
+        assert_eq!(a.sender_protocol_addr(), &[198, 18, 0, 2]);
+        assert_eq!(a.target_hw_addr(), &A.0);
+        assert_eq!(a.target_protocol_addr(), &[198, 18, 0, 1]);
+
+        let mut f = arp_reply(B, A, v4(2), v4(1));
+        pad_to_min(&mut f);
+        assert_eq!(f.len(), 60);
+    }
+
+    #[test]
+    fn neighbor_solicitation_layout() {
+        let target = v6(0x99);
+        let f = neighbor_solicitation(A, v6(1), target);
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let group = solicited_node(target);
+        assert_eq!(group.to_string(), "ff02::1:ff42:99");
+        assert_eq!(macs(&p), (A, Mac([0x33, 0x33, 0xff, 0x42, 0, 0x99])));
+        assert_eq!(ip_addrs(&p), (v6(1), group));
+        let Some(NetSlice::Ipv6(ip)) = &p.net else {
+            panic!("no IPv6")
+        };
+        assert_eq!(ip.header().hop_limit(), 255);
+        let Some(TransportSlice::Icmpv6(i)) = &p.transport else {
+            panic!("no ICMPv6")
+        };
+        assert_eq!((i.type_u8(), i.code_u8()), (135, 0));
+        assert!(
+            i.is_checksum_valid(v6(1).v6_octets(), group.v6_octets()),
+            "ICMPv6 checksum"
+        );
+        // Reserved word, then the target, then the SLLA option.
+        assert_eq!(i.bytes5to8(), [0; 4]);
+        assert_eq!(&i.payload()[..16], &target.v6_octets());
+        assert_eq!(&i.payload()[16..], &[1, 1, 2, 0, 0, 0, 0, 1]);
+
+        // Duplicate address detection: unspecified source, no option.
+        let f = neighbor_solicitation(A, Addr::UNSPECIFIED, target);
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(TransportSlice::Icmpv6(i)) = &p.transport else {
+            panic!("no ICMPv6")
+        };
+        assert_eq!(i.payload().len(), 16);
+        assert!(i.is_checksum_valid([0; 16], group.v6_octets()));
+    }
+
+    #[test]
+    fn neighbor_advertisement_layout() {
+        let flags = nd_flags::SOLICITED | nd_flags::OVERRIDE;
+        for tlla in [Some(B), None] {
+            let f = neighbor_advertisement(B, A, v6(2), v6(1), v6(2), flags, tlla);
+            let p = SlicedPacket::from_ethernet(&f).unwrap();
+            assert_eq!(macs(&p), (B, A));
+            assert_eq!(ip_addrs(&p), (v6(2), v6(1)));
+            let Some(NetSlice::Ipv6(ip)) = &p.net else {
+                panic!("no IPv6")
+            };
+            assert_eq!(ip.header().hop_limit(), 255);
+            let Some(TransportSlice::Icmpv6(i)) = &p.transport else {
+                panic!("no ICMPv6")
+            };
+            assert_eq!(i.type_u8(), 136);
+            assert_eq!(i.bytes5to8(), [0x60, 0, 0, 0]);
+            assert!(
+                i.is_checksum_valid(v6(2).v6_octets(), v6(1).v6_octets()),
+                "ICMPv6 checksum"
+            );
+            assert_eq!(&i.payload()[..16], &v6(2).v6_octets());
+            match tlla {
+                Some(m) => assert_eq!(
+                    &i.payload()[16..],
+                    &[2, 1, m.0[0], m.0[1], m.0[2], m.0[3], m.0[4], m.0[5]]
+                ),
+                None => assert_eq!(i.payload().len(), 16),
+            }
+        }
+    }
+
+    #[test]
+    fn refusal_builders_carry_what_they_say() {
+        let f = ipv4_with_options(&eth(None), v4(1), v4(2), 9, &[0x94, 0x04, 0, 0], &seg());
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("no IPv4")
+        };
+        assert_eq!(ip.header().ihl(), 6);
+        assert_eq!(ip.header().options(), &[0x94, 0x04, 0, 0]);
+        ip_addrs(&p);
+        let Some(TransportSlice::Tcp(t)) = &p.transport else {
+            panic!("no TCP")
+        };
+        assert_eq!(
+            t.checksum(),
+            t.calc_checksum_ipv4(v4(1).v4_octets(), v4(2).v4_octets())
+                .unwrap()
+        );
+
+        let f = ipv4_fragment(
+            &eth(None),
+            v4(1),
+            v4(2),
+            77,
+            proto::UDP,
+            0,
+            true,
+            &[0u8; 24],
+        );
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        ip_addrs(&p);
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("no IPv4")
+        };
+        let h = ip.header();
+        assert!(h.more_fragments() && !h.dont_fragment() && h.is_fragmenting_payload());
+        let f = ipv4_fragment(
+            &eth(None),
+            v4(1),
+            v4(2),
+            77,
+            proto::UDP,
+            3,
+            false,
+            &[0u8; 8],
+        );
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("no IPv4")
+        };
+        assert_eq!(ip.header().fragments_offset().value(), 3);
+        assert!(ip.is_payload_fragmented());
+
+        let f = ipv6_with_fragment_header(
+            &eth(None),
+            v6(1),
+            v6(2),
+            0xdead_beef,
+            proto::UDP,
+            0,
+            true,
+            &[0u8; 16],
+        );
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = &p.net else {
+            panic!("no IPv6")
+        };
+        assert_eq!(ip.header().next_header().0, 44);
+        assert!(ip.is_payload_fragmented());
+        assert_eq!(ip.payload().ip_number.0, proto::UDP);
+
+        let f = stacked_vlan(&eth(Some(20)), 10, v4(1), v4(2), &seg());
+        assert_eq!(&f[12..20], &[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20]);
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let ids: Vec<u16> = p.vlan_ids().iter().map(|v| v.value()).collect();
+        assert_eq!(ids, vec![10, 20]);
+        let Some(TransportSlice::Tcp(_)) = &p.transport else {
+            panic!("no TCP under the tags")
+        };
+    }
+
+    /// RFC 1071's worked example (§3): the sum of these words is ddf2.
+    #[test]
+    fn rfc1071_example() {
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum16(0, &data)), !0xddf2);
+        assert_eq!(fold(sum16(0, &[0xff])), !0xff00);
+    }
+
+    #[test]
+    #[should_panic(expected = "different address families")]
+    fn mixed_families_panic_with_a_message() {
+        tcp(&eth(None), v4(1), v6(2), 64, 0, &seg());
+    }
+}

@@ -231,7 +231,8 @@ impl WorkerStats {
             a.add(b);
         }
         if self.backends.len() < o.backends.len() {
-            self.backends.resize(o.backends.len(), FlowCounters::default());
+            self.backends
+                .resize(o.backends.len(), FlowCounters::default());
         }
         for (a, b) in self.backends.iter_mut().zip(o.backends.iter()) {
             a.add(b);

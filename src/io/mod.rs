@@ -1,1 +1,105 @@
-//! (in progress)
+//! Packet I/O backends: where frames come from and where they go.
+//!
+//! The worker loop is written once against [`PacketIo`]; only the backend
+//! differs between `rampart replay` ([`pcap`]), `rampart bench` ([`memory`])
+//! and the DPDK runtime. The trait is shaped after DPDK's burst API so that an
+//! mbuf backend fits without changing the loop:
+//!
+//! * [`PacketIo::rx_burst`] fills a caller-owned batch. A `Vec`-backed backend
+//!   overwrites the buffers already in the batch (clear + extend), so after the
+//!   first few bursts no packet costs an allocation; an mbuf backend clears the
+//!   batch and pushes the mbuf handles `rte_eth_rx_burst` returned.
+//! * [`PacketIo::tx`] queues one frame; [`PacketIo::flush`] pushes the queue
+//!   out (`rte_eth_tx_burst`). An mbuf backend takes a reference on the mbuf
+//!   in `tx` (refcount + 1) and the worker frees its rx batch as usual, so
+//!   forwarding never copies.
+//!
+//! Invariant: after `rx_burst` returns `Ok(n)`, `bufs[..n]` are the packets
+//! received, in arrival order; entries past `n` are spare buffers the backend
+//! keeps for reuse and carry no packet.
+
+pub mod memory;
+pub mod pcap;
+
+use crate::buf::PacketBuf;
+
+pub use memory::MemoryIo;
+pub use pcap::{PcapError, PcapIo, PcapReader, PcapWriter, TsResolution};
+
+/// Batch I/O as the worker loop sees it.
+pub trait PacketIo {
+    /// The frame buffer this backend hands out: [`RxPacket`] for the pure-Rust
+    /// backends, an mbuf handle for DPDK.
+    type Buf: PacketBuf;
+
+    /// Receive up to `max` packets into `bufs[..n]` and return `n`.
+    ///
+    /// `Ok(0)` means "nothing right now"; a finite source (a pcap file, a
+    /// memory ring replayed N times) then also reports [`PacketIo::exhausted`].
+    fn rx_burst(&mut self, bufs: &mut Vec<Self::Buf>, max: usize) -> std::io::Result<usize>;
+
+    /// Queue one frame for transmission. The buffer is not consumed: a
+    /// `Vec`-backed backend copies or records it, an mbuf backend takes a
+    /// reference.
+    fn tx(&mut self, pkt: &Self::Buf) -> std::io::Result<()>;
+
+    /// Push queued frames out. Called once per burst by the worker.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// True once a finite source has delivered its last packet. A NIC never is.
+    fn exhausted(&self) -> bool {
+        false
+    }
+}
+
+/// A received frame in a reusable heap buffer, with its capture timestamp.
+///
+/// The pcap and memory backends hand these out and reuse them burst after
+/// burst: `data` is cleared and refilled, never reallocated once it is large
+/// enough.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RxPacket {
+    /// The frame, from the Ethernet header on.
+    pub data: Vec<u8>,
+    /// Capture time in nanoseconds since the Unix epoch (pcap) or a
+    /// synthetic clock (memory).
+    pub ts_ns: u64,
+}
+
+impl RxPacket {
+    pub fn new(data: Vec<u8>, ts_ns: u64) -> RxPacket {
+        RxPacket { data, ts_ns }
+    }
+
+    /// Replace the contents with `frame`, keeping the allocation.
+    #[inline]
+    pub fn fill(&mut self, frame: &[u8], ts_ns: u64) {
+        self.data.clear();
+        self.data.extend_from_slice(frame);
+        self.ts_ns = ts_ns;
+    }
+}
+
+impl PacketBuf for RxPacket {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+}
+
+/// The batch slot `i`, created if the batch is not that long yet. Only the
+/// first bursts allocate; later ones find the slot and its buffer in place.
+#[inline]
+pub(crate) fn slot(bufs: &mut Vec<RxPacket>, i: usize) -> &mut RxPacket {
+    if bufs.len() <= i {
+        bufs.resize_with(i + 1, RxPacket::default);
+    }
+    &mut bufs[i]
+}

@@ -1,0 +1,284 @@
+//! The TOML configuration: schema, defaults and validation.
+//!
+//! [`load`] / [`parse`] turn a config file into a [`Config`] whose every value
+//! has been checked, or into one [`ConfigError`] that names the file, the
+//! line and column of the offending value and its key path, e.g.
+//!
+//! ```text
+//! configs/x.toml:27:14: vip[1].table_size: 65536 is not prime (Maglev needs a prime table size, e.g. 65537)
+//! ```
+//!
+//! The first error in file order wins. After a successful parse nothing in
+//! the config needs checking again: addresses are [`Addr`], MACs are [`Mac`],
+//! names are enums, every backend port is resolved and every default filled.
+//!
+//! The file has four parts: `[node]` (our MAC, our addresses, the gateway),
+//! an optional `[conntrack]` (table capacity and per-state timeouts),
+//! `[[neighbor]]` static neighbor entries and `[[vip]]` virtual services,
+//! each with its `[[vip.backend]]` list. `configs/rampart.toml` is the
+//! reference; `configs/minimal.toml` the smallest useful config.
+
+mod error;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::ConfigError;
+
+use crate::flow::{proto, Addr, Mac};
+
+/// Default `conntrack.capacity`: 2^20 entries.
+pub const DEFAULT_CONNTRACK_CAPACITY: u32 = 1 << 20;
+/// Largest accepted `conntrack.capacity`: 2^26 entries.
+pub const MAX_CONNTRACK_CAPACITY: u32 = 1 << 26;
+/// Largest accepted timeout: one week, in seconds.
+pub const MAX_TIMEOUT_SECS: u32 = 7 * 24 * 3600;
+/// Default Maglev `table_size` (the prime the Maglev paper uses).
+pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
+/// Smallest accepted `table_size`.
+pub const MIN_TABLE_SIZE: u32 = 7;
+/// Largest accepted `table_size` (a prime).
+pub const MAX_TABLE_SIZE: u32 = 10_000_019;
+/// Largest accepted backend `weight`; keeps the sum of a VIP's weights in a `u32`.
+pub const MAX_WEIGHT: u32 = 65_535;
+/// Longest accepted VIP name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub node: Node,
+    pub conntrack: Conntrack,
+    pub neighbors: Vec<Neighbor>,
+    pub vips: Vec<Vip>,
+}
+
+/// `[node]`: this appliance's own port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// MAC address of our port (unicast).
+    pub mac: Mac,
+    /// Our own IP addresses: rampart answers ARP/ND for them and uses them as
+    /// the source of probes. Non-empty, no duplicates.
+    pub addresses: Vec<Addr>,
+    /// Next hop for destinations that have no neighbor entry.
+    pub gateway_mac: Mac,
+}
+
+/// `[conntrack]`: the connection table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conntrack {
+    /// Number of entries, allocated at start; 1..=[`MAX_CONNTRACK_CAPACITY`].
+    pub capacity: u32,
+    pub timeouts: Timeouts,
+}
+
+impl Default for Conntrack {
+    fn default() -> Conntrack {
+        Conntrack {
+            capacity: DEFAULT_CONNTRACK_CAPACITY,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Idle timeouts per connection state, in seconds (each 1..=[`MAX_TIMEOUT_SECS`]).
+/// The keys sit directly in `[conntrack]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_syn_sent: u32,
+    pub tcp_syn_recv: u32,
+    pub tcp_established: u32,
+    pub tcp_fin_wait: u32,
+    pub tcp_close_wait: u32,
+    pub tcp_time_wait: u32,
+    pub tcp_close: u32,
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            tcp_syn_sent: 30,
+            tcp_syn_recv: 30,
+            tcp_established: 900,
+            tcp_fin_wait: 120,
+            tcp_close_wait: 60,
+            tcp_time_wait: 60,
+            tcp_close: 10,
+            udp: 300,
+        }
+    }
+}
+
+/// `[[neighbor]]`: a static neighbor entry (address → MAC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbor {
+    pub address: Addr,
+    pub mac: Mac,
+}
+
+/// Transport protocol of a VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The spellings accepted in the config.
+    pub const NAMES: &'static [&'static str] = &["tcp", "udp"];
+
+    /// IP protocol number (6 / 17).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => proto::TCP,
+            Protocol::Udp => proto::UDP,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Protocol> {
+        match name {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// Forwarding mode of a VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Destination NAT: the VIP is rewritten to the backend, replies come back through us.
+    Nat,
+    /// Source and destination NAT: the client is replaced by one of our local addresses.
+    FullNat,
+    /// Direct return: only the destination MAC changes; the backend answers the client.
+    Dr,
+}
+
+impl Mode {
+    pub const NAMES: &'static [&'static str] = &["nat", "fullnat", "dr"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Nat => "nat",
+            Mode::FullNat => "fullnat",
+            Mode::Dr => "dr",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Mode> {
+        match name {
+            "nat" => Some(Mode::Nat),
+            "fullnat" => Some(Mode::FullNat),
+            "dr" => Some(Mode::Dr),
+            _ => None,
+        }
+    }
+}
+
+/// Scheduler that picks a backend for a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SchedulerName {
+    /// Maglev consistent hashing (the default).
+    #[default]
+    Maglev,
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connections.
+    Lc,
+    /// Source-address hash.
+    Sh,
+}
+
+impl SchedulerName {
+    pub const NAMES: &'static [&'static str] = &["maglev", "rr", "wrr", "lc", "sh"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerName::Maglev => "maglev",
+            SchedulerName::Rr => "rr",
+            SchedulerName::Wrr => "wrr",
+            SchedulerName::Lc => "lc",
+            SchedulerName::Sh => "sh",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SchedulerName> {
+        match name {
+            "maglev" => Some(SchedulerName::Maglev),
+            "rr" => Some(SchedulerName::Rr),
+            "wrr" => Some(SchedulerName::Wrr),
+            "lc" => Some(SchedulerName::Lc),
+            "sh" => Some(SchedulerName::Sh),
+            _ => None,
+        }
+    }
+}
+
+/// `[[vip]]`: a virtual service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vip {
+    /// Unique, 1..=64 characters of `A-Z a-z 0-9 _ - .`.
+    pub name: String,
+    pub address: Addr,
+    /// 1..=65535.
+    pub port: u16,
+    pub protocol: Protocol,
+    pub mode: Mode,
+    pub scheduler: SchedulerName,
+    /// Maglev lookup-table size: prime, [`MIN_TABLE_SIZE`]..=[`MAX_TABLE_SIZE`],
+    /// at least the number of backends.
+    pub table_size: u32,
+    /// FullNAT source addresses (same family as the VIP); empty for other modes.
+    pub local_addresses: Vec<Addr>,
+    /// May be empty, and all weights may be 0: such a VIP drops new flows.
+    pub backends: Vec<Backend>,
+}
+
+/// `[[vip.backend]]`: a real server behind a VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Backend {
+    /// Same family as the VIP.
+    pub address: Addr,
+    /// Resolved: the VIP port for `dr` and when omitted.
+    pub port: u16,
+    /// 0 = drained (keeps its connections, gets no new ones); default 1.
+    pub weight: u32,
+}
+
+impl Config {
+    /// The VIP with this name.
+    pub fn vip(&self, name: &str) -> Option<&Vip> {
+        self.vips.iter().find(|v| v.name == name)
+    }
+}
+
+/// Reads and validates the config file at `path`. Errors name the path as given.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::whole_file(&file, format!("cannot read config: {e}")))?;
+    parse(&text, &file)
+}
+
+/// Parses and validates config text; `file_name` is used in error messages only.
+pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig =
+        toml::from_str(text).map_err(|e| error::from_toml(text, file_name, &e))?;
+    validate::validate(text, file_name, &raw)
+}

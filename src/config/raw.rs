@@ -1,0 +1,74 @@
+//! The config file as written: serde structs that keep every value's byte
+//! span, so validation can point at the line and column of a bad value.
+//! Integers are read as `i64` (TOML's integer type) and range-checked during
+//! validation; names and addresses are read as strings and parsed there too,
+//! so every message is rampart's own.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub node: S<RawNode>,
+    #[serde(default)]
+    pub conntrack: Option<S<RawConntrack>>,
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<S<RawNeighbor>>,
+    #[serde(default, rename = "vip")]
+    pub vips: Vec<S<RawVip>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNode {
+    pub mac: S<String>,
+    pub addresses: S<Vec<S<String>>>,
+    pub gateway_mac: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConntrack {
+    pub capacity: Option<S<i64>>,
+    pub tcp_syn_sent: Option<S<i64>>,
+    pub tcp_syn_recv: Option<S<i64>>,
+    pub tcp_established: Option<S<i64>>,
+    pub tcp_fin_wait: Option<S<i64>>,
+    pub tcp_close_wait: Option<S<i64>>,
+    pub tcp_time_wait: Option<S<i64>>,
+    pub tcp_close: Option<S<i64>>,
+    pub udp: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNeighbor {
+    pub address: S<String>,
+    pub mac: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVip {
+    pub name: S<String>,
+    pub address: S<String>,
+    pub port: S<i64>,
+    pub protocol: S<String>,
+    pub mode: S<String>,
+    pub scheduler: Option<S<String>>,
+    pub table_size: Option<S<i64>>,
+    pub local_addresses: Option<S<Vec<S<String>>>>,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<S<RawBackend>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackend {
+    pub address: S<String>,
+    pub port: Option<S<i64>>,
+    pub weight: Option<S<i64>>,
+}

@@ -1,0 +1,635 @@
+//! Raw (spanned) config → validated [`Config`]. Checks run in file order and
+//! the first failure is returned; cross-references (duplicates, conflicts)
+//! are reported at the later of the two occurrences and name the earlier one.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Range;
+
+use super::error::{line_col, ConfigError};
+use super::raw::{RawBackend, RawConfig, RawConntrack, RawNode, RawVip, S};
+use super::*;
+use crate::flow::Family;
+
+type Res<T> = Result<T, ConfigError>;
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err<T>(&self, span: Range<usize>, key: &str, message: String) -> Res<T> {
+        let key = (!key.is_empty()).then(|| key.to_string());
+        Err(ConfigError::at(
+            self.text, self.file, span.start, key, message,
+        ))
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    fn addr(&self, v: &S<String>, key: &str) -> Res<Addr> {
+        let s = v.get_ref().trim();
+        let ip: IpAddr = match s.parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                let hint = if s.contains('/') {
+                    " (write a single address, without a prefix length)"
+                } else if s.contains(':') && s.contains('.') && !s.starts_with("::ffff:") {
+                    " (write the address without a port)"
+                } else {
+                    ""
+                };
+                return self.err(
+                    v.span(),
+                    key,
+                    format!("`{s}` is not an IPv4 or IPv6 address{hint}"),
+                );
+            }
+        };
+        let bad = match ip {
+            IpAddr::V4(a) => {
+                if a.is_unspecified() {
+                    Some("the unspecified address")
+                } else if a.is_multicast() {
+                    Some("a multicast address")
+                } else if a.is_broadcast() {
+                    Some("the broadcast address")
+                } else {
+                    None
+                }
+            }
+            IpAddr::V6(a) => {
+                if a.is_unspecified() {
+                    Some("the unspecified address")
+                } else if a.is_multicast() {
+                    Some("a multicast address")
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(what) = bad {
+            return self.err(
+                v.span(),
+                key,
+                format!("{s} is {what}; a unicast address is needed here"),
+            );
+        }
+        Ok(Addr::from(ip))
+    }
+
+    fn mac(&self, v: &S<String>, key: &str) -> Res<Mac> {
+        let s = v.get_ref().trim();
+        let mac: Mac = match s.parse() {
+            Ok(m) => m,
+            Err(why) => {
+                return self.err(
+                    v.span(),
+                    key,
+                    format!("`{s}` is not a MAC address ({why}, e.g. 02:00:00:00:00:01)"),
+                )
+            }
+        };
+        if mac.is_multicast() {
+            return self.err(
+                v.span(),
+                key,
+                format!("{mac} is a multicast/broadcast MAC; a unicast MAC is needed here"),
+            );
+        }
+        Ok(mac)
+    }
+
+    fn int(&self, v: &S<i64>, key: &str, lo: u32, hi: u32, unit: &str) -> Res<u32> {
+        let n = *v.get_ref();
+        if n < i64::from(lo) || n > i64::from(hi) {
+            return self.err(
+                v.span(),
+                key,
+                format!(
+                    "{n} is out of range: {key_tail} must be {lo}..={hi}{unit}",
+                    key_tail = tail(key)
+                ),
+            );
+        }
+        Ok(n as u32)
+    }
+}
+
+/// Last component of a key path, without index: `vip[0].port` → `port`.
+fn tail(key: &str) -> &str {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    last.split('[').next().unwrap_or(last)
+}
+
+fn family_name(a: Addr) -> &'static str {
+    match a.family() {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n % 2 == 0 {
+        return n == 2;
+    }
+    let mut d = 3u32;
+    while d.saturating_mul(d) <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+/// The smallest prime `>= n`.
+pub(crate) fn next_prime(n: u32) -> u32 {
+    let mut p = n.max(2);
+    while !is_prime(p) {
+        p += 1;
+    }
+    p
+}
+
+/// `addr:port`, with brackets around IPv6.
+fn socket(a: Addr, port: u16) -> String {
+    match a.family() {
+        Family::V4 => format!("{a}:{port}"),
+        Family::V6 => format!("[{a}]:{port}"),
+    }
+}
+
+pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
+    let cx = Ctx { text, file };
+    let node = node(&cx, raw.node.get_ref())?;
+    let conntrack = match &raw.conntrack {
+        Some(c) => conntrack(&cx, c.get_ref())?,
+        None => Conntrack::default(),
+    };
+
+    let mut neighbors = Vec::with_capacity(raw.neighbors.len());
+    let mut seen_neighbors: HashMap<Addr, usize> = HashMap::new();
+    for (i, n) in raw.neighbors.iter().enumerate() {
+        let n = n.get_ref();
+        let key = format!("neighbor[{i}].address");
+        let address = cx.addr(&n.address, &key)?;
+        if node.addresses.contains(&address) {
+            return cx.err(
+                n.address.span(),
+                &key,
+                format!("{address} is one of node.addresses; neighbor entries are for other hosts"),
+            );
+        }
+        if let Some(line) = seen_neighbors.get(&address) {
+            return cx.err(
+                n.address.span(),
+                &key,
+                format!("{address} already has a neighbor entry (line {line})"),
+            );
+        }
+        seen_neighbors.insert(address, cx.line(&n.address.span()));
+        let mac = cx.mac(&n.mac, &format!("neighbor[{i}].mac"))?;
+        neighbors.push(Neighbor { address, mac });
+    }
+
+    let mut vips = VipChecker {
+        cx: &cx,
+        node: &node,
+        names: HashMap::new(),
+        services: HashMap::new(),
+        addresses: HashMap::new(),
+        locals: HashMap::new(),
+    };
+    let mut out = Vec::with_capacity(raw.vips.len());
+    for (i, v) in raw.vips.iter().enumerate() {
+        out.push(vips.vip(i, v)?);
+    }
+
+    Ok(Config {
+        node,
+        conntrack,
+        neighbors,
+        vips: out,
+    })
+}
+
+fn node(cx: &Ctx, n: &RawNode) -> Res<Node> {
+    let mac = cx.mac(&n.mac, "node.mac")?;
+    let list = n.addresses.get_ref();
+    if list.is_empty() {
+        return cx.err(
+            n.addresses.span(),
+            "node.addresses",
+            "at least one address is needed (rampart answers ARP/ND for them and sources probes from them)"
+                .to_string(),
+        );
+    }
+    let mut addresses: Vec<Addr> = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let key = format!("node.addresses[{i}]");
+        let addr = cx.addr(a, &key)?;
+        if addresses.contains(&addr) {
+            return cx.err(a.span(), &key, format!("{addr} is listed twice"));
+        }
+        addresses.push(addr);
+    }
+    let gateway_mac = cx.mac(&n.gateway_mac, "node.gateway_mac")?;
+    Ok(Node {
+        mac,
+        addresses,
+        gateway_mac,
+    })
+}
+
+fn conntrack(cx: &Ctx, c: &RawConntrack) -> Res<Conntrack> {
+    let mut out = Conntrack::default();
+    if let Some(cap) = &c.capacity {
+        out.capacity = cx.int(
+            cap,
+            "conntrack.capacity",
+            1,
+            MAX_CONNTRACK_CAPACITY,
+            " entries",
+        )?;
+    }
+    let t = &mut out.timeouts;
+    let mut fields: [(&Option<S<i64>>, &mut u32, &str); 8] = [
+        (
+            &c.tcp_syn_sent,
+            &mut t.tcp_syn_sent,
+            "conntrack.tcp_syn_sent",
+        ),
+        (
+            &c.tcp_syn_recv,
+            &mut t.tcp_syn_recv,
+            "conntrack.tcp_syn_recv",
+        ),
+        (
+            &c.tcp_established,
+            &mut t.tcp_established,
+            "conntrack.tcp_established",
+        ),
+        (
+            &c.tcp_fin_wait,
+            &mut t.tcp_fin_wait,
+            "conntrack.tcp_fin_wait",
+        ),
+        (
+            &c.tcp_close_wait,
+            &mut t.tcp_close_wait,
+            "conntrack.tcp_close_wait",
+        ),
+        (
+            &c.tcp_time_wait,
+            &mut t.tcp_time_wait,
+            "conntrack.tcp_time_wait",
+        ),
+        (&c.tcp_close, &mut t.tcp_close, "conntrack.tcp_close"),
+        (&c.udp, &mut t.udp, "conntrack.udp"),
+    ];
+    // Report the earliest bad timeout in the file, not in field order.
+    fields.sort_by_key(|(v, _, _)| v.as_ref().map_or(usize::MAX, |v| v.span().start));
+    for (value, slot, key) in fields {
+        if let Some(v) = value {
+            *slot = cx.int(v, key, 1, MAX_TIMEOUT_SECS, " seconds")?;
+        }
+    }
+    Ok(out)
+}
+
+struct VipChecker<'a> {
+    cx: &'a Ctx<'a>,
+    node: &'a Node,
+    /// name → line
+    names: HashMap<String, usize>,
+    /// (address, port, protocol) → (name, line)
+    services: HashMap<(Addr, u16, Protocol), (String, usize)>,
+    /// VIP address → (name, line)
+    addresses: HashMap<Addr, (String, usize)>,
+    /// FullNAT local address → (name, line)
+    locals: HashMap<Addr, (String, usize)>,
+}
+
+fn choice<T: Copy>(
+    cx: &Ctx,
+    v: &S<String>,
+    key: &str,
+    what: &str,
+    names: &[&str],
+    from: fn(&str) -> Option<T>,
+) -> Res<T> {
+    match from(v.get_ref()) {
+        Some(t) => Ok(t),
+        None => cx.err(
+            v.span(),
+            key,
+            format!(
+                "`{}` is not a {what}; expected one of {}",
+                v.get_ref(),
+                names.join(", ")
+            ),
+        ),
+    }
+}
+
+impl VipChecker<'_> {
+    fn vip(&mut self, i: usize, sv: &S<RawVip>) -> Res<Vip> {
+        let cx = self.cx;
+        let v = sv.get_ref();
+        let k = |field: &str| format!("vip[{i}].{field}");
+
+        // name
+        let name = v.name.get_ref().clone();
+        let name_ok = !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !name_ok {
+            return cx.err(
+                v.name.span(),
+                &k("name"),
+                format!("`{name}` is not a valid VIP name: use 1..={MAX_NAME_LEN} characters of A-Z a-z 0-9 _ - ."),
+            );
+        }
+        if let Some(line) = self.names.get(&name) {
+            return cx.err(
+                v.name.span(),
+                &k("name"),
+                format!("VIP name `{name}` is already used (line {line})"),
+            );
+        }
+        self.names.insert(name.clone(), cx.line(&v.name.span()));
+
+        // address
+        let address = cx.addr(&v.address, &k("address"))?;
+        if self.node.addresses.contains(&address) {
+            return cx.err(
+                v.address.span(),
+                &k("address"),
+                format!("{address} is one of node.addresses; a VIP needs an address of its own"),
+            );
+        }
+        if let Some((other, line)) = self.locals.get(&address) {
+            return cx.err(
+                v.address.span(),
+                &k("address"),
+                format!("{address} is a local address of VIP `{other}` (line {line}); a VIP needs an address of its own"),
+            );
+        }
+
+        let port = cx.int(&v.port, &k("port"), 1, 65_535, "")? as u16;
+        let protocol = choice(
+            cx,
+            &v.protocol,
+            &k("protocol"),
+            "protocol",
+            Protocol::NAMES,
+            Protocol::from_name,
+        )?;
+        let mode = choice(
+            cx,
+            &v.mode,
+            &k("mode"),
+            "mode",
+            Mode::NAMES,
+            Mode::from_name,
+        )?;
+        let scheduler = match &v.scheduler {
+            Some(s) => choice(
+                cx,
+                s,
+                &k("scheduler"),
+                "scheduler",
+                SchedulerName::NAMES,
+                SchedulerName::from_name,
+            )?,
+            None => SchedulerName::default(),
+        };
+
+        if let Some((other, line)) = self.services.get(&(address, port, protocol)) {
+            return cx.err(
+                v.address.span(),
+                &k("address"),
+                format!(
+                    "{} {} is already served by VIP `{other}` (line {line})",
+                    protocol.name(),
+                    socket(address, port)
+                ),
+            );
+        }
+        let here = (name.clone(), cx.line(&v.address.span()));
+        self.services
+            .insert((address, port, protocol), here.clone());
+        self.addresses.entry(address).or_insert(here);
+
+        let table_size = match &v.table_size {
+            Some(t) => {
+                let n = cx.int(t, &k("table_size"), MIN_TABLE_SIZE, MAX_TABLE_SIZE, "")?;
+                if !is_prime(n) {
+                    return cx.err(
+                        t.span(),
+                        &k("table_size"),
+                        format!(
+                            "{n} is not prime (Maglev needs a prime table size, e.g. {})",
+                            next_prime(n)
+                        ),
+                    );
+                }
+                n
+            }
+            None => DEFAULT_TABLE_SIZE,
+        };
+
+        let local_addresses = self.local_addresses(i, sv, address, mode)?;
+        let backends = self.backends(i, v, address, port, mode, &local_addresses)?;
+
+        if backends.len() > table_size as usize {
+            let (span, key) = match &v.table_size {
+                Some(t) => (t.span(), k("table_size")),
+                None => (sv.span(), format!("vip[{i}]")),
+            };
+            return cx.err(
+                span,
+                &key,
+                format!(
+                    "table_size {table_size} is smaller than the number of backends ({}); Maglev needs at least one slot per backend",
+                    backends.len()
+                ),
+            );
+        }
+
+        Ok(Vip {
+            name,
+            address,
+            port,
+            protocol,
+            mode,
+            scheduler,
+            table_size,
+            local_addresses,
+            backends,
+        })
+    }
+
+    fn local_addresses(
+        &mut self,
+        i: usize,
+        sv: &S<RawVip>,
+        vip_addr: Addr,
+        mode: Mode,
+    ) -> Res<Vec<Addr>> {
+        let cx = self.cx;
+        let v = sv.get_ref();
+        let key = format!("vip[{i}].local_addresses");
+        let list = match (&v.local_addresses, mode) {
+            (None, Mode::FullNat) => {
+                return cx.err(
+                    sv.span(),
+                    &key,
+                    "required key is missing: fullnat needs local_addresses (our source addresses toward the backends)"
+                        .to_string(),
+                )
+            }
+            (None, _) => return Ok(Vec::new()),
+            (Some(list), Mode::FullNat) => list,
+            (Some(list), other) => {
+                return cx.err(
+                    list.span(),
+                    &key,
+                    format!(
+                        "only fullnat uses local_addresses; remove it or set mode = \"fullnat\" (this VIP is {})",
+                        other.name()
+                    ),
+                )
+            }
+        };
+        if list.get_ref().is_empty() {
+            return cx.err(
+                list.span(),
+                &key,
+                "fullnat needs at least one local address (our source addresses toward the backends)"
+                    .to_string(),
+            );
+        }
+        let mut out: Vec<Addr> = Vec::with_capacity(list.get_ref().len());
+        for (j, a) in list.get_ref().iter().enumerate() {
+            let key = format!("vip[{i}].local_addresses[{j}]");
+            let addr = cx.addr(a, &key)?;
+            if addr.family() != vip_addr.family() {
+                return cx.err(
+                    a.span(),
+                    &key,
+                    format!(
+                        "{addr} is {} but the VIP {vip_addr} is {} (rampart does not translate between address families)",
+                        family_name(addr),
+                        family_name(vip_addr)
+                    ),
+                );
+            }
+            if let Some((other, line)) = self.addresses.get(&addr) {
+                return cx.err(
+                    a.span(),
+                    &key,
+                    format!("{addr} is the address of VIP `{other}` (line {line}); a local address must not be a VIP"),
+                );
+            }
+            if out.contains(&addr) {
+                return cx.err(a.span(), &key, format!("{addr} is listed twice"));
+            }
+            out.push(addr);
+            let here = (v.name.get_ref().clone(), cx.line(&a.span()));
+            self.locals.entry(addr).or_insert(here);
+        }
+        Ok(out)
+    }
+
+    fn backends(
+        &mut self,
+        i: usize,
+        v: &RawVip,
+        vip_addr: Addr,
+        vip_port: u16,
+        mode: Mode,
+        locals: &[Addr],
+    ) -> Res<Vec<Backend>> {
+        let cx = self.cx;
+        let mut out: Vec<Backend> = Vec::with_capacity(v.backends.len());
+        let mut seen: HashMap<(Addr, u16), usize> = HashMap::new();
+        for (j, b) in v.backends.iter().enumerate() {
+            let b: &RawBackend = b.get_ref();
+            let k = |field: &str| format!("vip[{i}].backend[{j}].{field}");
+            let address = cx.addr(&b.address, &k("address"))?;
+            if address.family() != vip_addr.family() {
+                return cx.err(
+                    b.address.span(),
+                    &k("address"),
+                    format!(
+                        "{address} is {} but the VIP {vip_addr} is {} (rampart does not translate between address families)",
+                        family_name(address),
+                        family_name(vip_addr)
+                    ),
+                );
+            }
+            if address == vip_addr || locals.contains(&address) {
+                return cx.err(
+                    b.address.span(),
+                    &k("address"),
+                    format!("{address} is an address of this VIP; a backend must be another host"),
+                );
+            }
+            if self.node.addresses.contains(&address) {
+                return cx.err(
+                    b.address.span(),
+                    &k("address"),
+                    format!("{address} is one of node.addresses; a backend must be another host"),
+                );
+            }
+            let port = match (&b.port, mode) {
+                (None, _) => vip_port,
+                (Some(p), Mode::Dr) => {
+                    if *p.get_ref() != i64::from(vip_port) {
+                        return cx.err(
+                            p.span(),
+                            &k("port"),
+                            format!(
+                                "dr does not rewrite ports: the backend port must equal the VIP port ({vip_port}) or be omitted, got {}",
+                                p.get_ref()
+                            ),
+                        );
+                    }
+                    vip_port
+                }
+                (Some(p), _) => cx.int(p, &k("port"), 1, 65_535, "")? as u16,
+            };
+            let weight = match &b.weight {
+                Some(w) => cx.int(w, &k("weight"), 0, MAX_WEIGHT, " (0 = drained)")?,
+                None => 1,
+            };
+            if let Some(line) = seen.get(&(address, port)) {
+                return cx.err(
+                    b.address.span(),
+                    &k("address"),
+                    format!(
+                        "backend {} is listed twice in this VIP (first at line {line})",
+                        socket(address, port)
+                    ),
+                );
+            }
+            seen.insert((address, port), cx.line(&b.address.span()));
+            out.push(Backend {
+                address,
+                port,
+                weight,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,226 @@
+//! Frame classification: the one place rampart validates packet bytes.
+//!
+//! [`parse`] walks Ethernet II, at most one 802.1Q tag, then ARP, IPv4 or
+//! IPv6 and the transport header, using etherparse's header slices (each a
+//! length check plus field reads, no copying), and fills a [`FlowDesc`]
+//! whose offsets every later stage may trust. What rampart refuses on
+//! purpose gets its own [`DropReason`] (STYLE 5):
+//!
+//! * 0x88a8 / 0x9100 outer tags, or a second 0x8100 tag: `StackedVlan`;
+//! * IPv4 options: `Ipv4Options`; MF set or a non-zero fragment offset:
+//!   `Ipv4Fragment` (a fragment carries no ports to schedule on);
+//! * an IPv6 extension header straight after the fixed header:
+//!   `Ipv6ExtHeader`;
+//! * any EtherType but IPv4, IPv6 and ARP: `UnsupportedEtherType`;
+//! * ARP for anything but Ethernet/IPv4: `ArpNotForUs`;
+//! * anything shorter than its headers claim: `Malformed`.
+//!
+//! IP protocols other than TCP, UDP, ICMP and ICMPv6 are not refused here:
+//! the descriptor carries the protocol with zero ports and the datapath
+//! decides. Bytes past the IP total/payload length are Ethernet padding and
+//! are excluded from `l4_len`.
+//!
+//! Checksums are not verified: NICs verify them in hardware, and rampart's
+//! incremental updates carry a wrong checksum through unchanged, so the end
+//! host still drops the packet.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use etherparse::{
+    ArpPacketSlice, EtherType, Ethernet2HeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice,
+    SingleVlanHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
+};
+
+use crate::flow::{proto, Addr, FlowDesc, FlowKey, L3Kind, Mac};
+use crate::stats::DropReason;
+
+const ETH_LEN: usize = 14;
+const VLAN_LEN: usize = 4;
+const IPV6_LEN: usize = 40;
+/// ICMP and ICMPv6 messages start with type, code, checksum and 4 more bytes.
+const ICMP_MIN_LEN: usize = 8;
+const ARP_ETH_IPV4_LEN: usize = 28;
+const ARP_HW_ETHERNET: u16 = 1;
+
+/// Whether the destination MAC admits the frame: ours, broadcast or any
+/// multicast group (IPv6 ND solicitations go to solicited-node multicast).
+/// A frame too short to hold a destination MAC is not accepted.
+#[inline]
+pub fn mac_accepts(frame: &[u8], our: Mac) -> bool {
+    match frame.get(..6) {
+        // The I/G bit (multicast, broadcast included) is bit 0 of byte 0.
+        Some(dst) => dst == our.0 || dst.first().is_some_and(|b| b & 1 == 1),
+        None => false,
+    }
+}
+
+/// Classifies one Ethernet frame into a [`FlowDesc`], or names why rampart
+/// refuses it. Never panics, whatever the bytes.
+#[inline]
+pub fn parse(frame: &[u8]) -> Result<FlowDesc, DropReason> {
+    let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::Malformed)?;
+    let mut ethertype = eth.ether_type();
+    let mut l3_off = ETH_LEN;
+    let mut vlan = None;
+
+    if ethertype == EtherType::VLAN_TAGGED_FRAME {
+        let rest = frame.get(ETH_LEN..).unwrap_or_default();
+        let tag = SingleVlanHeaderSlice::from_slice(rest).map_err(|_| DropReason::Malformed)?;
+        vlan = Some(tag.vlan_identifier().value());
+        ethertype = tag.ether_type();
+        l3_off += VLAN_LEN;
+    }
+    if is_vlan_tpid(ethertype) {
+        // Either an S-tag outer header or a second C-tag: QinQ.
+        return Err(DropReason::StackedVlan);
+    }
+
+    let l3 = frame.get(l3_off..).unwrap_or_default();
+    let mut d = match ethertype {
+        EtherType::IPV4 => parse_ipv4(l3, l3_off)?,
+        EtherType::IPV6 => parse_ipv6(l3, l3_off)?,
+        EtherType::ARP => parse_arp(l3, l3_off)?,
+        _ => return Err(DropReason::UnsupportedEtherType),
+    };
+    d.vlan = vlan;
+    Ok(d)
+}
+
+#[inline]
+fn is_vlan_tpid(t: EtherType) -> bool {
+    t == EtherType::VLAN_TAGGED_FRAME
+        || t == EtherType::PROVIDER_BRIDGING
+        || t == EtherType::VLAN_DOUBLE_TAGGED_FRAME
+}
+
+#[inline]
+fn parse_ipv4(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
+    let ip = Ipv4HeaderSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
+    let hlen = usize::from(ip.ihl()) * 4;
+    let total = usize::from(ip.total_len());
+    if total < hlen || total > l3.len() {
+        return Err(DropReason::Malformed);
+    }
+    if hlen != 20 {
+        return Err(DropReason::Ipv4Options);
+    }
+    if ip.more_fragments() || ip.fragments_offset().value() != 0 {
+        return Err(DropReason::Ipv4Fragment);
+    }
+    let payload = l3.get(hlen..total).unwrap_or_default();
+    let mut d = FlowDesc {
+        l3: L3Kind::Ipv4,
+        l3_off: l3_off as u16,
+        l4_off: (l3_off + hlen) as u16,
+        l4_len: payload.len() as u16,
+        ttl: ip.ttl(),
+        key: FlowKey {
+            src: Addr::from_v4(ip.source()),
+            dst: Addr::from_v4(ip.destination()),
+            proto: ip.protocol().0,
+            ..FlowKey::default()
+        },
+        ..FlowDesc::default()
+    };
+    parse_l4(payload, &mut d)?;
+    Ok(d)
+}
+
+#[inline]
+fn parse_ipv6(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
+    let ip = Ipv6HeaderSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
+    let end = IPV6_LEN + usize::from(ip.payload_length());
+    let payload = l3.get(IPV6_LEN..end).ok_or(DropReason::Malformed)?;
+    let next = ip.next_header();
+    if next.is_ipv6_ext_header_value() {
+        return Err(DropReason::Ipv6ExtHeader);
+    }
+    let mut d = FlowDesc {
+        l3: L3Kind::Ipv6,
+        l3_off: l3_off as u16,
+        l4_off: (l3_off + IPV6_LEN) as u16,
+        l4_len: payload.len() as u16,
+        ttl: ip.hop_limit(),
+        key: FlowKey {
+            src: Addr::from_v6(ip.source()),
+            dst: Addr::from_v6(ip.destination()),
+            proto: next.0,
+            ..FlowKey::default()
+        },
+        ..FlowDesc::default()
+    };
+    parse_l4(payload, &mut d)?;
+    Ok(d)
+}
+
+/// Fills ports, flags or ICMP type from the IP payload (padding excluded).
+#[inline]
+fn parse_l4(payload: &[u8], d: &mut FlowDesc) -> Result<(), DropReason> {
+    match IpNumber(d.key.proto) {
+        IpNumber::TCP => {
+            let tcp = TcpHeaderSlice::from_slice(payload).map_err(|_| DropReason::Malformed)?;
+            d.key.sport = tcp.source_port();
+            d.key.dport = tcp.destination_port();
+            // Byte 13 holds CWR..FIN; `tcp_flags` names the bits.
+            d.tcp_flags = tcp.slice().get(13).copied().unwrap_or(0);
+        }
+        IpNumber::UDP => {
+            let udp = UdpHeaderSlice::from_slice(payload).map_err(|_| DropReason::Malformed)?;
+            let len = usize::from(udp.length());
+            if len < 8 || len > payload.len() {
+                return Err(DropReason::Malformed);
+            }
+            d.key.sport = udp.source_port();
+            d.key.dport = udp.destination_port();
+        }
+        _ if d.key.proto == proto::ICMP && d.l3 == L3Kind::Ipv4
+            || d.key.proto == proto::ICMPV6 && d.l3 == L3Kind::Ipv6 =>
+        {
+            // Type, code and checksum plus the 4-byte rest-of-header.
+            if payload.len() < ICMP_MIN_LEN {
+                return Err(DropReason::Malformed);
+            }
+            d.icmp_type = payload.first().copied().unwrap_or(0);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[inline]
+fn parse_arp(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
+    let arp = ArpPacketSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
+    if arp.hw_addr_type().0 != ARP_HW_ETHERNET || arp.proto_addr_type() != EtherType::IPV4 {
+        return Err(DropReason::ArpNotForUs);
+    }
+    if arp.hw_addr_size() != 6 || arp.proto_addr_size() != 4 {
+        return Err(DropReason::Malformed);
+    }
+    let spa: [u8; 4] = arp
+        .sender_protocol_addr()
+        .try_into()
+        .map_err(|_| DropReason::Malformed)?;
+    let tpa: [u8; 4] = arp
+        .target_protocol_addr()
+        .try_into()
+        .map_err(|_| DropReason::Malformed)?;
+    Ok(FlowDesc {
+        l3: L3Kind::Arp,
+        l3_off: l3_off as u16,
+        // No transport: point past the ARP body with an empty length.
+        l4_off: (l3_off + ARP_ETH_IPV4_LEN) as u16,
+        l4_len: 0,
+        arp_op: arp.operation().0,
+        key: FlowKey {
+            src: Addr::from_v4(spa),
+            dst: Addr::from_v4(tpa),
+            ..FlowKey::default()
+        },
+        ..FlowDesc::default()
+    })
+}
