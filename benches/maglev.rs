@@ -28,6 +28,15 @@ fn bench_maglev(c: &mut Criterion) {
         b.iter(|| build(black_box(&set), black_box(DEFAULT_TABLE_SIZE)))
     });
 
+    // Two heavy backends among light ones: the event-queue fill path.
+    let mut skewed = backends(1000);
+    for b in skewed.iter_mut().take(2) {
+        b.weight = 1000;
+    }
+    g.bench_function("build_1000x65537_skewed", |b| {
+        b.iter(|| build(black_box(&skewed), black_box(DEFAULT_TABLE_SIZE)))
+    });
+
     let set = backends(10);
     g.bench_function("build_10x65537", |b| {
         b.iter(|| build(black_box(&set), black_box(DEFAULT_TABLE_SIZE)))

@@ -499,7 +499,11 @@ fn udp(snap: &Snapshot) -> Scenario {
             input,
             output,
         ));
-        let a = b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00";
+        // The same question back with the response bit set and no answers.
+        let mut a = q.to_vec();
+        a[2] = 0x81;
+        a[3] = 0x83;
+        let a = a.as_slice();
         let input = gen::udp(&eth(b.2, NODE_MAC), b.0, client, 64, 0x20, b.1, 5300, a);
         let output = gen::udp(
             &eth(NODE_MAC, GATEWAY_MAC),

@@ -36,6 +36,8 @@
     )
 )]
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::hash::Hasher;
 
@@ -170,10 +172,42 @@ struct Turn {
     /// Permutation entries consumed; reaching `size` means the walk is done
     /// (only possible when `size` is not prime).
     tried: u32,
+    /// Turn credit left over; a turn costs `max_weight`.
     credit: u64,
     weight: u64,
     /// Index into the caller's slice, written into the slots.
     index: u32,
+}
+
+impl Turn {
+    /// Claims the backend's next preferred slot nobody holds yet. False when
+    /// the permutation is used up without finding one.
+    #[inline]
+    fn claim(&mut self, slots: &mut [u32], size: u32) -> bool {
+        while self.tried < size {
+            let p = self.pos as usize;
+            self.tried += 1;
+            // pos + skip mod size without a division, and without overflow
+            // for sizes above 2^31.
+            let room = size - self.skip;
+            self.pos = if self.pos >= room {
+                self.pos - room
+            } else {
+                self.pos + self.skip
+            };
+            if let Some(s) = slots.get_mut(p) {
+                if *s == NO_BACKEND {
+                    *s = self.index;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn exhausted(&self, size: u32) -> bool {
+        self.tried >= size
+    }
 }
 
 /// Builds the lookup table for `backends` with `size` slots.
@@ -188,31 +222,42 @@ pub fn build(backends: &[MaglevBackend], size: u32) -> Table {
     debug_assert!(backends.len() < NO_BACKEND as usize);
 
     let mut slots = vec![NO_BACKEND; size as usize].into_boxed_slice();
-
-    // Canonical order: by identity, then weight, then caller position (the
-    // last only separates exact duplicates, which are interchangeable).
-    let mut live: Vec<(&MaglevBackend, u32)> = backends
-        .iter()
-        .zip(0u32..)
-        .filter(|(b, _)| b.weight > 0)
-        .collect();
-    if live.is_empty() || size == 0 {
+    let mut turns = turns(backends, size);
+    if turns.is_empty() || size == 0 {
         return Table {
             slots,
             populated: false,
         };
     }
+    let filled = if rounds_are_dense(&turns) {
+        fill_by_rounds(&mut slots, &mut turns, size)
+    } else {
+        fill_by_events(&mut slots, &mut turns, size)
+    };
+    Table {
+        slots,
+        // With a prime size one live backend fills every slot; a partial
+        // fill only happens for a non-prime size.
+        populated: filled > 0,
+    }
+}
+
+/// The live backends in canonical order: by identity, then weight, then
+/// caller position (the last only separates exact duplicates, which are
+/// interchangeable). Drained backends take no turns and are left out.
+fn turns(backends: &[MaglevBackend], size: u32) -> Vec<Turn> {
+    let mut live: Vec<(&MaglevBackend, u32)> = backends
+        .iter()
+        .zip(0u32..)
+        .filter(|(b, _)| b.weight > 0)
+        .collect();
     live.sort_unstable_by(|(a, ai), (b, bi)| {
         a.key
             .cmp(&b.key)
             .then(a.weight.cmp(&b.weight))
             .then(ai.cmp(bi))
     });
-
-    let max_weight = live.iter().map(|(b, _)| u64::from(b.weight)).max();
-    let max_weight = max_weight.unwrap_or(1);
-    let mut turns: Vec<Turn> = live
-        .iter()
+    live.iter()
         .map(|&(b, index)| {
             let (offset, skip) = permutation(&b.key, size);
             Turn {
@@ -224,53 +269,83 @@ pub fn build(backends: &[MaglevBackend], size: u32) -> Table {
                 index,
             }
         })
-        .collect();
+        .collect()
+}
 
+fn max_weight(turns: &[Turn]) -> u64 {
+    turns.iter().map(|t| t.weight).max().unwrap_or(1)
+}
+
+/// Whether most backends act in most rounds. A round visits every backend
+/// but only `sum / max` of them take a turn, so with a few heavy backends
+/// among many light ones (weights 1000,1,1,...) scanning rounds would spend
+/// almost all its time skipping; the event queue then does the same turns in
+/// the same order at `O(log n)` each.
+fn rounds_are_dense(turns: &[Turn]) -> bool {
+    let sum: u128 = turns.iter().map(|t| u128::from(t.weight)).sum();
+    let n = turns.len() as u128;
+    n * u128::from(max_weight(turns)) <= 8 * sum
+}
+
+/// The turns round by round: each round every backend gains `weight` credit
+/// and, if its credit reached `max_weight`, spends it on one slot. Returns the
+/// number of slots filled.
+fn fill_by_rounds(slots: &mut [u32], turns: &mut [Turn], size: u32) -> u32 {
+    let max_weight = max_weight(turns);
     let mut filled: u32 = 0;
     let mut walking = turns.len();
     while walking > 0 {
         for t in turns.iter_mut() {
             t.credit += t.weight;
-            if t.credit < max_weight || t.tried >= size {
+            if t.credit < max_weight || t.exhausted(size) {
                 continue;
             }
             t.credit -= max_weight;
-            // Claim the next preferred slot nobody holds yet.
-            while t.tried < size {
-                let p = t.pos as usize;
-                t.tried += 1;
-                // pos + skip mod size without a division, and without
-                // overflow for sizes above 2^31.
-                let room = size - t.skip;
-                t.pos = if t.pos >= room {
-                    t.pos - room
-                } else {
-                    t.pos + t.skip
-                };
-                if let Some(s) = slots.get_mut(p) {
-                    if *s == NO_BACKEND {
-                        *s = t.index;
-                        filled += 1;
-                        break;
-                    }
+            if t.claim(slots, size) {
+                filled += 1;
+                if filled == size {
+                    return filled;
                 }
             }
-            if filled == size {
-                return Table {
-                    slots,
-                    populated: true,
-                };
-            }
-            if t.tried >= size {
+            if t.exhausted(size) {
                 walking -= 1;
             }
         }
     }
-    // Reached only for a non-prime size, where permutations can miss slots.
-    Table {
-        slots,
-        populated: filled > 0,
+    filled
+}
+
+/// The same turns in the same order as [`fill_by_rounds`], visiting only the
+/// backends that act: a min-queue on (round of the next turn, canonical
+/// position). A backend left with `credit` after a turn acts again
+/// `ceil((max_weight - credit) / weight)` rounds later.
+fn fill_by_events(slots: &mut [u32], turns: &mut [Turn], size: u32) -> u32 {
+    let max_weight = max_weight(turns);
+    let rounds_until_turn = |t: &Turn| (max_weight - t.credit).div_ceil(t.weight);
+    let mut queue: BinaryHeap<Reverse<(u64, usize)>> = turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Reverse((rounds_until_turn(t), i)))
+        .collect();
+    let mut filled: u32 = 0;
+    while let Some(Reverse((round, i))) = queue.pop() {
+        let Some(t) = turns.get_mut(i) else { continue };
+        if t.claim(slots, size) {
+            filled += 1;
+            if filled == size {
+                break;
+            }
+        }
+        if t.exhausted(size) {
+            continue;
+        }
+        // Credit at this turn was `credit + d * weight >= max_weight`.
+        let d = rounds_until_turn(t);
+        t.credit = t.credit + d * t.weight - max_weight;
+        let next = round.saturating_add(rounds_until_turn(t));
+        queue.push(Reverse((next, i)));
     }
+    filled
 }
 
 /// Trial division; table sizes are at most a few million, and this runs on
@@ -501,6 +576,49 @@ mod tests {
         let set: Vec<_> = (0..20).map(|i| v4(i, 80, 1 + 5 * i)).collect();
         let err = worst_share_error(&set, DEFAULT_TABLE_SIZE);
         assert!(err < 0.01, "weights 1..96: worst share error {err}");
+    }
+
+    #[test]
+    fn round_scan_and_event_queue_agree() {
+        // `build` picks one of two fill strategies by weight skew; both must
+        // produce the same turns in the same order, hence the same table.
+        let sets: Vec<Vec<MaglevBackend>> = vec![
+            equal(10),
+            (0..50).map(|i| v4(i, 80, 1 + i % 3)).collect(),
+            (0..40)
+                .map(|i| v4(i, 80, if i == 0 { 1000 } else { 1 }))
+                .collect(),
+            (0..30).map(|i| v6(i, 443, 1 + i * i * 7)).collect(),
+            vec![v4(1, 80, u32::MAX), v4(2, 80, 1), v4(3, 80, u32::MAX / 3)],
+        ];
+        for set in &sets {
+            for size in [251u32, 4099, DEFAULT_TABLE_SIZE] {
+                let mut a = vec![NO_BACKEND; size as usize];
+                let mut b = a.clone();
+                let fa = fill_by_rounds(&mut a, &mut turns(set, size), size);
+                let fb = fill_by_events(&mut b, &mut turns(set, size), size);
+                assert_eq!(fa, size);
+                assert_eq!(fb, size);
+                assert!(a == b, "strategies differ for {} backends", set.len());
+            }
+        }
+    }
+
+    #[test]
+    fn skewed_weights_share_within_one_percent() {
+        // One heavy backend among many light ones takes the event-queue path.
+        let set: Vec<_> = (0..1000)
+            .map(|i| v4(i, 80, if i < 2 { 1000 } else { 1 }))
+            .collect();
+        assert!(!rounds_are_dense(&turns(&set, DEFAULT_TABLE_SIZE)));
+        let t = build(&set, DEFAULT_TABLE_SIZE);
+        let c = counts(&t, set.len());
+        // 2000 of 2998 weight units: 1000/2998 of the slots each.
+        for &n in &c[..2] {
+            let share = n as f64 / f64::from(DEFAULT_TABLE_SIZE);
+            let expected = 1000.0 / 2998.0;
+            assert!((share - expected).abs() / expected < 0.01, "{share}");
+        }
     }
 
     #[test]

@@ -701,3 +701,35 @@ fn bad_config_examples_fail_where_documented() {
         assert_eq!((e.line(), e.key()), (Some(line), Some(key)), "{e}");
     }
 }
+
+#[test]
+fn zz_print_examples() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad-configs");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let p = f.unwrap().path();
+        let rel = p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        println!("{}", parse(&text, &rel.display().to_string()).unwrap_err());
+    }
+    println!(
+        "{}",
+        parse(&with_node(ONE_VIP).replace("\"tcp\"", "\"sctp\""), "x.toml").unwrap_err()
+    );
+    println!(
+        "{}",
+        parse(
+            &with_node(ONE_VIP).replace("port = 80\n", "port = \"80\"\n"),
+            "x.toml"
+        )
+        .unwrap_err()
+    );
+    println!(
+        "{}",
+        parse(
+            &with_node(ONE_VIP).replace("mode = \"nat\"\n", ""),
+            "x.toml"
+        )
+        .unwrap_err()
+    );
+    println!("{}", parse("[node\n", "x.toml").unwrap_err());
+}

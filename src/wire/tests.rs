@@ -2,7 +2,12 @@
 //! field by field with etherparse's `PacketBuilder` (which computes every
 //! checksum from scratch), never copied from rampart's own output.
 
-#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use super::*;
 use crate::flow::{proto, tcp_flags, Addr, FlowDesc, L3Kind, Mac};
@@ -759,4 +764,36 @@ fn parse_speed() {
     }
     let per = t.elapsed().as_nanos() as f64 / f64::from(n);
     println!("rewrite tcp4 dst addr+port: {per:.2} ns/packet");
+}
+
+proptest! {
+    /// The transforms trust a descriptor's offsets but must not panic even
+    /// when it does not describe the buffer at all.
+    #[test]
+    fn foreign_descriptors_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..120),
+        l3 in 0u8..3, l3_off in 0u16..140, l4_off in 0u16..140, l4_len in 0u16..140,
+        proto in prop_oneof![Just(proto::TCP), Just(proto::UDP), Just(proto::ICMPV6), any::<u8>()],
+        icmp_type in prop_oneof![Just(135u8), any::<u8>()],
+        arp_op in 0u16..3, ttl in prop_oneof![Just(255u8), any::<u8>()],
+    ) {
+        let mut d = FlowDesc {
+            l3: [L3Kind::Arp, L3Kind::Ipv4, L3Kind::Ipv6][usize::from(l3)],
+            l3_off, l4_off, l4_len, icmp_type, arp_op, ttl,
+            ..FlowDesc::default()
+        };
+        d.key.proto = proto;
+        d.key.src = v6(1);
+        let mut g = bytes.clone();
+        rewrite(&mut g, &d, Some((v6(3), 1)), Some((v6(4), 2)));
+        rewrite(&mut g, &d, Some((v4([1, 2, 3, 4]), 1)), Some((v4([5, 6, 7, 8]), 2)));
+        set_l3_src(&mut g, &d, v4([1, 1, 1, 1]));
+        set_l4_sport(&mut g, &d, 9);
+        set_tcp_ack(&mut g, &d, 9);
+        set_macs(&mut g, OUR, PEER);
+        arp::arp_reply_in_place(&mut g, &d, OUR);
+        let _ = nd::nd_target(&g, &d);
+        nd::nd_advert_in_place(&mut g, &d, OUR);
+        prop_assert_eq!(g.len(), bytes.len());
+    }
 }

@@ -1,0 +1,289 @@
+//! `rampart replay` as a user runs it: the binary over every shipped fixture,
+//! its output compared frame by frame with the expected capture, its stats
+//! JSON checked against the fixture rows, and every output dissected by
+//! tshark (no malformed frames, no bad checksums).
+//!
+//! tshark is required: CI installs it. Set RAMPART_SKIP_TSHARK=1 to run the
+//! rest on a machine without it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rampart::datapath::Verdict;
+use rampart::fixtures;
+use rampart::io::PcapReader;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn frames(p: &Path) -> Vec<Vec<u8>> {
+    PcapReader::open(p)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|r| r.unwrap_or_else(|e| panic!("{e}")).data)
+        .collect()
+}
+
+#[test]
+fn shipped_fixtures_match_the_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["gen", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut n = 0;
+    for sc in fixtures::scenarios() {
+        for suffix in ["in", "expected"] {
+            let name = format!("{}.{suffix}.pcap", sc.name);
+            let fresh = std::fs::read(dir.path().join(&name)).unwrap();
+            let shipped = std::fs::read(root().join("pcap-fixtures").join(&name))
+                .unwrap_or_else(|e| panic!("pcap-fixtures/{name}: {e} (run `rampart gen`)"));
+            assert!(
+                fresh == shipped,
+                "pcap-fixtures/{name} is stale: run `cargo run -- gen`"
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 20);
+}
+
+#[test]
+fn replay_every_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sc in fixtures::scenarios() {
+        let input = root()
+            .join("pcap-fixtures")
+            .join(format!("{}.in.pcap", sc.name));
+        let expected = root()
+            .join("pcap-fixtures")
+            .join(format!("{}.expected.pcap", sc.name));
+        let out = tmp.path().join(format!("{}.out.pcap", sc.name));
+        let stats = tmp.path().join(format!("{}.json", sc.name));
+        let run = bin()
+            .arg("replay")
+            .arg("--config")
+            .arg(root().join(fixtures::CONFIG_PATH))
+            .arg("--out")
+            .arg(&out)
+            .arg("--stats-json")
+            .arg(&stats)
+            .arg(&input)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{}: {}",
+            sc.name,
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            stdout.contains("packets      in"),
+            "{}: summary missing: {stdout}",
+            sc.name
+        );
+
+        let got = frames(&out);
+        let want = frames(&expected);
+        assert_eq!(got.len(), want.len(), "{}: frame count", sc.name);
+        for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+            assert!(g == w, "{}: output frame {i} differs", sc.name);
+        }
+
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        assert_eq!(doc["rx_packets"], sc.rows.len() as u64, "{}", sc.name);
+        assert_eq!(doc["tx_packets"], want.len() as u64, "{}", sc.name);
+        let mut drops = std::collections::BTreeMap::<&str, u64>::new();
+        for row in &sc.rows {
+            if let Verdict::Drop(r) = row.verdict {
+                *drops.entry(r.name()).or_default() += 1;
+            }
+        }
+        let dropped = doc["dropped"].as_object().unwrap();
+        for (reason, count) in dropped {
+            assert_eq!(
+                count.as_u64().unwrap(),
+                drops.get(reason.as_str()).copied().unwrap_or(0),
+                "{}: drop counter {reason}",
+                sc.name
+            );
+        }
+        assert!(doc["vips"].as_array().unwrap().len() >= 7);
+        if !want.is_empty() {
+            tshark_clean(&out);
+        }
+    }
+}
+
+/// tshark dissects `pcap`: every frame must be free of malformed-packet
+/// markers and every checksum it verifies must be good.
+fn tshark_clean(pcap: &Path) {
+    if std::env::var_os("RAMPART_SKIP_TSHARK").is_some() {
+        return;
+    }
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(pcap)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "frame.number",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "icmpv6.checksum.status",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "_ws.expert.severity",
+        ])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("tshark is required for this test (apt-get install tshark): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = 0;
+    for line in text.lines() {
+        lines += 1;
+        let f: Vec<&str> = line.split('|').collect();
+        assert_eq!(f.len(), 7, "{line}");
+        for (i, name) in [(1, "ip"), (2, "tcp"), (3, "udp"), (4, "icmpv6")] {
+            // Status 0 is "Bad"; 1 "Good"; 2 "Unverified". Tunnelled headers
+            // can list several values.
+            assert!(
+                !f[i].split(',').any(|s| s == "0"),
+                "{}: frame {}: bad {name} checksum",
+                pcap.display(),
+                f[0]
+            );
+        }
+        assert!(
+            f[5].is_empty(),
+            "{}: frame {} is malformed",
+            pcap.display(),
+            f[0]
+        );
+    }
+    assert!(lines > 0, "tshark read no frame from {}", pcap.display());
+}
+
+#[test]
+fn tshark_catches_a_bad_checksum() {
+    // The checker itself must be able to fail: corrupt one TCP checksum.
+    if std::env::var_os("RAMPART_SKIP_TSHARK").is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let good = root().join("pcap-fixtures/nat-v4.expected.pcap");
+    let mut frames = frames(&good);
+    let f = &mut frames[0];
+    let csum = 14 + 20 + 16;
+    f[csum] ^= 0xff;
+    let bad = tmp.path().join("bad.pcap");
+    let mut w = rampart::io::PcapWriter::create(&bad).unwrap();
+    for f in &frames {
+        w.write(f, 0).unwrap();
+    }
+    w.finish().unwrap();
+    let caught = std::panic::catch_unwind(|| tshark_clean(&bad));
+    assert!(caught.is_err(), "a corrupted checksum went unnoticed");
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = root().join(fixtures::CONFIG_PATH);
+    // Truncated capture: cut the fixture in the middle of a packet.
+    let full = std::fs::read(root().join("pcap-fixtures/nat-v4.in.pcap")).unwrap();
+    let cut = tmp.path().join("cut.pcap");
+    std::fs::write(&cut, &full[..full.len() - 10]).unwrap();
+    // Not a capture at all.
+    let junk = tmp.path().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a pcap file at all").unwrap();
+    let missing = tmp.path().join("missing.pcap");
+    for (input, needle) in [
+        (&cut, "truncated"),
+        (&junk, "junk.pcap"),
+        (&missing, "missing.pcap"),
+    ] {
+        let out = bin()
+            .arg("replay")
+            .arg("--config")
+            .arg(&cfg)
+            .arg(input)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was accepted", input.display());
+        assert!(
+            err.contains(needle),
+            "error for {} does not say {needle}: {err}",
+            input.display()
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn check_config_names_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = bin()
+        .arg("check-config")
+        .arg(root().join("configs/rampart.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = std::fs::read_to_string(root().join("configs/rampart.toml")).unwrap();
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        text.replacen("table_size = 65537", "table_size = 65536", 1),
+    )
+    .unwrap();
+    assert!(
+        text.contains("table_size = 65537"),
+        "configs/rampart.toml should set table_size"
+    );
+    let out = bin().arg("check-config").arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let line = text.lines().position(|l| l.contains("table_size")).unwrap() + 1;
+    assert!(err.contains(&format!("bad.toml:{line}:")), "{err}");
+    assert!(err.contains("table_size"), "{err}");
+    assert!(err.contains("prime"), "{err}");
+}
