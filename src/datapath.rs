@@ -123,7 +123,7 @@ impl WorkerState {
             ..
         } = self;
         let n = conns.expire(*now, budget, |e| release(e, snap, scheds, lports));
-        stats.events[Event::ConnExpired as usize] += n as u64;
+        stats.event_n(Event::ConnExpired, n as u64);
         n
     }
 }

@@ -184,7 +184,8 @@ fn tcp_conversation(
     let response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".as_slice();
 
     // (description, from client?, seq, ack, flags, options, payload, ip id)
-    let steps: Vec<(&str, bool, u32, u32, u8, Vec<u8>, &[u8], u16)> = vec![
+    type Step<'a> = (&'a str, bool, u32, u32, u8, Vec<u8>, &'a [u8], u16);
+    let steps: Vec<Step> = vec![
         ("SYN", true, cisn, 0, SYN, syn_opts(), b"", 1),
         (
             "SYN-ACK",
@@ -795,6 +796,32 @@ pub fn write_all(dir: &Path) -> Result<Vec<PathBuf>, String> {
         we.finish().map_err(|e| e.to_string())?;
         written.push(inp);
         written.push(exp);
+    }
+    Ok(written)
+}
+
+/// The fuzz seed corpus: every scenario as one input (so the fuzzer starts
+/// from whole conversations) and every frame alone.
+pub fn fuzz_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    for sc in scenarios() {
+        let all: Vec<&[u8]> = sc.rows.iter().map(|r| r.input.as_slice()).collect();
+        seeds.push((format!("{}-all", sc.name), crate::harness::join(&all)));
+        for (i, f) in all.iter().enumerate() {
+            seeds.push((format!("{}-{i:02}", sc.name), crate::harness::join(&[f])));
+        }
+    }
+    seeds
+}
+
+/// Writes [`fuzz_seeds`] into `dir`, one file per seed.
+pub fn write_fuzz_corpus(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    for (name, data) in fuzz_seeds() {
+        let p = dir.join(name);
+        std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))?;
+        written.push(p);
     }
     Ok(written)
 }

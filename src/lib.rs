@@ -15,6 +15,7 @@ pub mod datapath;
 pub mod fixtures;
 pub mod flow;
 pub mod gen;
+pub mod harness;
 pub mod io;
 pub mod maglev;
 pub mod replay;

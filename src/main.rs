@@ -45,6 +45,9 @@ enum Cmd {
         /// Output directory.
         #[arg(long, short, default_value = "pcap-fixtures")]
         dir: PathBuf,
+        /// Also write the fuzz seed corpus (one input per scenario and per frame) here.
+        #[arg(long)]
+        fuzz_corpus: Option<PathBuf>,
     },
 }
 
@@ -96,8 +99,11 @@ fn run(cmd: Cmd) -> Result<(), String> {
             );
             Ok(())
         }
-        Cmd::Gen { dir } => {
-            let written = rampart::fixtures::write_all(&dir)?;
+        Cmd::Gen { dir, fuzz_corpus } => {
+            let mut written = rampart::fixtures::write_all(&dir)?;
+            if let Some(c) = fuzz_corpus {
+                written.extend(rampart::fixtures::write_fuzz_corpus(&c)?);
+            }
             for f in &written {
                 println!("{}", f.display());
             }

@@ -20,7 +20,7 @@ const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 
 /// Seed for the replay worker's connection hash. Fixed, so a replay is
 /// reproducible byte for byte (the output never depends on it anyway).
-const REPLAY_SEED: u64 = 0x5eed_0f_7265_706c;
+const REPLAY_SEED: u64 = 0x5eed_0f72_6570_6c00;
 
 pub struct ReplayOptions {
     pub input: PathBuf,

@@ -205,7 +205,12 @@ impl WorkerStats {
 
     #[inline]
     pub fn event(&mut self, e: Event) {
-        self.events[e as usize] += 1;
+        self.event_n(e, 1);
+    }
+
+    #[inline]
+    pub fn event_n(&mut self, e: Event, n: u64) {
+        self.events[e as usize] += n;
     }
 
     pub fn dropped_total(&self) -> u64 {

@@ -33,8 +33,9 @@ use crate::flow::{proto, Addr, Mac};
 
 /// Default `conntrack.capacity`: 2^20 entries.
 pub const DEFAULT_CONNTRACK_CAPACITY: u32 = 1 << 20;
-/// Largest accepted `conntrack.capacity`: 2^26 entries.
-pub const MAX_CONNTRACK_CAPACITY: u32 = 1 << 26;
+/// Largest accepted `conntrack.capacity`: 2^25 entries (the table packs entry
+/// numbers into 26 bits of its index).
+pub const MAX_CONNTRACK_CAPACITY: u32 = crate::conntrack::MAX_CAPACITY;
 /// Largest accepted timeout: one week, in seconds.
 pub const MAX_TIMEOUT_SECS: u32 = 7 * 24 * 3600;
 /// Default Maglev `table_size` (the prime the Maglev paper uses).

@@ -1,0 +1,7 @@
+//! Fuzz the datapath entry: sequences of frames through one worker of the
+//! reference config (see `rampart::harness`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    rampart::harness::run(data);
+});
