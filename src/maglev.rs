@@ -18,6 +18,9 @@
 //! slots at the rate `weight / max_weight`. Each turn claims exactly one slot,
 //! so slot counts are proportional to weight up to one slot of rounding. A
 //! backend with weight 0 is drained: it takes no turns and owns no slots.
+//! With strongly skewed weights most backends sit out most rounds, so the
+//! build then replays the same turns from a queue ordered by (round, backend)
+//! instead of scanning every round; both paths give the same table.
 //!
 //! Workers only call [`Table::lookup`], which reduces a flow hash modulo the
 //! table size and reads one slot; it never panics and never allocates.

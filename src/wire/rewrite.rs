@@ -154,9 +154,19 @@ fn tcp_u32(frame: &mut [u8], d: &FlowDesc, r: core::ops::Range<usize>, new: u32)
     true
 }
 
-/// The shared body: checks everything, then sums all changes into one
-/// delta for the L3 checksum and one for the L4 checksum.
+/// `Addr::is_v4` as one 128-bit compare (the slice compare may become a
+/// `bcmp` call, which shows on the per-packet budget).
 #[inline]
+fn is_v4(a: Addr) -> bool {
+    u128::from_be_bytes(a.0) >> 32 == 0xffff
+}
+
+/// The shared body: checks everything, then sums all changes into one
+/// delta for the L3 checksum and one for the L4 checksum. Always inlined so
+/// each caller's `Option`s fold away; passed through the stack, a freshly
+/// written 16-byte address costs a store-forwarding stall larger than the
+/// whole rewrite.
+#[inline(always)]
 fn apply(
     frame: &mut [u8],
     d: &FlowDesc,
@@ -181,14 +191,25 @@ fn apply(
         return false;
     };
 
+    // Check every length before the first write, so a refused call changes nothing.
+    let l4_need = match l4sum {
+        L4Sum::Tcp => tcp::field::CHECKSUM.end,
+        L4Sum::Udp => udp::HEADER_LEN,
+        L4Sum::PseudoOnly => ICMPV6_CHECKSUM.end,
+        L4Sum::None => 0,
+    };
+    if l4.len() < l4_need {
+        return false;
+    }
+
     let addr_delta = match d.l3 {
         L3Kind::Ipv4 => {
-            if ip.len() < super::ipv4::HEADER_LEN
-                || !src.is_none_or(|a| a.is_v4())
-                || !dst.is_none_or(|a| a.is_v4())
-            {
+            if !src.is_none_or(is_v4) || !dst.is_none_or(is_v4) {
                 return false;
             }
+            let Some(ip) = ip.first_chunk_mut::<{ super::ipv4::HEADER_LEN }>() else {
+                return false;
+            };
             let mut p = Ipv4Packet::new_unchecked(ip);
             let mut delta = Delta::new();
             if let Some(a) = src {
@@ -206,12 +227,12 @@ fn apply(
             delta
         }
         L3Kind::Ipv6 => {
-            if ip.len() < super::ipv6::HEADER_LEN
-                || src.is_some_and(|a| a.is_v4())
-                || dst.is_some_and(|a| a.is_v4())
-            {
+            if src.is_some_and(is_v4) || dst.is_some_and(is_v4) {
                 return false;
             }
+            let Some(ip) = ip.first_chunk_mut::<{ super::ipv6::HEADER_LEN }>() else {
+                return false;
+            };
             let mut p = Ipv6Packet::new_unchecked(ip);
             let mut delta = Delta::new();
             if let Some(a) = src {
