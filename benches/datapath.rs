@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use rampart::config;
-use rampart::datapath::{process, Verdict, WorkerState};
+use rampart::datapath::{process, process_burst, Verdict, WorkerState};
 use rampart::flow::{tcp_flags, Addr, Mac};
 use rampart::gen::{self, Eth, TcpSeg};
 use rampart::snapshot::Snapshot;
@@ -21,7 +21,9 @@ use rampart::snapshot::Snapshot;
 const FLOWS: u32 = 1 << 20;
 
 fn snapshot(capacity: u32) -> Snapshot {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/rampart.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/rampart.toml"))
+            .unwrap();
     let mut cfg = config::parse(&text, "configs/rampart.toml").unwrap();
     cfg.conntrack.capacity = capacity;
     Snapshot::build(&cfg)
@@ -30,17 +32,39 @@ fn snapshot(capacity: u32) -> Snapshot {
 fn client(i: u32) -> (Addr, u16) {
     // 198.18.64.0/18 and 2^4 ports per address: 1M distinct clients.
     let host = 0x4000 + (i >> 4);
-    (Addr::from_v4([198, 18, (host >> 8) as u8, host as u8]), 10_000 + (i & 15) as u16)
+    (
+        Addr::from_v4([198, 18, (host >> 8) as u8, host as u8]),
+        10_000 + (i & 15) as u16,
+    )
 }
 
 fn segment(flags: u8, sport: u16) -> TcpSeg {
-    TcpSeg { sport, dport: 80, seq: 1, ack: if flags & tcp_flags::ACK != 0 { 1 } else { 0 }, flags, window: 512, ..Default::default() }
+    TcpSeg {
+        sport,
+        dport: 80,
+        seq: 1,
+        ack: if flags & tcp_flags::ACK != 0 { 1 } else { 0 },
+        flags,
+        window: 512,
+        ..Default::default()
+    }
 }
 
 fn frame(flags: u8, i: u32) -> Vec<u8> {
-    let eth = Eth { src: Mac([2, 0, 0, 0, 0, 0xfe]), dst: Mac([2, 0, 0, 0, 0, 1]), vlan: None };
+    let eth = Eth {
+        src: Mac([2, 0, 0, 0, 0, 0xfe]),
+        dst: Mac([2, 0, 0, 0, 0, 1]),
+        vlan: None,
+    };
     let (addr, port) = client(i);
-    gen::tcp(&eth, addr, Addr::from_v4([198, 18, 100, 10]), 64, 0, &segment(flags, port))
+    gen::tcp(
+        &eth,
+        addr,
+        Addr::from_v4([198, 18, 100, 10]),
+        64,
+        0,
+        &segment(flags, port),
+    )
 }
 
 fn established(c: &mut Criterion) {
@@ -54,7 +78,9 @@ fn established(c: &mut Criterion) {
     assert_eq!(ws.conns.len(), FLOWS);
     // 64K ACK templates spread over the table: most lookups miss the cache,
     // as they would with 1M live flows.
-    let templates: Vec<Vec<u8>> = (0..65_536u32).map(|k| frame(tcp_flags::ACK, k.wrapping_mul(2_654_435_761) % FLOWS)).collect();
+    let templates: Vec<Vec<u8>> = (0..65_536u32)
+        .map(|k| frame(tcp_flags::ACK, k.wrapping_mul(2_654_435_761) % FLOWS))
+        .collect();
     let mut buf = vec![0u8; templates[0].len()];
     let mut g = c.benchmark_group("datapath");
     g.throughput(Throughput::Elements(1));
@@ -66,6 +92,26 @@ fn established(c: &mut Criterion) {
             black_box(process(&mut buf, &mut ws, &snap))
         })
     });
+    g.finish();
+    // The worker's way: bursts of 32 through process_burst, whose prefetch
+    // pipeline overlaps the cache misses of the burst.
+    let mut g = c.benchmark_group("datapath");
+    g.throughput(Throughput::Elements(32));
+    let mut burst: Vec<Vec<u8>> = (0..32).map(|_| templates[0].clone()).collect();
+    let mut verdicts = [Verdict::Forward; 32];
+    g.bench_function("established_nat_1m_burst32", |b| {
+        let mut k = 0usize;
+        b.iter(|| {
+            for f in burst.iter_mut() {
+                f.copy_from_slice(&templates[k & 0xffff]);
+                k += 1;
+            }
+            black_box(process_burst(&mut burst, &mut verdicts, &mut ws, &snap))
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("datapath");
+    g.throughput(Throughput::Elements(1));
     g.bench_function("established_nat_hot", |b| {
         // One flow: everything in cache; the floor of the path.
         b.iter(|| {
@@ -112,7 +158,9 @@ fn parse(c: &mut Criterion) {
     let f = frame(tcp_flags::ACK, 1);
     let mut g = c.benchmark_group("datapath");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("parse", |b| b.iter(|| black_box(rampart::wire::parse(black_box(&f)))));
+    g.bench_function("parse", |b| {
+        b.iter(|| black_box(rampart::wire::parse(black_box(&f))))
+    });
     g.finish();
 }
 

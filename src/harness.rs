@@ -59,12 +59,19 @@ pub fn run(data: &[u8]) {
         match process(&mut buf, &mut ws, snap) {
             Verdict::Forward | Verdict::Reply => {
                 assert_eq!(buf.len(), f.len(), "the datapath changed a frame's length");
-                assert!(wire::parse(&buf).is_ok(), "the datapath sent a frame it cannot parse");
+                assert!(
+                    wire::parse(&buf).is_ok(),
+                    "the datapath sent a frame it cannot parse"
+                );
             }
             Verdict::Drop(_) => {}
         }
         ws.age(snap);
     }
     let s = &ws.stats;
-    assert_eq!(s.rx_packets, s.tx_packets + s.dropped_total(), "a packet was neither sent nor counted as dropped");
+    assert_eq!(
+        s.rx_packets,
+        s.tx_packets + s.dropped_total(),
+        "a packet was neither sent nor counted as dropped"
+    );
 }

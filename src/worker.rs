@@ -6,7 +6,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::buf::PacketBuf;
-use crate::datapath::{process, Verdict, WorkerState};
+use crate::datapath::{process_burst, Verdict, WorkerState};
 use crate::io::PacketIo;
 use crate::snapshot::Snapshot;
 
@@ -45,10 +45,11 @@ pub fn poll_once<I: PacketIo>(
     if let Some(now) = clock.seconds(bufs.first().filter(|_| n > 0)) {
         ws.set_clock(now);
     }
-    for buf in bufs.iter_mut().take(n) {
-        match process(buf, ws, snap) {
-            Verdict::Forward | Verdict::Reply => io.tx(buf)?,
-            Verdict::Drop(_) => {}
+    let mut verdicts = [Verdict::Forward; BURST];
+    let done = process_burst(&mut bufs[..n.min(BURST)], &mut verdicts, ws, snap);
+    for (buf, v) in bufs.iter().zip(verdicts.iter()).take(done) {
+        if matches!(v, Verdict::Forward | Verdict::Reply) {
+            io.tx(buf)?;
         }
     }
     io.flush()?;

@@ -38,5 +38,8 @@ fn harness_detects_broken_invariants() {
     assert_eq!(harness::frames(&[0]).len(), 0);
     assert_eq!(harness::frames(&[0, 5, 1, 2]), vec![&[1u8, 2][..]]);
     let joined = harness::join(&[&[1, 2, 3], &[], &[4]]);
-    assert_eq!(harness::frames(&joined), vec![&[1u8, 2, 3][..], &[][..], &[4][..]]);
+    assert_eq!(
+        harness::frames(&joined),
+        vec![&[1u8, 2, 3][..], &[][..], &[4][..]]
+    );
 }

@@ -157,7 +157,9 @@ pub struct ConnTable {
 
 impl ConnTable {
     /// A table for `capacity` connections (clamped to 1..=[`MAX_CAPACITY`]),
-    /// hashed with `seed`. All memory is allocated here.
+    /// hashed with `seed`. All memory is allocated and touched here, on
+    /// transparent huge pages where the kernel offers them, so the datapath
+    /// never takes a page fault and a 1M table costs few TLB entries.
     pub fn new(capacity: u32, seed: u64) -> ConnTable {
         let capacity = capacity.clamp(1, MAX_CAPACITY);
         // Two keys per entry at load factor <= 1/2.
@@ -166,8 +168,8 @@ impl ConnTable {
         // Hand out low entry numbers first so aging scans a dense prefix.
         free.extend((0..capacity).rev());
         ConnTable {
-            entries: vec![ConnEntry::default(); capacity as usize].into_boxed_slice(),
-            index: vec![EMPTY; slots].into_boxed_slice(),
+            entries: hugemem::alloc(capacity as usize, ConnEntry::default()),
+            index: hugemem::alloc(slots, EMPTY),
             mask: (slots - 1) as u32,
             free,
             high_water: 0,
@@ -205,6 +207,37 @@ impl ConnTable {
         let total = self.entries.len() * std::mem::size_of::<ConnEntry>()
             + self.index.len() * std::mem::size_of::<u32>();
         total / self.entries.len()
+    }
+
+    /// Starts loading the index slot where a lookup of `hash` begins.
+    #[inline]
+    pub fn prefetch_index(&self, hash: u32) {
+        if let Some(slot) = self.index.get((hash & self.mask) as usize) {
+            prefetch(slot as *const u32 as *const u8);
+        }
+    }
+
+    /// Starts loading the entry a lookup of `hash` in `dir` will most likely
+    /// compare first: the first slot of its probe sequence whose tag matches.
+    /// Call after [`ConnTable::prefetch_index`] had time to land.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u32, dir: Dir) {
+        let want = slot_of(0, dir, hash) & !IDX_MASK;
+        let mut pos = hash & self.mask;
+        for _ in 0..4 {
+            match self.index.get(pos as usize) {
+                Some(&EMPTY) | None => return,
+                Some(&slot) if slot & !IDX_MASK == want => {
+                    if let Some(e) = self.entries.get(slot_entry(slot) as usize) {
+                        let p = e as *const ConnEntry as *const u8;
+                        prefetch(p);
+                        prefetch(p.wrapping_add(std::mem::size_of::<ConnEntry>() - 1));
+                    }
+                    return;
+                }
+                Some(_) => pos = (pos + 1) & self.mask,
+            }
+        }
     }
 
     #[inline]
@@ -381,6 +414,69 @@ impl ConnTable {
             .filter(|(_, e)| e.in_use())
             .map(|(i, e)| (i as u32, e))
     }
+}
+
+/// A hint to start loading the cache line at `p`. It never faults, whatever
+/// the address, and changes no state the program can observe.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint; it does not dereference in the Rust
+    // sense and cannot fault, and SSE is part of the x86_64 baseline.
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Large fixed tables: allocated once, advised onto transparent huge pages,
+/// and written through so every page is present before the first packet.
+mod hugemem {
+    const HUGE_PAGE: usize = 2 << 20;
+    const PAGE: usize = 4096;
+
+    pub fn alloc<T: Copy>(len: usize, fill: T) -> Box<[T]> {
+        let mut v: Vec<T> = Vec::with_capacity(len);
+        let bytes = len * std::mem::size_of::<T>();
+        if bytes >= HUGE_PAGE {
+            advise_huge(v.as_mut_ptr() as *mut u8, bytes);
+        }
+        // Writing every element (not relying on zeroed pages from the
+        // allocator) faults each page in now, at start.
+        v.resize(len, fill);
+        if bytes >= PAGE {
+            let p = v.as_mut_ptr() as *mut u8;
+            for off in (0..bytes).step_by(PAGE) {
+                // SAFETY: `off < bytes`, inside the vector's initialised
+                // buffer; a volatile read-write keeps the compiler from
+                // eliding the touch of pages it believes are zero.
+                unsafe {
+                    let b = std::ptr::read_volatile(p.add(off));
+                    std::ptr::write_volatile(p.add(off), b);
+                }
+            }
+        }
+        v.into_boxed_slice()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn advise_huge(p: *mut u8, len: usize) {
+        let start = (p as usize).div_ceil(HUGE_PAGE) * HUGE_PAGE;
+        let end = (p as usize + len) / HUGE_PAGE * HUGE_PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside the allocation just made;
+            // MADV_HUGEPAGE only changes how the kernel backs the range and
+            // never its contents. A failure (THP disabled) is harmless.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn advise_huge(_p: *mut u8, _len: usize) {}
 }
 
 /// Whether an expiry time has passed, on a wrapping 32-bit seconds clock.
