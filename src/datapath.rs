@@ -324,15 +324,19 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
             })
         }
     }
-    if let Some(vi) = snap.vip(&d.key.dst, d.key.dport, d.key.proto) {
-        return forward(frame, d, vi, ws, snap);
+    if let Some(vi) = c.vip {
+        return forward(frame, d, vi, c.hash, ws, snap);
     }
-    let hash = ws.conns.hash(&d.key);
     let found = ws
         .conns
-        .lookup(hash, Dir::Reverse, |e| is_reply_of(e, &d.key, snap));
+        .lookup(c.hash, Dir::Reverse, |e| is_reply_of(e, &d.key, snap));
     if let Some(idx) = found {
-        return reply(frame, d, idx, ws, snap);
+        // An entry past its expiry is dead even if aging has not reached it.
+        let now = ws.now;
+        if ws.conns.get(idx).is_some_and(|e| !expired(e.expires, now)) {
+            return reply(frame, d, idx, ws, snap);
+        }
+        remove_conn(ws, snap, idx);
     }
     match snap.owned(&d.key.dst) {
         Some(Owned::Vip) => Verdict::Drop(DropReason::NoService),
@@ -370,13 +374,13 @@ fn forward(
     frame: &mut [u8],
     d: &FlowDesc,
     vi: u16,
+    hash: u32,
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
     let Some(vip) = snap.vips.get(vi as usize) else {
         return Verdict::Drop(DropReason::NoVip);
     };
-    let hash = ws.conns.hash(&d.key);
     let key = &d.key;
     let mut found = ws.conns.lookup(hash, Dir::Forward, |e| {
         e.vip == vi && e.client_port == key.sport && e.proto == key.proto && e.client == key.src
@@ -516,6 +520,10 @@ fn new_flow(
         .backends
         .get(backend_id as usize)
         .ok_or(DropReason::NoBackend)?;
+    if vip.mode == Mode::Dr && !backend.adjacent {
+        // Nothing would reach the backend: keep no entry for it.
+        return Err(DropReason::DrNoNeighbor);
+    }
 
     let mut entry = ConnEntry {
         client: d.key.src,

@@ -40,16 +40,25 @@ pub fn join(frames: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// A snapshot of the reference config, built once per process.
+/// A snapshot of the reference config with a small connection table (so
+/// the fuzzer can also fill it), built once per process.
 pub fn snapshot() -> &'static Snapshot {
     static SNAP: std::sync::OnceLock<Snapshot> = std::sync::OnceLock::new();
-    SNAP.get_or_init(|| Snapshot::build(&fixtures::config()))
+    SNAP.get_or_init(|| {
+        let mut cfg = fixtures::config();
+        cfg.conntrack.capacity = 16;
+        Snapshot::build(&cfg)
+    })
 }
+
+/// Workers the harness pretends there are: worker 0 of 256 owns 252 FullNAT
+/// ports per local address, so a run starts fast and can exhaust them.
+const WORKERS: u16 = 256;
 
 /// Runs one fuzz input. Panics only if an invariant breaks.
 pub fn run(data: &[u8]) {
     let snap = snapshot();
-    let mut ws = WorkerState::new(snap, 0, 1, 0x0f0f);
+    let mut ws = WorkerState::new(snap, 0, WORKERS, 0x0f0f);
     let mut clock = 1_000u32;
     for f in frames(data) {
         let mut buf = f.to_vec();

@@ -73,3 +73,45 @@ fn modes_and_families_are_all_covered() {
         assert!(names.contains(&want), "missing scenario {want}");
     }
 }
+
+/// The burst path (parse and prefetch all, then handle) must give exactly
+/// what frame-at-a-time processing gives, whatever the burst boundaries.
+#[test]
+fn bursts_match_single_frames() {
+    use rampart::datapath::process_burst;
+    let snap = Snapshot::build(&fixtures::config());
+    // One long capture: every scenario's rows back to back, on one worker.
+    let rows: Vec<_> = fixtures::scenarios()
+        .into_iter()
+        .flat_map(|s| s.rows)
+        .collect();
+    let mut single = WorkerState::new(&snap, 0, 1, 5);
+    single.set_clock(100);
+    let want: Vec<(Verdict, Vec<u8>)> = rows
+        .iter()
+        .map(|r| {
+            let mut f = r.input.clone();
+            (process(&mut f, &mut single, &snap), f)
+        })
+        .collect();
+    for burst in [1usize, 3, 32, 64] {
+        let mut ws = WorkerState::new(&snap, 0, 1, 5);
+        ws.set_clock(100);
+        let mut got = Vec::new();
+        for chunk in rows.chunks(burst) {
+            let mut frames: Vec<Vec<u8>> = chunk.iter().map(|r| r.input.clone()).collect();
+            let mut verdicts = vec![Verdict::Forward; frames.len()];
+            assert_eq!(
+                process_burst(&mut frames, &mut verdicts, &mut ws, &snap),
+                chunk.len()
+            );
+            got.extend(verdicts.into_iter().zip(frames));
+        }
+        assert!(
+            got == want,
+            "burst size {burst} differs from single-frame processing"
+        );
+        assert_eq!(ws.stats.drops, single.stats.drops);
+        assert_eq!(ws.stats.events, single.stats.events);
+    }
+}

@@ -3,8 +3,8 @@
 //! JSON checked against the fixture rows, and every output dissected by
 //! tshark (no malformed frames, no bad checksums).
 //!
-//! tshark is required: CI installs it. Set RAMPART_SKIP_TSHARK=1 to run the
-//! rest on a machine without it.
+//! tshark is required under CI (CI=true), which installs it. Elsewhere a
+//! missing tshark skips only the dissection, with a note on stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -130,7 +130,7 @@ fn replay_every_fixture() {
 /// tshark dissects `pcap`: every frame must be free of malformed-packet
 /// markers and every checksum it verifies must be good.
 fn tshark_clean(pcap: &Path) {
-    if std::env::var_os("RAMPART_SKIP_TSHARK").is_some() {
+    if !have_tshark() {
         return;
     }
     let out = Command::new("tshark")
@@ -198,10 +198,26 @@ fn tshark_clean(pcap: &Path) {
     assert!(lines > 0, "tshark read no frame from {}", pcap.display());
 }
 
+/// Whether tshark can run here. Under CI its absence is a failure.
+fn have_tshark() -> bool {
+    let found = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v.is_empty() || v == "false"),
+            "CI must have tshark (apt-get install tshark)"
+        );
+        eprintln!("note: tshark not installed; skipping the dissection of replay outputs (apt-get install tshark)");
+    }
+    found
+}
+
 #[test]
 fn tshark_catches_a_bad_checksum() {
     // The checker itself must be able to fail: corrupt one TCP checksum.
-    if std::env::var_os("RAMPART_SKIP_TSHARK").is_some() {
+    if !have_tshark() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
