@@ -10,7 +10,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Mode, SchedulerName, Timeouts};
-use crate::conntrack::{flow_hash, ConnState, StateTimeouts};
+use crate::conntrack::{addr_hash, flow_hash, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
 use crate::sched::SchedKind;
@@ -74,7 +74,7 @@ pub struct Snapshot {
     pub local_addrs: Vec<Addr>,
     pub conn_capacity: u32,
     pub timeouts: StateTimeouts,
-    vip_index: FxHashMap<(Addr, u16, u8), u16>,
+    vip_index: VipMap,
     owned: FxHashMap<Addr, Owned>,
     neighbors: FxHashMap<Addr, Mac>,
     /// (backend address, port, protocol) -> the one NAT VIP it serves and
@@ -95,7 +95,7 @@ impl Snapshot {
         let mut backends: Vec<BackendInfo> = Vec::new();
         let mut backend_ids: FxHashMap<BackendKey, u32> = FxHashMap::default();
         let mut vips = Vec::with_capacity(cfg.vips.len());
-        let mut vip_index = FxHashMap::default();
+        let mut vip_keys = Vec::with_capacity(cfg.vips.len());
         let mut nat_targets: FxHashMap<(Addr, u16, u8), Vec<(u16, u32)>> = FxHashMap::default();
 
         for (vi, v) in cfg.vips.iter().enumerate() {
@@ -142,7 +142,7 @@ impl Snapshot {
                 };
                 laddrs.push(n as u8);
             }
-            vip_index.insert((v.address, v.port, proto), vi);
+            vip_keys.push((v.address, v.port, proto));
             vips.push(VipInfo {
                 name: v.name.clone(),
                 addr: v.address,
@@ -172,7 +172,7 @@ impl Snapshot {
             local_addrs,
             conn_capacity: cfg.conntrack.capacity,
             timeouts: state_timeouts(&cfg.conntrack.timeouts),
-            vip_index,
+            vip_index: VipMap::new(&vip_keys),
             owned,
             neighbors,
             nat_reply_vip,
@@ -181,10 +181,7 @@ impl Snapshot {
 
     #[inline]
     pub fn vip(&self, addr: &Addr, port: u16, proto: u8) -> Option<u16> {
-        if self.vip_index.is_empty() {
-            return None;
-        }
-        self.vip_index.get(&(*addr, port, proto)).copied()
+        self.vip_index.get(addr, port, proto)
     }
 
     #[inline]
@@ -243,4 +240,84 @@ fn state_timeouts(t: &Timeouts) -> StateTimeouts {
         s.0[state as usize] = secs;
     }
     s
+}
+
+/// VIP lookup by (address, port, protocol), the first lookup of every
+/// packet: open addressing with linear probing over a power-of-two array at
+/// most a quarter full, keys stored inline, so a hit or a miss usually costs
+/// one hash and one slot.
+#[derive(Clone, Debug)]
+struct VipMap {
+    slots: Box<[VipSlot]>,
+    mask: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct VipSlot {
+    addr: Addr,
+    port: u16,
+    proto: u8,
+    used: bool,
+    vip: u16,
+}
+
+impl VipMap {
+    const SEED: u64 = 0x7669_705f_6d61_7021;
+
+    /// `keys[i]` maps to VIP number `i`. Keys are unique (config validation).
+    fn new(keys: &[(Addr, u16, u8)]) -> VipMap {
+        let size = (keys.len() * 4).next_power_of_two().max(8);
+        let mut slots = vec![VipSlot::default(); size].into_boxed_slice();
+        let mask = size - 1;
+        for (i, (addr, port, proto)) in keys.iter().enumerate() {
+            let mut pos = Self::hash(addr, *port, *proto) & mask;
+            while slots.get(pos).is_some_and(|s| s.used) {
+                pos = (pos + 1) & mask;
+            }
+            if let Some(s) = slots.get_mut(pos) {
+                *s = VipSlot { addr: *addr, port: *port, proto: *proto, used: true, vip: i as u16 };
+            }
+        }
+        VipMap { slots, mask }
+    }
+
+    #[inline]
+    fn hash(addr: &Addr, port: u16, proto: u8) -> usize {
+        addr_hash(addr, Self::SEED ^ ((port as u64) << 8 | proto as u64)) as usize
+    }
+
+    #[inline]
+    fn get(&self, addr: &Addr, port: u16, proto: u8) -> Option<u16> {
+        let mut pos = Self::hash(addr, port, proto) & self.mask;
+        loop {
+            let s = self.slots.get(pos)?;
+            if !s.used {
+                return None;
+            }
+            if s.port == port && s.proto == proto && s.addr == *addr {
+                return Some(s.vip);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vip_map_finds_every_key_and_nothing_else() {
+        let keys: Vec<(Addr, u16, u8)> = (0..200u16)
+            .map(|i| (Addr::from_v4([198, 18, 100, (i % 50) as u8]), 80 + i / 50, 6))
+            .collect();
+        let m = VipMap::new(&keys);
+        for (i, (a, p, pr)) in keys.iter().enumerate() {
+            assert_eq!(m.get(a, *p, *pr), Some(i as u16));
+            assert_eq!(m.get(a, *p, 17), None);
+        }
+        assert_eq!(m.get(&Addr::from_v4([198, 18, 100, 99]), 80, 6), None);
+        let empty = VipMap::new(&[]);
+        assert_eq!(empty.get(&Addr::from_v4([198, 18, 100, 1]), 80, 6), None);
+    }
 }
