@@ -825,3 +825,68 @@ pub fn write_fuzz_corpus(dir: &Path) -> Result<Vec<PathBuf>, String> {
     }
     Ok(written)
 }
+
+/// A synthetic capture for throughput runs: `flows` TCP connections from
+/// distinct clients (198.18.128.0/17, ports 1024-65535) to the reference
+/// config's NAT VIP `web`, each a handshake followed by data segments from
+/// both sides, `packets_per_flow` frames per flow in all (at least 3).
+/// Flows are interleaved round by round, so every connection stays live
+/// until the end: a replay holds `flows` entries at once.
+pub fn write_traffic(path: &Path, flows: u32, packets_per_flow: u32) -> Result<u64, String> {
+    use net::*;
+    let snap = Snapshot::build(&config());
+    let mut w = PcapWriter::create(path).map_err(|e| e.to_string())?;
+    let per = packets_per_flow.max(3);
+    let client = |i: u32| {
+        let host = 0x8000 + i / 64_512;
+        let port = 1024 + (i % 64_512) as u16;
+        (
+            Addr::from_v4([198, 18, (host >> 8) as u8, host as u8]),
+            port,
+        )
+    };
+    let backends: Vec<(Addr, u16, Mac)> = (0..flows)
+        .map(|i| {
+            let (a, p) = client(i);
+            pick_backend(&snap, &tcp_key(a, p, WEB4, 80), 0)
+        })
+        .collect();
+    let payload = [0x5au8; 64];
+    let mut written = 0u64;
+    for round in 0..per {
+        for (i, b) in backends.iter().enumerate() {
+            let (caddr, cport) = client(i as u32);
+            let (flags, from_client) = match round {
+                0 => (SYN, true),
+                1 => (SYN | ACK, false),
+                2 => (ACK, true),
+                r => (ACK | PSH, r % 2 == 1),
+            };
+            let data: &[u8] = if round >= 3 { &payload } else { b"" };
+            let frame = if from_client {
+                gen::tcp(
+                    &eth(GATEWAY_MAC, NODE_MAC),
+                    caddr,
+                    WEB4,
+                    64,
+                    0,
+                    &seg(cport, 80, 1 + round, 1, flags, data),
+                )
+            } else {
+                gen::tcp(
+                    &eth(b.2, NODE_MAC),
+                    b.0,
+                    caddr,
+                    64,
+                    0,
+                    &seg(b.1, cport, 1 + round, 1, flags, data),
+                )
+            };
+            w.write(&frame, T0_NS + written * 1_000)
+                .map_err(|e| e.to_string())?;
+            written += 1;
+        }
+    }
+    w.finish().map_err(|e| e.to_string())?;
+    Ok(written)
+}

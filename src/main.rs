@@ -48,6 +48,16 @@ enum Cmd {
         /// Also write the fuzz seed corpus (one input per scenario and per frame) here.
         #[arg(long)]
         fuzz_corpus: Option<PathBuf>,
+        /// Instead of the fixtures, write a synthetic NAT capture for
+        /// throughput runs to this file.
+        #[arg(long, value_name = "OUT.pcap")]
+        traffic: Option<PathBuf>,
+        /// --traffic: concurrent TCP connections (distinct clients).
+        #[arg(long, default_value_t = 100_000, requires = "traffic")]
+        flows: u32,
+        /// --traffic: frames per connection (handshake included, at least 3).
+        #[arg(long, default_value_t = 10, requires = "traffic")]
+        packets_per_flow: u32,
     },
 }
 
@@ -99,7 +109,22 @@ fn run(cmd: Cmd) -> Result<(), String> {
             );
             Ok(())
         }
-        Cmd::Gen { dir, fuzz_corpus } => {
+        Cmd::Gen {
+            traffic: Some(out),
+            flows,
+            packets_per_flow,
+            ..
+        } => {
+            let n = rampart::fixtures::write_traffic(&out, flows, packets_per_flow)?;
+            println!("{}: {n} frames, {flows} flows", out.display());
+            Ok(())
+        }
+        Cmd::Gen {
+            dir,
+            fuzz_corpus,
+            traffic: None,
+            ..
+        } => {
             let mut written = rampart::fixtures::write_all(&dir)?;
             if let Some(c) = fuzz_corpus {
                 written.extend(rampart::fixtures::write_fuzz_corpus(&c)?);

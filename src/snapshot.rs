@@ -275,7 +275,13 @@ impl VipMap {
                 pos = (pos + 1) & mask;
             }
             if let Some(s) = slots.get_mut(pos) {
-                *s = VipSlot { addr: *addr, port: *port, proto: *proto, used: true, vip: i as u16 };
+                *s = VipSlot {
+                    addr: *addr,
+                    port: *port,
+                    proto: *proto,
+                    used: true,
+                    vip: i as u16,
+                };
             }
         }
         VipMap { slots, mask }
@@ -309,7 +315,13 @@ mod tests {
     #[test]
     fn vip_map_finds_every_key_and_nothing_else() {
         let keys: Vec<(Addr, u16, u8)> = (0..200u16)
-            .map(|i| (Addr::from_v4([198, 18, 100, (i % 50) as u8]), 80 + i / 50, 6))
+            .map(|i| {
+                (
+                    Addr::from_v4([198, 18, 100, (i % 50) as u8]),
+                    80 + i / 50,
+                    6,
+                )
+            })
             .collect();
         let m = VipMap::new(&keys);
         for (i, (a, p, pr)) in keys.iter().enumerate() {
