@@ -410,13 +410,7 @@ fn forward(
             let Some(e) = ws.conns.get_mut(idx) else {
                 return Verdict::Drop(DropReason::NoConn);
             };
-            let st = if d.is_tcp() {
-                e.state().next(Dir::Forward, d.tcp_flags)
-            } else {
-                ConnState::Udp
-            };
-            e.state = st as u8;
-            e.expires = now.wrapping_add(snap.timeouts.get(st));
+            advance(e, d, Dir::Forward, now, snap);
             let local = if e.flags & cflags::HAS_LPORT != 0 {
                 snap.local_addrs
                     .get(e.laddr as usize)
@@ -448,29 +442,39 @@ fn forward(
             xmit::dr(frame, snap.mac, backend.mac)
         }
     }
-    count_in(&mut ws.stats, vi, backend_id, len);
+    count_flow(&mut ws.stats, vi, backend_id, len, Dir::Forward);
     Verdict::Forward
 }
 
-fn count_in(stats: &mut WorkerStats, vi: u16, backend: u32, len: u64) {
-    if let Some(c) = stats.vips.get_mut(vi as usize) {
-        c.packets_in += 1;
-        c.bytes_in += len;
-    }
-    if let Some(c) = stats.backends.get_mut(backend as usize) {
-        c.packets_in += 1;
-        c.bytes_in += len;
-    }
+/// A tracked connection saw a packet going `dir`: move its state and push
+/// its expiry out by the new state's timeout.
+#[inline]
+fn advance(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &Snapshot) {
+    let st = if d.is_tcp() {
+        e.state().next(dir, d.tcp_flags)
+    } else {
+        ConnState::Udp
+    };
+    e.state = st as u8;
+    e.expires = now.wrapping_add(snap.timeouts.get(st));
 }
 
-fn count_out(stats: &mut WorkerStats, vi: u16, backend: u32, len: u64) {
-    if let Some(c) = stats.vips.get_mut(vi as usize) {
-        c.packets_out += 1;
-        c.bytes_out += len;
-    }
-    if let Some(c) = stats.backends.get_mut(backend as usize) {
-        c.packets_out += 1;
-        c.bytes_out += len;
+/// Counts a forwarded frame for its VIP and backend, towards the backend
+/// (`Dir::Forward`) or back to the client.
+#[inline]
+fn count_flow(stats: &mut WorkerStats, vi: u16, backend: u32, len: u64, dir: Dir) {
+    let (vip, be) = (
+        stats.vips.get_mut(vi as usize),
+        stats.backends.get_mut(backend as usize),
+    );
+    for c in [vip, be].into_iter().flatten() {
+        if dir == Dir::Forward {
+            c.packets_in += 1;
+            c.bytes_in += len;
+        } else {
+            c.packets_out += 1;
+            c.bytes_out += len;
+        }
     }
 }
 
@@ -638,13 +642,7 @@ fn reply(
     let Some(e) = ws.conns.get_mut(idx) else {
         return Verdict::Drop(DropReason::NoConn);
     };
-    let st = if d.is_tcp() {
-        e.state().next(Dir::Reverse, d.tcp_flags)
-    } else {
-        ConnState::Udp
-    };
-    e.state = st as u8;
-    e.expires = now.wrapping_add(snap.timeouts.get(st));
+    advance(e, d, Dir::Reverse, now, snap);
     let (vi, backend, client, client_port, fullnat) = (
         e.vip,
         e.backend,
@@ -669,7 +667,7 @@ fn reply(
     } else {
         xmit::nat_out(frame, d, (vip.addr, vip.port), snap.mac, dst_mac);
     }
-    count_out(&mut ws.stats, vi, backend, len);
+    count_flow(&mut ws.stats, vi, backend, len, Dir::Reverse);
     Verdict::Forward
 }
 
@@ -690,6 +688,6 @@ fn stateless_reply(
     let dst_mac = snap.next_hop(&d.key.dst);
     xmit::nat_out(frame, d, (vip.addr, vip.port), snap.mac, dst_mac);
     ws.stats.event(Event::StatelessReply);
-    count_out(&mut ws.stats, vi, backend, len);
+    count_flow(&mut ws.stats, vi, backend, len, Dir::Reverse);
     Verdict::Forward
 }
