@@ -165,6 +165,10 @@ pub fn process<B: PacketBuf + ?Sized>(
     v
 }
 
+/// How many packets ahead of the one being handled [`process_burst`]
+/// prefetches connection entries.
+const ENTRY_LOOKAHEAD: usize = 8;
+
 /// Largest burst [`process_burst`] takes at once.
 pub const MAX_BURST: usize = 64;
 
@@ -193,22 +197,33 @@ pub fn process_burst<B: PacketBuf>(
             }
         }
     }
-    for c in pre.iter().take(n).flatten() {
-        if c.tracked {
-            let dir = if c.vip.is_some() {
-                Dir::Forward
-            } else {
-                Dir::Reverse
-            };
-            ws.conns.prefetch_entry(c.hash, dir);
+    // Entries: a few packets ahead of the one being handled, so each load
+    // has the time of several packets to land.
+    let prefetch_entry = |ws: &WorkerState, p: Option<&Result<Classified, DropReason>>| {
+        if let Some(Ok(c)) = p {
+            if c.tracked {
+                let dir = if c.vip.is_some() {
+                    Dir::Forward
+                } else {
+                    Dir::Reverse
+                };
+                ws.conns.prefetch_entry(c.hash, dir);
+            }
         }
+    };
+    for i in 0..ENTRY_LOOKAHEAD.min(n) {
+        prefetch_entry(ws, pre.get(i));
     }
-    for ((p, buf), out) in pre
+    for (i, ((p, buf), out)) in pre
         .iter()
         .zip(bufs.iter_mut())
         .zip(verdicts.iter_mut())
         .take(n)
+        .enumerate()
     {
+        if i + ENTRY_LOOKAHEAD < n {
+            prefetch_entry(ws, pre.get(i + ENTRY_LOOKAHEAD));
+        }
         let frame = buf.data_mut();
         let v = match p {
             Ok(c) => handle(frame, c, ws, snap),
