@@ -27,8 +27,11 @@
 //!   not change; FullNAT drops it (`no_conn`): its backend saw another
 //!   source port.
 //! * A NAT reply with no entry whose source is a backend of exactly one NAT
-//!   VIP is translated back statelessly (`stateless_reply`), so flows that
-//!   overflowed the table keep working in both directions.
+//!   VIP is translated back statelessly (`stateless_reply`) while flows may
+//!   have gone out without state (for an established-connection timeout
+//!   after the last `stateless_new`), so flows that overflowed the table
+//!   keep working in both directions. At other times it is not a reply of
+//!   ours and drops as `no_conn`.
 
 #![deny(
     clippy::unwrap_used,
@@ -76,6 +79,9 @@ pub struct WorkerState {
     pub stats: WorkerStats,
     /// Seconds on the worker clock (pcap timestamps in replay).
     now: u32,
+    /// Until this second, replies without an entry may be flows that went
+    /// stateless because the table was full (see [`stateless_reply`]).
+    overflow_until: Option<u32>,
 }
 
 impl WorkerState {
@@ -93,6 +99,7 @@ impl WorkerState {
             lports: LocalPorts::new(snap.local_addrs.len(), id, workers),
             stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
             now: 0,
+            overflow_until: None,
         }
     }
 
@@ -634,6 +641,12 @@ fn new_flow(
         Err(_) => {
             let b = vip.maglev_backend(&d.key).ok_or(DropReason::NoBackend)?;
             ws.stats.event(Event::StatelessNew);
+            // Their replies come back without an entry for as long as an
+            // established connection would live.
+            let until = ws
+                .now
+                .wrapping_add(snap.timeouts.get(ConnState::Established));
+            ws.overflow_until = Some(until);
             Ok(Target::Stateless(b))
         }
     }
@@ -696,6 +709,12 @@ fn stateless_reply(
     let Some((vi, backend)) = snap.nat_reply_vip(&d.key.src, d.key.sport, d.key.proto) else {
         return Verdict::Drop(DropReason::NoVip);
     };
+    // Only while flows may have gone out without an entry; otherwise a
+    // backend's packet with no connection is not a reply of ours.
+    if ws.overflow_until.is_none_or(|t| expired(t, ws.now)) {
+        ws.overflow_until = None;
+        return Verdict::Drop(DropReason::NoConn);
+    }
     let Some(vip) = snap.vips.get(vi as usize) else {
         return Verdict::Drop(DropReason::NoVip);
     };

@@ -335,43 +335,21 @@ fn nat(snap: &Snapshot, v6: bool) -> Scenario {
         0,
         &seg(b.1, 1234, 1, 1, ACK, b""),
     );
-    rows.push(forward_or_drop_stray(snap, stray, b, vip));
+    rows.push(stray_reply(stray));
     Scenario {
         name: if v6 { "nat-v6" } else { "nat-v4" },
         rows,
     }
 }
 
-/// A backend packet towards an unknown client: NAT VIPs whose backend serves
-/// only them translate it back statelessly (the table-full fallback).
-fn forward_or_drop_stray(snap: &Snapshot, stray: Vec<u8>, b: (Addr, u16, Mac), vip: Addr) -> Row {
-    match snap.nat_reply_vip(&b.0, b.1, crate::flow::proto::TCP) {
-        Some(_) => {
-            let dst = if vip.is_v4() {
-                net::parse("198.18.50.9")
-            } else {
-                net::parse("2001:2:0:50::9")
-            };
-            let out = gen::tcp(
-                &eth(net::NODE_MAC, net::GATEWAY_MAC),
-                vip,
-                dst,
-                64,
-                0,
-                &seg(80, 1234, 1, 1, ACK, b""),
-            );
-            forward(
-                "nat: backend packet with no entry is translated back statelessly",
-                stray,
-                out,
-            )
-        }
-        None => dropped(
-            "nat: backend packet with no entry is dropped",
-            stray,
-            DropReason::NoVip,
-        ),
-    }
+/// A backend packet towards an unknown client, with the table never full:
+/// not a reply of ours.
+fn stray_reply(stray: Vec<u8>) -> Row {
+    dropped(
+        "nat: backend packet with no entry is dropped",
+        stray,
+        DropReason::NoConn,
+    )
 }
 
 fn fullnat(snap: &Snapshot, v6: bool) -> Scenario {

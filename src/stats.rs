@@ -114,7 +114,8 @@ pub enum Event {
     /// A packet of an untracked flow forwarded by Maglev without an entry
     /// (TCP RST, or table full).
     StatelessForward,
-    /// A NAT reply with no entry, translated back through its backend's unique VIP.
+    /// A NAT reply with no entry, translated back through its backend's unique
+    /// VIP while the table has recently overflowed.
     StatelessReply,
     /// A mid-flow TCP packet with no entry picked up into a new entry.
     MidflowPickup,

@@ -568,6 +568,32 @@ fn full_table_sends_new_nat_flows_to_their_maglev_backend_without_state() {
 }
 
 #[test]
+fn stateless_replies_stop_once_the_overflow_is_an_established_timeout_old() {
+    let mut lb = Lb::new("capacity = 1\ntcp_established = 50", WEB_NAT);
+    let vip = ip("198.18.100.10");
+    lb.ws.set_clock(1000);
+    let first = tcp_key(client(1), 40_000, vip, 80);
+    lb.forward(client_tcp(&first, SYN));
+    // The table is full from here on: this flow goes out without state.
+    let key = tcp_key(client(2), 40_000, vip, 80);
+    let b = lb.maglev(&key);
+    lb.forward(client_tcp(&key, SYN));
+    assert_eq!(lb.event(Event::StatelessNew), 1);
+    lb.ws.set_clock(1049);
+    let back = lb.forward(backend_tcp(&b, key.src, 40_000, ACK));
+    assert_eq!((back.src, back.sport), (vip, 80));
+    assert_eq!(lb.event(Event::StatelessReply), 1);
+    // An established timeout after the last stateless flow, nothing that
+    // went out without state can still be alive.
+    lb.ws.set_clock(1050);
+    assert_eq!(
+        lb.dropped(backend_tcp(&b, key.src, 40_000, ACK)),
+        DropReason::NoConn
+    );
+    assert_eq!(lb.event(Event::StatelessReply), 1);
+}
+
+#[test]
 fn full_table_drops_new_fullnat_flows_and_returns_their_local_port() {
     let mut lb = Lb::new("capacity = 2\ntcp_syn_sent = 5", API_FULLNAT);
     let vip = ip("198.18.100.20");
@@ -697,7 +723,7 @@ fn midflow_pickup_uses_maglev_even_when_the_vip_schedules_otherwise() {
 // ---- 4. per-state timeouts ----------------------------------------------------------
 
 #[test]
-fn syn_only_flow_expires_after_tcp_syn_sent_then_replies_go_stateless() {
+fn syn_only_flow_expires_after_tcp_syn_sent_then_late_replies_drop() {
     let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
     let vip = ip("198.18.100.10");
     let key = tcp_key(client(1), 43_000, vip, 80);
@@ -710,11 +736,13 @@ fn syn_only_flow_expires_after_tcp_syn_sent_then_replies_go_stateless() {
     assert_eq!(lb.age_at(1005), 1);
     assert_eq!(lb.conns(), 0);
     assert_eq!(lb.event(Event::ConnExpired), 1);
-    // Its backend serves only this NAT VIP: the late answer is translated
-    // back without state.
-    let back = lb.forward(backend_tcp(&b, key.src, 43_000, SYN | ACK));
-    assert_eq!((back.src, back.sport, back.dst), (vip, 80, key.src));
-    assert_eq!(lb.event(Event::StatelessReply), 1);
+    // The table never overflowed, so no flow went out without an entry:
+    // the late answer is not a reply of ours.
+    assert_eq!(
+        lb.dropped(backend_tcp(&b, key.src, 43_000, SYN | ACK)),
+        DropReason::NoConn
+    );
+    assert_eq!(lb.event(Event::StatelessReply), 0);
     assert_eq!(lb.conns(), 0);
 }
 
