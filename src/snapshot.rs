@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{Config, Mode, SchedulerName, Timeouts};
+use crate::config::{Config, Mode, Timeouts};
 use crate::conntrack::{addr_hash, flow_hash, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
@@ -149,7 +149,7 @@ impl Snapshot {
                 port: v.port,
                 proto,
                 mode: v.mode,
-                sched: sched_kind(v.scheduler),
+                sched: v.scheduler,
                 backends: ids,
                 weights,
                 maglev: maglev::build(&mag, v.table_size),
@@ -212,16 +212,6 @@ impl Snapshot {
         let vi = self.vip(&key.dst, key.dport, key.proto)?;
         let b = self.vips.get(vi as usize)?.maglev_backend(key)?;
         self.backends.get(b as usize)
-    }
-}
-
-fn sched_kind(s: SchedulerName) -> SchedKind {
-    match s {
-        SchedulerName::Maglev => SchedKind::Maglev,
-        SchedulerName::Rr => SchedKind::Rr,
-        SchedulerName::Wrr => SchedKind::Wrr,
-        SchedulerName::Lc => SchedKind::Lc,
-        SchedulerName::Sh => SchedKind::Sh,
     }
 }
 

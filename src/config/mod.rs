@@ -190,46 +190,7 @@ impl Mode {
     }
 }
 
-/// Scheduler that picks a backend for a new connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum SchedulerName {
-    /// Maglev consistent hashing (the default).
-    #[default]
-    Maglev,
-    /// Round robin.
-    Rr,
-    /// Weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Source-address hash.
-    Sh,
-}
-
-impl SchedulerName {
-    pub const NAMES: &'static [&'static str] = &["maglev", "rr", "wrr", "lc", "sh"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SchedulerName::Maglev => "maglev",
-            SchedulerName::Rr => "rr",
-            SchedulerName::Wrr => "wrr",
-            SchedulerName::Lc => "lc",
-            SchedulerName::Sh => "sh",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<SchedulerName> {
-        match name {
-            "maglev" => Some(SchedulerName::Maglev),
-            "rr" => Some(SchedulerName::Rr),
-            "wrr" => Some(SchedulerName::Wrr),
-            "lc" => Some(SchedulerName::Lc),
-            "sh" => Some(SchedulerName::Sh),
-            _ => None,
-        }
-    }
-}
+pub use crate::sched::SchedKind;
 
 /// `[[vip]]`: a virtual service.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,7 +202,7 @@ pub struct Vip {
     pub port: u16,
     pub protocol: Protocol,
     pub mode: Mode,
-    pub scheduler: SchedulerName,
+    pub scheduler: SchedKind,
     /// Maglev lookup-table size: prime, [`MIN_TABLE_SIZE`]..=[`MAX_TABLE_SIZE`],
     /// at least the number of backends.
     pub table_size: u32,

@@ -79,7 +79,7 @@ fn reference_config_loads() {
         (web.port, web.protocol, web.mode),
         (80, Protocol::Tcp, Mode::Nat)
     );
-    assert_eq!(web.scheduler, SchedulerName::Maglev);
+    assert_eq!(web.scheduler, SchedKind::Maglev);
     assert_eq!(web.table_size, 65537);
     assert!(web.local_addresses.is_empty());
     assert_eq!(web.backends.len(), 3);
@@ -87,24 +87,24 @@ fn reference_config_loads() {
     assert_eq!(web.backends[0].port, 8080);
 
     let web6 = c.vip("web6").unwrap();
-    assert_eq!(web6.scheduler, SchedulerName::Maglev);
+    assert_eq!(web6.scheduler, SchedKind::Maglev);
     assert_eq!(web6.table_size, DEFAULT_TABLE_SIZE);
     assert!(web6.backends.iter().all(|b| b.weight == 1));
 
     let dns = c.vip("dns").unwrap();
     assert_eq!(
         (dns.protocol, dns.scheduler),
-        (Protocol::Udp, SchedulerName::Rr)
+        (Protocol::Udp, SchedKind::Rr)
     );
     assert_eq!(dns.protocol.number(), 17);
 
     let api = c.vip("api").unwrap();
     assert_eq!(api.mode, Mode::FullNat);
     assert_eq!(api.local_addresses, vec![addr("198.18.0.200")]);
-    assert_eq!(c.vip("api6").unwrap().scheduler, SchedulerName::Wrr);
+    assert_eq!(c.vip("api6").unwrap().scheduler, SchedKind::Wrr);
 
     let st = c.vip("static").unwrap();
-    assert_eq!((st.mode, st.scheduler), (Mode::Dr, SchedulerName::Sh));
+    assert_eq!((st.mode, st.scheduler), (Mode::Dr, SchedKind::Sh));
     assert!(st.backends.iter().all(|b| b.port == 80 && b.weight == 1));
     let st6 = c.vip("static6").unwrap();
     assert_eq!(st6.address, addr("2001:2:0:100::30"));
@@ -140,7 +140,7 @@ fn defaults() {
     );
     assert!(c.neighbors.is_empty());
     let v = &c.vips[0];
-    assert_eq!(v.scheduler, SchedulerName::Maglev);
+    assert_eq!(v.scheduler, SchedKind::Maglev);
     assert_eq!(v.table_size, 65537);
     assert_eq!(v.backends[0].weight, 1);
     // A node with no VIPs is valid.
@@ -155,8 +155,8 @@ fn names_round_trip() {
     for &n in Mode::NAMES {
         assert_eq!(Mode::from_name(n).unwrap().name(), n);
     }
-    for &n in SchedulerName::NAMES {
-        assert_eq!(SchedulerName::from_name(n).unwrap().name(), n);
+    for &n in SchedKind::NAMES {
+        assert_eq!(SchedKind::parse(n).unwrap().name(), n);
     }
     assert_eq!(Protocol::Tcp.number(), 6);
     assert_eq!(Protocol::Udp.number(), 17);

@@ -408,10 +408,10 @@ impl VipChecker<'_> {
                 s,
                 &k("scheduler"),
                 "scheduler",
-                SchedulerName::NAMES,
-                SchedulerName::from_name,
+                SchedKind::NAMES,
+                SchedKind::parse,
             )?,
-            None => SchedulerName::default(),
+            None => SchedKind::default(),
         };
 
         if let Some((other, line)) = self.services.get(&(address, port, protocol)) {

@@ -63,6 +63,9 @@ pub enum SchedKind {
 }
 
 impl SchedKind {
+    /// The configuration names, in [`SchedKind::ALL`] order.
+    pub const NAMES: &'static [&'static str] = &["maglev", "rr", "wrr", "lc", "sh"];
+
     pub const ALL: [SchedKind; 5] = [
         SchedKind::Maglev,
         SchedKind::Rr,
@@ -84,12 +87,6 @@ impl SchedKind {
             SchedKind::Lc => "lc",
             SchedKind::Sh => "sh",
         }
-    }
-
-    /// Whether `pick` reads the VIP's Maglev table. The control plane may skip
-    /// building one for the other kinds and pass an empty table.
-    pub fn uses_maglev_table(self) -> bool {
-        matches!(self, SchedKind::Maglev | SchedKind::Sh)
     }
 }
 
@@ -324,11 +321,10 @@ mod tests {
     }
 
     #[test]
-    fn uses_maglev_table() {
-        assert!(SchedKind::Maglev.uses_maglev_table());
-        assert!(SchedKind::Sh.uses_maglev_table());
-        assert!(!SchedKind::Rr.uses_maglev_table());
-        assert!(!SchedKind::Wrr.uses_maglev_table());
-        assert!(!SchedKind::Lc.uses_maglev_table());
+    fn names_follow_all() {
+        for (k, n) in SchedKind::ALL.iter().zip(SchedKind::NAMES) {
+            assert_eq!(k.name(), *n);
+            assert_eq!(SchedKind::parse(n), Some(*k));
+        }
     }
 }
