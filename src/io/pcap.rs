@@ -510,31 +510,7 @@ impl<R: Read> PcapReader<R> {
             return Err(self.corrupt(0, start, "bad section header block length", u64::from(len)));
         }
         // The rest: version, section length, options, trailing length.
-        let rest = (len - 12) as usize;
-        self.block.clear();
-        self.block.resize(rest, 0);
-        let mut block = std::mem::take(&mut self.block);
-        let got = self.read(&mut block);
-        self.block = block;
-        let got = got?;
-        if got < rest {
-            return Err(self.truncated(
-                0,
-                start,
-                "section header block",
-                u64::from(len),
-                12 + got as u64,
-            ));
-        }
-        let trailer = endian.u32(get4(&self.block, rest - 4));
-        if trailer != len {
-            return Err(self.corrupt(
-                0,
-                start,
-                "block trailing length differs from its header",
-                u64::from(trailer),
-            ));
-        }
+        self.fill_block(0, start, len, 12, "section header block", endian)?;
         self.state = State::PcapNg {
             endian,
             interfaces: Vec::new(),
@@ -548,7 +524,24 @@ impl<R: Read> PcapReader<R> {
         if len < 12 || len & 3 != 0 || len > MAX_BLOCK_LEN {
             return Err(self.corrupt(index, start, "bad pcapng block length", u64::from(len)));
         }
-        let rest = (len - 8) as usize;
+        let State::PcapNg { endian, .. } = self.state else {
+            return Ok(());
+        };
+        self.fill_block(index, start, len, 8, "pcapng block", endian)
+    }
+
+    /// Read the `len - already` bytes left of a block into `self.block`,
+    /// check that its trailing length repeats `len`, and strip it.
+    fn fill_block(
+        &mut self,
+        index: u64,
+        start: u64,
+        len: u32,
+        already: u32,
+        what: &'static str,
+        endian: Endian,
+    ) -> Result<(), PcapError> {
+        let rest = (len - already) as usize;
         self.block.clear();
         self.block.resize(rest, 0);
         let mut block = std::mem::take(&mut self.block);
@@ -559,14 +552,11 @@ impl<R: Read> PcapReader<R> {
             return Err(self.truncated(
                 index,
                 start,
-                "pcapng block",
+                what,
                 u64::from(len),
-                8 + got as u64,
+                u64::from(already) + got as u64,
             ));
         }
-        let State::PcapNg { endian, .. } = self.state else {
-            return Ok(());
-        };
         let trailer = endian.u32(get4(&self.block, rest - 4));
         if trailer != len {
             return Err(self.corrupt(
