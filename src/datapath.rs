@@ -164,8 +164,9 @@ pub fn process<B: PacketBuf + ?Sized>(
     snap: &Snapshot,
 ) -> Verdict {
     let frame = buf.data_mut();
-    let v = match classify(frame, ws, snap) {
-        Ok(c) => handle(frame, &c, ws, snap),
+    let mut c = Classified::default();
+    let v = match classify(frame, ws, snap, &mut c) {
+        Ok(()) => handle(frame, &c, ws, snap),
         Err(r) => Verdict::Drop(r),
     };
     count(ws, frame.len() as u64, v);
@@ -194,20 +195,23 @@ pub fn process_burst<B: PacketBuf>(
     snap: &Snapshot,
 ) -> usize {
     let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
-    let mut pre: [Result<Classified, DropReason>; MAX_BURST] =
-        [Err(DropReason::Malformed); MAX_BURST];
-    for (p, buf) in pre.iter_mut().zip(bufs.iter()).take(n) {
-        *p = classify(buf.data(), ws, snap);
-        if let Ok(c) = p {
-            if c.tracked {
-                ws.conns.prefetch_index(c.hash);
-            }
+    let mut pre = [Classified::default(); MAX_BURST];
+    let mut refused: [Option<DropReason>; MAX_BURST] = [None; MAX_BURST];
+    for ((c, r), buf) in pre
+        .iter_mut()
+        .zip(refused.iter_mut())
+        .zip(bufs.iter())
+        .take(n)
+    {
+        *r = classify(buf.data(), ws, snap, c).err();
+        if r.is_none() && c.tracked {
+            ws.conns.prefetch_index(c.hash);
         }
     }
     // Entries: a few packets ahead of the one being handled, so each load
     // has the time of several packets to land.
-    let prefetch_entry = |ws: &WorkerState, p: Option<&Result<Classified, DropReason>>| {
-        if let Some(Ok(c)) = p {
+    let prefetch_entry = |ws: &WorkerState, i: usize| {
+        if let (Some(c), Some(None)) = (pre.get(i), refused.get(i)) {
             if c.tracked {
                 let dir = if c.vip.is_some() {
                     Dir::Forward
@@ -219,22 +223,23 @@ pub fn process_burst<B: PacketBuf>(
         }
     };
     for i in 0..ENTRY_LOOKAHEAD.min(n) {
-        prefetch_entry(ws, pre.get(i));
+        prefetch_entry(ws, i);
     }
-    for (i, ((p, buf), out)) in pre
+    for (i, (((c, r), buf), out)) in pre
         .iter()
+        .zip(refused.iter())
         .zip(bufs.iter_mut())
         .zip(verdicts.iter_mut())
         .take(n)
         .enumerate()
     {
         if i + ENTRY_LOOKAHEAD < n {
-            prefetch_entry(ws, pre.get(i + ENTRY_LOOKAHEAD));
+            prefetch_entry(ws, i + ENTRY_LOOKAHEAD);
         }
         let frame = buf.data_mut();
-        let v = match p {
-            Ok(c) => handle(frame, c, ws, snap),
-            Err(r) => Verdict::Drop(*r),
+        let v = match r {
+            None => handle(frame, c, ws, snap),
+            Some(r) => Verdict::Drop(*r),
         };
         count(ws, frame.len() as u64, v);
         *out = v;
@@ -256,7 +261,7 @@ fn count(ws: &mut WorkerState, len: u64, v: Verdict) {
 }
 
 /// The once-per-packet parse plus what the connection lookup needs.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Classified {
     d: FlowDesc,
     /// TCP or UDP over IP: goes through the connection table.
@@ -267,27 +272,29 @@ struct Classified {
     hash: u32,
 }
 
+/// Parses `frame` into `c` and looks up what the connection stage needs.
+/// Fills `c` in place: a descriptor is never moved after the parse.
 #[inline]
-fn classify(frame: &[u8], ws: &WorkerState, snap: &Snapshot) -> Result<Classified, DropReason> {
+fn classify(
+    frame: &[u8],
+    ws: &WorkerState,
+    snap: &Snapshot,
+    c: &mut Classified,
+) -> Result<(), DropReason> {
     if !wire::mac_accepts(frame, snap.mac) {
         return Err(DropReason::NotOurMac);
     }
-    let d = wire::parse(frame)?;
-    let tracked = d.l3 != L3Kind::Arp && matches!(d.key.proto, proto::TCP | proto::UDP);
-    let (vip, hash) = if tracked {
-        (
-            snap.vip(&d.key.dst, d.key.dport, d.key.proto),
-            ws.conns.hash(&d.key),
-        )
+    wire::parse_into(frame, &mut c.d)?;
+    let d = &c.d;
+    c.tracked = d.l3 != L3Kind::Arp && matches!(d.key.proto, proto::TCP | proto::UDP);
+    if c.tracked {
+        c.vip = snap.vip(&d.key.dst, d.key.dport, d.key.proto);
+        c.hash = ws.conns.hash(&d.key);
     } else {
-        (None, 0)
-    };
-    Ok(Classified {
-        d,
-        tracked,
-        vip,
-        hash,
-    })
+        c.vip = None;
+        c.hash = 0;
+    }
+    Ok(())
 }
 
 #[inline]

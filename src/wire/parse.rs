@@ -63,6 +63,16 @@ pub fn mac_accepts(frame: &[u8], our: Mac) -> bool {
 /// refuses it. Never panics, whatever the bytes.
 #[inline]
 pub fn parse(frame: &[u8]) -> Result<FlowDesc, DropReason> {
+    let mut d = FlowDesc::default();
+    parse_into(frame, &mut d)?;
+    Ok(d)
+}
+
+/// [`parse`] into the caller's descriptor: the datapath keeps descriptors
+/// in place (a burst's worth on the stack) instead of moving them through
+/// return values. On `Err`, `d` holds no meaning.
+#[inline]
+pub fn parse_into(frame: &[u8], d: &mut FlowDesc) -> Result<(), DropReason> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::Malformed)?;
     let mut ethertype = eth.ether_type();
     let mut l3_off = ETH_LEN;
@@ -81,14 +91,14 @@ pub fn parse(frame: &[u8]) -> Result<FlowDesc, DropReason> {
     }
 
     let l3 = frame.get(l3_off..).unwrap_or_default();
-    let mut d = match ethertype {
-        EtherType::IPV4 => parse_ipv4(l3, l3_off)?,
-        EtherType::IPV6 => parse_ipv6(l3, l3_off)?,
-        EtherType::ARP => parse_arp(l3, l3_off)?,
+    match ethertype {
+        EtherType::IPV4 => parse_ipv4(l3, l3_off, d)?,
+        EtherType::IPV6 => parse_ipv6(l3, l3_off, d)?,
+        EtherType::ARP => parse_arp(l3, l3_off, d)?,
         _ => return Err(DropReason::UnsupportedEtherType),
-    };
+    }
     d.vlan = vlan;
-    Ok(d)
+    Ok(())
 }
 
 #[inline]
@@ -99,7 +109,7 @@ fn is_vlan_tpid(t: EtherType) -> bool {
 }
 
 #[inline]
-fn parse_ipv4(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
+fn parse_ipv4(l3: &[u8], l3_off: usize, d: &mut FlowDesc) -> Result<(), DropReason> {
     let ip = Ipv4HeaderSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
     let hlen = usize::from(ip.ihl()) * 4;
     let total = usize::from(ip.total_len());
@@ -113,7 +123,7 @@ fn parse_ipv4(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
         return Err(DropReason::Ipv4Fragment);
     }
     let payload = l3.get(hlen..total).unwrap_or_default();
-    let mut d = FlowDesc {
+    *d = FlowDesc {
         l3: L3Kind::Ipv4,
         l3_off: l3_off as u16,
         l4_off: (l3_off + hlen) as u16,
@@ -127,12 +137,11 @@ fn parse_ipv4(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
         },
         ..FlowDesc::default()
     };
-    parse_l4(payload, &mut d)?;
-    Ok(d)
+    parse_l4(payload, d)
 }
 
 #[inline]
-fn parse_ipv6(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
+fn parse_ipv6(l3: &[u8], l3_off: usize, d: &mut FlowDesc) -> Result<(), DropReason> {
     let ip = Ipv6HeaderSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
     let end = IPV6_LEN + usize::from(ip.payload_length());
     let payload = l3.get(IPV6_LEN..end).ok_or(DropReason::Malformed)?;
@@ -140,7 +149,7 @@ fn parse_ipv6(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
     if next.is_ipv6_ext_header_value() {
         return Err(DropReason::Ipv6ExtHeader);
     }
-    let mut d = FlowDesc {
+    *d = FlowDesc {
         l3: L3Kind::Ipv6,
         l3_off: l3_off as u16,
         l4_off: (l3_off + IPV6_LEN) as u16,
@@ -154,8 +163,7 @@ fn parse_ipv6(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
         },
         ..FlowDesc::default()
     };
-    parse_l4(payload, &mut d)?;
-    Ok(d)
+    parse_l4(payload, d)
 }
 
 /// Fills ports, flags or ICMP type from the IP payload (padding excluded).
@@ -193,7 +201,7 @@ fn parse_l4(payload: &[u8], d: &mut FlowDesc) -> Result<(), DropReason> {
 }
 
 #[inline]
-fn parse_arp(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
+fn parse_arp(l3: &[u8], l3_off: usize, d: &mut FlowDesc) -> Result<(), DropReason> {
     let arp = ArpPacketSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
     if arp.hw_addr_type().0 != ARP_HW_ETHERNET || arp.proto_addr_type() != EtherType::IPV4 {
         return Err(DropReason::ArpNotForUs);
@@ -209,7 +217,7 @@ fn parse_arp(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
         .target_protocol_addr()
         .try_into()
         .map_err(|_| DropReason::Malformed)?;
-    Ok(FlowDesc {
+    *d = FlowDesc {
         l3: L3Kind::Arp,
         l3_off: l3_off as u16,
         // No transport: point past the ARP body with an empty length.
@@ -222,5 +230,6 @@ fn parse_arp(l3: &[u8], l3_off: usize) -> Result<FlowDesc, DropReason> {
             ..FlowKey::default()
         },
         ..FlowDesc::default()
-    })
+    };
+    Ok(())
 }
