@@ -173,9 +173,9 @@ pub fn process<B: PacketBuf + ?Sized>(
     v
 }
 
-/// How many packets ahead of the one being handled [`process_burst`]
-/// prefetches connection entries.
-const ENTRY_LOOKAHEAD: usize = 8;
+/// Pipeline distance of [`process_burst`]: entries are prefetched this many
+/// packets ahead of the one being handled, index slots twice as far.
+const LOOKAHEAD: usize = 8;
 
 /// Largest burst [`process_burst`] takes at once.
 pub const MAX_BURST: usize = 64;
@@ -204,25 +204,34 @@ pub fn process_burst<B: PacketBuf>(
         .take(n)
     {
         *r = classify(buf.data(), ws, snap, c).err();
-        if r.is_none() && c.tracked {
+    }
+    // A software pipeline over the burst: while packet i is handled, the
+    // index slot of packet i + 2L and the entry of packet i + L are on their
+    // way. Keeping only ~2L loads in flight stays within the core's miss
+    // buffers, which prefetching the whole burst at once would overrun.
+    let live = |i: usize| match (pre.get(i), refused.get(i)) {
+        (Some(c), Some(None)) if c.tracked => Some(c),
+        _ => None,
+    };
+    let prefetch_index = |ws: &WorkerState, i: usize| {
+        if let Some(c) = live(i) {
             ws.conns.prefetch_index(c.hash);
         }
-    }
-    // Entries: a few packets ahead of the one being handled, so each load
-    // has the time of several packets to land.
+    };
     let prefetch_entry = |ws: &WorkerState, i: usize| {
-        if let (Some(c), Some(None)) = (pre.get(i), refused.get(i)) {
-            if c.tracked {
-                let dir = if c.vip.is_some() {
-                    Dir::Forward
-                } else {
-                    Dir::Reverse
-                };
-                ws.conns.prefetch_entry(c.hash, dir);
-            }
+        if let Some(c) = live(i) {
+            let dir = if c.vip.is_some() {
+                Dir::Forward
+            } else {
+                Dir::Reverse
+            };
+            ws.conns.prefetch_entry(c.hash, dir);
         }
     };
-    for i in 0..ENTRY_LOOKAHEAD.min(n) {
+    for i in 0..(2 * LOOKAHEAD).min(n) {
+        prefetch_index(ws, i);
+    }
+    for i in 0..LOOKAHEAD.min(n) {
         prefetch_entry(ws, i);
     }
     for (i, (((c, r), buf), out)) in pre
@@ -233,9 +242,8 @@ pub fn process_burst<B: PacketBuf>(
         .take(n)
         .enumerate()
     {
-        if i + ENTRY_LOOKAHEAD < n {
-            prefetch_entry(ws, i + ENTRY_LOOKAHEAD);
-        }
+        prefetch_index(ws, i + 2 * LOOKAHEAD);
+        prefetch_entry(ws, i + LOOKAHEAD);
         let frame = buf.data_mut();
         let v = match r {
             None => handle(frame, c, ws, snap),
