@@ -10,7 +10,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Mode, Timeouts};
-use crate::conntrack::{addr_hash, flow_hash, ConnState, StateTimeouts};
+use crate::conntrack::{addr_words, flow_hash, fold_mul, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
 use crate::sched::SchedKind;
@@ -279,7 +279,14 @@ impl VipMap {
 
     #[inline]
     fn hash(addr: &Addr, port: u16, proto: u8) -> usize {
-        addr_hash(addr, Self::SEED ^ ((port as u64) << 8 | proto as u64)) as usize
+        // One folded multiply: VIP keys come from the config, not from
+        // packets, so no one can aim a flood of collisions at this table.
+        let (a0, a1) = addr_words(addr);
+        let tail = (port as u64) << 48 | (proto as u64) << 40;
+        fold_mul(
+            a0 ^ a1.rotate_left(23) ^ tail ^ Self::SEED,
+            0x9e37_79b9_7f4a_7c15,
+        ) as usize
     }
 
     #[inline]

@@ -117,7 +117,7 @@ const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
 const K3: u64 = 0x1656_67b1_9e37_79f9;
 
 #[inline]
-fn addr_words(a: &Addr) -> (u64, u64) {
+pub(crate) fn addr_words(a: &Addr) -> (u64, u64) {
     let mut lo = [0u8; 8];
     let mut hi = [0u8; 8];
     lo.copy_from_slice(&a.0[..8]);
@@ -126,7 +126,7 @@ fn addr_words(a: &Addr) -> (u64, u64) {
 }
 
 #[inline]
-fn fold_mul(a: u64, b: u64) -> u64 {
+pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
     let r = (a as u128).wrapping_mul(b as u128);
     (r as u64) ^ ((r >> 64) as u64)
 }
