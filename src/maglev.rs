@@ -220,6 +220,26 @@ impl Turn {
 /// not on their order; each slot holds the index of its backend in
 /// `backends`. Listing the same identity twice is a configuration error the
 /// caller rejects; here the duplicates merely share the identity's slots.
+///
+/// ```
+/// use rampart::flow::Addr;
+/// use rampart::maglev::{build, BackendKey, MaglevBackend};
+///
+/// let b = |last, weight| MaglevBackend {
+///     key: BackendKey { addr: Addr::from_v4([198, 18, 1, last]), port: 8080 },
+///     weight,
+/// };
+/// let table = build(&[b(11, 1), b(12, 3)], 65537);
+/// let mut shares = [0u32; 2];
+/// for slot in table.slots() {
+///     shares[*slot as usize] += 1;
+/// }
+/// // Weights are turn frequencies: 1:3 of the slots, to within one slot.
+/// assert!((shares[1] as i64 - 3 * shares[0] as i64).abs() <= 3);
+/// // Order does not matter: the same identities own the same slots.
+/// let swapped = build(&[b(12, 3), b(11, 1)], 65537);
+/// assert!(table.slots().iter().zip(swapped.slots()).all(|(x, y)| x != y));
+/// ```
 pub fn build(backends: &[MaglevBackend], size: u32) -> Table {
     debug_assert!(is_prime(size), "maglev table size {size} is not prime");
     debug_assert!(backends.len() < NO_BACKEND as usize);
