@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config};
-use crate::conntrack::{addr_hash, flow_hash};
+use crate::conntrack::addr_hash;
 use crate::datapath::Verdict;
 use crate::flow::{tcp_flags::*, Addr, FlowKey, Mac};
 use crate::gen::{self, Eth, TcpSeg};
@@ -87,7 +87,12 @@ pub fn pick_backend(snap: &Snapshot, key: &FlowKey, nth: usize) -> (Addr, u16, M
     };
     let vip = &snap.vips[vi];
     let slot = match vip.sched {
-        SchedKind::Maglev => vip.maglev.lookup(flow_hash(key, MAGLEV_SEED)),
+        SchedKind::Maglev => {
+            let Some(b) = snap.which_backend(key) else {
+                panic!("fixture VIP {} has no backend", vip.name)
+            };
+            return (b.key.addr, b.key.port, b.mac);
+        }
         SchedKind::Sh => vip.maglev.lookup(addr_hash(&key.src, MAGLEV_SEED)),
         // Fixtures use equal weights for rr and lc, and only the first pick
         // of wrr (the heaviest backend).
