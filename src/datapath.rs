@@ -138,9 +138,7 @@ impl WorkerState {
 
 /// Gives back what a connection held when its entry goes away.
 fn release(e: &ConnEntry, snap: &Snapshot, scheds: &mut [Scheduler], lports: &mut LocalPorts) {
-    if e.flags & cflags::HAS_LPORT != 0 {
-        lports.release(e.laddr, e.lport);
-    }
+    give_back_port(e, lports);
     if let (Some(vip), Some(s)) = (
         snap.vips.get(e.vip as usize),
         scheds.get_mut(e.vip as usize),

@@ -136,29 +136,15 @@ impl ConnState {
     }
 }
 
-/// Per-state timeouts in seconds (config `[conntrack]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Per-state timeouts in seconds, indexed by state. Built from the config's
+/// `[conntrack]` timeouts (whose defaults live in `config::Timeouts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StateTimeouts(pub [u32; ConnState::COUNT]);
 
 impl StateTimeouts {
     #[inline]
     pub fn get(&self, s: ConnState) -> u32 {
         self.0[s as usize]
-    }
-}
-
-impl Default for StateTimeouts {
-    fn default() -> Self {
-        let mut t = [0u32; ConnState::COUNT];
-        t[ConnState::SynSent as usize] = 30;
-        t[ConnState::SynRecv as usize] = 30;
-        t[ConnState::Established as usize] = 900;
-        t[ConnState::FinWait as usize] = 120;
-        t[ConnState::CloseWait as usize] = 60;
-        t[ConnState::TimeWait as usize] = 60;
-        t[ConnState::Close as usize] = 10;
-        t[ConnState::Udp as usize] = 300;
-        StateTimeouts(t)
     }
 }
 
