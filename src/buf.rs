@@ -7,6 +7,11 @@ pub trait PacketBuf {
     fn data(&self) -> &[u8];
     fn data_mut(&mut self) -> &mut [u8];
 
+    /// Shortens the frame to `len` bytes (no-op if it is not longer). The
+    /// datapath only ever shortens a frame: a SYN turned into a SYN-ACK, a
+    /// backend's SYN-ACK into an ACK.
+    fn truncate(&mut self, len: usize);
+
     /// Receive time in nanoseconds, where the source records one (pcap
     /// capture time, a synthetic bench clock). NICs without hardware
     /// timestamps return `None` and the worker uses its own clock.
@@ -25,16 +30,9 @@ impl PacketBuf for Vec<u8> {
     fn data_mut(&mut self) -> &mut [u8] {
         self
     }
-}
-
-impl PacketBuf for [u8] {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        self
-    }
 
     #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        self
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len);
     }
 }

@@ -32,6 +32,9 @@
 //!   after the last `stateless_new`), so flows that overflowed the table
 //!   keep working in both directions. At other times it is not a reply of
 //!   ours and drops as `no_conn`.
+//! * A VIP with `synproxy`: no packet reaches a backend before the client
+//!   completed a handshake with rampart; see [`crate::synproxy`]. Its new
+//!   flows are never forwarded without state.
 
 #![deny(
     clippy::unwrap_used,
@@ -46,9 +49,11 @@ use crate::conntrack::{
     addr_hash, expired, flags as cflags, flow_hash, ConnEntry, ConnState, ConnTable, Dir,
 };
 use crate::flow::{proto, tcp_flags, FlowDesc, FlowKey, L3Kind};
+use crate::outbox::Outbox;
 use crate::sched::Scheduler;
 use crate::snapshot::{Owned, Snapshot, VipInfo, MAGLEV_SEED};
 use crate::stats::{DropReason, Event, WorkerStats};
+use crate::synproxy::{self, SynproxyState};
 use crate::wire;
 use crate::xmit;
 use crate::xmit::lport::LocalPorts;
@@ -58,8 +63,12 @@ use crate::xmit::lport::LocalPorts;
 pub enum Verdict {
     /// Rewritten for its next hop: transmit.
     Forward,
-    /// Turned into an answer (ARP reply, neighbor advertisement): transmit.
+    /// Turned into an answer (ARP reply, neighbor advertisement, SYN
+    /// cookie, SYN proxy ACK): transmit.
     Reply,
+    /// Taken over by the datapath (a SYN proxy ACK or a held packet); what
+    /// it leads to goes out through the worker's [`Outbox`]. Not a drop.
+    Consumed,
     Drop(DropReason),
 }
 
@@ -79,7 +88,16 @@ pub struct WorkerState {
     pub lports: LocalPorts,
     pub stats: WorkerStats,
     /// Seconds on the worker clock (pcap timestamps in replay).
-    now: u32,
+    pub(crate) now: u32,
+    /// The same clock in nanoseconds (rate limits, TCP timestamps).
+    pub(crate) now_ns: u64,
+    /// Frames this worker originates; the worker sends and clears it after
+    /// every burst.
+    pub outbox: Outbox,
+    /// SYN proxy state, when a VIP uses it.
+    pub synproxy: Option<Box<SynproxyState>>,
+    /// Set by a handler that made the frame shorter (the new length).
+    pub(crate) trim: Option<usize>,
     /// Until this second, replies without an entry may be flows that went
     /// stateless because the table was full (see [`stateless_reply`]).
     overflow_until: Option<u32>,
@@ -88,6 +106,15 @@ pub struct WorkerState {
 impl WorkerState {
     /// State for worker `id` of `workers`; `seed` keys the connection hash.
     pub fn new(snap: &Snapshot, id: u16, workers: u16, seed: u64) -> WorkerState {
+        let synproxy = snap
+            .has_synproxy()
+            .then(|| Box::new(synproxy::path::new_state(snap, snap.conn_capacity, seed)));
+        // Per burst frame: a backend SYN, or the held packets it releases.
+        let outbox = if synproxy.is_some() {
+            Outbox::new(MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS)
+        } else {
+            Outbox::new(0)
+        };
         WorkerState {
             id,
             workers,
@@ -100,6 +127,10 @@ impl WorkerState {
             lports: LocalPorts::new(snap.local_addrs.len(), id, workers),
             stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
             now: 0,
+            now_ns: 0,
+            outbox,
+            synproxy,
+            trim: None,
             overflow_until: None,
         }
     }
@@ -107,7 +138,17 @@ impl WorkerState {
     /// Advances the worker clock (seconds; wraps).
     #[inline]
     pub fn set_clock(&mut self, now_secs: u32) {
-        self.now = now_secs;
+        self.set_clock_ns(u64::from(now_secs) * 1_000_000_000);
+    }
+
+    /// Advances the worker clock with nanosecond resolution.
+    #[inline]
+    pub fn set_clock_ns(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+        self.now = (now_ns / 1_000_000_000) as u32;
+        if let Some(sp) = self.synproxy.as_mut() {
+            sp.secrets.set_clock(self.now);
+        }
     }
 
     #[inline]
@@ -115,29 +156,56 @@ impl WorkerState {
         self.now
     }
 
+    #[inline]
+    pub fn clock_ns(&self) -> u64 {
+        self.now_ns
+    }
+
     /// One bounded step of connection aging; call once per burst.
     pub fn age(&mut self, snap: &Snapshot) -> u32 {
         self.age_with_budget(snap, AGING_BUDGET)
     }
 
-    /// Aging with an explicit budget (tests and shutdown sweeps).
+    /// Aging with an explicit budget (tests and shutdown sweeps). Also
+    /// resends SYNs to backends that have not answered yet.
     pub fn age_with_budget(&mut self, snap: &Snapshot, budget: u32) -> u32 {
+        if self.synproxy.is_some() {
+            synproxy::path::retry_pending(self, snap);
+        }
         let WorkerState {
             conns,
             scheds,
             lports,
             stats,
             now,
+            synproxy,
             ..
         } = self;
-        let n = conns.expire(*now, budget, |e| release(e, snap, scheds, lports));
+        let n = conns.expire(*now, budget, |idx, e| {
+            release(idx, e, snap, scheds, lports, synproxy.as_deref_mut())
+        });
         stats.event_n(Event::ConnExpired, n as u64);
         n
     }
 }
 
+/// Outbox room kept for frames the timers originate (SYN resends, resets).
+const OUTBOX_TIMERS: usize = 64;
+
 /// Gives back what a connection held when its entry goes away.
-fn release(e: &ConnEntry, snap: &Snapshot, scheds: &mut [Scheduler], lports: &mut LocalPorts) {
+fn release(
+    idx: u32,
+    e: &ConnEntry,
+    snap: &Snapshot,
+    scheds: &mut [Scheduler],
+    lports: &mut LocalPorts,
+    sp: Option<&mut SynproxyState>,
+) {
+    if e.flags & cflags::SYNPROXY != 0 {
+        if let Some(sp) = sp {
+            sp.release(idx);
+        }
+    }
     give_back_port(e, lports);
     if let (Some(vip), Some(s)) = (
         snap.vips.get(e.vip as usize),
@@ -149,9 +217,16 @@ fn release(e: &ConnEntry, snap: &Snapshot, scheds: &mut [Scheduler], lports: &mu
     }
 }
 
-fn remove_conn(ws: &mut WorkerState, snap: &Snapshot, idx: u32) {
+pub(crate) fn remove_conn(ws: &mut WorkerState, snap: &Snapshot, idx: u32) {
     if let Some(e) = ws.conns.remove(idx) {
-        release(&e, snap, &mut ws.scheds, &mut ws.lports);
+        release(
+            idx,
+            &e,
+            snap,
+            &mut ws.scheds,
+            &mut ws.lports,
+            ws.synproxy.as_deref_mut(),
+        );
     }
 }
 
@@ -163,12 +238,17 @@ pub fn process<B: PacketBuf + ?Sized>(
     snap: &Snapshot,
 ) -> Verdict {
     let frame = buf.data_mut();
+    let rx_len = frame.len() as u64;
     let mut c = Classified::default();
+    ws.outbox.set_position(0);
     let v = match classify(frame, ws, snap, &mut c) {
         Ok(()) => handle(frame, &c, ws, snap),
         Err(r) => Verdict::Drop(r),
     };
-    count(ws, frame.len() as u64, v);
+    if let Some(len) = ws.trim.take() {
+        buf.truncate(len);
+    }
+    count(ws, rx_len, buf.data().len() as u64, v);
     v
 }
 
@@ -243,26 +323,32 @@ pub fn process_burst<B: PacketBuf>(
     {
         prefetch_index(ws, i + 2 * LOOKAHEAD);
         prefetch_entry(ws, i + LOOKAHEAD);
+        ws.outbox.set_position(i);
         let frame = buf.data_mut();
+        let rx_len = frame.len() as u64;
         let v = match r {
             None => handle(frame, c, ws, snap),
             Some(r) => Verdict::Drop(*r),
         };
-        count(ws, frame.len() as u64, v);
+        if let Some(len) = ws.trim.take() {
+            buf.truncate(len);
+        }
+        count(ws, rx_len, buf.data().len() as u64, v);
         *out = v;
     }
     n
 }
 
 #[inline]
-fn count(ws: &mut WorkerState, len: u64, v: Verdict) {
+fn count(ws: &mut WorkerState, rx_len: u64, tx_len: u64, v: Verdict) {
     ws.stats.rx_packets += 1;
-    ws.stats.rx_bytes += len;
+    ws.stats.rx_bytes += rx_len;
     match v {
         Verdict::Forward | Verdict::Reply => {
             ws.stats.tx_packets += 1;
-            ws.stats.tx_bytes += len;
+            ws.stats.tx_bytes += tx_len;
         }
+        Verdict::Consumed => ws.stats.consumed += 1,
         Verdict::Drop(r) => ws.stats.drop(r),
     }
 }
@@ -435,29 +521,74 @@ fn forward(
     }
     let target = match found {
         Some(idx) => Target::Conn(idx),
+        None if vip.synproxy => {
+            return synproxy::path::first_packet(frame, d, vi, vip, hash, ws, snap)
+        }
         None => match new_flow(d, vi, vip, hash, ws, snap) {
             Ok(t) => t,
             Err(r) => return Verdict::Drop(r),
         },
     };
-    let (backend_id, local) = match target {
+    match target {
         Target::Conn(idx) => {
-            let now = ws.now;
-            let Some(e) = ws.conns.get_mut(idx) else {
-                return Verdict::Drop(DropReason::NoConn);
-            };
-            advance(e, d, Dir::Forward, now, snap);
-            let local = if e.flags & cflags::HAS_LPORT != 0 {
-                snap.local_addrs
-                    .get(e.laddr as usize)
-                    .map(|a| (*a, e.lport))
-            } else {
-                None
-            };
-            (e.backend, local)
+            let proxied = ws
+                .conns
+                .get(idx)
+                .is_some_and(|e| e.flags & cflags::SYNPROXY != 0);
+            if proxied {
+                if let Some(v) = synproxy::path::client_pending(frame, d, idx, ws, snap) {
+                    return v;
+                }
+            }
+            forward_conn(frame, d, vi, vip, idx, ws, snap)
         }
-        Target::Stateless(b) => (b, None),
+        Target::Stateless(b) => send_forward(frame, d, vi, vip, b, None, ws, snap),
+    }
+}
+
+/// A client packet of tracked connection `idx`: state, rewrite, and the SYN
+/// proxy's translation when the connection has one.
+pub(crate) fn forward_conn(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    vi: u16,
+    vip: &VipInfo,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let now = ws.now;
+    let Some(e) = ws.conns.get_mut(idx) else {
+        return Verdict::Drop(DropReason::NoConn);
     };
+    advance(e, d, Dir::Forward, now, snap);
+    let local = if e.flags & cflags::HAS_LPORT != 0 {
+        snap.local_addrs
+            .get(e.laddr as usize)
+            .map(|a| (*a, e.lport))
+    } else {
+        None
+    };
+    let (backend, proxied) = (e.backend, e.flags & cflags::SYNPROXY != 0);
+    let v = send_forward(frame, d, vi, vip, backend, local, ws, snap);
+    if proxied && v == Verdict::Forward {
+        synproxy::path::translate(frame, d, idx, Dir::Forward, ws);
+    }
+    v
+}
+
+/// Rewrites a client packet for `backend_id` in the VIP's mode.
+#[allow(clippy::too_many_arguments)]
+fn send_forward(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    vi: u16,
+    vip: &VipInfo,
+    backend_id: u32,
+    local: Option<(crate::flow::Addr, u16)>,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
     let Some(backend) = snap.backends.get(backend_id as usize) else {
         return Verdict::Drop(DropReason::NoBackend);
     };
@@ -498,7 +629,7 @@ fn advance(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &Snapshot)
 /// Counts a forwarded frame for its VIP and backend, towards the backend
 /// (`Dir::Forward`) or back to the client.
 #[inline]
-fn count_flow(stats: &mut WorkerStats, vi: u16, backend: u32, len: u64, dir: Dir) {
+pub(crate) fn count_flow(stats: &mut WorkerStats, vi: u16, backend: u32, len: u64, dir: Dir) {
     let (vip, be) = (
         stats.vips.get_mut(vi as usize),
         stats.backends.get_mut(backend as usize),
@@ -538,31 +669,79 @@ fn new_flow(
     if midflow && fullnat {
         return Err(DropReason::NoConn);
     }
-    let sched = ws
-        .scheds
-        .get_mut(vi as usize)
-        .ok_or(DropReason::NoBackend)?;
-    let pick = if midflow {
+    let slot = if midflow {
         vip.maglev.lookup(flow_hash(&d.key, MAGLEV_SEED))
     } else {
-        sched.pick(
-            &vip.maglev,
-            flow_hash(&d.key, MAGLEV_SEED),
-            addr_hash(&d.key.src, MAGLEV_SEED),
-        )
-    };
-    let slot = pick.ok_or(DropReason::NoBackend)?;
-    let backend_id = *vip
-        .backends
-        .get(slot as usize)
-        .ok_or(DropReason::NoBackend)?;
+        schedule(d, vi, vip, ws)
+    }
+    .ok_or(DropReason::NoBackend)?;
+    let state = ConnState::initial(tcp, d.tcp_flags);
+    match open_conn(d, vi, vip, fwd_hash, slot, state, 0, ws, snap) {
+        Ok(idx) => {
+            ws.stats.event(if midflow {
+                Event::MidflowPickup
+            } else {
+                Event::ConnNew
+            });
+            Ok(Target::Conn(idx))
+        }
+        Err(OpenError::Drop(r)) => Err(r),
+        Err(OpenError::TableFull) if fullnat => Err(DropReason::ConnTableFull),
+        Err(OpenError::TableFull) => {
+            let b = vip.maglev_backend(&d.key).ok_or(DropReason::NoBackend)?;
+            ws.stats.event(Event::StatelessNew);
+            // Their replies come back without an entry for as long as an
+            // established connection would live.
+            let until = ws
+                .now
+                .wrapping_add(snap.timeouts.get(ConnState::Established));
+            ws.overflow_until = Some(until);
+            Ok(Target::Stateless(b))
+        }
+    }
+}
+
+/// The VIP's scheduler's choice for a new flow (a scheduler slot).
+pub(crate) fn schedule(d: &FlowDesc, vi: u16, vip: &VipInfo, ws: &mut WorkerState) -> Option<u32> {
+    ws.scheds.get_mut(vi as usize)?.pick(
+        &vip.maglev,
+        flow_hash(&d.key, MAGLEV_SEED),
+        addr_hash(&d.key.src, MAGLEV_SEED),
+    )
+}
+
+/// Why [`open_conn`] made no entry.
+pub(crate) enum OpenError {
+    Drop(DropReason),
+    /// Every entry is taken; the caller decides whether the flow can go
+    /// without state.
+    TableFull,
+}
+
+/// Creates the entry for a new flow of `vip` to scheduler slot `slot`:
+/// FullNAT port, reply key (a live connection holding it refuses the flow),
+/// least-connections and per-VIP/backend counts. Returns the entry number.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_conn(
+    d: &FlowDesc,
+    vi: u16,
+    vip: &VipInfo,
+    fwd_hash: u32,
+    slot: u32,
+    state: ConnState,
+    flags: u8,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Result<u32, OpenError> {
+    let no_backend = OpenError::Drop(DropReason::NoBackend);
+    let backend_id = *vip.backends.get(slot as usize).ok_or(no_backend)?;
     let backend = snap
         .backends
         .get(backend_id as usize)
-        .ok_or(DropReason::NoBackend)?;
+        .ok_or(OpenError::Drop(DropReason::NoBackend))?;
     if vip.mode == Mode::Dr && !backend.adjacent {
         // Nothing would reach the backend: keep no entry for it.
-        return Err(DropReason::DrNoNeighbor);
+        return Err(OpenError::Drop(DropReason::DrNoNeighbor));
     }
 
     let mut entry = ConnEntry {
@@ -572,10 +751,11 @@ fn new_flow(
         backend: backend_id,
         vip: vi,
         proto: d.key.proto,
-        state: ConnState::initial(tcp, d.tcp_flags) as u8,
+        state: state as u8,
+        flags,
         ..ConnEntry::default()
     };
-    entry.expires = ws.now.wrapping_add(snap.timeouts.get(entry.state()));
+    entry.expires = ws.now.wrapping_add(snap.timeouts.get(state));
 
     // The reply direction's key, as the backend will send it.
     let reply_key = match vip.mode {
@@ -591,7 +771,7 @@ fn new_flow(
             let (laddr, lport) = ws
                 .lports
                 .alloc(&vip.local_addrs)
-                .ok_or(DropReason::FullnatPortsExhausted)?;
+                .ok_or(OpenError::Drop(DropReason::FullnatPortsExhausted))?;
             entry.laddr = laddr;
             entry.lport = lport;
             entry.flags |= cflags::HAS_LPORT;
@@ -624,7 +804,7 @@ fn new_flow(
                 remove_conn(ws, snap, other);
             } else {
                 give_back_port(&entry, &mut ws.lports);
-                return Err(DropReason::ConnCollision);
+                return Err(OpenError::Drop(DropReason::ConnCollision));
             }
         }
         entry.rev_hash = rh;
@@ -635,38 +815,22 @@ fn new_flow(
             if let Some(s) = ws.scheds.get_mut(vi as usize) {
                 s.conn_opened(slot);
             }
-            ws.stats.event(if midflow {
-                Event::MidflowPickup
-            } else {
-                Event::ConnNew
-            });
             if let Some(c) = ws.stats.vips.get_mut(vi as usize) {
                 c.connections += 1;
             }
             if let Some(c) = ws.stats.backends.get_mut(backend_id as usize) {
                 c.connections += 1;
             }
-            Ok(Target::Conn(idx))
-        }
-        Err(_) if fullnat => {
-            give_back_port(&entry, &mut ws.lports);
-            Err(DropReason::ConnTableFull)
+            Ok(idx)
         }
         Err(_) => {
-            let b = vip.maglev_backend(&d.key).ok_or(DropReason::NoBackend)?;
-            ws.stats.event(Event::StatelessNew);
-            // Their replies come back without an entry for as long as an
-            // established connection would live.
-            let until = ws
-                .now
-                .wrapping_add(snap.timeouts.get(ConnState::Established));
-            ws.overflow_until = Some(until);
-            Ok(Target::Stateless(b))
+            give_back_port(&entry, &mut ws.lports);
+            Err(OpenError::TableFull)
         }
     }
 }
 
-fn give_back_port(e: &ConnEntry, lports: &mut LocalPorts) {
+pub(crate) fn give_back_port(e: &ConnEntry, lports: &mut LocalPorts) {
     if e.flags & cflags::HAS_LPORT != 0 {
         lports.release(e.laddr, e.lport);
     }
@@ -680,6 +844,15 @@ fn reply(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
+    let proxied = ws
+        .conns
+        .get(idx)
+        .is_some_and(|e| e.flags & cflags::SYNPROXY != 0);
+    if proxied {
+        if let Some(v) = synproxy::path::backend_pending(frame, d, idx, ws, snap) {
+            return v;
+        }
+    }
     let now = ws.now;
     let Some(e) = ws.conns.get_mut(idx) else {
         return Verdict::Drop(DropReason::NoConn);
@@ -708,6 +881,9 @@ fn reply(
         );
     } else {
         xmit::nat_out(frame, d, (vip.addr, vip.port), snap.mac, dst_mac);
+    }
+    if proxied {
+        synproxy::path::translate(frame, d, idx, Dir::Reverse, ws);
     }
     count_flow(&mut ws.stats, vi, backend, len, Dir::Reverse);
     Verdict::Forward

@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{Config, Mode, Timeouts};
+use crate::config::{Config, Mode, Synproxy, Timeouts};
 use crate::conntrack::{addr_words, flow_hash, fold_mul, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
@@ -54,6 +54,8 @@ pub struct VipInfo {
     pub maglev: Table,
     /// FullNAT local address numbers.
     pub local_addrs: Vec<u8>,
+    /// New connections go through the SYN proxy.
+    pub synproxy: bool,
 }
 
 impl VipInfo {
@@ -74,6 +76,8 @@ pub struct Snapshot {
     pub local_addrs: Vec<Addr>,
     pub conn_capacity: u32,
     pub timeouts: StateTimeouts,
+    /// SYN proxy settings (used when a VIP has `synproxy`).
+    pub synproxy: Synproxy,
     vip_index: VipMap,
     owned: FxHashMap<Addr, Owned>,
     neighbors: FxHashMap<Addr, Mac>,
@@ -154,6 +158,7 @@ impl Snapshot {
                 weights,
                 maglev: maglev::build(&mag, v.table_size),
                 local_addrs: laddrs,
+                synproxy: v.synproxy,
             });
         }
         for (n, a) in local_addrs.iter().enumerate() {
@@ -161,7 +166,14 @@ impl Snapshot {
         }
         let nat_reply_vip = nat_targets
             .into_iter()
-            .filter(|(_, v)| v.len() == 1)
+            // A proxied connection's replies need its sequence offset, which
+            // only its entry knows: never translated statelessly.
+            .filter(|(_, v)| {
+                v.len() == 1
+                    && !vips
+                        .get(v[0].0 as usize)
+                        .is_some_and(|x: &VipInfo| x.synproxy)
+            })
             .map(|(k, v)| (k, v[0]))
             .collect();
         Snapshot {
@@ -172,11 +184,18 @@ impl Snapshot {
             local_addrs,
             conn_capacity: cfg.conntrack.capacity,
             timeouts: state_timeouts(&cfg.conntrack.timeouts),
+            synproxy: cfg.synproxy.clone(),
             vip_index: VipMap::new(&vip_keys),
             owned,
             neighbors,
             nat_reply_vip,
         }
+    }
+
+    /// Whether any VIP proxies its handshakes (workers then set up the
+    /// cookie secrets, hold pool and outbox).
+    pub fn has_synproxy(&self) -> bool {
+        self.vips.iter().any(|v| v.synproxy)
     }
 
     #[inline]

@@ -46,10 +46,27 @@ pub enum DropReason {
     ConnCollision,
     /// DR backend has no static neighbor entry (DR needs L2 adjacency).
     DrNoNeighbor,
+    /// SYN proxy: a source over `synproxy.syn_rate_per_source` got no cookie.
+    SynRateLimited,
+    /// SYN proxy: cookie checks over `synproxy.ack_rate` (an ACK storm).
+    AckRateLimited,
+    /// SYN proxy: a client packet with no entry and no valid cookie.
+    CookieInvalid,
+    /// SYN proxy: a valid cookie, but new connections are over `synproxy.conn_rate`.
+    ConnRateLimited,
+    /// SYN proxy: the backend handshake is pending and the packet found no hold room.
+    SynproxyHoldFull,
+    /// SYN proxy: a client segment without data while the backend handshake is
+    /// pending (a retransmitted ACK); the handshake answers it.
+    SynproxyPending,
+    /// SYN proxy: a backend SYN-ACK that does not acknowledge the SYN we sent.
+    SynproxyBadSynAck,
+    /// The worker's queue for packets it originates was full.
+    OutboxFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::DrNoNeighbor as usize + 1;
+    pub const COUNT: usize = DropReason::OutboxFull as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -72,6 +89,14 @@ impl DropReason {
         DropReason::FullnatPortsExhausted,
         DropReason::ConnCollision,
         DropReason::DrNoNeighbor,
+        DropReason::SynRateLimited,
+        DropReason::AckRateLimited,
+        DropReason::CookieInvalid,
+        DropReason::ConnRateLimited,
+        DropReason::SynproxyHoldFull,
+        DropReason::SynproxyPending,
+        DropReason::SynproxyBadSynAck,
+        DropReason::OutboxFull,
     ];
 
     /// Stable snake_case name used in stats JSON and summaries.
@@ -97,6 +122,14 @@ impl DropReason {
             DropReason::FullnatPortsExhausted => "fullnat_ports_exhausted",
             DropReason::ConnCollision => "conn_collision",
             DropReason::DrNoNeighbor => "dr_no_neighbor",
+            DropReason::SynRateLimited => "syn_rate_limited",
+            DropReason::AckRateLimited => "ack_rate_limited",
+            DropReason::CookieInvalid => "cookie_invalid",
+            DropReason::ConnRateLimited => "conn_rate_limited",
+            DropReason::SynproxyHoldFull => "synproxy_hold_full",
+            DropReason::SynproxyPending => "synproxy_pending",
+            DropReason::SynproxyBadSynAck => "synproxy_bad_synack",
+            DropReason::OutboxFull => "outbox_full",
         }
     }
 }
@@ -119,10 +152,26 @@ pub enum Event {
     StatelessReply,
     /// A mid-flow TCP packet with no entry picked up into a new entry.
     MidflowPickup,
+    /// SYN proxy: a SYN answered with a cookie SYN-ACK.
+    SynCookieSent,
+    /// SYN proxy: an ACK carried a valid cookie; the connection was created.
+    CookieValid,
+    /// SYN proxy: a SYN sent to a backend (first try or retry).
+    BackendSyn,
+    /// SYN proxy: the backend answered and the connection is spliced.
+    SynproxyEstablished,
+    /// SYN proxy: a client packet held until the backend answered.
+    SynproxyHeld,
+    /// SYN proxy: the backend refused (RST) and the client was reset.
+    BackendRefused,
+    /// SYN proxy: the backend never answered; the client was reset.
+    BackendTimeout,
+    /// A RST rampart originated towards a client.
+    RstSent,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::MidflowPickup as usize + 1;
+    pub const COUNT: usize = Event::RstSent as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -133,6 +182,14 @@ impl Event {
         Event::StatelessForward,
         Event::StatelessReply,
         Event::MidflowPickup,
+        Event::SynCookieSent,
+        Event::CookieValid,
+        Event::BackendSyn,
+        Event::SynproxyEstablished,
+        Event::SynproxyHeld,
+        Event::BackendRefused,
+        Event::BackendTimeout,
+        Event::RstSent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -145,6 +202,14 @@ impl Event {
             Event::StatelessForward => "stateless_forward",
             Event::StatelessReply => "stateless_reply",
             Event::MidflowPickup => "midflow_pickup",
+            Event::SynCookieSent => "syn_cookies_sent",
+            Event::CookieValid => "cookies_valid",
+            Event::BackendSyn => "backend_syns",
+            Event::SynproxyEstablished => "synproxy_established",
+            Event::SynproxyHeld => "synproxy_held",
+            Event::BackendRefused => "backend_refused",
+            Event::BackendTimeout => "backend_timeouts",
+            Event::RstSent => "rst_sent",
         }
     }
 }
@@ -177,6 +242,13 @@ pub struct WorkerStats {
     pub tx_packets: u64,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// Received frames the datapath took over without sending or dropping
+    /// them (SYN proxy ACKs and held packets).
+    pub consumed: u64,
+    /// Frames the worker originated (SYN proxy SYNs, released held
+    /// packets, resets); not part of `tx_packets`.
+    pub originated_packets: u64,
+    pub originated_bytes: u64,
     pub drops: [u64; DropReason::COUNT],
     pub events: [u64; Event::COUNT],
     /// Indexed by VIP index in the snapshot.
@@ -192,6 +264,9 @@ impl WorkerStats {
             tx_packets: 0,
             rx_bytes: 0,
             tx_bytes: 0,
+            consumed: 0,
+            originated_packets: 0,
+            originated_bytes: 0,
             drops: [0; DropReason::COUNT],
             events: [0; Event::COUNT],
             vips: vec![FlowCounters::default(); vips],
@@ -224,6 +299,9 @@ impl WorkerStats {
         self.tx_packets += o.tx_packets;
         self.rx_bytes += o.rx_bytes;
         self.tx_bytes += o.tx_bytes;
+        self.consumed += o.consumed;
+        self.originated_packets += o.originated_packets;
+        self.originated_bytes += o.originated_bytes;
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
         }

@@ -22,18 +22,18 @@ pub enum Clock {
 }
 
 impl Clock {
-    fn seconds<B: PacketBuf>(&self, first: Option<&B>) -> Option<u32> {
+    fn nanos<B: PacketBuf>(&self, first: Option<&B>) -> Option<u64> {
         match self {
-            Clock::Packets => first
-                .and_then(|b| b.timestamp_ns())
-                .map(|ns| (ns / 1_000_000_000) as u32),
-            Clock::Monotonic(start) => Some(start.elapsed().as_secs() as u32),
+            Clock::Packets => first.and_then(|b| b.timestamp_ns()),
+            Clock::Monotonic(start) => Some(start.elapsed().as_nanos() as u64),
         }
     }
 }
 
-/// Receives one burst, runs it through the datapath, queues what goes out,
-/// and ages one step. Returns the number of packets received.
+/// Receives one burst, runs it through the datapath, ages one step, and
+/// queues what goes out: each frame of the burst followed by the frames the
+/// worker originated while handling it, then those of the timers. Returns
+/// the number of packets received.
 pub fn poll_once<I: PacketIo>(
     io: &mut I,
     bufs: &mut Vec<I::Buf>,
@@ -42,18 +42,27 @@ pub fn poll_once<I: PacketIo>(
     clock: &Clock,
 ) -> io::Result<usize> {
     let n = io.rx_burst(bufs, BURST)?;
-    if let Some(now) = clock.seconds(bufs.first().filter(|_| n > 0)) {
-        ws.set_clock(now);
+    if let Some(now) = clock.nanos(bufs.first().filter(|_| n > 0)) {
+        ws.set_clock_ns(now);
     }
     let mut verdicts = [Verdict::Forward; BURST];
     let done = process_burst(&mut bufs[..n.min(BURST)], &mut verdicts, ws, snap);
-    for (buf, v) in bufs.iter().zip(verdicts.iter()).take(done) {
+    ws.age(snap);
+    let ts = ws.clock_ns();
+    let mut extra = ws.outbox.iter().peekable();
+    for (i, (buf, v)) in bufs.iter().zip(verdicts.iter()).take(done).enumerate() {
         if matches!(v, Verdict::Forward | Verdict::Reply) {
             io.tx(buf)?;
         }
+        while let Some((_, frame)) = extra.next_if(|(after, _)| *after <= i) {
+            io.tx_frame(frame, ts)?;
+        }
     }
+    for (_, frame) in extra {
+        io.tx_frame(frame, ts)?;
+    }
+    ws.outbox.clear();
     io.flush()?;
-    ws.age(snap);
     Ok(n)
 }
 

@@ -54,6 +54,7 @@ pub const MAX_NAME_LEN: usize = 64;
 pub struct Config {
     pub node: Node,
     pub conntrack: Conntrack,
+    pub synproxy: Synproxy,
     pub neighbors: Vec<Neighbor>,
     pub vips: Vec<Vip>,
 }
@@ -112,6 +113,81 @@ impl Default for Timeouts {
             tcp_time_wait: 60,
             tcp_close: 10,
             udp: 300,
+        }
+    }
+}
+
+/// `[synproxy]`: the SYN proxy and SYN-flood shield, for VIPs with
+/// `synproxy = true`. Rates are per worker; 0 turns a limit off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synproxy {
+    /// MSS our SYN-ACK advertises (536..=9000).
+    pub mss: u16,
+    /// Window scale our SYN-ACK advertises when the client offered one (0..=14).
+    pub wscale: u8,
+    /// Offer SACK-permitted when the client did.
+    pub sack: bool,
+    /// Answer timestamps when the client offered them. Without timestamps a
+    /// cookie carries only the MSS: window scale and SACK are lost.
+    pub timestamps: bool,
+    /// Window field of the SYN-ACK (unscaled, 1..=65535).
+    pub window: u16,
+    /// TTL / hop limit of the SYN-ACK and of every packet rampart originates.
+    pub ttl: u8,
+    /// Seconds per cookie secret generation; a cookie is accepted for one
+    /// to two generations.
+    pub secret_rotate: u32,
+    /// Fixed 128-bit cookie master key (32 hex digits), for reproducible
+    /// replays only; by default the key comes from the OS random source.
+    pub secret: Option<[u8; 16]>,
+    /// Answer an ACK with an invalid cookie with a RST (default: drop silently).
+    pub rst_invalid_ack: bool,
+    /// SYNs resent to a backend that does not answer before giving up and
+    /// resetting the client.
+    pub syn_retries: u8,
+    /// Seconds between those SYNs.
+    pub syn_retry_interval: u32,
+    /// Client packets held per connection while the backend handshake is pending.
+    pub hold_packets: u8,
+    /// Packet buffers for holding, per worker (2 KiB each).
+    pub hold_slots: u32,
+    /// SYNs per second one source address may get cookies for (0 = off).
+    pub syn_rate_per_source: u32,
+    pub syn_burst_per_source: u32,
+    /// Buckets of the per-source limiter (a power of two); sources share a
+    /// bucket when they collide, so memory stays fixed under any flood.
+    pub source_slots: u32,
+    /// Validated new connections per second (0 = off).
+    pub conn_rate: u32,
+    pub conn_burst: u32,
+    /// Cookie checks per second: ACK-storm protection (0 = off).
+    pub ack_rate: u32,
+    pub ack_burst: u32,
+}
+
+impl Default for Synproxy {
+    fn default() -> Synproxy {
+        Synproxy {
+            mss: 1460,
+            wscale: 7,
+            sack: true,
+            timestamps: true,
+            window: 65535,
+            ttl: 64,
+            secret_rotate: 60,
+            secret: None,
+            rst_invalid_ack: false,
+            syn_retries: 3,
+            syn_retry_interval: 1,
+            hold_packets: 4,
+            hold_slots: 4096,
+            syn_rate_per_source: 0,
+            syn_burst_per_source: 0,
+            source_slots: 65536,
+            conn_rate: 0,
+            conn_burst: 0,
+            ack_rate: 0,
+            ack_burst: 0,
         }
     }
 }
@@ -210,6 +286,9 @@ pub struct Vip {
     pub local_addresses: Vec<Addr>,
     /// May be empty, and all weights may be 0: such a VIP drops new flows.
     pub backends: Vec<Backend>,
+    /// Answer SYNs with cookies and open the backend connection only after
+    /// the client's ACK proves the handshake (TCP, nat and fullnat only).
+    pub synproxy: bool,
 }
 
 /// `[[vip.backend]]`: a real server behind a VIP.

@@ -15,6 +15,8 @@ pub(crate) struct RawConfig {
     pub node: S<RawNode>,
     #[serde(default)]
     pub conntrack: Option<S<RawConntrack>>,
+    #[serde(default)]
+    pub synproxy: Option<S<RawSynproxy>>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<S<RawNeighbor>>,
     #[serde(default, rename = "vip")]
@@ -61,6 +63,7 @@ pub(crate) struct RawVip {
     pub scheduler: Option<S<String>>,
     pub table_size: Option<S<i64>>,
     pub local_addresses: Option<S<Vec<S<String>>>>,
+    pub synproxy: Option<S<bool>>,
     #[serde(default, rename = "backend")]
     pub backends: Vec<S<RawBackend>>,
 }
@@ -71,4 +74,29 @@ pub(crate) struct RawBackend {
     pub address: S<String>,
     pub port: Option<S<i64>>,
     pub weight: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSynproxy {
+    pub mss: Option<S<i64>>,
+    pub wscale: Option<S<i64>>,
+    pub sack: Option<S<bool>>,
+    pub timestamps: Option<S<bool>>,
+    pub window: Option<S<i64>>,
+    pub ttl: Option<S<i64>>,
+    pub secret_rotate: Option<S<i64>>,
+    pub secret: Option<S<String>>,
+    pub rst_invalid_ack: Option<S<bool>>,
+    pub syn_retries: Option<S<i64>>,
+    pub syn_retry_interval: Option<S<i64>>,
+    pub hold_packets: Option<S<i64>>,
+    pub hold_slots: Option<S<i64>>,
+    pub syn_rate_per_source: Option<S<i64>>,
+    pub syn_burst_per_source: Option<S<i64>>,
+    pub source_slots: Option<S<i64>>,
+    pub conn_rate: Option<S<i64>>,
+    pub conn_burst: Option<S<i64>>,
+    pub ack_rate: Option<S<i64>>,
+    pub ack_burst: Option<S<i64>>,
 }

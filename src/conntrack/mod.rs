@@ -48,6 +48,9 @@ pub mod flags {
     pub const HAS_REVERSE: u8 = 0x02;
     /// The connection holds a FullNAT local port that must be returned.
     pub const HAS_LPORT: u8 = 0x04;
+    /// The handshake went through the SYN proxy: the worker's
+    /// `SynproxyState` has its sequence offsets under the same entry number.
+    pub const SYNPROXY: u8 = 0x08;
 }
 
 /// One tracked connection. The backend, VIP and FullNAT local address are
@@ -380,7 +383,12 @@ impl ConnTable {
     /// Visits up to `budget` entries from the aging cursor and removes those
     /// whose expiry is at or before `now`, handing each to `on_expire`.
     /// Returns how many were removed.
-    pub fn expire(&mut self, now: u32, budget: u32, mut on_expire: impl FnMut(&ConnEntry)) -> u32 {
+    pub fn expire(
+        &mut self,
+        now: u32,
+        budget: u32,
+        mut on_expire: impl FnMut(u32, &ConnEntry),
+    ) -> u32 {
         if self.high_water == 0 {
             return 0;
         }
@@ -397,7 +405,7 @@ impl ConnTable {
             };
             if dead {
                 if let Some(e) = self.remove(idx) {
-                    on_expire(&e);
+                    on_expire(idx, &e);
                     removed += 1;
                 }
             }
@@ -587,10 +595,10 @@ mod tests {
         }
         // expires = n: at now = 49, entries 0..=49 are dead.
         let mut seen = 0;
-        assert_eq!(t.expire(49, 10, |_| seen += 1), 10);
+        assert_eq!(t.expire(49, 10, |_, _| seen += 1), 10);
         let mut total = 10;
         for _ in 0..20 {
-            total += t.expire(49, 10, |_| seen += 1);
+            total += t.expire(49, 10, |_, _| seen += 1);
         }
         assert_eq!(total, 50);
         assert_eq!(seen, 50);

@@ -128,6 +128,15 @@ impl PacketIo for MemoryIo {
         Ok(())
     }
 
+    fn tx_frame(&mut self, frame: &[u8], ts_ns: u64) -> io::Result<()> {
+        self.tx_packets += 1;
+        self.tx_bytes += frame.len() as u64;
+        if let Some(kept) = self.kept.as_mut() {
+            kept.push(RxPacket::new(frame.to_vec(), ts_ns));
+        }
+        Ok(())
+    }
+
     fn exhausted(&self) -> bool {
         self.next >= self.ring.len() && self.rounds_left == 0
     }

@@ -43,6 +43,11 @@ pub trait PacketIo {
     /// reference.
     fn tx(&mut self, pkt: &Self::Buf) -> std::io::Result<()>;
 
+    /// Queue a frame the worker originated (see [`crate::outbox`]); the
+    /// backend copies it (into a fresh mbuf for DPDK). `ts_ns` is the worker
+    /// clock, for backends that record times.
+    fn tx_frame(&mut self, frame: &[u8], ts_ns: u64) -> std::io::Result<()>;
+
     /// Push queued frames out. Called once per burst by the worker.
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -91,6 +96,16 @@ impl PacketBuf for RxPacket {
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.data
+    }
+
+    #[inline]
+    fn truncate(&mut self, len: usize) {
+        self.data.truncate(len);
+    }
+
+    #[inline]
+    fn timestamp_ns(&self) -> Option<u64> {
+        Some(self.ts_ns)
     }
 }
 

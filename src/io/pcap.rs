@@ -959,6 +959,15 @@ impl PacketIo for PcapIo {
         Ok(())
     }
 
+    fn tx_frame(&mut self, frame: &[u8], ts_ns: u64) -> io::Result<()> {
+        self.tx_packets += 1;
+        self.tx_bytes += frame.len() as u64;
+        if let Some(w) = self.tx.as_mut() {
+            w.write(frame, ts_ns)?;
+        }
+        Ok(())
+    }
+
     /// The writer's 64 KiB buffer batches the writes already; flushing every
     /// burst would add a syscall per 32 packets. [`PcapIo::finish`] flushes.
     fn flush(&mut self) -> io::Result<()> {

@@ -35,7 +35,9 @@ pub mod ipv6;
 pub mod nd;
 mod parse;
 pub mod rewrite;
+pub mod segment;
 pub mod tcp;
+pub mod tcpopt;
 pub mod udp;
 
 pub use ethernet::EthernetFrame;

@@ -1,0 +1,756 @@
+//! The SYN proxy's part of the datapath: what happens to a packet of a
+//! `synproxy` VIP at each step of the splice (see the module above for the
+//! whole picture). Called from [`crate::datapath`] with the frame already
+//! parsed; like the rest of the datapath it never panics on packet bytes and
+//! never allocates.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use super::cookie::{self, SynOptions};
+use super::hold::NIL;
+use super::{spflags, SpConn, SynproxyState, NO_WSCALE};
+use crate::conntrack::{expired, flags as cflags, ConnState, Dir};
+use crate::datapath::{self, OpenError, Verdict, WorkerState};
+use crate::flow::{tcp_flags, FlowDesc};
+use crate::outbox::FRAME_ROOM;
+use crate::snapshot::{Snapshot, VipInfo};
+use crate::stats::{DropReason, Event};
+use crate::wire::segment::{self, Segment};
+use crate::wire::tcpopt::{self, Translate};
+use crate::wire::{self, read_u16, read_u32, read_u8};
+
+/// The SYN proxy state for a worker. The cookie master key comes from
+/// `synproxy.secret`, else the OS random source; should that fail, from
+/// the standard library's randomly seeded hasher keys, with a warning.
+pub fn new_state(snap: &Snapshot, capacity: u32, seed: u64) -> SynproxyState {
+    match SynproxyState::new(snap, capacity, seed, 0) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("no OS random source for SYN cookie secrets ({e}); using hasher keys");
+            let mut snap = snap.clone();
+            snap.synproxy.secret = Some(fallback_key());
+            match SynproxyState::new(&snap, capacity, seed, 0) {
+                Ok(s) => s,
+                // Unreachable: a configured key needs no random source.
+                Err(_) => std::process::abort(),
+            }
+        }
+    }
+}
+
+fn fallback_key() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for (i, half) in out.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+// ---- reading the TCP header -------------------------------------------------
+
+#[inline]
+fn seq_of(frame: &[u8], d: &FlowDesc) -> u32 {
+    let at = d.l4_off as usize;
+    read_u32(frame, at + 4..at + 8)
+}
+
+#[inline]
+fn ack_of(frame: &[u8], d: &FlowDesc) -> u32 {
+    let at = d.l4_off as usize;
+    read_u32(frame, at + 8..at + 12)
+}
+
+#[inline]
+fn window_of(frame: &[u8], d: &FlowDesc) -> u16 {
+    let at = d.l4_off as usize;
+    read_u16(frame, at + 14..at + 16)
+}
+
+/// Whether the segment occupies sequence space beyond its header: data or FIN.
+#[inline]
+fn has_payload(frame: &[u8], d: &FlowDesc) -> bool {
+    let hlen = usize::from(read_u8(frame, d.l4_off as usize + 12) >> 4) * 4;
+    usize::from(d.l4_len) > hlen || d.tcp_flags & tcp_flags::FIN != 0
+}
+
+/// Millisecond TCP timestamp clock (RFC 7323 §5.4 allows 1 ms to 1 s ticks).
+#[inline]
+fn ts_clock(ws: &WorkerState) -> u32 {
+    (ws.now_ns / 1_000_000) as u32
+}
+
+/// MSS our SYN-ACK advertises: `synproxy.mss` over IPv4; 20 bytes less over
+/// IPv6, whose header is that much longer.
+#[inline]
+fn our_mss(snap: &Snapshot, d: &FlowDesc) -> u16 {
+    if d.is_v4() {
+        snap.synproxy.mss
+    } else {
+        snap.synproxy.mss.saturating_sub(20)
+    }
+}
+
+// ---- a packet with no entry -----------------------------------------------
+
+/// A client packet to a SYN-proxy VIP that matches no connection.
+pub(crate) fn first_packet(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    vi: u16,
+    vip: &VipInfo,
+    hash: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let f = d.tcp_flags;
+    if f & tcp_flags::RST != 0 {
+        return Verdict::Drop(DropReason::NoConn);
+    }
+    match f & (tcp_flags::SYN | tcp_flags::ACK) {
+        tcp_flags::SYN => syn(frame, d, ws, snap),
+        tcp_flags::ACK => cookie_ack(frame, d, vi, vip, hash, ws, snap),
+        _ => Verdict::Drop(DropReason::CookieInvalid),
+    }
+}
+
+/// Step 1: answer a SYN with a cookie SYN-ACK in the same buffer.
+fn syn(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
+    let now_ns = ws.now_ns;
+    let ts_now = ts_clock(ws);
+    let Some(sp) = ws.synproxy.as_deref_mut() else {
+        return Verdict::Drop(DropReason::NoVip);
+    };
+    if !sp.sources.take(&d.key.src, now_ns) {
+        return Verdict::Drop(DropReason::SynRateLimited);
+    }
+    let cfg = &snap.synproxy;
+    let o = tcpopt::parse(frame, d);
+    let client_isn = seq_of(frame, d);
+    let mut offered = SynOptions {
+        mss: o.mss,
+        wscale: o.wscale,
+        sack_perm: o.sack_perm && cfg.sack,
+        timestamp: if cfg.timestamps { o.timestamp } else { None },
+    };
+    // Options go back only if the client offered them, so they fit where its
+    // own were; should they not (odd option packing), retry with MSS only.
+    for _ in 0..2 {
+        let (isn, tsval, data) = cookie::make(&sp.secrets, &d.key, client_isn, &offered, ts_now);
+        let mut opts = [0u8; tcpopt::MAX_LEN];
+        let n = tcpopt::encode(
+            &mut opts,
+            o.mss.map(|_| our_mss(snap, d)),
+            data.wscale.map(|_| cfg.wscale),
+            data.sack_perm,
+            tsval
+                .zip(o.timestamp)
+                .map(|(ours, (theirs, _))| (ours, theirs)),
+        );
+        let seg = Segment {
+            src: (d.key.dst, d.key.dport),
+            dst: (d.key.src, d.key.sport),
+            seq: isn,
+            ack: client_isn.wrapping_add(1),
+            flags: tcp_flags::SYN | tcp_flags::ACK,
+            window: cfg.window,
+            options: opts.get(..n).unwrap_or(&[]),
+            ttl: cfg.ttl,
+            src_mac: snap.mac,
+            dst_mac: snap.next_hop(&d.key.src),
+        };
+        if let Some(len) = segment::write(frame, d, &seg) {
+            ws.trim = Some(len);
+            ws.stats.event(Event::SynCookieSent);
+            return Verdict::Reply;
+        }
+        offered = SynOptions {
+            mss: o.mss,
+            ..SynOptions::default()
+        };
+    }
+    Verdict::Drop(DropReason::Malformed)
+}
+
+/// Step 2: an ACK that may complete a cookie handshake.
+fn cookie_ack(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    vi: u16,
+    vip: &VipInfo,
+    hash: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let cfg = &snap.synproxy;
+    let now_ns = ws.now_ns;
+    let o = tcpopt::parse(frame, d);
+    let (seq, ack) = (seq_of(frame, d), ack_of(frame, d));
+    let data = {
+        let Some(sp) = ws.synproxy.as_deref_mut() else {
+            return Verdict::Drop(DropReason::NoVip);
+        };
+        if !sp.cookie_checks.take(now_ns) {
+            return Verdict::Drop(DropReason::AckRateLimited);
+        }
+        let Some(data) = cookie::check(&sp.secrets, &d.key, seq, ack, o.timestamp.map(|t| t.1))
+        else {
+            return invalid_cookie(frame, d, ack, ws, snap);
+        };
+        if !sp.new_conns.take(now_ns) {
+            return Verdict::Drop(DropReason::ConnRateLimited);
+        }
+        data
+    };
+    ws.stats.event(Event::CookieValid);
+
+    let Some(slot) = datapath::schedule(d, vi, vip, ws) else {
+        return Verdict::Drop(DropReason::NoBackend);
+    };
+    let idx = match datapath::open_conn(
+        d,
+        vi,
+        vip,
+        hash,
+        slot,
+        ConnState::SynSent,
+        cflags::SYNPROXY,
+        ws,
+        snap,
+    ) {
+        Ok(idx) => idx,
+        Err(OpenError::Drop(r)) => return Verdict::Drop(r),
+        // Without an entry there is nothing to splice with.
+        Err(OpenError::TableFull) => return Verdict::Drop(DropReason::ConnTableFull),
+    };
+    ws.stats.event(Event::ConnNew);
+
+    let Some(e) = ws.conns.get(idx).copied() else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    let Some(backend) = snap.backends.get(e.backend as usize) else {
+        datapath::remove_conn(ws, snap, idx);
+        return Verdict::Drop(DropReason::NoBackend);
+    };
+    let src = if e.flags & cflags::HAS_LPORT != 0 {
+        (
+            snap.local_addrs
+                .get(e.laddr as usize)
+                .copied()
+                .unwrap_or_default(),
+            e.lport,
+        )
+    } else {
+        (e.client, e.client_port)
+    };
+    let window = window_of(frame, d);
+    let mut sc = SpConn {
+        our_isn: ack.wrapping_sub(1),
+        client_isn: seq.wrapping_sub(1),
+        client_tsval: o.timestamp.map_or(0, |t| t.0),
+        our_tsval: o.timestamp.map_or(0, |t| t.1),
+        retry_at: ws.now.wrapping_add(cfg.syn_retry_interval),
+        client_window: window,
+        client_wscale: data.wscale.unwrap_or(NO_WSCALE),
+        our_wscale: data.wscale.map_or(NO_WSCALE, |_| cfg.wscale),
+        flags: (if data.sack_perm { spflags::SACK } else { 0 })
+            | (if data.timestamps { spflags::TS } else { 0 }),
+        ..SpConn::default()
+    };
+
+    // The backend's SYN, written over a copy of the ACK's headers (it keeps
+    // the VLAN tag) and kept in the hold pool for resends.
+    let syn_window = (u32::from(window) << data.wscale.unwrap_or(0)).min(0xffff) as u16;
+    let mut opts = [0u8; tcpopt::MAX_LEN];
+    let n = tcpopt::encode(
+        &mut opts,
+        Some(data.mss),
+        data.wscale,
+        data.sack_perm,
+        data.timestamps.then_some((sc.client_tsval, 0)),
+    );
+    let seg = Segment {
+        src,
+        dst: (backend.key.addr, backend.key.port),
+        seq: sc.client_isn,
+        ack: 0,
+        flags: tcp_flags::SYN,
+        window: syn_window,
+        options: opts.get(..n).unwrap_or(&[]),
+        ttl: cfg.ttl,
+        src_mac: snap.mac,
+        dst_mac: backend.mac,
+    };
+    let mut tmp = [0u8; FRAME_ROOM];
+    let Some(len) = write_over_copy(&mut tmp, frame, d, &seg) else {
+        datapath::remove_conn(ws, snap, idx);
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    let syn_frame = tmp.get(..len).unwrap_or(&[]);
+    let Some(sp) = ws.synproxy.as_deref_mut() else {
+        return Verdict::Drop(DropReason::NoVip);
+    };
+    let Some(template) = sp.hold.store(syn_frame) else {
+        datapath::remove_conn(ws, snap, idx);
+        return Verdict::Drop(DropReason::SynproxyHoldFull);
+    };
+    sc.syn_slot = template;
+    if let Some(c) = sp.conns.get_mut(idx as usize) {
+        *c = sc;
+    }
+    if sp.pending.len() < pending_limit(sp) {
+        sp.pending.push_back((idx, sc.our_isn));
+    }
+    if !ws.outbox.push(syn_frame) {
+        datapath::remove_conn(ws, snap, idx);
+        return Verdict::Drop(DropReason::OutboxFull);
+    }
+    originated(ws, len);
+    ws.stats.event(Event::BackendSyn);
+
+    if has_payload(frame, d) {
+        return hold(frame, idx, ws, snap);
+    }
+    Verdict::Consumed
+}
+
+/// Most handshakes a worker tracks for resends at once.
+fn pending_limit(sp: &SynproxyState) -> usize {
+    sp.conns.len().min(1 << 20)
+}
+
+/// An ACK with no entry and no valid cookie: dropped, or answered with a
+/// RST when `synproxy.rst_invalid_ack` asks for it (RFC 9293 §3.10.7.1:
+/// `<SEQ=SEG.ACK><CTL=RST>`).
+fn invalid_cookie(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    ack: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let cfg = &snap.synproxy;
+    if !cfg.rst_invalid_ack {
+        return Verdict::Drop(DropReason::CookieInvalid);
+    }
+    let seg = Segment {
+        src: (d.key.dst, d.key.dport),
+        dst: (d.key.src, d.key.sport),
+        seq: ack,
+        ack: 0,
+        flags: tcp_flags::RST,
+        window: 0,
+        options: &[],
+        ttl: cfg.ttl,
+        src_mac: snap.mac,
+        dst_mac: snap.next_hop(&d.key.src),
+    };
+    match segment::write(frame, d, &seg) {
+        Some(len) => {
+            ws.trim = Some(len);
+            ws.stats.event(Event::RstSent);
+            Verdict::Reply
+        }
+        None => Verdict::Drop(DropReason::CookieInvalid),
+    }
+}
+
+/// Copies the headers of `frame` into `buf` and writes `seg` over them.
+fn write_over_copy(buf: &mut [u8], frame: &[u8], d: &FlowDesc, seg: &Segment) -> Option<usize> {
+    let hdr = (d.l4_off as usize).min(frame.len());
+    buf.get_mut(..hdr)?.copy_from_slice(frame.get(..hdr)?);
+    segment::write(buf, d, seg)
+}
+
+fn originated(ws: &mut WorkerState, len: usize) {
+    ws.stats.originated_packets += 1;
+    ws.stats.originated_bytes += len as u64;
+}
+
+// ---- a proxied connection ------------------------------------------------
+
+/// Parks a client packet until the backend answers.
+fn hold(frame: &[u8], idx: u32, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
+    let Some(sp) = ws.synproxy.as_deref_mut() else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    let Some(sc) = sp.conns.get(idx as usize).copied() else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    if sc.held >= snap.synproxy.hold_packets {
+        return Verdict::Drop(DropReason::SynproxyHoldFull);
+    }
+    let Some(slot) = sp.hold.store(frame) else {
+        return Verdict::Drop(DropReason::SynproxyHoldFull);
+    };
+    if sc.held_tail == NIL {
+        if let Some(c) = sp.conns.get_mut(idx as usize) {
+            c.held_head = slot;
+        }
+    } else {
+        sp.hold.link(sc.held_tail, slot);
+    }
+    if let Some(c) = sp.conns.get_mut(idx as usize) {
+        c.held_tail = slot;
+        c.held += 1;
+    }
+    ws.stats.event(Event::SynproxyHeld);
+    Verdict::Consumed
+}
+
+/// A client packet of a proxied connection whose backend has not answered
+/// yet: held, or answered by the handshake already under way. `None` once
+/// the connection is spliced (the caller forwards and translates).
+pub(crate) fn client_pending(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Option<Verdict> {
+    let sp = ws.synproxy.as_deref()?;
+    if sp.conns.get(idx as usize)?.established() {
+        return None;
+    }
+    let f = d.tcp_flags;
+    if f & tcp_flags::RST != 0 {
+        // The backend may already hold our SYN: let the reset reach it. Its
+        // sequence number is the client's own, which the backend knows.
+        return None;
+    }
+    if f & tcp_flags::SYN != 0 || !has_payload(frame, d) {
+        return Some(Verdict::Drop(DropReason::SynproxyPending));
+    }
+    Some(hold(frame, idx, ws, snap))
+}
+
+/// A backend packet of a proxied connection: the SYN-ACK that completes
+/// the splice (step 3), a refusal (step 4), or a resent SYN-ACK. `None`
+/// for an ordinary packet of a spliced connection.
+pub(crate) fn backend_pending(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Option<Verdict> {
+    let sc = *ws.synproxy.as_deref()?.conns.get(idx as usize)?;
+    let e = *ws.conns.get(idx)?;
+    let f = d.tcp_flags;
+    let synack =
+        f & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN | tcp_flags::ACK;
+    if sc.established() {
+        if !synack {
+            return None;
+        }
+        // Our ACK was lost and the backend resends its SYN-ACK: ACK again.
+        let backend_isn = sc.our_isn.wrapping_add(sc.seq_delta);
+        if seq_of(frame, d) != backend_isn {
+            return Some(Verdict::Drop(DropReason::SynproxyBadSynAck));
+        }
+        let o = tcpopt::parse(frame, d);
+        return Some(ack_backend(
+            frame,
+            d,
+            &sc,
+            backend_isn,
+            o.timestamp,
+            e.backend,
+            ws,
+            snap,
+        ));
+    }
+    if e.state() != ConnState::SynSent {
+        // The client reset the connection while it was pending.
+        return Some(Verdict::Drop(DropReason::NoConn));
+    }
+    if f & tcp_flags::RST != 0 {
+        return Some(backend_refused(frame, d, idx, &sc, ws, snap));
+    }
+    if !synack || ack_of(frame, d) != sc.client_isn.wrapping_add(1) {
+        return Some(Verdict::Drop(DropReason::SynproxyBadSynAck));
+    }
+
+    let o = tcpopt::parse(frame, d);
+    let backend_isn = seq_of(frame, d);
+    let mut done = sc;
+    done.seq_delta = backend_isn.wrapping_sub(sc.our_isn);
+    if let (Some((tsval, _)), true) = (o.timestamp, sc.flags & spflags::TS != 0) {
+        done.ts_delta = tsval.wrapping_sub(sc.our_tsval);
+    }
+    done.backend_wscale = o.wscale.unwrap_or(NO_WSCALE);
+    done.flags |= spflags::ESTABLISHED;
+    done.syn_slot = NIL;
+    done.held_head = NIL;
+    done.held_tail = NIL;
+    done.held = 0;
+    let now = ws.now;
+    if let Some(sp) = ws.synproxy.as_deref_mut() {
+        if sc.syn_slot != NIL {
+            sp.hold.release(sc.syn_slot);
+        }
+        if let Some(c) = sp.conns.get_mut(idx as usize) {
+            *c = done;
+        }
+    }
+    if let Some(e) = ws.conns.get_mut(idx) {
+        e.state = ConnState::Established as u8;
+        e.expires = now.wrapping_add(snap.timeouts.get(ConnState::Established));
+    }
+    ws.stats.event(Event::SynproxyEstablished);
+    let v = ack_backend(
+        frame,
+        d,
+        &done,
+        backend_isn,
+        o.timestamp,
+        e.backend,
+        ws,
+        snap,
+    );
+    release_held(sc.held_head, e.vip, idx, ws, snap);
+    Some(v)
+}
+
+/// Turns the backend's SYN-ACK into our ACK of it, in place.
+#[allow(clippy::too_many_arguments)]
+fn ack_backend(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    sc: &SpConn,
+    backend_isn: u32,
+    backend_ts: Option<(u32, u32)>,
+    backend: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let cfg = &snap.synproxy;
+    let mut opts = [0u8; tcpopt::MAX_LEN];
+    let n = match backend_ts {
+        Some((tsval, _)) if sc.flags & spflags::TS != 0 => {
+            tcpopt::encode_ts_only(&mut opts, sc.client_tsval, tsval)
+        }
+        _ => 0,
+    };
+    let dst_mac = snap
+        .backends
+        .get(backend as usize)
+        .map_or(snap.gateway_mac, |b| b.mac);
+    let seg = Segment {
+        src: (d.key.dst, d.key.dport),
+        dst: (d.key.src, d.key.sport),
+        seq: sc.client_isn.wrapping_add(1),
+        ack: backend_isn.wrapping_add(1),
+        flags: tcp_flags::ACK,
+        window: sc.client_window,
+        options: opts.get(..n).unwrap_or(&[]),
+        ttl: cfg.ttl,
+        src_mac: snap.mac,
+        dst_mac,
+    };
+    match segment::write(frame, d, &seg) {
+        Some(len) => {
+            ws.trim = Some(len);
+            Verdict::Reply
+        }
+        None => Verdict::Drop(DropReason::Malformed),
+    }
+}
+
+/// Sends the packets held for `idx` through the now spliced connection,
+/// in the order they arrived.
+fn release_held(mut slot: u32, vi: u16, idx: u32, ws: &mut WorkerState, snap: &Snapshot) {
+    let Some(vip) = snap.vips.get(vi as usize) else {
+        return;
+    };
+    let mut tmp = [0u8; FRAME_ROOM];
+    while slot != NIL {
+        let Some(sp) = ws.synproxy.as_deref_mut() else {
+            return;
+        };
+        let next = sp.hold.next(slot);
+        let held = sp.hold.get(slot);
+        let len = held.len();
+        if let Some(dst) = tmp.get_mut(..len) {
+            dst.copy_from_slice(held);
+        }
+        sp.hold.release(slot);
+        slot = next;
+        let Some(frame) = tmp.get_mut(..len) else {
+            continue;
+        };
+        let mut d = FlowDesc::default();
+        if wire::parse_into(frame, &mut d).is_err() {
+            ws.stats.drop(DropReason::Malformed);
+            continue;
+        }
+        if datapath::forward_conn(frame, &d, vi, vip, idx, ws, snap) == Verdict::Forward {
+            if ws.outbox.push(frame) {
+                originated(ws, len);
+            } else {
+                ws.stats.drop(DropReason::OutboxFull);
+            }
+        }
+    }
+}
+
+/// The backend refused our SYN: reset the client (in the RST's buffer) and
+/// free the entry.
+fn backend_refused(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    sc: &SpConn,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let v = match client_reset(frame, d, idx, sc, ws, snap) {
+        Some(len) => {
+            ws.trim = Some(len);
+            ws.stats.event(Event::RstSent);
+            Verdict::Forward
+        }
+        None => Verdict::Drop(DropReason::Malformed),
+    };
+    ws.stats.event(Event::BackendRefused);
+    datapath::remove_conn(ws, snap, idx);
+    v
+}
+
+/// Writes, over the frame `d` describes, the RST that tells the client of
+/// entry `idx` its connection is gone: from the VIP, at the sequence number
+/// the client expects next.
+fn client_reset(
+    buf: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    sc: &SpConn,
+    ws: &WorkerState,
+    snap: &Snapshot,
+) -> Option<usize> {
+    let e = ws.conns.get(idx)?;
+    let vip = snap.vips.get(e.vip as usize)?;
+    let seg = Segment {
+        src: (vip.addr, vip.port),
+        dst: (e.client, e.client_port),
+        seq: sc.our_isn.wrapping_add(1),
+        ack: 0,
+        flags: tcp_flags::RST,
+        window: 0,
+        options: &[],
+        ttl: snap.synproxy.ttl,
+        src_mac: snap.mac,
+        dst_mac: snap.next_hop(&e.client),
+    };
+    segment::write(buf, d, &seg)
+}
+
+/// Seq/ack, SACK, timestamp and window translation of a spliced
+/// connection's packet after its NAT rewrite.
+#[inline]
+pub(crate) fn translate(frame: &mut [u8], d: &FlowDesc, idx: u32, dir: Dir, ws: &WorkerState) {
+    let Some(sc) = ws
+        .synproxy
+        .as_deref()
+        .and_then(|sp| sp.conns.get(idx as usize))
+    else {
+        return;
+    };
+    if !sc.established() {
+        return;
+    }
+    let t = match dir {
+        Dir::Forward => Translate {
+            ack_add: sc.seq_delta,
+            sack_add: sc.seq_delta,
+            tsecr_add: sc.ts_delta,
+            ..Translate::default()
+        },
+        Dir::Reverse => Translate {
+            seq_add: sc.seq_delta.wrapping_neg(),
+            tsval_add: sc.ts_delta.wrapping_neg(),
+            window_shift: (sc.our_wscale != NO_WSCALE
+                && sc.backend_wscale != NO_WSCALE
+                && sc.our_wscale != sc.backend_wscale)
+                .then_some((sc.backend_wscale, sc.our_wscale)),
+            ..Translate::default()
+        },
+    };
+    let o = tcpopt::parse(frame, d);
+    tcpopt::translate(frame, d, &o, &t);
+}
+
+// ---- timers ---------------------------------------------------------------
+
+/// Resends SYNs to backends that have not answered within
+/// `syn_retry_interval`; after `syn_retries` resends, resets the client and
+/// frees the entry. Bounded by the outbox room.
+pub(crate) fn retry_pending(ws: &mut WorkerState, snap: &Snapshot) {
+    let cfg = &snap.synproxy;
+    ws.outbox.set_position(usize::from(u16::MAX));
+    loop {
+        let now = ws.now;
+        let Some(sp) = ws.synproxy.as_deref_mut() else {
+            return;
+        };
+        let Some(&(idx, isn)) = sp.pending.front() else {
+            return;
+        };
+        let waiting = ws
+            .conns
+            .get(idx)
+            .is_some_and(|e| e.flags & cflags::SYNPROXY != 0 && e.state() == ConnState::SynSent);
+        let sc = match sp.conns.get(idx as usize) {
+            Some(c) if waiting && c.our_isn == isn && !c.established() && c.syn_slot != NIL => *c,
+            _ => {
+                sp.pending.pop_front();
+                continue;
+            }
+        };
+        if !expired(sc.retry_at, now) || ws.outbox.room() == 0 {
+            return;
+        }
+        sp.pending.pop_front();
+        let template = sp.hold.get(sc.syn_slot);
+        let len = template.len();
+        let mut tmp = [0u8; FRAME_ROOM];
+        if let Some(dst) = tmp.get_mut(..len) {
+            dst.copy_from_slice(template);
+        }
+        if sc.retries < cfg.syn_retries {
+            if let Some(c) = sp.conns.get_mut(idx as usize) {
+                c.retries += 1;
+                c.retry_at = now.wrapping_add(cfg.syn_retry_interval);
+            }
+            sp.pending.push_back((idx, isn));
+            if ws.outbox.push(tmp.get(..len).unwrap_or(&[])) {
+                originated(ws, len);
+                ws.stats.event(Event::BackendSyn);
+            }
+            continue;
+        }
+        // Out of retries: reset the client, written over the SYN's headers.
+        let mut d = FlowDesc::default();
+        let rst_len = match tmp.get(..len) {
+            Some(f) if wire::parse_into(f, &mut d).is_ok() => {
+                client_reset(&mut tmp, &d, idx, &sc, ws, snap)
+            }
+            _ => None,
+        };
+        if let Some(n) = rst_len {
+            if ws.outbox.push(tmp.get(..n).unwrap_or(&[])) {
+                originated(ws, n);
+                ws.stats.event(Event::RstSent);
+            }
+        }
+        ws.stats.event(Event::BackendTimeout);
+        datapath::remove_conn(ws, snap, idx);
+    }
+}
