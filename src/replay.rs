@@ -108,9 +108,15 @@ pub fn summary(input: &Path, output: Option<&Path>, r: &ReplayReport) -> String 
     out.push_str(&format!(
         "  packets      in {}  out {}  dropped {}\n",
         s.rx_packets,
-        s.tx_packets,
+        s.tx_packets + s.originated_packets,
         s.dropped_total()
     ));
+    if s.originated_packets + s.consumed > 0 {
+        out.push_str(&format!(
+            "  synproxy     originated {}  taken over {}\n",
+            s.originated_packets, s.consumed
+        ));
+    }
     out.push_str(&format!(
         "  connections  new {}  active {}  (table {} entries, {} B/entry)\n",
         s.events[Event::ConnNew as usize] + s.events[Event::MidflowPickup as usize],
@@ -187,6 +193,7 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
                 "port": v.port,
                 "protocol": if v.proto == crate::flow::proto::TCP { "tcp" } else { "udp" },
                 "mode": v.mode.name(),
+                "synproxy": v.synproxy,
                 "packets_in": c.packets_in,
                 "packets_out": c.packets_out,
                 "bytes_in": c.bytes_in,
@@ -201,6 +208,9 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
         "tx_packets": s.tx_packets,
         "rx_bytes": s.rx_bytes,
         "tx_bytes": s.tx_bytes,
+        "originated_packets": s.originated_packets,
+        "originated_bytes": s.originated_bytes,
+        "consumed": s.consumed,
         "dropped_total": s.dropped_total(),
         "dropped": dropped,
         "events": events,

@@ -48,18 +48,19 @@ pub fn poll_once<I: PacketIo>(
     let mut verdicts = [Verdict::Forward; BURST];
     let done = process_burst(&mut bufs[..n.min(BURST)], &mut verdicts, ws, snap);
     ws.age(snap);
-    let ts = ws.clock_ns();
+    let now = ws.clock_ns();
     let mut extra = ws.outbox.iter().peekable();
     for (i, (buf, v)) in bufs.iter().zip(verdicts.iter()).take(done).enumerate() {
         if matches!(v, Verdict::Forward | Verdict::Reply) {
             io.tx(buf)?;
         }
+        let ts = buf.timestamp_ns().unwrap_or(now);
         while let Some((_, frame)) = extra.next_if(|(after, _)| *after <= i) {
             io.tx_frame(frame, ts)?;
         }
     }
     for (_, frame) in extra {
-        io.tx_frame(frame, ts)?;
+        io.tx_frame(frame, now)?;
     }
     ws.outbox.clear();
     io.flush()?;

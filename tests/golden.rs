@@ -32,10 +32,28 @@ fn every_row_of_every_scenario() {
         for seed in [1u64, 0xdead_beef] {
             let mut ws = WorkerState::new(&snap, 0, 1, seed);
             for (i, row) in sc.rows.iter().enumerate() {
-                ws.set_clock((timestamp(i) / 1_000_000_000) as u32);
+                ws.set_clock_ns(timestamp(i));
                 let mut frame = row.input.clone();
                 let v = process(&mut frame, &mut ws, &snap);
                 assert_eq!(v, row.verdict, "{} row {i}: {}", sc.name, row.desc);
+                let extra: Vec<Vec<u8>> = ws.outbox.iter().map(|(_, f)| f.to_vec()).collect();
+                ws.outbox.clear();
+                assert_eq!(
+                    extra.len(),
+                    row.extra.len(),
+                    "{} row {i}: {}: originated frames",
+                    sc.name,
+                    row.desc
+                );
+                for (n, (got, want)) in extra.iter().zip(row.extra.iter()).enumerate() {
+                    assert!(
+                        got == want,
+                        "{} row {i}: {}: originated frame {n}: {}",
+                        sc.name,
+                        row.desc,
+                        first_difference(got, want)
+                    );
+                }
                 match (&row.output, v) {
                     (Some(want), Verdict::Forward | Verdict::Reply) => {
                         assert!(
@@ -46,7 +64,7 @@ fn every_row_of_every_scenario() {
                             first_difference(&frame, want)
                         );
                     }
-                    (None, Verdict::Drop(_)) => {}
+                    (None, Verdict::Drop(_) | Verdict::Consumed) => {}
                     (o, v) => panic!(
                         "{} row {i}: {}: verdict {v:?} with expected output {o:?}",
                         sc.name, row.desc
@@ -69,6 +87,8 @@ fn modes_and_families_are_all_covered() {
         "fullnat-v6",
         "dr-v4",
         "dr-v6",
+        "synproxy-v4",
+        "synproxy-v6",
     ] {
         assert!(names.contains(&want), "missing scenario {want}");
     }
@@ -87,11 +107,15 @@ fn bursts_match_single_frames() {
         .collect();
     let mut single = WorkerState::new(&snap, 0, 1, 5);
     single.set_clock(100);
-    let want: Vec<(Verdict, Vec<u8>)> = rows
+    // Each frame's verdict and bytes, then the frames it originated.
+    let want: Vec<(Verdict, Vec<u8>, Vec<Vec<u8>>)> = rows
         .iter()
         .map(|r| {
             let mut f = r.input.clone();
-            (process(&mut f, &mut single, &snap), f)
+            let v = process(&mut f, &mut single, &snap);
+            let extra = single.outbox.iter().map(|(_, o)| o.to_vec()).collect();
+            single.outbox.clear();
+            (v, f, extra)
         })
         .collect();
     for burst in [1usize, 3, 32, 64] {
@@ -105,7 +129,18 @@ fn bursts_match_single_frames() {
                 process_burst(&mut frames, &mut verdicts, &mut ws, &snap),
                 chunk.len()
             );
-            got.extend(verdicts.into_iter().zip(frames));
+            let mut extra: Vec<Vec<Vec<u8>>> = vec![Vec::new(); chunk.len()];
+            for (after, o) in ws.outbox.iter() {
+                extra[after].push(o.to_vec());
+            }
+            ws.outbox.clear();
+            got.extend(
+                verdicts
+                    .into_iter()
+                    .zip(frames)
+                    .zip(extra)
+                    .map(|((v, f), e)| (v, f, e)),
+            );
         }
         assert!(
             got == want,

@@ -104,7 +104,16 @@ fn replay_every_fixture() {
         let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
         assert_eq!(doc["rx_packets"], sc.rows.len() as u64, "{}", sc.name);
-        assert_eq!(doc["tx_packets"], want.len() as u64, "{}", sc.name);
+        let outputs = sc.rows.iter().filter(|r| r.output.is_some()).count();
+        let extra: usize = sc.rows.iter().map(|r| r.extra.len()).sum();
+        assert_eq!(doc["tx_packets"], outputs as u64, "{}", sc.name);
+        assert_eq!(doc["originated_packets"], extra as u64, "{}", sc.name);
+        let consumed = sc
+            .rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Consumed)
+            .count();
+        assert_eq!(doc["consumed"], consumed as u64, "{}", sc.name);
         let mut drops = std::collections::BTreeMap::<&str, u64>::new();
         for row in &sc.rows {
             if let Verdict::Drop(r) = row.verdict {
