@@ -58,6 +58,13 @@ enum Cmd {
         /// --traffic: frames per connection (handshake included, at least 3).
         #[arg(long, default_value_t = 10, requires = "traffic")]
         packets_per_flow: u32,
+        /// Instead of the fixtures, write a SYN flood to this file: spoofed
+        /// SYNs from 198.19.0.0/16 to the SYN proxy VIP `shield`.
+        #[arg(long, value_name = "OUT.pcap", conflicts_with = "traffic")]
+        syn_flood: Option<PathBuf>,
+        /// --syn-flood: number of SYNs.
+        #[arg(long, default_value_t = 1_000_000, requires = "syn_flood")]
+        count: u32,
     },
 }
 
@@ -120,9 +127,19 @@ fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Gen {
+            syn_flood: Some(out),
+            count,
+            ..
+        } => {
+            let n = rampart::fixtures::write_syn_flood(&out, count)?;
+            println!("{}: {n} SYNs", out.display());
+            Ok(())
+        }
+        Cmd::Gen {
             dir,
             fuzz_corpus,
             traffic: None,
+            syn_flood: None,
             ..
         } => {
             let mut written = rampart::fixtures::write_all(&dir)?;

@@ -224,6 +224,21 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
         },
         "vips": vips,
         "elapsed_seconds": r.elapsed.as_secs_f64(),
+        "peak_rss_kib": peak_rss_kib(),
         "mpps": r.mpps(),
     })
+}
+
+/// The process's peak resident memory so far, in KiB (`getrusage`), or
+/// `None` where the OS does not report it.
+pub fn peak_rss_kib() -> Option<u64> {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` is a writable rusage the call fills; RUSAGE_SELF is valid.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: getrusage returned 0, so it initialised the struct.
+    let ru = unsafe { ru.assume_init() };
+    u64::try_from(ru.ru_maxrss).ok()
 }
