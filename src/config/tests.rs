@@ -71,7 +71,16 @@ fn reference_config_loads() {
     assert_eq!(c.conntrack.timeouts, Timeouts::default());
     assert_eq!(c.neighbors.len(), 6);
     assert_eq!(c.neighbors[0].address, addr("198.18.1.11"));
-    assert_eq!(c.vips.len(), 7);
+    assert_eq!(c.vips.len(), 9);
+    let shield = c.vip("shield").unwrap();
+    assert!(shield.synproxy && shield.mode == Mode::Nat);
+    assert!(c.vip("shield6").unwrap().synproxy);
+    assert!(!c.vip("web").unwrap().synproxy);
+    assert_eq!(
+        c.synproxy.secret.map(|k| k.to_vec()),
+        Some(b"rampart replay!!".to_vec())
+    );
+    assert_eq!(c.synproxy.mss, 1460);
 
     let web = c.vip("web").unwrap();
     assert_eq!(web.address, addr("198.18.100.10"));
@@ -695,9 +704,41 @@ fn bad_config_examples_fail_where_documented() {
             "vip[0].local_addresses",
         ),
         ("mixed-families.toml", 15, "vip[0].backend[0].address"),
+        ("synproxy-on-dr.toml", 13, "vip[0].synproxy"),
     ];
     for (file, line, key) in cases {
         let e = load(&dir.join(file)).unwrap_err();
         assert_eq!((e.line(), e.key()), (Some(line), Some(key)), "{e}");
     }
+}
+
+#[test]
+fn synproxy_resends_must_end_before_the_entry_expires() {
+    let text = |extra: &str| {
+        format!(
+            "[node]\nmac = \"02:00:00:00:00:01\"\naddresses = [\"198.18.0.1\"]\ngateway_mac = \"02:00:00:00:00:fe\"\n{extra}"
+        )
+    };
+    let vip = "[[vip]]\nname = \"s\"\naddress = \"198.18.100.40\"\nport = 443\nprotocol = \"tcp\"\nmode = \"nat\"\nsynproxy = true\n";
+    let e = parse(
+        &text(&format!("[conntrack]\ntcp_syn_sent = 10\n[synproxy]\nsyn_retries = 5\nsyn_retry_interval = 2\n{vip}")),
+        "t.toml",
+    )
+    .unwrap_err();
+    assert_eq!(e.key(), Some("synproxy.syn_retries"), "{e}");
+    assert!(e.to_string().contains("10 s"), "{e}");
+    // Without a [synproxy] section the defaults (3 x 1 s) meet a short syn_sent.
+    let e = parse(
+        &text(&format!("[conntrack]\ntcp_syn_sent = 3\n{vip}")),
+        "t.toml",
+    )
+    .unwrap_err();
+    assert_eq!(e.key(), Some("conntrack.tcp_syn_sent"), "{e}");
+    // Only a config with a SYN proxy VIP is held to it.
+    parse(&text("[conntrack]\ntcp_syn_sent = 3\n"), "t.toml").unwrap();
+    parse(
+        &text(&format!("[conntrack]\ntcp_syn_sent = 11\n[synproxy]\nsyn_retries = 5\nsyn_retry_interval = 2\n{vip}")),
+        "t.toml",
+    )
+    .unwrap();
 }

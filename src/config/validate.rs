@@ -216,6 +216,27 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         out.push(vips.vip(i, v)?);
     }
 
+    // A proxied connection waits for its backend in state syn_sent; the
+    // resends must be over (and the client reset) before that entry expires.
+    let waiting = u32::from(synproxy.syn_retries) * synproxy.syn_retry_interval;
+    if out.iter().any(|v| v.synproxy) && waiting >= conntrack.timeouts.tcp_syn_sent {
+        let (span, key) = match &raw.synproxy {
+            Some(s) => (s.span(), "synproxy.syn_retries"),
+            None => match &raw.conntrack {
+                Some(c) => (c.span(), "conntrack.tcp_syn_sent"),
+                None => (0..0, ""),
+            },
+        };
+        return cx.err(
+            span,
+            key,
+            format!(
+                "syn_retries x syn_retry_interval is {waiting} s, not below conntrack.tcp_syn_sent ({} s): a proxied connection's entry would expire before its backend is given up on and the client reset",
+                conntrack.timeouts.tcp_syn_sent
+            ),
+        );
+    }
+
     Ok(Config {
         node,
         conntrack,

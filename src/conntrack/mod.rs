@@ -441,7 +441,7 @@ fn prefetch(p: *const u8) {
 
 /// Large fixed tables: allocated once, advised onto transparent huge pages,
 /// and written through so every page is present before the first packet.
-mod hugemem {
+pub(crate) mod hugemem {
     const HUGE_PAGE: usize = 2 << 20;
     const PAGE: usize = 4096;
 

@@ -148,7 +148,7 @@ impl SynproxyState {
         let n = capacity as usize;
         Ok(SynproxyState {
             secrets,
-            conns: vec![SpConn::default(); n].into_boxed_slice(),
+            conns: crate::conntrack::hugemem::alloc(n, SpConn::default()),
             hold: HoldPool::new(c.hold_slots),
             pending: VecDeque::with_capacity(n.min(1 << 20)),
             sources: SourceBuckets::new(

@@ -549,7 +549,10 @@ fn ack_backend(
         seq: sc.client_isn.wrapping_add(1),
         ack: backend_isn.wrapping_add(1),
         flags: tcp_flags::ACK,
-        window: sc.client_window,
+        window: match window_shift(sc, Dir::Forward) {
+            Some((from, to)) => tcpopt::rescale_window(sc.client_window, from, to),
+            None => sc.client_window,
+        },
         options: opts.get(..n).unwrap_or(&[]),
         ttl: cfg.ttl,
         src_mac: snap.mac,
@@ -671,20 +674,43 @@ pub(crate) fn translate(frame: &mut [u8], d: &FlowDesc, idx: u32, dir: Dir, ws: 
             ack_add: sc.seq_delta,
             sack_add: sc.seq_delta,
             tsecr_add: sc.ts_delta,
+            window_shift: window_shift(sc, dir),
             ..Translate::default()
         },
         Dir::Reverse => Translate {
             seq_add: sc.seq_delta.wrapping_neg(),
             tsval_add: sc.ts_delta.wrapping_neg(),
-            window_shift: (sc.our_wscale != NO_WSCALE
-                && sc.backend_wscale != NO_WSCALE
-                && sc.our_wscale != sc.backend_wscale)
-                .then_some((sc.backend_wscale, sc.our_wscale)),
+            window_shift: window_shift(sc, dir),
             ..Translate::default()
         },
     };
     let o = tcpopt::parse(frame, d);
     tcpopt::translate(frame, d, &o, &t);
+}
+
+/// How a window field going `dir` is rescaled, `(from, to)`, or `None`
+/// when the receiver reads it in the sender's units. Scaling is on for
+/// one side of the splice only when both of its SYNs carried the option
+/// (RFC 7323 §2.2): the client's side when our SYN-ACK announced a factor,
+/// the backend's when it answered our SYN (which offered the client's
+/// factor) with one of its own. A side without scaling counts as factor 0.
+fn window_shift(sc: &SpConn, dir: Dir) -> Option<(u8, u8)> {
+    if sc.our_wscale == NO_WSCALE {
+        // Our SYN offered the backend no factor either: nothing scales.
+        return None;
+    }
+    let backend_scales = sc.backend_wscale != NO_WSCALE;
+    let (from, to) = match dir {
+        Dir::Forward => (
+            sc.client_wscale,
+            if backend_scales { sc.client_wscale } else { 0 },
+        ),
+        Dir::Reverse => (
+            if backend_scales { sc.backend_wscale } else { 0 },
+            sc.our_wscale,
+        ),
+    };
+    (from != to).then_some((from, to))
 }
 
 // ---- timers ---------------------------------------------------------------

@@ -64,22 +64,32 @@ pub fn finish(s: u32) -> u16 {
 /// passing the previous result as `initial`; a trailing odd byte is padded
 /// with zero, so only the last chunk of a chain may have odd length.
 pub fn sum(data: &[u8], initial: u32) -> u32 {
-    let mut acc = u64::from(initial);
-    let mut words = data.chunks_exact(4);
+    // RFC 1071 §2(B): the one's-complement sum does not depend on byte
+    // order, so the words are added as they sit in memory (no byte swap per
+    // word) and only the folded 16-bit result is swapped into network order.
+    let mut acc = 0u64;
+    let mut words = data.chunks_exact(8);
     for w in &mut words {
-        // A big-endian u32 is congruent to the sum of its two 16-bit halves.
-        if let &[a, b, c, d] = w {
-            acc += u64::from(u32::from_be_bytes([a, b, c, d]));
-        }
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let v = u64::from_ne_bytes(b);
+        acc += (v & 0xffff_ffff) + (v >> 32);
     }
-    let rest = words.remainder();
-    let mut tail = [0u8; 4];
-    for (t, b) in tail.iter_mut().zip(rest) {
+    // The tail, zero-padded at its end: an odd last byte is the first byte
+    // of a 16-bit word, as the RFC pads it.
+    let mut tail = [0u8; 8];
+    for (t, b) in tail.iter_mut().zip(words.remainder()) {
         *t = *b;
     }
-    acc += u64::from(u32::from_be_bytes(tail));
-    // Fold to 32 bits without losing congruence (mod 0xffff).
-    let s = (acc & 0xffff_ffff) + (acc >> 32);
+    let v = u64::from_ne_bytes(tail);
+    acc += (v & 0xffff_ffff) + (v >> 32);
+    let native = fold64(acc);
+    let be = if cfg!(target_endian = "little") {
+        native.swap_bytes()
+    } else {
+        native
+    };
+    let s = u64::from(initial) + u64::from(be);
     ((s & 0xffff_ffff) + (s >> 32)) as u32
 }
 

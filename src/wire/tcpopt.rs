@@ -270,11 +270,7 @@ pub fn translate(frame: &mut [u8], d: &FlowDesc, opts: &TcpOptions, t: &Translat
     if let Some((from, to)) = t.window_shift {
         if flags & tcp_flags::SYN == 0 {
             let old = read_u16(l4, WINDOW);
-            let from = u32::from(from.min(MAX_WSCALE));
-            let to = u32::from(to.min(MAX_WSCALE));
-            // At most 16 + 14 bits: u32 holds the unscaled window.
-            let bytes = (u32::from(old) << from) >> to;
-            let new = u16::try_from(bytes).unwrap_or(u16::MAX);
+            let new = rescale_window(old, from, to);
             if new != old {
                 write_u16(l4, WINDOW, new);
                 delta = delta.u16(old, new);
@@ -286,6 +282,18 @@ pub fn translate(frame: &mut [u8], d: &FlowDesc, opts: &TcpOptions, t: &Translat
         let c = delta.apply(read_u16(l4, tcp::field::CHECKSUM));
         write_u16(l4, tcp::field::CHECKSUM, c);
     }
+}
+
+/// A window field in units of `2^from` bytes re-expressed in units of
+/// `2^to` (each clamped to [`MAX_WSCALE`]), rounded down and capped at the
+/// largest field.
+#[inline]
+pub fn rescale_window(window: u16, from: u8, to: u8) -> u16 {
+    let from = u32::from(from.min(MAX_WSCALE));
+    let to = u32::from(to.min(MAX_WSCALE));
+    // At most 16 + 14 bits: u32 holds the unscaled window.
+    let bytes = (u32::from(window) << from) >> to;
+    u16::try_from(bytes).unwrap_or(u16::MAX)
 }
 
 /// Adds `add` (wrapping) to the 32-bit field at `rel` bytes into the TCP
