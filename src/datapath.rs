@@ -530,24 +530,14 @@ fn forward(
         },
     };
     match target {
-        Target::Conn(idx) => {
-            let proxied = ws
-                .conns
-                .get(idx)
-                .is_some_and(|e| e.flags & cflags::SYNPROXY != 0);
-            if proxied {
-                if let Some(v) = synproxy::path::client_pending(frame, d, idx, ws, snap) {
-                    return v;
-                }
-            }
-            forward_conn(frame, d, vi, vip, idx, ws, snap)
-        }
+        Target::Conn(idx) => forward_conn(frame, d, vi, vip, idx, ws, snap),
         Target::Stateless(b) => send_forward(frame, d, vi, vip, b, None, ws, snap),
     }
 }
 
-/// A client packet of tracked connection `idx`: state, rewrite, and the SYN
-/// proxy's translation when the connection has one.
+/// A client packet of tracked connection `idx`: state and rewrite; SYN
+/// proxy connections take [`forward_proxied`].
+#[inline(always)]
 pub(crate) fn forward_conn(
     frame: &mut [u8],
     d: &FlowDesc,
@@ -561,6 +551,50 @@ pub(crate) fn forward_conn(
     let Some(e) = ws.conns.get_mut(idx) else {
         return Verdict::Drop(DropReason::NoConn);
     };
+    if e.flags & cflags::SYNPROXY != 0 {
+        return forward_proxied(frame, d, vi, vip, idx, ws, snap);
+    }
+    let (backend, local) = advance_forward(e, d, now, snap);
+    send_forward(frame, d, vi, vip, backend, local, ws, snap)
+}
+
+/// A client packet of a SYN proxy connection: held or answered while the
+/// backend handshake is pending, else forwarded and translated.
+#[cold]
+#[inline(never)]
+fn forward_proxied(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    vi: u16,
+    vip: &VipInfo,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    if let Some(v) = synproxy::path::client_pending(frame, d, idx, ws, snap) {
+        return v;
+    }
+    let now = ws.now;
+    let Some(e) = ws.conns.get_mut(idx) else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    let (backend, local) = advance_forward(e, d, now, snap);
+    let v = send_forward(frame, d, vi, vip, backend, local, ws, snap);
+    if v == Verdict::Forward {
+        synproxy::path::translate(frame, d, idx, Dir::Forward, ws);
+    }
+    v
+}
+
+/// Moves a connection's state for a client packet; returns its backend and
+/// FullNAT local address and port.
+#[inline(always)]
+fn advance_forward(
+    e: &mut ConnEntry,
+    d: &FlowDesc,
+    now: u32,
+    snap: &Snapshot,
+) -> (u32, Option<(crate::flow::Addr, u16)>) {
     advance(e, d, Dir::Forward, now, snap);
     let local = if e.flags & cflags::HAS_LPORT != 0 {
         snap.local_addrs
@@ -569,16 +603,12 @@ pub(crate) fn forward_conn(
     } else {
         None
     };
-    let (backend, proxied) = (e.backend, e.flags & cflags::SYNPROXY != 0);
-    let v = send_forward(frame, d, vi, vip, backend, local, ws, snap);
-    if proxied && v == Verdict::Forward {
-        synproxy::path::translate(frame, d, idx, Dir::Forward, ws);
-    }
-    v
+    (e.backend, local)
 }
 
 /// Rewrites a client packet for `backend_id` in the VIP's mode.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn send_forward(
     frame: &mut [u8],
     d: &FlowDesc,
@@ -849,10 +879,42 @@ fn reply(
         .get(idx)
         .is_some_and(|e| e.flags & cflags::SYNPROXY != 0);
     if proxied {
-        if let Some(v) = synproxy::path::backend_pending(frame, d, idx, ws, snap) {
-            return v;
-        }
+        return reply_proxied(frame, d, idx, ws, snap);
     }
+    send_reply(frame, d, idx, ws, snap)
+}
+
+/// A backend packet of a SYN proxy connection: the splice may not be
+/// complete yet; once it is, the packet is translated after its rewrite.
+#[cold]
+#[inline(never)]
+fn reply_proxied(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    if let Some(v) = synproxy::path::backend_pending(frame, d, idx, ws, snap) {
+        return v;
+    }
+    let v = send_reply(frame, d, idx, ws, snap);
+    if v == Verdict::Forward {
+        synproxy::path::translate(frame, d, idx, Dir::Reverse, ws);
+    }
+    v
+}
+
+/// Moves the state of connection `idx` and rewrites its backend's packet
+/// back to the client.
+#[inline(always)]
+fn send_reply(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
     let now = ws.now;
     let Some(e) = ws.conns.get_mut(idx) else {
         return Verdict::Drop(DropReason::NoConn);
@@ -881,9 +943,6 @@ fn reply(
         );
     } else {
         xmit::nat_out(frame, d, (vip.addr, vip.port), snap.mac, dst_mac);
-    }
-    if proxied {
-        synproxy::path::translate(frame, d, idx, Dir::Reverse, ws);
     }
     count_flow(&mut ws.stats, vi, backend, len, Dir::Reverse);
     Verdict::Forward
