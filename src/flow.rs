@@ -23,14 +23,11 @@ impl Addr {
 
     #[inline]
     pub const fn from_v4(octets: [u8; 4]) -> Addr {
-        let mut a = [0u8; 16];
-        a[10] = 0xff;
-        a[11] = 0xff;
-        a[12] = octets[0];
-        a[13] = octets[1];
-        a[14] = octets[2];
-        a[15] = octets[3];
-        Addr(a)
+        // Built as one integer so it is stored in whole words: the hashes
+        // read addresses back as 64-bit words, and a wide load over several
+        // narrow stores stalls on store forwarding.
+        let v = (0xffff_u128 << 32) | u32::from_be_bytes(octets) as u128;
+        Addr(v.to_be_bytes())
     }
 
     #[inline]

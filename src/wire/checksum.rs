@@ -76,12 +76,18 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
         acc += (v & 0xffff_ffff) + (v >> 32);
     }
     // The tail, zero-padded at its end: an odd last byte is the first byte
-    // of a 16-bit word, as the RFC pads it.
-    let mut tail = [0u8; 8];
-    for (t, b) in tail.iter_mut().zip(words.remainder()) {
-        *t = *b;
+    // of a 16-bit word, as the RFC pads it. Assembled in a register: copying
+    // it into a zeroed array and loading that back would stall on store
+    // forwarding.
+    let mut v = 0u64;
+    for (i, b) in words.remainder().iter().enumerate() {
+        let shift = if cfg!(target_endian = "little") {
+            8 * i
+        } else {
+            56 - 8 * i
+        };
+        v |= u64::from(*b) << shift;
     }
-    let v = u64::from_ne_bytes(tail);
     acc += (v & 0xffff_ffff) + (v >> 32);
     let native = fold64(acc);
     let be = if cfg!(target_endian = "little") {

@@ -71,11 +71,21 @@ pub struct TcpOptions {
 
 /// Reads the options of the TCP segment `d` describes. Returns the default
 /// (nothing found) for anything but TCP over IP.
+#[inline(always)]
 pub fn parse(frame: &[u8], d: &FlowDesc) -> TcpOptions {
-    let mut found = TcpOptions::default();
     let Some((start, end)) = option_span(frame, d) else {
-        return found;
+        return TcpOptions::default();
     };
+    match aligned(frame, start, end) {
+        Some(fast) => fast,
+        None => walk(frame, start, end),
+    }
+}
+
+/// The general option walk, for layouts [`aligned`] does not know.
+#[inline(never)]
+fn walk(frame: &[u8], start: usize, end: usize) -> TcpOptions {
+    let mut found = TcpOptions::default();
     let mut at = start;
     while at < end {
         let k = read_u8(frame, at);
@@ -122,9 +132,46 @@ pub fn parse(frame: &[u8], d: &FlowDesc) -> TcpOptions {
     found
 }
 
+/// The two layouts nearly every segment carries, recognised whole (as
+/// Linux's `tcp_parse_aligned_timestamp` does) instead of walked: NOP NOP
+/// timestamps on data and ACKs, and Linux's SYN layout (MSS, SACK-permitted,
+/// timestamps, NOP, window scale). Anything else takes the general walk.
+#[inline(always)]
+fn aligned(frame: &[u8], start: usize, end: usize) -> Option<TcpOptions> {
+    let o = frame.get(start..end)?;
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = o.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_be_bytes(b))
+    };
+    const NOP_NOP_TS: u32 = 0x0101_080a;
+    const SACKPERM_TS: u32 = 0x0402_080a;
+    match o.len() {
+        12 if word(0)? == NOP_NOP_TS => Some(TcpOptions {
+            timestamp: Some((word(4)?, word(8)?)),
+            ts_at: u16::try_from(start + 4).ok()?,
+            ..TcpOptions::default()
+        }),
+        20 if word(4)? == SACKPERM_TS
+            && word(0)? >> 16 == 0x0204
+            && word(16)? >> 8 == 0x0001_0303 =>
+        {
+            Some(TcpOptions {
+                mss: Some(word(0)? as u16),
+                wscale: Some((word(16)? as u8).min(MAX_WSCALE)),
+                sack_perm: true,
+                timestamp: Some((word(8)?, word(12)?)),
+                ts_at: u16::try_from(start + 8).ok()?,
+                ..TcpOptions::default()
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The frame range holding the options: from the end of the fixed TCP
 /// header to the end of the header its data offset claims, cut to the IP
 /// payload and to the buffer.
+#[inline]
 fn option_span(frame: &[u8], d: &FlowDesc) -> Option<(usize, usize)> {
     if d.l3 == L3Kind::Arp || d.key.proto != proto::TCP {
         return None;
