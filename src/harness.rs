@@ -55,15 +55,19 @@ pub fn snapshot() -> &'static Snapshot {
 /// ports per local address, so a run starts fast and can exhaust them.
 const WORKERS: u16 = 256;
 
-/// Runs one fuzz input. Panics only if an invariant breaks.
-pub fn run(data: &[u8]) {
+/// Runs one fuzz input and returns the worker's counters. Panics only if an
+/// invariant breaks.
+pub fn run(data: &[u8]) -> crate::stats::WorkerStats {
     let snap = snapshot();
     let mut ws = WorkerState::new(snap, 0, WORKERS, 0x0f0f);
-    let mut clock = 1_000u32;
+    // The fixtures' capture time, so the SYN proxy seeds' cookies are live
+    // and the fuzzer starts from spliced connections.
+    let mut clock = (fixtures::timestamp(0) / 1_000_000_000) as u32;
     for f in frames(data) {
         let mut buf = f.to_vec();
-        // The last byte of each frame moves the clock, so aging runs too.
-        clock = clock.wrapping_add(f.last().map_or(0, |b| (*b % 4) as u32 * 100));
+        // The last byte of each frame moves the clock (by up to 30 s, within
+        // a cookie's lifetime), so aging and SYN resends run too.
+        clock = clock.wrapping_add(f.last().map_or(0, |b| (*b % 4) as u32 * 10));
         ws.set_clock(clock);
         match process(&mut buf, &mut ws, snap) {
             Verdict::Forward | Verdict::Reply => {
@@ -90,4 +94,5 @@ pub fn run(data: &[u8]) {
         s.tx_packets + s.consumed + s.dropped_total(),
         "a packet was neither sent, taken over nor counted as dropped"
     );
+    ws.stats
 }

@@ -15,6 +15,22 @@ fn seeds_run_clean() {
     }
 }
 
+/// The harness runs at the fixtures' clock, so a SYN proxy seed's cookies
+/// are live and the fuzzer starts from spliced connections, not only from
+/// refused ACKs.
+#[test]
+fn synproxy_seeds_reach_the_splice() {
+    for name in ["synproxy-v4-all", "synproxy-v6-all"] {
+        let (_, data) = fixtures::fuzz_seeds()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap();
+        let stats = harness::run(&data);
+        let established = stats.events[rampart::stats::Event::SynproxyEstablished as usize];
+        assert_eq!(established, 2, "{name}");
+    }
+}
+
 #[test]
 fn checked_in_crashes_stay_fixed() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");

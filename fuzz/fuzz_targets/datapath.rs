@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    rampart::harness::run(data);
+    let _ = rampart::harness::run(data);
 });
