@@ -20,14 +20,16 @@ fn seeds_run_clean() {
 /// refused ACKs.
 #[test]
 fn synproxy_seeds_reach_the_splice() {
-    for name in ["synproxy-v4-all", "synproxy-v6-all"] {
+    // The FullNAT seed's second backend answers the local port worker 0 of
+    // 1 hands out; the harness is worker 0 of 256, so only the first splices.
+    for (name, want) in [("synproxy-v4-all", 2), ("synproxy-v6-all", 1)] {
         let (_, data) = fixtures::fuzz_seeds()
             .into_iter()
             .find(|(n, _)| n == name)
             .unwrap();
         let stats = harness::run(&data);
         let established = stats.events[rampart::stats::Event::SynproxyEstablished as usize];
-        assert_eq!(established, 2, "{name}");
+        assert_eq!(established, want, "{name}");
     }
 }
 
