@@ -229,16 +229,15 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
     })
 }
 
-/// The process's peak resident memory so far, in KiB (`getrusage`), or
-/// `None` where the OS does not report it.
+/// The process's peak resident memory so far, in KiB: `VmHWM` from
+/// /proc/self/status, the high-water mark of this program's own address
+/// space. (`getrusage`'s `ru_maxrss` is no use here: Linux carries it over
+/// from the parent's memory across fork and exec, so a child of a large
+/// process reports the parent's size.) `None` where it cannot be read.
 pub fn peak_rss_kib() -> Option<u64> {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `ru` is a writable rusage the call fills; RUSAGE_SELF is valid.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: getrusage returned 0, so it initialised the struct.
-    let ru = unsafe { ru.assume_init() };
-    u64::try_from(ru.ru_maxrss).ok()
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
