@@ -47,6 +47,8 @@ pub fn snapshot() -> &'static Snapshot {
     SNAP.get_or_init(|| {
         let mut cfg = fixtures::config();
         cfg.conntrack.capacity = 16;
+        // Few hold buffers: fast to set up per input, and easy to exhaust.
+        cfg.synproxy.hold_slots = 32;
         Snapshot::build(&cfg)
     })
 }

@@ -16,7 +16,7 @@ use super::hold::NIL;
 use super::{spflags, SpConn, SynproxyState, NO_WSCALE};
 use crate::conntrack::{expired, flags as cflags, ConnState, Dir};
 use crate::datapath::{self, OpenError, Verdict, WorkerState};
-use crate::flow::{tcp_flags, FlowDesc};
+use crate::flow::{tcp_flags, FlowDesc, Mac};
 use crate::outbox::FRAME_ROOM;
 use crate::snapshot::{Snapshot, VipInfo};
 use crate::stats::{DropReason, Event};
@@ -79,6 +79,12 @@ fn window_of(frame: &[u8], d: &FlowDesc) -> u16 {
 fn has_payload(frame: &[u8], d: &FlowDesc) -> bool {
     let hlen = usize::from(read_u8(frame, d.l4_off as usize + 12) >> 4) * 4;
     usize::from(d.l4_len) > hlen || d.tcp_flags & tcp_flags::FIN != 0
+}
+
+/// The frame's source MAC: where an answer to it goes.
+#[inline]
+fn sender_mac(frame: &[u8]) -> Mac {
+    Mac(wire::read_array(frame, 6..12))
 }
 
 /// Millisecond TCP timestamp clock (RFC 7323 §5.4 allows 1 ms to 1 s ticks).
@@ -164,7 +170,8 @@ fn syn(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) ->
             options: opts.get(..n).unwrap_or(&[]),
             ttl: cfg.ttl,
             src_mac: snap.mac,
-            dst_mac: snap.next_hop(&d.key.src),
+            // Back to the hop the SYN came from, as an ARP reply goes.
+            dst_mac: sender_mac(frame),
         };
         if let Some(len) = segment::write(frame, d, &seg) {
             ws.trim = Some(len);
@@ -350,7 +357,7 @@ fn invalid_cookie(
         options: &[],
         ttl: cfg.ttl,
         src_mac: snap.mac,
-        dst_mac: snap.next_hop(&d.key.src),
+        dst_mac: sender_mac(frame),
     };
     match segment::write(frame, d, &seg) {
         Some(len) => {

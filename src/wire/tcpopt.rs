@@ -138,28 +138,25 @@ fn walk(frame: &[u8], start: usize, end: usize) -> TcpOptions {
 /// timestamps, NOP, window scale). Anything else takes the general walk.
 #[inline(always)]
 fn aligned(frame: &[u8], start: usize, end: usize) -> Option<TcpOptions> {
-    let o = frame.get(start..end)?;
-    let word = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = o.get(at..at + 4)?.try_into().ok()?;
-        Some(u32::from_be_bytes(b))
-    };
-    const NOP_NOP_TS: u32 = 0x0101_080a;
-    const SACKPERM_TS: u32 = 0x0402_080a;
-    match o.len() {
-        12 if word(0)? == NOP_NOP_TS => Some(TcpOptions {
-            timestamp: Some((word(4)?, word(8)?)),
-            ts_at: u16::try_from(start + 4).ok()?,
-            ..TcpOptions::default()
-        }),
-        20 if word(4)? == SACKPERM_TS
-            && word(0)? >> 16 == 0x0204
-            && word(16)? >> 8 == 0x0001_0303 =>
+    const NOP_NOP_TS: [u8; 4] = [kind::NOP, kind::NOP, kind::TIMESTAMP, 10];
+    const SACKPERM_TS: [u8; 4] = [kind::SACK_PERM, 2, kind::TIMESTAMP, 10];
+    let be = |b: [u8; 4]| u32::from_be_bytes(b);
+    match frame.get(start..end)? {
+        &[a0, a1, a2, a3, v0, v1, v2, v3, e0, e1, e2, e3] if [a0, a1, a2, a3] == NOP_NOP_TS => {
+            Some(TcpOptions {
+                timestamp: Some((be([v0, v1, v2, v3]), be([e0, e1, e2, e3]))),
+                ts_at: u16::try_from(start + 4).ok()?,
+                ..TcpOptions::default()
+            })
+        }
+        &[kind::MSS, 4, m0, m1, s0, s1, s2, s3, v0, v1, v2, v3, e0, e1, e2, e3, kind::NOP, kind::WSCALE, 3, ws]
+            if [s0, s1, s2, s3] == SACKPERM_TS =>
         {
             Some(TcpOptions {
-                mss: Some(word(0)? as u16),
-                wscale: Some((word(16)? as u8).min(MAX_WSCALE)),
+                mss: Some(u16::from_be_bytes([m0, m1])),
+                wscale: Some(ws.min(MAX_WSCALE)),
                 sack_perm: true,
-                timestamp: Some((word(8)?, word(12)?)),
+                timestamp: Some((be([v0, v1, v2, v3]), be([e0, e1, e2, e3]))),
                 ts_at: u16::try_from(start + 8).ok()?,
                 ..TcpOptions::default()
             })
