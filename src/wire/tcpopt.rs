@@ -141,15 +141,15 @@ fn aligned(frame: &[u8], start: usize, end: usize) -> Option<TcpOptions> {
     const NOP_NOP_TS: [u8; 4] = [kind::NOP, kind::NOP, kind::TIMESTAMP, 10];
     const SACKPERM_TS: [u8; 4] = [kind::SACK_PERM, 2, kind::TIMESTAMP, 10];
     let be = |b: [u8; 4]| u32::from_be_bytes(b);
-    match frame.get(start..end)? {
-        &[a0, a1, a2, a3, v0, v1, v2, v3, e0, e1, e2, e3] if [a0, a1, a2, a3] == NOP_NOP_TS => {
+    match *frame.get(start..end)? {
+        [a0, a1, a2, a3, v0, v1, v2, v3, e0, e1, e2, e3] if [a0, a1, a2, a3] == NOP_NOP_TS => {
             Some(TcpOptions {
                 timestamp: Some((be([v0, v1, v2, v3]), be([e0, e1, e2, e3]))),
                 ts_at: u16::try_from(start + 4).ok()?,
                 ..TcpOptions::default()
             })
         }
-        &[kind::MSS, 4, m0, m1, s0, s1, s2, s3, v0, v1, v2, v3, e0, e1, e2, e3, kind::NOP, kind::WSCALE, 3, ws]
+        [kind::MSS, 4, m0, m1, s0, s1, s2, s3, v0, v1, v2, v3, e0, e1, e2, e3, kind::NOP, kind::WSCALE, 3, ws]
             if [s0, s1, s2, s3] == SACKPERM_TS =>
         {
             Some(TcpOptions {
