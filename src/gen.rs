@@ -597,7 +597,7 @@ mod tests {
 
     fn v6(d: u8) -> Addr {
         let mut a = [0u8; 16];
-        a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        a[..4].copy_from_slice(&[0x20, 0x01, 0x00, 0x02]);
         a[13] = 0x42;
         a[15] = d;
         Addr::from_v6(a)

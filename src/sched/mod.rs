@@ -203,7 +203,7 @@ mod tests {
             .zip(0u8..)
             .map(|(&weight, i)| MaglevBackend {
                 key: BackendKey {
-                    addr: Addr::from_v4([192, 0, 2, i]),
+                    addr: Addr::from_v4([198, 18, 2, i]),
                     port: 80,
                 },
                 weight,

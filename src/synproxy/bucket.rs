@@ -405,7 +405,7 @@ mod tests {
             let (lo, hi) = spread(seed, subnets);
             assert!(lo >= 24 && hi <= 120, "subnets seed {seed}: {lo}..{hi}");
             let seq_v6 = (0..1u64 << 16).map(|i| {
-                let mut o = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                let mut o = [0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
                 o[8..].copy_from_slice(&i.to_be_bytes());
                 Addr::from_v6(o)
             });

@@ -390,15 +390,15 @@ mod tests {
     }
 
     fn v6(last: u8) -> Addr {
-        let mut o = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut o = [0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         o[15] = last;
         Addr::from_v6(o)
     }
 
     fn syn_key() -> FlowKey {
         FlowKey {
-            src: v4([198, 51, 100, 7]),
-            dst: v4([192, 0, 2, 1]),
+            src: v4([198, 18, 51, 7]),
+            dst: v4([198, 18, 2, 1]),
             sport: 40000,
             dport: 443,
             proto: proto::TCP,
@@ -656,11 +656,11 @@ mod tests {
         assert_eq!(check(&s, &k, seq.wrapping_sub(1), ack, tsecr), None);
         let tuples = [
             FlowKey {
-                src: v4([198, 51, 100, 8]),
+                src: v4([198, 18, 51, 8]),
                 ..k
             },
             FlowKey {
-                dst: v4([192, 0, 2, 2]),
+                dst: v4([198, 18, 2, 2]),
                 ..k
             },
             FlowKey {
@@ -717,7 +717,7 @@ mod tests {
             let c = splitmix(&mut rng);
             let k = FlowKey {
                 src: v4((a as u32).to_be_bytes()),
-                dst: v4([192, 0, 2, 1]),
+                dst: v4([198, 18, 2, 1]),
                 sport: (a >> 32) as u16,
                 dport: 443,
                 proto: proto::TCP,

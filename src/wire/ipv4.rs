@@ -177,13 +177,13 @@ mod tests {
         p.set_ttl(63);
         p.set_ident(7);
         p.set_total_len(40);
-        p.set_src([10, 0, 0, 1]);
-        p.set_dst([10, 0, 0, 2]);
+        p.set_src([198, 18, 10, 1]);
+        p.set_dst([198, 18, 10, 2]);
         assert!(!p.verify_checksum());
         p.fill_checksum();
         assert!(p.verify_checksum());
         assert_ne!(p.checksum(), c);
-        assert_eq!(&b[12..20], &[10, 0, 0, 1, 10, 0, 0, 2]);
+        assert_eq!(&b[12..20], &[198, 18, 10, 1, 198, 18, 10, 2]);
     }
 
     #[test]

@@ -227,11 +227,11 @@ mod tests {
 
     fn ep(v6: bool, last: u8) -> Addr {
         if v6 {
-            let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            let mut a = [0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
             a[15] = last;
             Addr::from_v6(a)
         } else {
-            Addr::from_v4([198, 51, 100, last])
+            Addr::from_v4([198, 18, 51, last])
         }
     }
 

@@ -26,7 +26,7 @@ fn v4(a: [u8; 4]) -> Addr {
 }
 
 fn v6(last: u8) -> Addr {
-    let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut a = [0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     a[15] = last;
     Addr::from_v6(a)
 }
@@ -61,8 +61,8 @@ fn build(l4: L4, src: (Addr, u16), dst: (Addr, u16), payload: &[u8]) -> Vec<u8> 
 fn tcp4() -> Vec<u8> {
     build(
         L4::Tcp,
-        (v4([198, 51, 100, 7]), 40000),
-        (v4([192, 0, 2, 10]), 80),
+        (v4([198, 18, 51, 7]), 40000),
+        (v4([198, 18, 2, 10]), 80),
         b"hello",
     )
 }
@@ -75,7 +75,7 @@ fn vlan_tcp4(id: u16) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(PEER.0, OUR.0)
         .single_vlan(VlanId::try_new(id).unwrap())
-        .ipv4([198, 51, 100, 7], [192, 0, 2, 10], 64)
+        .ipv4([198, 18, 51, 7], [198, 18, 2, 10], 64)
         .tcp(40000, 80, 1, 1000)
         .syn()
         .write(&mut out, &[])
@@ -87,9 +87,9 @@ fn arp_request(vlan: Option<u16>) -> Vec<u8> {
     let req = ArpEthIpv4Packet {
         operation: ArpOperation::REQUEST,
         sender_mac: PEER.0,
-        sender_ipv4: [192, 0, 2, 1],
+        sender_ipv4: [198, 18, 2, 1],
         target_mac: [0; 6],
-        target_ipv4: [192, 0, 2, 10],
+        target_ipv4: [198, 18, 2, 10],
     };
     arp_frame(req, [0xff; 6], PEER, vlan)
 }
@@ -137,8 +137,8 @@ fn parse_tcp4() {
     assert_eq!(d.l3, L3Kind::Ipv4);
     assert_eq!(d.vlan, None);
     assert_eq!((d.l3_off, d.l4_off, d.l4_len), (14, 34, 25));
-    assert_eq!(d.key.src, v4([198, 51, 100, 7]));
-    assert_eq!(d.key.dst, v4([192, 0, 2, 10]));
+    assert_eq!(d.key.src, v4([198, 18, 51, 7]));
+    assert_eq!(d.key.dst, v4([198, 18, 2, 10]));
     assert_eq!(
         (d.key.sport, d.key.dport, d.key.proto),
         (40000, 80, proto::TCP)
@@ -218,10 +218,10 @@ fn parse_arp() {
     let d = parse(&f).unwrap();
     assert_eq!(d.l3, L3Kind::Arp);
     assert_eq!((d.vlan, d.l3_off, d.arp_op), (Some(7), 18, 1));
-    assert_eq!(d.key.src, v4([192, 0, 2, 1]));
-    assert_eq!(d.key.dst, v4([192, 0, 2, 10]));
+    assert_eq!(d.key.src, v4([198, 18, 2, 1]));
+    assert_eq!(d.key.dst, v4([198, 18, 2, 10]));
     assert_eq!((d.key.sport, d.key.dport, d.key.proto), (0, 0, 0));
-    assert_eq!(arp::arp_target(&d), v4([192, 0, 2, 10]));
+    assert_eq!(arp::arp_target(&d), v4([198, 18, 2, 10]));
 }
 
 #[test]
@@ -439,9 +439,9 @@ proptest! {
 
 #[test]
 fn nat_rewrite_tcp4_matches_fresh_build() {
-    let client = (v4([198, 51, 100, 7]), 40000);
-    let vip = (v4([192, 0, 2, 10]), 80);
-    let backend = (v4([10, 1, 0, 5]), 8080);
+    let client = (v4([198, 18, 51, 7]), 40000);
+    let vip = (v4([198, 18, 2, 10]), 80);
+    let backend = (v4([198, 18, 10, 5]), 8080);
     let mut f = build(L4::Tcp, client, vip, b"hello");
     let d = parse(&f).unwrap();
     assert!(rewrite(&mut f, &d, None, Some(backend)));
@@ -534,8 +534,8 @@ fn icmpv6_address_rewrite_keeps_checksum_valid() {
 
 #[test]
 fn seq_ack_rewrite_matches_fresh_build() {
-    let src = (v4([198, 51, 100, 7]), 40000);
-    let dst = (v4([192, 0, 2, 10]), 80);
+    let src = (v4([198, 18, 51, 7]), 40000);
+    let dst = (v4([198, 18, 2, 10]), 80);
     let mut f = build(L4::Tcp, src, dst, b"x");
     let d = parse(&f).unwrap();
     assert!(set_tcp_seq(&mut f, &d, 0xffff_0000));
@@ -617,9 +617,9 @@ fn arp_reply_matches_fresh_build() {
         let reply = ArpEthIpv4Packet {
             operation: ArpOperation::REPLY,
             sender_mac: OUR.0,
-            sender_ipv4: [192, 0, 2, 10],
+            sender_ipv4: [198, 18, 2, 10],
             target_mac: PEER.0,
-            target_ipv4: [192, 0, 2, 1],
+            target_ipv4: [198, 18, 2, 1],
         };
         assert_eq!(f, arp_frame(reply, PEER.0, OUR, vlan));
         // A reply is not answered again.
@@ -755,8 +755,8 @@ fn parse_speed() {
 
     let mut g = f.clone();
     let d = parse(&g).unwrap();
-    let a = (v4([10, 0, 0, 1]), 8080);
-    let b = (v4([192, 0, 2, 10]), 80);
+    let a = (v4([198, 18, 10, 1]), 8080);
+    let b = (v4([198, 18, 2, 10]), 80);
     let t = Instant::now();
     for i in 0..n {
         let to = if i & 1 == 0 { a } else { b };
