@@ -50,7 +50,7 @@ import json, sys
 io, macswap = float(sys.argv[1]), float(sys.argv[2])
 rows = [("established_nat_1m", 1), ("established_nat_1m_burst32", 32),
         ("established_nat_hot", 1), ("new_tcp_flow", 1), ("parse", 1),
-        ("syn_cookie_burst32", 32)]
+        ("syn_cookie_burst32", 32), ("syn_cookie_memory_io", 32)]
 print(f"ceiling on one core: testpmd io {io:.2f} Mpps, macswap {macswap:.2f} Mpps")
 print(f"| bench | ns/packet | Mpps | ratio to macswap |")
 print(f"|---|---:|---:|---:|")

@@ -6,7 +6,9 @@
 //! * `parse`: the parser alone;
 //! * `syn_cookie_burst32`: spoofed SYNs (a flood) to the SYN proxy VIP
 //!   `shield`, each answered with a cookie SYN-ACK in its own buffer, in
-//!   bursts of 32 as the worker runs them (per-packet figure = burst / 32).
+//!   bursts of 32 as the worker runs them (per-packet figure = burst / 32);
+//! * `syn_cookie_memory_io`: the same flood through the worker loop
+//!   (`poll_once`) over the in-memory I/O backend.
 //!
 //! Every measured packet is first copied from its template into the working
 //! buffer (the rewrite is in place); that copy, a few ns, is included.
@@ -19,7 +21,9 @@ use rampart::config;
 use rampart::datapath::{process, process_burst, Verdict, WorkerState};
 use rampart::flow::{tcp_flags, Addr, Mac};
 use rampart::gen::{self, Eth, TcpSeg};
+use rampart::io::{MemoryIo, PacketIo};
 use rampart::snapshot::Snapshot;
+use rampart::worker::{poll_once, Clock, BURST};
 
 const FLOWS: u32 = 1 << 20;
 
@@ -204,6 +208,25 @@ fn syn_cookies(c: &mut Criterion) {
                 k += 1;
             }
             black_box(process_burst(&mut burst, &mut verdicts, &mut ws, &snap))
+        })
+    });
+    g.finish();
+    assert_eq!(ws.conns.len(), 0, "a flood must not create entries");
+
+    // The same flood through the worker loop and the in-memory I/O backend:
+    // receive (a copy into the batch), process, queue the SYN-ACK.
+    let mut ws = WorkerState::new(&snap, 0, 1, 12);
+    let mut io = MemoryIo::new(templates, 1_000).with_clock(1_700_000_000_000_000_000, 100);
+    let mut bufs = Vec::new();
+    let clock = Clock::Packets;
+    let mut g = c.benchmark_group("datapath");
+    g.throughput(Throughput::Elements(BURST as u64));
+    g.bench_function("syn_cookie_memory_io", |b| {
+        b.iter(|| {
+            if io.exhausted() {
+                io.rewind(1_000);
+            }
+            black_box(poll_once(&mut io, &mut bufs, &mut ws, &snap, &clock).unwrap())
         })
     });
     g.finish();
