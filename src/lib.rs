@@ -6,7 +6,8 @@
 //! up the VIP, the connection table ([`conntrack`]) and the scheduler
 //! ([`sched`], [`maglev`]), and [`xmit`] rewrites the headers for the VIP's
 //! forwarding mode. [`config`] is the TOML schema and [`snapshot`] the
-//! immutable view workers read.
+//! immutable view workers read. With the `dpdk` feature, `run` is the
+//! DPDK runtime (`rampart run`) over `io::dpdk`.
 
 pub mod buf;
 pub mod config;
@@ -20,6 +21,8 @@ pub mod io;
 pub mod maglev;
 pub mod outbox;
 pub mod replay;
+#[cfg(feature = "dpdk")]
+pub mod run;
 pub mod sched;
 pub mod snapshot;
 pub mod stats;

@@ -38,6 +38,24 @@ enum Cmd {
         /// Input capture (pcap or pcapng, Ethernet).
         input: PathBuf,
     },
+    /// Run on DPDK ports: the config's [dpdk] section and [[port]]s
+    /// (needs a build with `--features dpdk`). Stops on SIGINT / SIGTERM.
+    Run {
+        /// Config file (TOML) with [dpdk] and [[port]].
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Worker clock: `packets` (capture timestamps, net_pcap only: the
+        /// output equals `rampart replay`'s), `monotonic` (live ports), or
+        /// `auto` (packets when every port is a finite net_pcap vdev).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "packets", "monotonic"])]
+        clock: String,
+        /// Write counters as JSON here when the run ends.
+        #[arg(long)]
+        stats_json: Option<PathBuf>,
+        /// EAL arguments, after `--`; they replace [dpdk].eal_args.
+        #[arg(last = true, value_name = "EAL ARGS")]
+        eal_args: Vec<String>,
+    },
     /// Validate a config file; exits non-zero with FILE:LINE:COL: KEY: reason.
     CheckConfig { file: PathBuf },
     /// Write the replay fixtures (pcaps and expected outputs) into a directory.
@@ -103,6 +121,12 @@ fn run(cmd: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
+        Cmd::Run {
+            config,
+            clock,
+            stats_json,
+            eal_args,
+        } => run_dpdk(config, &clock, stats_json, eal_args),
         Cmd::CheckConfig { file } => {
             let cfg = config::load(&file).map_err(|e| e.to_string())?;
             let backends: usize = cfg.vips.iter().map(|v| v.backends.len()).sum();
@@ -152,4 +176,39 @@ fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+#[cfg(feature = "dpdk")]
+fn run_dpdk(
+    config: PathBuf,
+    clock: &str,
+    stats_json: Option<PathBuf>,
+    eal_args: Vec<String>,
+) -> Result<(), String> {
+    use rampart::run::{self, ClockChoice, RunOptions};
+
+    let cfg = config::load(&config).map_err(|e| e.to_string())?;
+    let opts = RunOptions {
+        config_path: config,
+        eal_args: (!eal_args.is_empty()).then_some(eal_args),
+        clock: ClockChoice::from_name(clock).unwrap_or(ClockChoice::Auto),
+    };
+    let report = run::run(&cfg, &opts)?;
+    print!("{}", run::summary(&report));
+    if let Some(p) = stats_json {
+        let text =
+            serde_json::to_string_pretty(&run::stats_json(&report)).map_err(|e| e.to_string())?;
+        std::fs::write(&p, text + "\n").map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn run_dpdk(
+    _config: PathBuf,
+    _clock: &str,
+    _stats_json: Option<PathBuf>,
+    _eal_args: Vec<String>,
+) -> Result<(), String> {
+    Err("run: this binary was built without DPDK; rebuild with `cargo build --release --features dpdk` (DPDK >= 22.11 through pkg-config libdpdk: `sudo scripts/setup-dpdk.sh` installs it)".to_string())
 }

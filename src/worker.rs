@@ -63,7 +63,7 @@ pub fn poll_once<I: PacketIo>(
         io.tx_frame(frame, now)?;
     }
     ws.outbox.clear();
-    io.flush()?;
+    io.flush_burst(bufs)?;
     Ok(n)
 }
 

@@ -84,13 +84,16 @@ impl Eal {
         if ret < 0 {
             return Err(Error::from_rte_errno("rte_eal_init"));
         }
-        Ok(Eal {
+        let eal = Eal {
             inner: Arc::new(EalInner {
                 _args: owned,
                 _argv: argv,
                 registry: Mutex::new(Registry::default()),
             }),
-        })
+        };
+        // Vdevs probed during init (net_pcap) have registered it by now.
+        crate::mbuf::lookup_rx_timestamp(&eal);
+        Ok(eal)
     }
 
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {

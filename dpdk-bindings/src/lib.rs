@@ -56,7 +56,7 @@ mod ring;
 pub use eal::Eal;
 pub use error::Error;
 pub use lcore::ThreadRegistration;
-pub use mbuf::{Drain, Mbuf, MbufBatch, BATCH_CAPACITY};
+pub use mbuf::{lookup_rx_timestamp, Drain, Mbuf, MbufBatch, BATCH_CAPACITY};
 pub use mempool::Mempool;
 pub use port::{Link, Port, PortStats, RxQueue, TxOutcome, TxQueue};
 pub use ring::{Access, Ring, RingConsumer, RingProducer};

@@ -14,8 +14,46 @@
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 use std::slice;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::sys;
+
+/// DPDK's name of the Rx timestamp dynamic field (`RTE_MBUF_DYNFIELD_TIMESTAMP_NAME`).
+const TIMESTAMP_FIELD: &std::ffi::CStr = c"rte_dynfield_timestamp";
+/// DPDK's name of the flag that says an mbuf carries one (`RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME`).
+const TIMESTAMP_FLAG: &std::ffi::CStr = c"rte_dynflag_rx_timestamp";
+
+/// Byte offset of the Rx timestamp field inside `struct rte_mbuf`, once a
+/// driver registered it (see [`lookup_rx_timestamp`]).
+static TS_OFFSET: AtomicUsize = AtomicUsize::new(0);
+/// `ol_flags` bit of the Rx timestamp; 0 = no field registered. Stored after
+/// `TS_OFFSET` with Release, so a thread that sees the flag sees the offset.
+static TS_FLAG: AtomicU64 = AtomicU64::new(0);
+
+/// Looks up the Rx timestamp dynamic field and flag (`rte_mbuf_timestamp_t`,
+/// a u64 whose unit is the driver's: net_pcap writes the capture time in
+/// microseconds). Drivers register them at probe (net_pcap) or when the
+/// timestamp offload is configured, so call this after EAL init and again
+/// after configuring ports; [`crate::Eal::init`] calls it once. Returns
+/// whether the field exists.
+pub fn lookup_rx_timestamp(_eal: &crate::Eal) -> bool {
+    let mut params = sys::rte_mbuf_dynfield::default();
+    // SAFETY: EAL is initialised (an Eal exists); the name is a valid C
+    // string and params a valid out-pointer for the call.
+    let off = unsafe { sys::rte_mbuf_dynfield_lookup(TIMESTAMP_FIELD.as_ptr(), &mut params) };
+    // SAFETY: as above; no out-pointer.
+    let bit = unsafe { sys::rte_mbuf_dynflag_lookup(TIMESTAMP_FLAG.as_ptr(), ptr::null_mut()) };
+    let (Ok(off), Ok(bit)) = (usize::try_from(off), u32::try_from(bit)) else {
+        return false;
+    };
+    // The field must be a u64 inside the mbuf: what every read below relies on.
+    if params.size != 8 || off + 8 > std::mem::size_of::<sys::rte_mbuf>() || bit >= 64 {
+        return false;
+    }
+    TS_OFFSET.store(off, Ordering::Relaxed);
+    TS_FLAG.store(1u64 << bit, Ordering::Release);
+    true
+}
 
 /// One packet in DPDK memory, owned.
 #[repr(transparent)]
@@ -144,6 +182,41 @@ impl Mbuf {
         // SAFETY: with RTE_MBUF_F_RX_RSS_HASH set, the hash union holds `rss`;
         // every variant is plain integers, so any bit pattern is valid.
         Some(unsafe { m.__bindgen_anon_2.hash.rss })
+    }
+
+    /// The Rx timestamp the driver stored, in the driver's unit, if it stored
+    /// one (its flag is set) and the field was found by
+    /// [`lookup_rx_timestamp`].
+    #[inline]
+    pub fn rx_timestamp(&self) -> Option<u64> {
+        let flag = TS_FLAG.load(Ordering::Acquire);
+        if flag == 0 || self.head().ol_flags & flag == 0 {
+            return None;
+        }
+        let off = TS_OFFSET.load(Ordering::Relaxed);
+        // SAFETY: a non-zero flag means lookup_rx_timestamp found a u64
+        // field at `off` with off + 8 within struct rte_mbuf (checked there),
+        // and the mbuf is valid and ours; the read is unaligned-safe.
+        Some(unsafe { ptr::read_unaligned(self.raw.as_ptr().cast::<u8>().add(off).cast::<u64>()) })
+    }
+
+    /// Stores `ts` as the Rx timestamp and sets its flag (a backend that
+    /// converts a driver's unit to nanoseconds). Returns false, changing
+    /// nothing, if no driver registered the field.
+    #[inline]
+    pub fn set_rx_timestamp(&mut self, ts: u64) -> bool {
+        let flag = TS_FLAG.load(Ordering::Acquire);
+        if flag == 0 {
+            return false;
+        }
+        let off = TS_OFFSET.load(Ordering::Relaxed);
+        let m = self.raw.as_ptr();
+        // SAFETY: as in rx_timestamp; &mut self makes the write exclusive.
+        unsafe {
+            ptr::write_unaligned(m.cast::<u8>().add(off).cast::<u64>(), ts);
+            (*m).ol_flags |= flag;
+        }
+        true
     }
 
     /// Shortens the packet to `len` bytes, freeing segments past the cut.

@@ -557,6 +557,27 @@ impl RxQueue {
         }
     }
 
+    /// Like [`RxQueue::rx_burst`], but receives at most `max` packets, so a
+    /// caller that works in bursts of 32 never takes more than it processes
+    /// (a finite source such as net_pcap then yields the same bursts on
+    /// every run).
+    #[inline]
+    pub fn rx_burst_max(&mut self, batch: &mut MbufBatch, max: usize) -> usize {
+        let room = batch.free_space().min(max);
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: as in rx_burst; `room` is at most the batch's free space,
+        // so DPDK writes only into spare slots, and set_len adopts exactly
+        // the n it returned.
+        unsafe {
+            let n = sys::rte_eth_rx_burst(self.port.id, self.queue, batch.spare_ptr(), room as u16);
+            let n = usize::from(n);
+            batch.set_len(batch.len() + n);
+            n
+        }
+    }
+
     /// The queue id.
     pub fn queue(&self) -> u16 {
         self.queue

@@ -262,6 +262,27 @@ impl RingConsumer {
         }
     }
 
+    /// Like [`RingConsumer::dequeue_burst`], but takes at most `max`.
+    #[inline]
+    pub fn dequeue_burst_max(&mut self, batch: &mut MbufBatch, max: usize) -> usize {
+        let room = batch.free_space().min(max);
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: as in dequeue_burst; `room` is at most the batch's free
+        // space, and set_len adopts exactly the n mbufs written.
+        unsafe {
+            let n = sys::rte_ring_dequeue_burst(
+                self.ring.raw.as_ptr(),
+                batch.spare_ptr().cast::<*mut c_void>(),
+                room as u32,
+                std::ptr::null_mut(),
+            ) as usize;
+            batch.set_len(batch.len() + n);
+            n
+        }
+    }
+
     /// Dequeues one mbuf.
     #[inline]
     pub fn dequeue(&mut self) -> Option<Mbuf> {

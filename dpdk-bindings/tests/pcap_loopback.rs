@@ -32,6 +32,10 @@ fn pcap_rx_tx_roundtrip_no_huge() {
         .expect("a second EAL init in one process is refused");
     assert!(err.to_string().contains("already"), "{err}");
 
+    assert!(
+        dpdk_bindings::lookup_rx_timestamp(&eal),
+        "net_pcap registers the rx timestamp field at probe"
+    );
     common::pcap_loopback(&eal, "net_pcap0", "pcap_pool", &frames, &tx);
 
     drop(eal);

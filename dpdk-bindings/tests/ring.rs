@@ -98,6 +98,13 @@ fn ring_round_trip_between_threads() {
     let mut consumer = ring.consumer().expect("consumer free again");
     assert!(consumer.dequeue().is_some());
     assert_eq!(ring.len(), 9);
+    let mut two = MbufBatch::new();
+    assert_eq!(consumer.dequeue_burst_max(&mut two, 2), 2, "at most max");
+    assert_eq!(ring.len(), 7);
+    for m in two.drain() {
+        producer.enqueue(m).expect("ring has room");
+    }
+    assert_eq!(ring.len(), 9);
     assert_eq!(pool.in_use(), 9);
     drop((producer, consumer, ring));
     assert_eq!(pool.in_use(), 0, "the ring freed its mbufs on drop");

@@ -21,6 +21,10 @@ pub(crate) struct RawConfig {
     pub neighbors: Vec<S<RawNeighbor>>,
     #[serde(default, rename = "vip")]
     pub vips: Vec<S<RawVip>>,
+    #[serde(default)]
+    pub dpdk: Option<S<RawDpdk>>,
+    #[serde(default, rename = "port")]
+    pub ports: Vec<S<RawPort>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,4 +103,28 @@ pub(crate) struct RawSynproxy {
     pub conn_burst: Option<S<i64>>,
     pub ack_rate: Option<S<i64>>,
     pub ack_burst: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDpdk {
+    pub eal_args: Option<S<Vec<S<String>>>>,
+    pub workers: Option<S<i64>>,
+    pub lcores: Option<S<Vec<S<i64>>>>,
+    pub control_lcore: Option<S<i64>>,
+    pub mempool_size: Option<S<i64>>,
+    pub mempool_cache: Option<S<i64>>,
+    pub rx_descriptors: Option<S<i64>>,
+    pub tx_descriptors: Option<S<i64>>,
+    pub tx_retries: Option<S<i64>>,
+    pub stats_interval: Option<S<i64>>,
+    pub idle_exit_ms: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPort {
+    pub name: S<String>,
+    #[serde(default)]
+    pub subnets: Option<S<Vec<S<String>>>>,
 }

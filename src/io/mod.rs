@@ -9,17 +9,28 @@
 //!   overwrites the buffers already in the batch (clear + extend), so after the
 //!   first few bursts no packet costs an allocation; an mbuf backend clears the
 //!   batch and pushes the mbuf handles `rte_eth_rx_burst` returned.
-//! * [`PacketIo::tx`] queues one frame; [`PacketIo::flush`] pushes the queue
-//!   out (`rte_eth_tx_burst`). An mbuf backend takes a reference on the mbuf
-//!   in `tx` (refcount + 1) and the worker frees its rx batch as usual, so
-//!   forwarding never copies.
+//! * [`PacketIo::tx`] queues one frame; [`PacketIo::flush_burst`] pushes the
+//!   queue out (`rte_eth_tx_burst`) at the end of every burst and gets the
+//!   burst's buffers back. A `Vec` backend copies in `tx` and leaves the
+//!   buffers for reuse; the mbuf backend (`io::dpdk`, feature `dpdk`) only
+//!   notes in `tx` which mbufs go out and moves exactly those to the NIC in
+//!   `flush_burst`, freeing the others, so forwarding never copies and no
+//!   mbuf is ever shared (no reference counts).
+//!
+//! Two pure-Rust helpers serve the DPDK runtime and are tested without it:
+//! [`route`] picks the tx port of a frame from the subnets behind each
+//! port, [`steer`] names the worker that owns a frame's connection.
 //!
 //! Invariant: after `rx_burst` returns `Ok(n)`, `bufs[..n]` are the packets
 //! received, in arrival order; entries past `n` are spare buffers the backend
 //! keeps for reuse and carry no packet.
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod memory;
 pub mod pcap;
+pub mod route;
+pub mod steer;
 
 use crate::buf::PacketBuf;
 
@@ -39,8 +50,9 @@ pub trait PacketIo {
     fn rx_burst(&mut self, bufs: &mut Vec<Self::Buf>, max: usize) -> std::io::Result<usize>;
 
     /// Queue one frame for transmission. The buffer is not consumed: a
-    /// `Vec`-backed backend copies or records it, an mbuf backend takes a
-    /// reference.
+    /// `Vec`-backed backend copies or records it, an mbuf backend notes it
+    /// and sends it from [`PacketIo::flush_burst`]; either way the frame
+    /// goes out as it is now, in the order of the `tx` / `tx_frame` calls.
     fn tx(&mut self, pkt: &Self::Buf) -> std::io::Result<()>;
 
     /// Queue a frame the worker originated (see [`crate::outbox`]); the
@@ -48,9 +60,20 @@ pub trait PacketIo {
     /// clock, for backends that record times.
     fn tx_frame(&mut self, frame: &[u8], ts_ns: u64) -> std::io::Result<()>;
 
-    /// Push queued frames out. Called once per burst by the worker.
+    /// Push queued frames out. Called once per burst by the worker, through
+    /// [`PacketIo::flush_burst`].
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+
+    /// End of a burst: every frame of `bufs` that goes out has been passed
+    /// to [`PacketIo::tx`]. A backend that sends the buffers themselves
+    /// (DPDK: the mbuf goes to the NIC) takes them out of `bufs` here and
+    /// frees the rest; the default leaves `bufs` alone and calls
+    /// [`PacketIo::flush`].
+    fn flush_burst(&mut self, bufs: &mut Vec<Self::Buf>) -> std::io::Result<()> {
+        let _ = bufs;
+        self.flush()
     }
 
     /// True once a finite source has delivered its last packet. A NIC never is.

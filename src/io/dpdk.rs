@@ -1,0 +1,433 @@
+//! The DPDK backend (feature `dpdk`): [`PacketBuf`] over an owned mbuf and a
+//! [`PacketIo`] over one worker's queues, queue `w` of every port for
+//! worker `w`.
+//!
+//! Ownership, the whole point of this module: the worker's batch holds the
+//! received mbufs, the datapath rewrites them in place, and
+//! [`PacketIo::tx`] only notes *which* mbuf goes out and by which port. At
+//! the end of the burst [`PacketIo::flush_burst`] takes the batch back,
+//! moves the noted mbufs, in `tx` order, into one tx batch per port and
+//! frees the rest (drops, and frames the SYN proxy took over). No mbuf is
+//! ever shared, so nothing needs a reference count and `data_mut` stays
+//! exclusive. Frames the worker originates ([`PacketIo::tx_frame`]) are
+//! copied into fresh mbufs from the pool; when the pool is empty the frame
+//! is counted (`tx_alloc_failed`) and skipped.
+//!
+//! Tx is bounded: each port's batch is sent with at most `1 + tx_retries`
+//! bursts (a full tx ring retried, never waited on), and what the NIC still
+//! refuses is freed and counted (`tx_dropped`).
+//!
+//! Several workers ([`Handover`]): a frame whose connection another worker
+//! owns ([`crate::io::steer`]) is passed to that worker's `rte_ring`
+//! (multi-producer, single-consumer) instead of being processed here; each
+//! worker takes what was handed to it before polling its queues. A full
+//! ring drops the frame (`handover_dropped`).
+//!
+//! Rx takes at most the worker's burst (32) per call, from the queues in
+//! turn. A multi-segment mbuf (a frame larger than one buffer) is dropped
+//! and counted (`rx_multiseg`): the datapath works on contiguous frames.
+//! net_pcap stores each frame's capture time (microseconds) in the mbuf's
+//! Rx timestamp field; for such ports the backend rewrites it in
+//! nanoseconds, so [`crate::worker::Clock::Packets`] runs the worker clock
+//! from the capture exactly as `rampart replay` does.
+
+use std::io;
+use std::sync::Arc;
+
+use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
+
+use super::route::Routes;
+use super::{steer, PacketIo};
+use crate::buf::PacketBuf;
+use crate::flow::FlowDesc;
+use crate::snapshot::Snapshot;
+
+impl PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+
+    #[inline]
+    fn truncate(&mut self, len: usize) {
+        Mbuf::truncate(self, len);
+    }
+
+    /// The Rx timestamp field. [`DpdkIo`] keeps it in nanoseconds for the
+    /// ports whose unit it knows (net_pcap); other drivers' units vary, and
+    /// the runtime runs its clock from a monotonic clock for them.
+    #[inline]
+    fn timestamp_ns(&self) -> Option<u64> {
+        self.rx_timestamp()
+    }
+}
+
+/// Counters of the I/O layer of one worker (the datapath keeps its own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Mbufs received from the NIC queues.
+    pub rx_packets: u64,
+    /// Received frames spread over several mbufs, dropped.
+    pub rx_multiseg: u64,
+    /// Mbufs the NIC accepted.
+    pub tx_packets: u64,
+    /// Mbufs still refused after every tx attempt, freed.
+    pub tx_dropped: u64,
+    /// Originated frames lost because the pool had no mbuf (or the frame
+    /// did not fit one).
+    pub tx_alloc_failed: u64,
+    /// `tx` calls for an mbuf that was not in the burst (a caller bug):
+    /// nothing was sent for them.
+    pub tx_unmatched: u64,
+    /// Frames received here and passed to the worker that owns them.
+    pub handovers_out: u64,
+    /// Frames other workers passed here.
+    pub handovers_in: u64,
+    /// Frames for another worker whose ring was full, dropped.
+    pub handover_dropped: u64,
+}
+
+impl IoStats {
+    pub fn merge(&mut self, o: &IoStats) {
+        self.rx_packets += o.rx_packets;
+        self.rx_multiseg += o.rx_multiseg;
+        self.tx_packets += o.tx_packets;
+        self.tx_dropped += o.tx_dropped;
+        self.tx_alloc_failed += o.tx_alloc_failed;
+        self.tx_unmatched += o.tx_unmatched;
+        self.handovers_out += o.handovers_out;
+        self.handovers_in += o.handovers_in;
+        self.handover_dropped += o.handover_dropped;
+    }
+}
+
+/// What a worker needs to hand frames to their owners (more than one
+/// worker).
+pub struct Handover {
+    /// This worker's number.
+    pub me: u16,
+    pub workers: u16,
+    /// For [`steer::owner`]: which addresses are VIPs and local addresses.
+    pub snap: Arc<Snapshot>,
+    /// A producer into each worker's ring, `None` at this worker's own index.
+    pub to: Vec<Option<RingProducer>>,
+    /// This worker's ring.
+    pub from: RingConsumer,
+}
+
+struct HandoverState {
+    h: Handover,
+    /// Frames for each worker, enqueued at the end of the rx burst.
+    out: Vec<MbufBatch>,
+    desc: FlowDesc,
+}
+
+impl HandoverState {
+    /// Passes the frames gathered for each worker to its ring; what does not
+    /// fit is freed and counted.
+    fn send(&mut self, stats: &mut IoStats) {
+        for (batch, to) in self.out.iter_mut().zip(self.h.to.iter_mut()) {
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(p) = to {
+                stats.handovers_out += p.enqueue_burst(batch) as u64;
+            }
+            stats.handover_dropped += batch.clear() as u64;
+        }
+    }
+}
+
+/// One rx queue the worker polls.
+pub struct RxPort {
+    pub queue: RxQueue,
+    /// net_pcap: timestamps are microseconds, rewritten as nanoseconds.
+    pub pcap_timestamps: bool,
+}
+
+/// A frame queued for the end of the burst, in `tx` order.
+enum Pending {
+    /// A received mbuf, by identity (its address), and the port index.
+    Rx { mbuf: usize, port: usize },
+    /// An originated frame, already in its own mbuf.
+    Own { mbuf: Mbuf, port: usize },
+}
+
+/// The [`PacketIo`] of one worker.
+pub struct DpdkIo {
+    rx: Vec<RxPort>,
+    /// Port index of each rx queue (index into `tx`).
+    rx_port: Vec<usize>,
+    /// One tx queue per port, in port order.
+    tx: Vec<TxQueue>,
+    /// Port ids, in port order (to find a received mbuf's port index).
+    port_ids: Vec<u16>,
+    pool: Mempool,
+    routes: Routes,
+    tx_attempts: u32,
+    next_rx: usize,
+    /// Port index the last received frame came in on: where frames without
+    /// a route go.
+    last_rx_port: usize,
+    rx_batch: MbufBatch,
+    pending: Vec<Pending>,
+    scratch: Vec<Option<Mbuf>>,
+    out: Vec<MbufBatch>,
+    handover: Option<HandoverState>,
+    stats: IoStats,
+}
+
+impl DpdkIo {
+    /// A backend over `rx` (any ports' queues) and `tx` (one queue per port,
+    /// in the order `routes` numbers the ports). Frames the NIC refuses are
+    /// sent again up to `tx_retries` times.
+    pub fn new(
+        rx: Vec<RxPort>,
+        tx: Vec<TxQueue>,
+        pool: Mempool,
+        routes: Routes,
+        tx_retries: u32,
+    ) -> DpdkIo {
+        let port_ids: Vec<u16> = tx.iter().map(TxQueue::port_id).collect();
+        let rx_port = rx
+            .iter()
+            .map(|r| {
+                port_ids
+                    .iter()
+                    .position(|&p| p == r.queue.port_id())
+                    .unwrap_or(0)
+            })
+            .collect();
+        let out = tx.iter().map(|_| MbufBatch::new()).collect();
+        DpdkIo {
+            rx,
+            rx_port,
+            tx,
+            port_ids,
+            pool,
+            routes,
+            tx_attempts: tx_retries.saturating_add(1),
+            next_rx: 0,
+            last_rx_port: 0,
+            rx_batch: MbufBatch::new(),
+            pending: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(crate::worker::BURST),
+            out,
+            handover: None,
+            stats: IoStats::default(),
+        }
+    }
+
+    /// Hands frames owned by other workers to them (and takes theirs).
+    pub fn with_handover(mut self, h: Handover) -> DpdkIo {
+        let out = (0..h.workers).map(|_| MbufBatch::new()).collect();
+        self.handover = Some(HandoverState {
+            h,
+            out,
+            desc: FlowDesc::default(),
+        });
+        self
+    }
+
+    /// This worker's I/O counters so far.
+    pub fn stats(&self) -> IoStats {
+        self.stats
+    }
+
+    /// The port index a frame leaves by: its route, else `fallback`.
+    #[inline]
+    fn route(&self, frame: &[u8], fallback: usize) -> usize {
+        self.routes
+            .lookup_frame(frame)
+            .filter(|&p| p < self.tx.len())
+            .unwrap_or(fallback)
+    }
+
+    /// Port index of a received mbuf (by its port id).
+    #[inline]
+    fn port_of(&self, m: &Mbuf) -> usize {
+        let id = m.port();
+        self.port_ids
+            .iter()
+            .position(|&p| p == id)
+            .unwrap_or(self.last_rx_port)
+    }
+
+    /// Appends `m` to port `port`'s tx batch, sending the batch first if it
+    /// is full.
+    fn queue_out(&mut self, port: usize, m: Mbuf) {
+        let (Some(batch), Some(txq)) = (self.out.get_mut(port), self.tx.get_mut(port)) else {
+            // Only reachable with a port index we never hand out.
+            self.stats.tx_dropped += 1;
+            return;
+        };
+        let m = match batch.push(m) {
+            Ok(()) => return,
+            Err(m) => m,
+        };
+        let o = txq.send(batch, self.tx_attempts);
+        self.stats.tx_packets += o.sent as u64;
+        self.stats.tx_dropped += o.dropped as u64;
+        if batch.push(m).is_err() {
+            // Unreachable: send leaves the batch empty.
+            self.stats.tx_dropped += 1;
+        }
+    }
+
+    /// Sends every port's tx batch.
+    fn send_all(&mut self) {
+        for (batch, txq) in self.out.iter_mut().zip(self.tx.iter_mut()) {
+            if batch.is_empty() {
+                continue;
+            }
+            let o = txq.send(batch, self.tx_attempts);
+            self.stats.tx_packets += o.sent as u64;
+            self.stats.tx_dropped += o.dropped as u64;
+        }
+    }
+}
+
+impl PacketIo for DpdkIo {
+    type Buf = Mbuf;
+
+    fn rx_burst(&mut self, bufs: &mut Vec<Mbuf>, max: usize) -> io::Result<usize> {
+        // Normally empty already (flush_burst took the last burst back).
+        bufs.clear();
+        // Frames other workers handed over arrived before what is in the
+        // queues now: they go first.
+        if let Some(ho) = self.handover.as_mut() {
+            let n = ho.h.from.dequeue_burst_max(&mut self.rx_batch, max);
+            self.stats.handovers_in += n as u64;
+            bufs.extend(self.rx_batch.drain());
+        }
+        let queues = self.rx.len();
+        for k in 0..queues {
+            if bufs.len() >= max {
+                break;
+            }
+            let q = (self.next_rx + k) % queues;
+            let (Some(rxp), Some(&port)) = (self.rx.get_mut(q), self.rx_port.get(q)) else {
+                continue;
+            };
+            let n = rxp.queue.rx_burst_max(&mut self.rx_batch, max - bufs.len());
+            if n == 0 {
+                continue;
+            }
+            self.stats.rx_packets += n as u64;
+            self.last_rx_port = port;
+            let pcap = rxp.pcap_timestamps;
+            for mut m in self.rx_batch.drain() {
+                if !m.is_contiguous() {
+                    self.stats.rx_multiseg += 1;
+                    continue;
+                }
+                if pcap {
+                    if let Some(us) = m.rx_timestamp() {
+                        m.set_rx_timestamp(us.saturating_mul(1000));
+                    }
+                }
+                if let Some(ho) = self.handover.as_mut() {
+                    let owner = steer::owner(m.data(), &ho.h.snap, ho.h.workers, &mut ho.desc);
+                    if let Some(o) = owner.filter(|&o| o != ho.h.me) {
+                        let i = usize::from(o);
+                        if ho.out.get(i).is_some_and(MbufBatch::is_full) {
+                            ho.send(&mut self.stats);
+                        }
+                        match ho.out.get_mut(i) {
+                            Some(batch) => {
+                                if batch.push(m).is_err() {
+                                    self.stats.handover_dropped += 1;
+                                }
+                            }
+                            None => self.stats.handover_dropped += 1,
+                        }
+                        continue;
+                    }
+                }
+                bufs.push(m);
+            }
+        }
+        if let Some(ho) = self.handover.as_mut() {
+            ho.send(&mut self.stats);
+        }
+        if queues > 0 {
+            self.next_rx = (self.next_rx + 1) % queues;
+        }
+        Ok(bufs.len())
+    }
+
+    fn tx(&mut self, pkt: &Mbuf) -> io::Result<()> {
+        let fallback = self.port_of(pkt);
+        let port = self.route(pkt.data(), fallback);
+        self.pending.push(Pending::Rx {
+            mbuf: pkt.as_ptr() as usize,
+            port,
+        });
+        Ok(())
+    }
+
+    fn tx_frame(&mut self, frame: &[u8], _ts_ns: u64) -> io::Result<()> {
+        let Some(mut m) = self.pool.alloc() else {
+            self.stats.tx_alloc_failed += 1;
+            return Ok(());
+        };
+        match m.append(frame.len()) {
+            Some(room) => room.copy_from_slice(frame),
+            None => {
+                self.stats.tx_alloc_failed += 1;
+                return Ok(());
+            }
+        }
+        let port = self.route(frame, self.last_rx_port);
+        self.pending.push(Pending::Own { mbuf: m, port });
+        Ok(())
+    }
+
+    /// Sends what is queued; mbufs noted by `tx` are sent only through
+    /// [`PacketIo::flush_burst`], which has them.
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_burst(&mut Vec::new())
+    }
+
+    fn flush_burst(&mut self, bufs: &mut Vec<Mbuf>) -> io::Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(bufs.drain(..).map(Some));
+        let mut pending = std::mem::take(&mut self.pending);
+        // `tx` is called in batch order, so the next match is usually at
+        // the cursor; search the rest only when it is not.
+        let mut cursor = 0;
+        let len = scratch.len();
+        for p in pending.drain(..) {
+            match p {
+                Pending::Own { mbuf, port } => self.queue_out(port, mbuf),
+                Pending::Rx { mbuf, port } => {
+                    let hit = (cursor..len).chain(0..cursor).find(|&i| {
+                        scratch
+                            .get(i)
+                            .and_then(Option::as_ref)
+                            .is_some_and(|m| m.as_ptr() as usize == mbuf)
+                    });
+                    match hit.and_then(|i| scratch.get_mut(i).and_then(Option::take)) {
+                        Some(m) => {
+                            cursor = hit.map_or(cursor, |i| i + 1);
+                            self.queue_out(port, m);
+                        }
+                        None => self.stats.tx_unmatched += 1,
+                    }
+                }
+            }
+        }
+        // What was not sent (drops, frames taken over) goes back to the pool.
+        scratch.clear();
+        self.scratch = scratch;
+        self.pending = pending;
+        self.send_all();
+        Ok(())
+    }
+}

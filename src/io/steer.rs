@@ -1,0 +1,153 @@
+//! Software steering for several workers: which worker owns a frame.
+//!
+//! Each worker has its own connection table, so every packet of a
+//! connection must be handled by the worker that created the entry, whatever
+//! queue the NIC put it on. The owner is a pure function of the frame and
+//! the snapshot, computed from the connection's *client* side, which both
+//! directions carry:
+//!
+//! - to a VIP (client -> VIP): the source address and port;
+//! - to a FullNAT local address (a backend's reply): the destination port,
+//!   whose value modulo the worker count names the worker that allocated it
+//!   (see [`crate::xmit::lport`]; DPVS's `sa_pool` does the same);
+//! - anything else TCP/UDP (a NAT backend's reply goes to the client): the
+//!   destination address and port.
+//!
+//! Frames that belong to no connection (ARP, ND, ICMP, what the parser
+//! refuses) have no owner: the worker that received them handles them. A
+//! frame handed to its owner goes through an `rte_ring` (see
+//! [`crate::io::dpdk`]).
+
+use crate::flow::{proto, Addr, FlowDesc};
+use crate::snapshot::{Owned, Snapshot};
+use crate::wire;
+
+/// The worker (of `workers`) that owns a connection whose client is
+/// `addr:port`. Stable across processes and runs: the same client maps to
+/// the same worker on every box with the same worker count.
+#[inline]
+pub fn client_owner(addr: &Addr, port: u16, workers: u16) -> u16 {
+    if workers <= 1 {
+        return 0;
+    }
+    let a = u128::from_be_bytes(addr.0);
+    // Fold the address to 64 bits, mix in the port, and finish with a
+    // multiply-xorshift (splitmix64's finaliser): cheap, and every input
+    // bit reaches the high bits the modulo below keeps in play.
+    let mut h = (a as u64) ^ ((a >> 64) as u64).rotate_left(29) ^ u64::from(port) << 48;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h % u64::from(workers)) as u16
+}
+
+/// The owner of `frame`, or `None` if any worker may handle it. `d` is
+/// scratch for the parse.
+#[inline]
+pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &mut FlowDesc) -> Option<u16> {
+    if workers <= 1 {
+        return None;
+    }
+    wire::parse_into(frame, d).ok()?;
+    let k = &d.key;
+    if k.proto != proto::TCP && k.proto != proto::UDP {
+        return None;
+    }
+    if snap.vip(&k.dst, k.dport, k.proto).is_some() {
+        return Some(client_owner(&k.src, k.sport, workers));
+    }
+    if let Some(Owned::Local(_)) = snap.owned(&k.dst) {
+        return Some(k.dport % workers);
+    }
+    Some(client_owner(&k.dst, k.dport, workers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::flow::Mac;
+    use crate::gen;
+
+    fn a(s: &str) -> Addr {
+        Addr::from(s.parse::<std::net::IpAddr>().unwrap())
+    }
+
+    #[test]
+    fn one_worker_owns_everything() {
+        assert_eq!(client_owner(&a("198.18.200.1"), 1234, 1), 0);
+        let snap = Snapshot::build(&fixtures::config());
+        let mut d = FlowDesc::default();
+        assert_eq!(owner(&[0u8; 60], &snap, 1, &mut d), None);
+    }
+
+    #[test]
+    fn clients_spread_over_workers() {
+        for workers in [2u16, 3, 4, 8] {
+            let mut seen = vec![0u32; usize::from(workers)];
+            for i in 0..4000u32 {
+                let c = Addr::from_v4([198, 18, 200 + (i % 40) as u8, (i / 40) as u8]);
+                let w = client_owner(&c, 1024 + (i % 7) as u16, workers);
+                seen[usize::from(w)] += 1;
+            }
+            let even = 4000 / u32::from(workers);
+            for (w, n) in seen.iter().enumerate() {
+                assert!(
+                    n.abs_diff(even) < even / 5,
+                    "{workers} workers: worker {w} got {n} of 4000"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn both_directions_of_a_connection_have_one_owner() {
+        let snap = Snapshot::build(&fixtures::config());
+        let mut d = FlowDesc::default();
+        let eth = gen::Eth {
+            src: Mac([2, 0, 0, 0, 0, 9]),
+            dst: Mac([2, 0, 0, 0, 0, 1]),
+            vlan: None,
+        };
+        let vip = snap.vips.iter().find(|v| v.name == "web").unwrap();
+        let backend = a("198.18.1.11");
+        for workers in [2u16, 3, 4] {
+            for port in 40000..40064u16 {
+                let client = a("198.18.200.7");
+                let fwd = gen::TcpSeg {
+                    sport: port,
+                    dport: vip.port,
+                    ..Default::default()
+                };
+                let syn = gen::tcp(&eth, client, vip.addr, 64, 1, &fwd);
+                let rep = gen::TcpSeg {
+                    sport: 8080,
+                    dport: port,
+                    ..Default::default()
+                };
+                // A NAT backend answers the client itself.
+                let reply = gen::tcp(&eth, backend, client, 64, 1, &rep);
+                let w = owner(&syn, &snap, workers, &mut d).unwrap();
+                assert_eq!(w, client_owner(&client, port, workers));
+                assert_eq!(owner(&reply, &snap, workers, &mut d), Some(w));
+            }
+        }
+        // A FullNAT reply to a local address: the local port names the owner.
+        let local = snap.local_addrs[0];
+        for lport in 1024..1040u16 {
+            let rep = gen::TcpSeg {
+                sport: 8080,
+                dport: lport,
+                ..Default::default()
+            };
+            let reply = gen::tcp(&eth, backend, local, 64, 1, &rep);
+            assert_eq!(owner(&reply, &snap, 4, &mut d), Some(lport % 4));
+        }
+        // ARP has no owner; neither has garbage.
+        let arp = gen::arp_request(eth.src, a("198.18.1.11"), a("198.18.0.1"));
+        assert_eq!(owner(&arp, &snap, 2, &mut d), None);
+        assert_eq!(owner(&[0xffu8; 20], &snap, 2, &mut d), None);
+    }
+}

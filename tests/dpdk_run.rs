@@ -1,0 +1,797 @@
+//! `rampart run` on DPDK, as a user runs it: the binary over net_pcap vdevs
+//! (rx_pcap -> tx_pcap), one process per EAL run (EAL initialises once per
+//! process), each bounded in time and killed if it overruns.
+//!
+//! - Every replay fixture gives byte for byte the frames `rampart replay`
+//!   gives (and the fixture expects), with the same counters. The run's
+//!   clock comes from net_pcap's capture timestamps (`--clock packets`,
+//!   what `auto` picks for pcap files), so the SYN proxy's cookies, which
+//!   depend on the clock, come out the same too.
+//! - A capture of many bursts (2400 frames) gives the same frames as replay.
+//! - SIGINT and SIGTERM stop a run that never ends by itself (an
+//!   `infinite_rx` vdev): exit 0, summary printed.
+//! - Start-up failures end in one line with a hint, never a panic.
+//!
+//! Needs DPDK (the `dpdk` feature) and root, as CI has. Without the feature
+//! only the last test runs: `rampart run` refuses in one line.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `cmd` to the end, killing it (and failing the test) after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rampart");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut b).ok();
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut b).ok();
+        b
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err_t.join().unwrap_or_default();
+            panic!(
+                "rampart did not finish within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+#[cfg(feature = "dpdk")]
+mod dpdk {
+    use super::*;
+
+    use std::path::Path;
+
+    use rampart::fixtures;
+    use rampart::io::PcapReader;
+
+    /// Per-process EAL arguments: no hugepages, no PCI scan, no shared
+    /// config, no telemetry socket, a file prefix of its own.
+    fn eal_args(tag: &str) -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "--no-shconf",
+            "--no-telemetry",
+            "--log-level",
+            "lib.eal:warning",
+            "--file-prefix",
+        ]
+        .map(String::from)
+        .to_vec();
+        v.push(prefix(tag));
+        v
+    }
+
+    fn prefix(tag: &str) -> String {
+        format!("rampart-test-{}-{tag}", std::process::id())
+    }
+
+    /// EAL leaves an empty runtime directory per file prefix, even with
+    /// --no-shconf; unique prefixes would pile them up.
+    fn remove_runtime_dir(tag: &str) {
+        for base in ["/var/run/dpdk", "/tmp/dpdk"] {
+            let _ = std::fs::remove_dir_all(Path::new(base).join(prefix(tag)));
+        }
+        if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+            let _ = std::fs::remove_dir_all(PathBuf::from(d).join("dpdk").join(prefix(tag)));
+        }
+    }
+
+    fn frames(p: &Path) -> Vec<Vec<u8>> {
+        PcapReader::open(p)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|r| r.unwrap_or_else(|e| panic!("{e}")).data)
+            .collect()
+    }
+
+    /// `base` (a config file) plus a [dpdk] section and the given ports.
+    fn config_with(base: &Path, dpdk: &str, ports: &[String], out: &Path) {
+        let mut text = std::fs::read_to_string(base).unwrap();
+        text.push_str("\n[dpdk]\n");
+        text.push_str(dpdk);
+        for p in ports {
+            text.push_str(&format!("\n[[port]]\nname = \"{p}\"\n"));
+        }
+        std::fs::write(out, text).unwrap();
+    }
+
+    const TEST_DPDK: &str =
+        "mempool_size = 4095\nmempool_cache = 64\nidle_exit_ms = 300\nstats_interval = 0\n";
+
+    /// `rampart run` over `input` with `cfg_base`; returns (run frames, run
+    /// stats JSON, stdout).
+    fn run_pcap(
+        tag: &str,
+        cfg_base: &Path,
+        input: &Path,
+        dir: &Path,
+    ) -> (Vec<Vec<u8>>, serde_json::Value, String) {
+        let out = dir.join(format!("{tag}.run.pcap"));
+        let json = dir.join(format!("{tag}.run.json"));
+        let cfg = dir.join(format!("{tag}.toml"));
+        let port = format!(
+            "net_pcap0,rx_pcap={},tx_pcap={}",
+            input.display(),
+            out.display()
+        );
+        config_with(cfg_base, TEST_DPDK, &[port], &cfg);
+        let mut cmd = bin();
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--stats-json")
+            .arg(&json)
+            .arg("--")
+            .args(eal_args(tag));
+        let o = run_bounded(cmd, Duration::from_secs(60));
+        remove_runtime_dir(tag);
+        let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "{tag}: rampart run failed ({}):\n{stdout}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (frames(&out), doc, stdout)
+    }
+
+    /// `rampart replay` over the same input: (frames, stats JSON).
+    fn replay_pcap(
+        tag: &str,
+        cfg: &Path,
+        input: &Path,
+        dir: &Path,
+    ) -> (Vec<Vec<u8>>, serde_json::Value) {
+        let out = dir.join(format!("{tag}.replay.pcap"));
+        let json = dir.join(format!("{tag}.replay.json"));
+        let mut cmd = bin();
+        cmd.arg("replay")
+            .arg("--config")
+            .arg(cfg)
+            .arg("--out")
+            .arg(&out)
+            .arg("--stats-json")
+            .arg(&json)
+            .arg(input);
+        let o = run_bounded(cmd, Duration::from_secs(60));
+        assert!(
+            o.status.success(),
+            "{tag}: replay: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (frames(&out), doc)
+    }
+
+    /// The counters that must agree between run and replay.
+    fn same_counters(tag: &str, run: &serde_json::Value, replay: &serde_json::Value) {
+        for key in [
+            "rx_packets",
+            "tx_packets",
+            "rx_bytes",
+            "tx_bytes",
+            "originated_packets",
+            "originated_bytes",
+            "consumed",
+            "dropped_total",
+            "dropped",
+            "events",
+        ] {
+            assert_eq!(run[key], replay[key], "{tag}: {key}");
+        }
+        for key in ["new", "midflow_pickups", "active"] {
+            assert_eq!(
+                run["connections"][key], replay["connections"][key],
+                "{tag}: connections.{key}"
+            );
+        }
+        let d = &run["dpdk"];
+        assert_eq!(d["rx_packets"], run["rx_packets"], "{tag}: dpdk rx");
+        let out = run["tx_packets"].as_u64().unwrap() + run["originated_packets"].as_u64().unwrap();
+        assert_eq!(d["tx_packets"].as_u64(), Some(out), "{tag}: dpdk tx");
+        for key in [
+            "tx_dropped",
+            "tx_alloc_failed",
+            "rx_multiseg",
+            "tx_unmatched",
+        ] {
+            assert_eq!(d[key], 0, "{tag}: dpdk {key}");
+        }
+        assert_eq!(
+            d["ports"][0]["ipackets"], run["rx_packets"],
+            "{tag}: port rx"
+        );
+        assert_eq!(
+            d["ports"][0]["opackets"].as_u64(),
+            Some(out),
+            "{tag}: port tx"
+        );
+    }
+
+    #[test]
+    fn run_on_net_pcap_matches_replay_for_every_fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = root().join(fixtures::CONFIG_PATH);
+        let mut checked = 0;
+        for sc in fixtures::scenarios() {
+            let input = root()
+                .join("pcap-fixtures")
+                .join(format!("{}.in.pcap", sc.name));
+            let expected = frames(
+                &root()
+                    .join("pcap-fixtures")
+                    .join(format!("{}.expected.pcap", sc.name)),
+            );
+            let (got, run_doc, stdout) = run_pcap(sc.name, &cfg, &input, dir.path());
+            let (want, replay_doc) = replay_pcap(sc.name, &cfg, &input, dir.path());
+            assert!(
+                stdout
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .contains("clock packets"),
+                "{}: a finite pcap port runs on capture time: {stdout}",
+                sc.name
+            );
+            assert!(stdout.contains("stopped: idle"), "{}: {stdout}", sc.name);
+            assert_eq!(got.len(), want.len(), "{}: frame count", sc.name);
+            for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+                assert!(g == w, "{}: frame {i} differs from replay", sc.name);
+            }
+            assert!(
+                want == expected,
+                "{}: replay differs from the fixture",
+                sc.name
+            );
+            same_counters(sc.name, &run_doc, &replay_doc);
+            checked += 1;
+        }
+        assert!(checked >= 12, "every fixture ran ({checked})");
+    }
+
+    #[test]
+    fn run_on_net_pcap_matches_replay_over_many_bursts() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("traffic.pcap");
+        let o = bin()
+            .args(["gen", "--traffic"])
+            .arg(&input)
+            .args(["--flows", "300", "--packets-per-flow", "8"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let cfg = root().join("configs/bench.toml");
+        let (got, run_doc, _) = run_pcap("traffic", &cfg, &input, dir.path());
+        let (want, replay_doc) = replay_pcap("traffic", &cfg, &input, dir.path());
+        assert_eq!(run_doc["rx_packets"], 2400);
+        assert!(got.len() > 2000, "{} frames out", got.len());
+        assert!(
+            got == want,
+            "2400 frames in 75 bursts: run output differs from replay"
+        );
+        same_counters("traffic", &run_doc, &replay_doc);
+    }
+
+    /// Service part of the two-worker test: a NAT and a FullNAT VIP, both
+    /// Maglev (a per-worker scheduler such as least-connections would pick
+    /// differently from a single replay worker).
+    const TWO_WORKER_CONFIG: &str = r#"
+[node]
+mac = "02:00:00:00:00:01"
+addresses = ["198.18.0.1"]
+gateway_mac = "02:00:00:00:00:fe"
+
+[[neighbor]]
+address = "198.18.1.11"
+mac = "02:00:00:00:01:0b"
+
+[[neighbor]]
+address = "198.18.1.12"
+mac = "02:00:00:00:01:0c"
+
+[[vip]]
+name = "web"
+address = "198.18.100.10"
+port = 80
+protocol = "tcp"
+mode = "nat"
+
+[[vip.backend]]
+address = "198.18.1.11"
+port = 8080
+
+[[vip.backend]]
+address = "198.18.1.12"
+port = 8080
+
+[[vip]]
+name = "api"
+address = "198.18.100.20"
+port = 443
+protocol = "tcp"
+mode = "fullnat"
+local_addresses = ["198.18.0.200"]
+
+[[vip.backend]]
+address = "198.18.1.11"
+port = 8443
+
+[[vip.backend]]
+address = "198.18.1.12"
+port = 8443
+"#;
+
+    /// Two workers, two rx queues. Queue 0 carries the clients' packets of
+    /// four connections: NAT flows A (owned by worker 0) and B (worker 1),
+    /// FullNAT flows C (worker 0) and D (worker 1). Queue 1 carries 200000
+    /// ARP frames for someone else (so worker 1 is busy long after the
+    /// clients' packets are in), then the backends' replies of all four.
+    /// B's and D's client packets, and A's and C's replies, reach a worker
+    /// that does not own them and are handed over through the owner's ring;
+    /// every reply comes out rewritten, in the owner's tx file, exactly as
+    /// a single-worker replay of the same packets rewrites it.
+    #[test]
+    fn two_workers_hand_replies_to_the_owner() {
+        use rampart::flow::{tcp_flags, Addr, FlowKey, Mac};
+        use rampart::gen;
+        use rampart::io::steer::client_owner;
+        use rampart::io::PcapWriter;
+        use rampart::snapshot::Snapshot;
+
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("two.base.toml");
+        std::fs::write(&base, TWO_WORKER_CONFIG).unwrap();
+        let cfg = rampart::config::load(&base).unwrap();
+        let snap = Snapshot::build(&cfg);
+        let ip = |s: &str| Addr::from(s.parse::<std::net::IpAddr>().unwrap());
+        let ours = Mac([2, 0, 0, 0, 0, 1]);
+        let gw = Mac([2, 0, 0, 0, 0, 0xfe]);
+        let eth = gen::Eth {
+            src: gw,
+            dst: ours,
+            vlan: None,
+        };
+        let local = ip("198.18.0.200");
+
+        // (name, client, VIP, VIP port, owner, FullNAT local port)
+        let mut flows = Vec::new();
+        for (name, vip, vport, owner, lport) in [
+            ("A", "198.18.100.10", 80u16, 0u16, None),
+            ("B", "198.18.100.10", 80, 1, None),
+            ("C", "198.18.100.20", 443, 0, Some(1024u16)),
+            ("D", "198.18.100.20", 443, 1, Some(1025)),
+        ] {
+            let client = ip("198.18.200.9");
+            let cport = (40000..50000u16)
+                .find(|&p| {
+                    client_owner(&client, p, 2) == owner
+                        && !flows.iter().any(|f: &(_, _, _, _, u16, _)| f.1 == p)
+                })
+                .unwrap();
+            flows.push((name, cport, ip(vip), vport, owner, lport));
+        }
+        let client = ip("198.18.200.9");
+
+        let mut fwd: Vec<Vec<u8>> = Vec::new();
+        let mut replies: Vec<Vec<u8>> = Vec::new();
+        // Frames that arrive at a worker other than their owner: the client
+        // packets of worker 1's flows (all on queue 0) and the replies of
+        // worker 0's flows (all on queue 1).
+        let mut handed = 0u64;
+        for &(_, cport, vip, vport, owner, lport) in &flows {
+            let key = FlowKey {
+                src: client,
+                dst: vip,
+                sport: cport,
+                dport: vport,
+                proto: 6,
+            };
+            let backend = snap.which_backend(&key).expect("a backend").key;
+            let seg = |sport, dport, seq, ack, flags, payload: &[u8]| gen::TcpSeg {
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window: 65535,
+                options: Vec::new(),
+                payload: payload.to_vec(),
+            };
+            let c = |s: &gen::TcpSeg| gen::tcp(&eth, client, vip, 64, 1, s);
+            fwd.push(c(&seg(cport, vport, 1000, 0, tcp_flags::SYN, b"")));
+            fwd.push(c(&seg(cport, vport, 1001, 5001, tcp_flags::ACK, b"")));
+            fwd.push(c(&seg(
+                cport,
+                vport,
+                1001,
+                5001,
+                tcp_flags::ACK | tcp_flags::PSH,
+                b"GET / HTTP/1.0\r\n\r\n",
+            )));
+            // The backend answers the client (NAT) or our local address and
+            // port (FullNAT).
+            let (to, to_port) = match lport {
+                Some(p) => (local, p),
+                None => (client, cport),
+            };
+            let b = |s: &gen::TcpSeg| gen::tcp(&eth, backend.addr, to, 64, 7, s);
+            replies.push(b(&seg(
+                backend.port,
+                to_port,
+                5000,
+                1001,
+                tcp_flags::SYN | tcp_flags::ACK,
+                b"",
+            )));
+            replies.push(b(&seg(
+                backend.port,
+                to_port,
+                5001,
+                1019,
+                tcp_flags::ACK | tcp_flags::PSH,
+                b"HTTP/1.0 200 OK\r\n\r\n",
+            )));
+            handed += if owner == 1 { 3 } else { 2 };
+        }
+
+        let t0 = 1_700_000_000_000_000_000u64;
+        let write = |path: &Path, frames: &[Vec<u8>]| {
+            let mut w = PcapWriter::create(path).unwrap();
+            for (i, f) in frames.iter().enumerate() {
+                w.write(f, t0 + i as u64 * 1000).unwrap();
+            }
+            w.finish().unwrap();
+        };
+        let filler = gen::arp_request(gw, ip("198.18.5.1"), ip("198.18.5.5"));
+        let mut q1: Vec<Vec<u8>> = vec![filler; 200_000];
+        q1.extend(replies.iter().cloned());
+        let (q0_path, q1_path) = (dir.path().join("q0.pcap"), dir.path().join("q1.pcap"));
+        write(&q0_path, &fwd);
+        write(&q1_path, &q1);
+        let mut merged = fwd.clone();
+        merged.extend(q1.iter().cloned());
+        let merged_path = dir.path().join("merged.pcap");
+        write(&merged_path, &merged);
+
+        let (o0, o1) = (dir.path().join("o0.pcap"), dir.path().join("o1.pcap"));
+        let run_cfg = dir.path().join("two.toml");
+        let port = format!(
+            "net_pcap0,rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
+            q0_path.display(),
+            q1_path.display(),
+            o0.display(),
+            o1.display()
+        );
+        config_with(
+            &base,
+            "workers = 2\nmempool_size = 8191\nmempool_cache = 64\nidle_exit_ms = 500\nstats_interval = 0\n",
+            &[port],
+            &run_cfg,
+        );
+        let json = dir.path().join("two.json");
+        let mut cmd = bin();
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&run_cfg)
+            .arg("--stats-json")
+            .arg(&json)
+            .arg("--")
+            .args(eal_args("two"));
+        let o = run_bounded(cmd, Duration::from_secs(120));
+        remove_runtime_dir("two");
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+
+        let (want, _) = replay_pcap("two", &base, &merged_path, dir.path());
+        let (w0, w1) = (frames(&o0), frames(&o1));
+        assert_eq!(
+            want.len(),
+            20,
+            "replay rewrites every frame of the four flows"
+        );
+        let mut got: Vec<Vec<u8>> = w0.iter().chain(w1.iter()).cloned().collect();
+        let mut want_sorted = want.clone();
+        got.sort();
+        want_sorted.sort();
+        assert!(
+            got == want_sorted,
+            "two workers give replay's frames ({} vs {}): {stdout}",
+            got.len(),
+            want.len()
+        );
+        // Each frame left through the tx queue of the worker owning it:
+        // A's and C's (5 frames each) through worker 0's, B's and D's
+        // through worker 1's.
+        assert_eq!((w0.len(), w1.len()), (10, 10), "{stdout}");
+        let d = &doc["dpdk"];
+        assert_eq!(d["workers"], 2);
+        assert_eq!(
+            d["handovers"].as_u64(),
+            Some(handed),
+            "B's and D's client packets and A's and C's replies were handed over: {stdout}"
+        );
+        assert_eq!(d["handovers_received"], d["handovers"]);
+        assert_eq!(d["handover_dropped"], 0);
+        assert_eq!(doc["dropped"]["no_conn"], 0, "{stdout}");
+        assert!(stdout.contains("handovers    10 "), "{stdout}");
+    }
+
+    /// An endless vdev (infinite_rx, tx dropped) stops on a signal only.
+    fn stops_on(signal: &str, tag: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("endless.toml");
+        let port = format!(
+            "net_pcap0,rx_pcap={},infinite_rx=1",
+            root().join("pcap-fixtures/nat-v4.in.pcap").display()
+        );
+        config_with(
+            &root().join(fixtures::CONFIG_PATH),
+            "mempool_size = 4095\nstats_interval = 1\n",
+            &[port],
+            &cfg,
+        );
+        let mut cmd = bin();
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--")
+            .args(eal_args(tag))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn");
+        let pid = child.id();
+        // Let it start and forward for a while, then signal it.
+        std::thread::sleep(Duration::from_millis(2500));
+        let k = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(k.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut child = child;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("rampart did not stop within 20 s of SIG{signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let o = child.wait_with_output().unwrap();
+        remove_runtime_dir(tag);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            status.success(),
+            "SIG{signal}: exit {status}\n{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(stdout.contains("clock monotonic"), "{stdout}");
+        assert!(stdout.contains("stopped: signal"), "{stdout}");
+        assert!(
+            stdout.contains("rate  rx"),
+            "a rate line every second: {stdout}"
+        );
+        let rx: u64 = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("packets      in "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(rx > 1000, "forwarded before the signal: {stdout}");
+        assert!(stdout.contains("tx_dropped 0"), "{stdout}");
+    }
+
+    #[test]
+    fn sigint_stops_and_prints_the_summary() {
+        stops_on("INT", "sigint");
+    }
+
+    #[test]
+    fn sigterm_stops_and_prints_the_summary() {
+        stops_on("TERM", "sigterm");
+    }
+
+    /// Asserts a failed start: exit 1, no panic, and the cause in one line
+    /// of our own, the last one (EAL's log, and getopt's complaints, which
+    /// name the program `rampart` too, may come before it).
+    fn fails_with(o: &Output, want: &str) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "exit code; stderr:\n{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+        let last = err.lines().last().unwrap_or("");
+        assert!(last.starts_with("rampart: "), "last line: {err}");
+        assert!(last.contains(want), "`{last}` lacks `{want}`");
+        let ours = err
+            .lines()
+            .filter(|l| l.starts_with("rampart: ") && !l.contains(" option"))
+            .count();
+        assert_eq!(ours, 1, "one line of our own: {err}");
+    }
+
+    fn start(tag: &str, dpdk: &str, ports: &[String], eal: Option<Vec<String>>) -> Output {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        config_with(&root().join(fixtures::CONFIG_PATH), dpdk, ports, &cfg);
+        let mut cmd = bin();
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--")
+            .args(eal.unwrap_or_else(|| eal_args(tag)));
+        let o = run_bounded(cmd, Duration::from_secs(60));
+        remove_runtime_dir(tag);
+        o
+    }
+
+    #[test]
+    fn startup_failures_end_in_one_line_with_a_hint() {
+        let input = root().join("pcap-fixtures/nat-v4.in.pcap");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.pcap");
+        let pcap = |extra: &str| {
+            format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}{extra}",
+                input.display(),
+                out.display()
+            )
+        };
+
+        // No [[port]].
+        let o = start("noport", "", &[], None);
+        fails_with(&o, "at least one [[port]]");
+
+        // A missing input file, caught before EAL.
+        let o = start(
+            "nofile",
+            "",
+            &["net_pcap0,rx_pcap=/nonexistent/in.pcap".to_string()],
+            None,
+        );
+        fails_with(&o, "rx_pcap file `/nonexistent/in.pcap` cannot be read");
+
+        // A vdev no driver knows: EAL's device probe fails.
+        let o = start("badvdev", "", &["net_bogus0,x=1".to_string()], None);
+        fails_with(&o, "EAL init failed");
+        fails_with(&o, "hint:");
+
+        // A tx file in a missing directory: the pcap driver cannot open it.
+        let o = start(
+            "badtx",
+            "",
+            &[format!(
+                "net_pcap0,rx_pcap={},tx_pcap=/nonexistent/out.pcap",
+                input.display()
+            )],
+            None,
+        );
+        fails_with(&o, "hint:");
+
+        // Two workers on a pcap port that has one queue.
+        let o = start("queues", "workers = 2\n", &[pcap("")], None);
+        fails_with(&o, "one rx queue per rx_pcap=");
+
+        // A pool too small for an infinite_rx capture (it needs the whole
+        // file in mbufs): the rx queue cannot be set up.
+        let big = dir.path().join("big.pcap");
+        let g = bin()
+            .args(["gen", "--traffic"])
+            .arg(&big)
+            .args(["--flows", "300", "--packets-per-flow", "8"])
+            .output()
+            .unwrap();
+        assert!(g.status.success());
+        let o = start(
+            "pool",
+            "mempool_size = 1023\nmempool_cache = 0\n",
+            &[format!("net_pcap0,rx_pcap={},infinite_rx=1", big.display())],
+            None,
+        );
+        fails_with(&o, "rx queue 0");
+        fails_with(&o, "mempool_size");
+
+        // EAL refuses its arguments.
+        let mut bad = eal_args("badarg");
+        bad.push("--definitely-not-an-eal-option".into());
+        let o = start("badarg", "", &[pcap("")], Some(bad));
+        fails_with(&o, "EAL init failed");
+
+        // No hugepages where EAL looks for them.
+        let hp = vec![
+            "--no-pci".to_string(),
+            "--no-shconf".into(),
+            "--no-telemetry".into(),
+            "--huge-dir".into(),
+            dir.path().display().to_string(),
+            "--file-prefix".into(),
+            prefix("nohuge"),
+        ];
+        let o = start("nohuge", "", &[pcap("")], Some(hp));
+        fails_with(&o, "EAL init failed");
+    }
+
+    #[test]
+    fn clock_packets_needs_pcap_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        config_with(
+            &root().join(fixtures::CONFIG_PATH),
+            "",
+            &["net_ring0".to_string()],
+            &cfg,
+        );
+        let mut cmd = bin();
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--clock", "packets", "--"])
+            .args(eal_args("clock"));
+        let o = run_bounded(cmd, Duration::from_secs(30));
+        fails_with(&o, "--clock packets needs capture timestamps");
+    }
+}
+
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn run_without_the_feature_says_how_to_build() {
+    let mut cmd = bin();
+    cmd.arg("run")
+        .arg("--config")
+        .arg(root().join("configs/rampart.toml"));
+    let o = run_bounded(cmd, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("--features dpdk"), "{err}");
+    assert!(err.contains("scripts/setup-dpdk.sh"), "{err}");
+}
