@@ -40,7 +40,8 @@
 //! (or the reverse) hashes different `opt_bits` and is refused.
 //!
 //! [`make`] and [`check`] run per packet: each computes exactly one SipHash
-//! over six 64-bit words, never allocates and never panics.
+//! over three 64-bit words (IPv4) or six (IPv6), never allocates and never
+//! panics.
 //! [`Secrets::set_clock`] is one division and a compare unless the
 //! generation moved.
 #![deny(
@@ -311,16 +312,26 @@ fn cookie_mac(
     mss_idx: u8,
     opt: u8,
 ) -> u32 {
-    // Six words, fed whole so the hasher never buffers a partial one:
-    // src (2 words) | dst (2 words) | sport, dport, client ISN |
-    // generation, MSS index, opt_bits.
-    let (s0, s1) = addr_words(&key.src);
-    let (d0, d1) = addr_words(&key.dst);
+    // Whole words, so the hasher never buffers a partial one. IPv4 (both
+    // addresses IPv4-mapped): src and dst in one word | sport, dport,
+    // client ISN | generation, MSS index, opt_bits: three words. IPv6: the
+    // two addresses take four words, six in all. The message length is
+    // part of SipHash's last block, so the two forms never collide.
     let ports_isn = u64::from(key.sport) << 48 | u64::from(key.dport) << 32 | u64::from(client_isn);
     let meta = u64::from(gen) << 32 | u64::from(mss_idx) << 8 | u64::from(opt);
     let mut h = SipHasher13::new_with_keys(sip_key.0, sip_key.1);
-    for w in [s0, s1, d0, d1, ports_isn, meta] {
-        h.write_u64(w);
+    if key.src.is_v4() && key.dst.is_v4() {
+        let addrs = u64::from(u32::from_be_bytes(key.src.v4_octets())) << 32
+            | u64::from(u32::from_be_bytes(key.dst.v4_octets()));
+        for w in [addrs, ports_isn, meta] {
+            h.write_u64(w);
+        }
+    } else {
+        let (s0, s1) = addr_words(&key.src);
+        let (d0, d1) = addr_words(&key.dst);
+        for w in [s0, s1, d0, d1, ports_isn, meta] {
+            h.write_u64(w);
+        }
     }
     h.finish() as u32 & HASH_MASK
 }
