@@ -168,10 +168,13 @@ pub enum Event {
     BackendTimeout,
     /// A RST rampart originated towards a client.
     RstSent,
+    /// SYN proxy: a held client packet that could not be sent when the
+    /// backend answered (no outbox room, or its connection refused it).
+    HeldLost,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::RstSent as usize + 1;
+    pub const COUNT: usize = Event::HeldLost as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -190,6 +193,7 @@ impl Event {
         Event::BackendRefused,
         Event::BackendTimeout,
         Event::RstSent,
+        Event::HeldLost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -210,6 +214,7 @@ impl Event {
             Event::BackendRefused => "backend_refused",
             Event::BackendTimeout => "backend_timeouts",
             Event::RstSent => "rst_sent",
+            Event::HeldLost => "held_lost",
         }
     }
 }

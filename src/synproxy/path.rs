@@ -596,17 +596,16 @@ fn release_held(mut slot: u32, vi: u16, idx: u32, ws: &mut WorkerState, snap: &S
         let Some(frame) = tmp.get_mut(..len) else {
             continue;
         };
+        // The packet was counted when it was held (consumed); one that
+        // cannot go out now is counted as a lost held packet.
         let mut d = FlowDesc::default();
-        if wire::parse_into(frame, &mut d).is_err() {
-            ws.stats.drop(DropReason::Malformed);
-            continue;
-        }
-        if datapath::forward_conn(frame, &d, vi, vip, idx, ws, snap) == Verdict::Forward {
-            if ws.outbox.push(frame) {
-                originated(ws, len);
-            } else {
-                ws.stats.drop(DropReason::OutboxFull);
-            }
+        let sent = wire::parse_into(frame, &mut d).is_ok()
+            && datapath::forward_conn(frame, &d, vi, vip, idx, ws, snap) == Verdict::Forward
+            && ws.outbox.push(frame);
+        if sent {
+            originated(ws, len);
+        } else {
+            ws.stats.event(Event::HeldLost);
         }
     }
 }
