@@ -9,6 +9,8 @@
 //! immutable view workers read. With the `dpdk` feature, `run` is the
 //! DPDK runtime (`rampart run`) over `io::dpdk`.
 
+#[cfg(feature = "dpdk")]
+pub mod bench;
 pub mod buf;
 pub mod config;
 pub mod conntrack;

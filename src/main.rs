@@ -56,6 +56,34 @@ enum Cmd {
         #[arg(last = true, value_name = "EAL ARGS")]
         eal_args: Vec<String>,
     },
+    /// Measure `rampart run` against dpdk-testpmd io and macswap, in one
+    /// run on one core, from a net_pcap infinite_rx vdev (tx dropped), for
+    /// established NAT flows, new connections and SYN cookies (needs a
+    /// build with `--features dpdk`, dpdk-testpmd and root).
+    Bench {
+        /// Seconds each measured run forwards (each also gets 3 s to start
+        /// and warm up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// CPU of the forwarding core (rampart's worker, testpmd's).
+        #[arg(long, default_value_t = 1)]
+        core: usize,
+        /// CPU of the control / main thread.
+        #[arg(long, default_value_t = 0)]
+        control: usize,
+        /// Established NAT: connections in the capture (16 frames each).
+        #[arg(long, default_value_t = 4096)]
+        flows: u32,
+        /// New connections: clients in the capture (a SYN and an RST each).
+        #[arg(long, default_value_t = 32768)]
+        new_conns: u32,
+        /// SYN cookies: spoofed SYNs in the capture.
+        #[arg(long, default_value_t = 65536)]
+        syns: u32,
+        /// Run EAL without hugepages (--no-huge -m 1536) everywhere.
+        #[arg(long)]
+        no_huge: bool,
+    },
     /// Validate a config file; exits non-zero with FILE:LINE:COL: KEY: reason.
     CheckConfig { file: PathBuf },
     /// Write the replay fixtures (pcaps and expected outputs) into a directory.
@@ -127,6 +155,23 @@ fn run(cmd: Cmd) -> Result<(), String> {
             stats_json,
             eal_args,
         } => run_dpdk(config, &clock, stats_json, eal_args),
+        Cmd::Bench {
+            seconds,
+            core,
+            control,
+            flows,
+            new_conns,
+            syns,
+            no_huge,
+        } => bench(BenchArgs {
+            seconds,
+            core,
+            control,
+            flows,
+            new_conns,
+            syns,
+            no_huge,
+        }),
         Cmd::CheckConfig { file } => {
             let cfg = config::load(&file).map_err(|e| e.to_string())?;
             let backends: usize = cfg.vips.iter().map(|v| v.backends.len()).sum();
@@ -211,4 +256,43 @@ fn run_dpdk(
     _eal_args: Vec<String>,
 ) -> Result<(), String> {
     Err("run: this binary was built without DPDK; rebuild with `cargo build --release --features dpdk` (DPDK >= 22.11 through pkg-config libdpdk: `sudo scripts/setup-dpdk.sh` installs it)".to_string())
+}
+
+/// `rampart bench`'s options, as given (read only with the `dpdk` feature).
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+struct BenchArgs {
+    seconds: u32,
+    core: usize,
+    control: usize,
+    flows: u32,
+    new_conns: u32,
+    syns: u32,
+    no_huge: bool,
+}
+
+#[cfg(feature = "dpdk")]
+fn bench(a: BenchArgs) -> Result<(), String> {
+    use rampart::bench::{self, BenchOptions};
+
+    if a.core == a.control {
+        return Err("bench: --core and --control must be different CPUs".into());
+    }
+    let o = BenchOptions {
+        seconds: a.seconds,
+        core: a.core,
+        control: a.control,
+        flows: a.flows,
+        new_conns: a.new_conns,
+        syns: a.syns,
+        no_huge: a.no_huge,
+        exe: std::env::current_exe().map_err(|e| format!("bench: own binary: {e}"))?,
+    };
+    let rows = bench::run(&o)?;
+    print!("{}", bench::table(&o, &rows));
+    Ok(())
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn bench(_a: BenchArgs) -> Result<(), String> {
+    Err("bench: this binary was built without DPDK; rebuild with `cargo build --release --features dpdk` (DPDK >= 22.11 through pkg-config libdpdk: `sudo scripts/setup-dpdk.sh` installs it)".to_string())
 }

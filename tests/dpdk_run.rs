@@ -11,9 +11,14 @@
 //! - SIGINT and SIGTERM stop a run that never ends by itself (an
 //!   `infinite_rx` vdev): exit 0, summary printed.
 //! - Start-up failures end in one line with a hint, never a panic.
+//! - On a live port (net_af_packet on a veth, in network namespaces that
+//!   tests/netns/af_packet.sh creates and deletes) it answers the client's
+//!   ARP for the VIP and forwards real kernel TCP to a backend and back.
 //!
-//! Needs DPDK (the `dpdk` feature) and root, as CI has. Without the feature
-//! only the last test runs: `rampart run` refuses in one line.
+//! Needs DPDK (the `dpdk` feature) and root, as CI has (the af_packet test
+//! also iproute2, ethtool, iputils-arping, curl and python3, which .ci/run
+//! installs). Without the feature only the last test runs: `rampart run`
+//! refuses in one line.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -760,6 +765,61 @@ port = 8443
         fails_with(&o, "EAL init failed");
     }
 
+    /// `rampart run` on a live port: net_af_packet on a veth hanging off a
+    /// bridge that joins a client and a backend namespace, real kernel TCP
+    /// on both sides (tests/netns/af_packet.sh builds the bed, tears it
+    /// down whatever happens, and checks the network side: the client's ARP
+    /// for the VIP answered with rampart's MAC, three HTTP requests to the
+    /// VIP answered by the backend through rampart, exit 0 on SIGINT).
+    /// Here: the summary and counters of that run.
+    #[test]
+    fn af_packet_on_a_veth_answers_arp_and_forwards_kernel_tcp() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("timeout");
+        // TERM first (the script's trap tears the bed down), KILL 15 s later.
+        cmd.args(["-k", "15", "150", "bash"])
+            .arg(root().join("tests/netns/af_packet.sh"))
+            .arg(env!("CARGO_BIN_EXE_rampart"))
+            .arg(dir.path());
+        let o = run_bounded(cmd, Duration::from_secs(180));
+        let log = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "tests/netns/af_packet.sh:\n{log}");
+        let stdout = std::fs::read_to_string(dir.path().join("run.out")).unwrap();
+        assert!(
+            stdout.contains("(net_af_packet)") && stdout.contains("clock monotonic"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("stopped: signal"), "{stdout}");
+        let summary_in: u64 = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("packets      in "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+                .unwrap();
+        // Three connections, one per request, each at least SYN, ACK,
+        // request, FIN and ACK from the client and as many from the backend.
+        assert!(
+            doc["connections"]["new"].as_u64() >= Some(3),
+            "three new connections: {stdout}"
+        );
+        assert_eq!(doc["rx_packets"].as_u64(), Some(summary_in), "{stdout}");
+        let tx = doc["tx_packets"].as_u64().unwrap_or(0);
+        assert!(tx >= 24, "forwarded both ways ({tx} packets): {stdout}");
+        let arp = doc["events"]["arp_replies"].as_u64().unwrap_or(0);
+        assert!(arp >= 3, "answered the ARP requests ({arp}): {stdout}");
+        let d = &doc["dpdk"];
+        assert_eq!(d["stopped_by"], "signal");
+        assert_eq!(d["tx_dropped"], 0, "{stdout}");
+        assert_eq!(d["ports"][0]["driver"], "net_af_packet", "{stdout}");
+        assert!(
+            d["ports"][0]["opackets"].as_u64() >= Some(tx),
+            "the port sent what the datapath forwarded: {stdout}"
+        );
+    }
+
     #[test]
     fn clock_packets_needs_pcap_ports() {
         let dir = tempfile::tempdir().unwrap();
@@ -794,4 +854,16 @@ fn run_without_the_feature_says_how_to_build() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("--features dpdk"), "{err}");
     assert!(err.contains("scripts/setup-dpdk.sh"), "{err}");
+}
+
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn bench_without_the_feature_says_how_to_build() {
+    let mut cmd = bin();
+    cmd.args(["bench", "--seconds", "1"]);
+    let o = run_bounded(cmd, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("--features dpdk"), "{err}");
 }
