@@ -69,17 +69,32 @@ pub fn run(o: &BenchOptions) -> Result<Vec<Row>, String> {
 
 fn run_in(o: &BenchOptions, dir: &Path) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
-    let workloads: [(&'static str, &str); 3] = [
+    let workloads: [(&'static str, &str); 5] = [
         ("established NAT", "established.pcap"),
         ("new connections", "new.pcap"),
         ("SYN cookies", "syn.pcap"),
+        ("FullNAT, client side", "fullnat.pcap"),
+        ("DR", "dr.pcap"),
     ];
     for (i, (name, file)) in workloads.iter().enumerate() {
         let pcap = dir.join(file);
         let frames = match i {
             0 => fixtures::write_traffic(&pcap, o.flows, ESTABLISHED_PACKETS_PER_FLOW)?,
             1 => fixtures::write_new_connections(&pcap, o.new_conns)?,
-            _ => fixtures::write_syn_flood(&pcap, o.syns)?,
+            2 => fixtures::write_syn_flood(&pcap, o.syns)?,
+            // The reference config's FullNAT VIP `api` and DR VIP `static`.
+            3 => fixtures::write_client_flows(
+                &pcap,
+                o.flows,
+                ESTABLISHED_PACKETS_PER_FLOW,
+                (fixtures::net::API4, 443),
+            )?,
+            _ => fixtures::write_client_flows(
+                &pcap,
+                o.flows,
+                ESTABLISHED_PACKETS_PER_FLOW,
+                (fixtures::net::STATIC4, 80),
+            )?,
         };
         eprintln!("bench: {name}: {frames} frames, {} s per run", o.seconds);
         let io = testpmd(o, dir, &pcap, frames, "io")?;

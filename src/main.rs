@@ -58,8 +58,8 @@ enum Cmd {
     },
     /// Measure `rampart run` against dpdk-testpmd io and macswap, in one
     /// run on one core, from a net_pcap infinite_rx vdev (tx dropped), for
-    /// established NAT flows, new connections and SYN cookies (needs a
-    /// build with `--features dpdk`, dpdk-testpmd and root).
+    /// established NAT flows, new connections, SYN cookies, FullNAT and DR
+    /// (needs a build with `--features dpdk`, dpdk-testpmd and root).
     Bench {
         /// Seconds each measured run forwards (each also gets 3 s to start
         /// and warm up).
@@ -71,7 +71,8 @@ enum Cmd {
         /// CPU of the control / main thread.
         #[arg(long, default_value_t = 0)]
         control: usize,
-        /// Established NAT: connections in the capture (16 frames each).
+        /// Established NAT, FullNAT and DR: connections in each capture
+        /// (16 frames each).
         #[arg(long, default_value_t = 4096)]
         flows: u32,
         /// New connections: clients in the capture (a SYN and an RST each).
