@@ -22,7 +22,7 @@ use crate::snapshot::{Snapshot, VipInfo};
 use crate::stats::{DropReason, Event};
 use crate::wire::segment::{self, Segment};
 use crate::wire::tcpopt::{self, Translate};
-use crate::wire::{self, read_u16, read_u32, read_u8};
+use crate::wire::{self, TcpPacket};
 
 /// The SYN proxy state for a worker. The cookie master key comes from
 /// `synproxy.secret`, else the OS random source; should that fail, from
@@ -56,29 +56,27 @@ fn fallback_key() -> [u8; 16] {
 
 // ---- reading the TCP header -------------------------------------------------
 
+/// The TCP header the parser found (an empty view, reading zeros, for a
+/// descriptor that does not fit the frame).
+#[inline]
+fn tcp_of<'a>(frame: &'a [u8], d: &FlowDesc) -> TcpPacket<&'a [u8]> {
+    TcpPacket::new_unchecked(frame.get(d.l4_off as usize..).unwrap_or(&[]))
+}
+
 #[inline]
 fn seq_of(frame: &[u8], d: &FlowDesc) -> u32 {
-    let at = d.l4_off as usize;
-    read_u32(frame, at + 4..at + 8)
+    tcp_of(frame, d).seq()
 }
 
 #[inline]
 fn ack_of(frame: &[u8], d: &FlowDesc) -> u32 {
-    let at = d.l4_off as usize;
-    read_u32(frame, at + 8..at + 12)
-}
-
-#[inline]
-fn window_of(frame: &[u8], d: &FlowDesc) -> u16 {
-    let at = d.l4_off as usize;
-    read_u16(frame, at + 14..at + 16)
+    tcp_of(frame, d).ack()
 }
 
 /// Whether the segment occupies sequence space beyond its header: data or FIN.
 #[inline]
 fn has_payload(frame: &[u8], d: &FlowDesc) -> bool {
-    let hlen = usize::from(read_u8(frame, d.l4_off as usize + 12) >> 4) * 4;
-    usize::from(d.l4_len) > hlen || d.tcp_flags & tcp_flags::FIN != 0
+    usize::from(d.l4_len) > tcp_of(frame, d).header_len() || d.tcp_flags & tcp_flags::FIN != 0
 }
 
 /// The frame's source MAC: where an answer to it goes.
@@ -257,7 +255,7 @@ fn cookie_ack(
     } else {
         (e.client, e.client_port)
     };
-    let window = window_of(frame, d);
+    let window = tcp_of(frame, d).window();
     let mut sc = SpConn {
         our_isn: ack.wrapping_sub(1),
         client_isn: seq.wrapping_sub(1),

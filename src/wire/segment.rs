@@ -56,9 +56,6 @@ mod field {
     }
 
     pub mod tcp {
-        use super::Range;
-        pub const WINDOW: Range<usize> = 14..16;
-        pub const URGENT: Range<usize> = 18..20;
         pub const OPTIONS: usize = 20;
     }
 }
@@ -163,9 +160,9 @@ pub fn write(buf: &mut [u8], d: &FlowDesc, seg: &Segment) -> Option<usize> {
     write_u32(l4, tcp::field::ACK, seg.ack);
     // Data offset in 32-bit words; the reserved and AE bits are zero.
     write_u16(l4, tcp::field::DATA_OFF..tcp::field::FLAGS + 1, flags_word);
-    write_u16(l4, field::tcp::WINDOW, seg.window);
+    write_u16(l4, tcp::field::WINDOW, seg.window);
     write_u16(l4, tcp::field::CHECKSUM, c);
-    write_u16(l4, field::tcp::URGENT, 0);
+    write_u16(l4, tcp::field::URGENT, 0);
     write_bytes(l4, field::tcp::OPTIONS..tcp_len, seg.options);
 
     if v4 {

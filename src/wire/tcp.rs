@@ -19,7 +19,9 @@ pub(crate) mod field {
     pub const ACK: Range<usize> = 8..12;
     pub const DATA_OFF: usize = 12;
     pub const FLAGS: usize = 13;
+    pub const WINDOW: Range<usize> = 14..16;
     pub const CHECKSUM: Range<usize> = 16..18;
+    pub const URGENT: Range<usize> = 18..20;
 }
 
 /// Length of a TCP header without options.
@@ -83,6 +85,12 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn flags(&self) -> u8 {
         read_u8(self.buffer.as_ref(), field::FLAGS)
+    }
+
+    /// Window field as sent (unscaled).
+    #[inline]
+    pub fn window(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::WINDOW)
     }
 
     #[inline]

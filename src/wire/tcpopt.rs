@@ -47,8 +47,6 @@ pub const MAX_WSCALE: u8 = 14;
 /// Most SACK blocks that fit the option space (RFC 2018 §3).
 pub const MAX_SACK_BLOCKS: u8 = 4;
 
-const WINDOW: core::ops::Range<usize> = 14..16;
-
 /// What [`parse`] found in one segment's options. A kind that appears more
 /// than once keeps its last value. MSS, window scale and SACK-permitted are
 /// reported on any segment; only a SYN's are meaningful (RFC 9293 §3.7.1,
@@ -313,10 +311,10 @@ pub fn translate(frame: &mut [u8], d: &FlowDesc, opts: &TcpOptions, t: &Translat
 
     if let Some((from, to)) = t.window_shift {
         if flags & tcp_flags::SYN == 0 {
-            let old = read_u16(l4, WINDOW);
+            let old = read_u16(l4, tcp::field::WINDOW);
             let new = rescale_window(old, from, to);
             if new != old {
-                write_u16(l4, WINDOW, new);
+                write_u16(l4, tcp::field::WINDOW, new);
                 delta = delta.u16(old, new);
             }
         }
