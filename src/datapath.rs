@@ -50,6 +50,7 @@ use crate::conntrack::{
 };
 use crate::flow::{proto, tcp_flags, FlowDesc, FlowKey, L3Kind};
 use crate::outbox::Outbox;
+use crate::probe::{ProbeVerdict, Prober};
 use crate::sched::Scheduler;
 use crate::snapshot::{Owned, Snapshot, VipInfo, MAGLEV_SEED};
 use crate::stats::{DropReason, Event, WorkerStats};
@@ -101,6 +102,13 @@ pub struct WorkerState {
     /// Until this second, replies without an entry may be flows that went
     /// stateless because the table was full (see [`stateless_reply`]).
     overflow_until: Option<u32>,
+    /// Health-check probes this worker sends and the answers it recognizes.
+    pub prober: Prober,
+    /// The snapshot generation this state was last fitted to.
+    generation: u64,
+    /// Backend numbers behind each scheduler, as of `generation`.
+    sched_ids: Vec<Vec<u32>>,
+    seed: u64,
 }
 
 impl WorkerState {
@@ -109,12 +117,6 @@ impl WorkerState {
         let synproxy = snap
             .has_synproxy()
             .then(|| Box::new(synproxy::path::new_state(snap, snap.conn_capacity, seed)));
-        // Per burst frame: a backend SYN, or the held packets it releases.
-        let outbox = if synproxy.is_some() {
-            Outbox::new(MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS)
-        } else {
-            Outbox::new(0)
-        };
         WorkerState {
             id,
             workers,
@@ -128,11 +130,74 @@ impl WorkerState {
             stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
             now: 0,
             now_ns: 0,
-            outbox,
+            outbox: Outbox::new(outbox_frames(snap, synproxy.is_some())),
             synproxy,
             trim: None,
             overflow_until: None,
+            prober: Prober::new(),
+            generation: snap.generation,
+            sched_ids: snap.vips.iter().map(|v| v.backends.clone()).collect(),
+            seed,
         }
+    }
+
+    /// Fits this worker's own state to a snapshot the control thread
+    /// published after the one it last saw. Called before every burst; one
+    /// compare when nothing changed.
+    #[inline]
+    pub fn adopt(&mut self, snap: &Snapshot) {
+        if snap.generation != self.generation {
+            self.adopt_new(snap);
+        }
+    }
+
+    /// Schedulers of changed VIPs are rebuilt, taking over the
+    /// least-connection counts of the backends they keep; new VIPs,
+    /// backends and local addresses get their counters and port pools; the
+    /// SYN proxy state is set up when a VIP first needs it. Connections are
+    /// untouched: VIP and backend numbers are stable across snapshots.
+    #[cold]
+    fn adopt_new(&mut self, snap: &Snapshot) {
+        let old = std::mem::take(&mut self.scheds);
+        let old_ids = std::mem::take(&mut self.sched_ids);
+        for (i, v) in snap.vips.iter().enumerate() {
+            let prev = old.get(i).zip(old_ids.get(i));
+            let s = match prev {
+                Some((s, ids))
+                    if s.kind() == v.sched && *ids == v.backends && s.weights() == v.weights =>
+                {
+                    s.clone()
+                }
+                _ => {
+                    let mut s = Scheduler::new(v.sched, &v.weights);
+                    if let Some((p, ids)) = prev {
+                        for (j, b) in v.backends.iter().enumerate() {
+                            if let Some(k) = ids.iter().position(|x| x == b) {
+                                s.set_active(j as u32, p.active(k as u32));
+                            }
+                        }
+                    }
+                    s
+                }
+            };
+            self.scheds.push(s);
+            self.sched_ids.push(v.backends.clone());
+        }
+        self.stats
+            .vips
+            .resize(snap.vips.len().max(self.stats.vips.len()), Default::default());
+        self.stats.backends.resize(
+            snap.backends.len().max(self.stats.backends.len()),
+            Default::default(),
+        );
+        self.lports.grow(snap.local_addrs.len());
+        if snap.has_synproxy() && self.synproxy.is_none() {
+            let mut sp = synproxy::path::new_state(snap, self.conns.capacity(), self.seed);
+            sp.secrets.set_clock(self.now);
+            self.synproxy = Some(Box::new(sp));
+            self.outbox = Outbox::new(outbox_frames(snap, true));
+        }
+        self.generation = snap.generation;
     }
 
     /// Advances the worker clock (seconds; wraps).
@@ -182,15 +247,34 @@ impl WorkerState {
             ..
         } = self;
         let n = conns.expire(*now, budget, |idx, e| {
-            release(idx, e, snap, scheds, lports, synproxy.as_deref_mut())
+            release(
+                idx,
+                e,
+                snap,
+                scheds,
+                lports,
+                synproxy.as_deref_mut(),
+                stats,
+            )
         });
         stats.event_n(Event::ConnExpired, n as u64);
         n
     }
 }
 
-/// Outbox room kept for frames the timers originate (SYN resends, resets).
+/// Outbox room kept for frames the timers originate (SYN resends, resets,
+/// health-check probes).
 const OUTBOX_TIMERS: usize = 64;
+
+/// Outbox frames per burst: with the SYN proxy, a backend SYN or the held
+/// packets it releases per burst frame; always the timers' room.
+fn outbox_frames(snap: &Snapshot, synproxy: bool) -> usize {
+    if synproxy {
+        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS
+    } else {
+        OUTBOX_TIMERS
+    }
+}
 
 /// Gives back what a connection held when its entry goes away.
 fn release(
@@ -200,7 +284,14 @@ fn release(
     scheds: &mut [Scheduler],
     lports: &mut LocalPorts,
     sp: Option<&mut SynproxyState>,
+    stats: &mut WorkerStats,
 ) {
+    if let Some(c) = stats.vips.get_mut(e.vip as usize) {
+        c.closed += 1;
+    }
+    if let Some(c) = stats.backends.get_mut(e.backend as usize) {
+        c.closed += 1;
+    }
     if e.flags & cflags::SYNPROXY != 0 {
         if let Some(sp) = sp {
             sp.release(idx);
@@ -226,6 +317,7 @@ pub(crate) fn remove_conn(ws: &mut WorkerState, snap: &Snapshot, idx: u32) {
             &mut ws.scheds,
             &mut ws.lports,
             ws.synproxy.as_deref_mut(),
+            &mut ws.stats,
         );
     }
 }
@@ -455,7 +547,10 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
     if let Some(idx) = found {
         // An entry past its expiry is dead even if aging has not reached it.
         let now = ws.now;
-        if ws.conns.get(idx).is_some_and(|e| !expired(e.expires, now)) {
+        if let Some(e) = ws.conns.get(idx).filter(|e| !expired(e.expires, now)) {
+            if snap.any_reset && snap.resets(e.vip, e.backend) {
+                return reset_conn(frame, d, idx, false, ws, snap);
+            }
             return reply(frame, d, idx, ws, snap);
         }
         remove_conn(ws, snap, idx);
@@ -463,10 +558,63 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
     match snap.owned(&d.key.dst) {
         Some(Owned::Vip) => Verdict::Drop(DropReason::NoService),
         Some(Owned::Local(_)) => Verdict::Drop(DropReason::NoConn),
-        Some(Owned::Node) => Verdict::Drop(DropReason::LocalNotHandled),
+        Some(Owned::Node) => match ws.prober.on_frame(frame, d, snap.mac, &mut ws.stats) {
+            Some(ProbeVerdict::Consumed) => Verdict::Consumed,
+            Some(ProbeVerdict::Reply(len)) => {
+                ws.trim = Some(len);
+                Verdict::Reply
+            }
+            None => Verdict::Drop(DropReason::LocalNotHandled),
+        },
         None => stateless_reply(frame, d, ws, snap),
     }
 }
+
+/// Ends connection `idx`, whose backend or VIP is being reset: a client's
+/// TCP segment becomes, in place, the RST that tells the client (from the
+/// address it wrote to, at the sequence number it expects); anything else
+/// is dropped. The entry goes either way, so the client's next connection
+/// is scheduled afresh.
+#[cold]
+fn reset_conn(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    from_client: bool,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    ws.stats.event(Event::ConnReset);
+    remove_conn(ws, snap, idx);
+    if !from_client || !d.is_tcp() || d.tcp_flags & tcp_flags::RST != 0 {
+        return Verdict::Drop(DropReason::ConnReset);
+    }
+    let ack = wire::tcp::TcpPacket::new_unchecked(frame.get(d.l4_off as usize..).unwrap_or(&[]))
+        .ack();
+    let seg = wire::segment::Segment {
+        src: (d.key.dst, d.key.dport),
+        dst: (d.key.src, d.key.sport),
+        seq: ack,
+        ack: 0,
+        flags: tcp_flags::RST,
+        window: 0,
+        options: &[],
+        ttl: RESET_TTL,
+        src_mac: snap.mac,
+        dst_mac: crate::flow::Mac(wire::read_array(frame, 6..12)),
+    };
+    match wire::segment::write(frame, d, &seg) {
+        Some(len) => {
+            ws.trim = Some(len);
+            ws.stats.event(Event::RstSent);
+            Verdict::Reply
+        }
+        None => Verdict::Drop(DropReason::ConnReset),
+    }
+}
+
+/// TTL / hop limit of the resets [`reset_conn`] writes.
+const RESET_TTL: u8 = 64;
 
 /// Whether `key` (a packet from a backend) is the reply direction of `e`.
 #[inline]
@@ -520,7 +668,17 @@ fn forward(
         }
     }
     let target = match found {
+        Some(idx)
+            if snap.any_reset
+                && ws
+                    .conns
+                    .get(idx)
+                    .is_some_and(|e| snap.resets(e.vip, e.backend)) =>
+        {
+            return reset_conn(frame, d, idx, true, ws, snap)
+        }
         Some(idx) => Target::Conn(idx),
+        None if vip.retired => return Verdict::Drop(DropReason::VipRemoved),
         None if vip.synproxy => {
             return synproxy::path::first_packet(frame, d, vi, vip, hash, ws, snap)
         }

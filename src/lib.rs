@@ -14,6 +14,7 @@ pub mod bench;
 pub mod buf;
 pub mod config;
 pub mod conntrack;
+pub mod control;
 pub mod datapath;
 pub mod fixtures;
 pub mod flow;
@@ -22,6 +23,7 @@ pub mod harness;
 pub mod io;
 pub mod maglev;
 pub mod outbox;
+pub mod probe;
 pub mod replay;
 #[cfg(feature = "dpdk")]
 pub mod run;

@@ -35,9 +35,16 @@ enum Cmd {
         /// Never show a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Reload after N packets with the config FILE, as SIGHUP does on
+        /// a live box (repeatable, in packet order): `--reload 1000:new.toml`.
+        #[arg(long, value_name = "N:FILE")]
+        reload: Vec<String>,
         /// Input capture (pcap or pcapng, Ethernet).
         input: PathBuf,
     },
+    /// Talk to a running `rampart run` over its control socket: status,
+    /// VIPs and backends, connections, counters, reload.
+    Ctl(rampart::control::ctl::CtlArgs),
     /// Run on DPDK ports: the config's [dpdk] section and [[port]]s
     /// (needs a build with `--features dpdk`). Stops on SIGINT / SIGTERM.
     Run {
@@ -133,13 +140,22 @@ fn run(cmd: Cmd) -> Result<(), String> {
             out,
             stats_json,
             no_progress,
+            reload,
             input,
         } => {
             let cfg = config::load(&config).map_err(|e| e.to_string())?;
+            let mut reloads = Vec::with_capacity(reload.len());
+            for r in &reload {
+                reloads.push(scheduled_reload(r)?);
+            }
+            if reloads.windows(2).any(|w| w[0].after > w[1].after) {
+                return Err("--reload: give the reloads in packet order".to_string());
+            }
             let opts = ReplayOptions {
                 input: input.clone(),
                 output: out.clone(),
                 progress: !no_progress,
+                reloads,
             };
             let (snap, report) = replay::replay(&cfg, &opts)?;
             print!("{}", replay::summary(&input, out.as_deref(), &report));
@@ -173,6 +189,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             syns,
             no_huge,
         }),
+        Cmd::Ctl(args) => rampart::control::ctl::run(args),
         Cmd::CheckConfig { file } => {
             let cfg = config::load(&file).map_err(|e| e.to_string())?;
             let backends: usize = cfg.vips.iter().map(|v| v.backends.len()).sum();
@@ -222,6 +239,23 @@ fn run(cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `--reload N:FILE`.
+fn scheduled_reload(arg: &str) -> Result<replay::ScheduledReload, String> {
+    let Some((n, file)) = arg.split_once(':') else {
+        return Err(format!("--reload {arg}: expected N:FILE (reload after N packets)"));
+    };
+    let after: u64 = n
+        .parse()
+        .map_err(|_| format!("--reload {arg}: `{n}` is not a packet count"))?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("--reload {arg}: {file}: {e}"))?;
+    let config = config::parse(&text, file).map_err(|e| e.to_string())?;
+    Ok(replay::ScheduledReload {
+        after,
+        config,
+        text,
+    })
 }
 
 #[cfg(feature = "dpdk")]

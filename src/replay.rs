@@ -10,10 +10,11 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Config;
 use crate::datapath::WorkerState;
-use crate::io::{PcapIo, PcapReader, PcapWriter};
+use crate::io::{PacketIo, PcapIo, PcapReader, PcapWriter};
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, Event, WorkerStats};
-use crate::worker::{run_to_end, Clock};
+use crate::control::state::{Control, HealthEvent};
+use crate::worker::{poll_up_to, Clock, BURST};
 
 /// Inputs larger than this show a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
@@ -26,10 +27,26 @@ pub struct ReplayOptions {
     pub input: PathBuf,
     pub output: Option<PathBuf>,
     pub progress: bool,
+    /// Reloads during the replay: after this many packets, this config
+    /// (validated, with its text) replaces the running one, as a SIGHUP
+    /// does on a live box. In packet order.
+    pub reloads: Vec<ScheduledReload>,
+}
+
+/// A reload at a given point of a replay (`rampart replay --reload N:FILE`).
+pub struct ScheduledReload {
+    /// Packets replayed before the reload.
+    pub after: u64,
+    pub config: Config,
+    pub text: String,
 }
 
 pub struct ReplayReport {
     pub stats: WorkerStats,
+    /// Health-check transitions, in order.
+    pub health_events: Vec<HealthEvent>,
+    /// Reloads applied.
+    pub reloads: u64,
     pub active_conns: u32,
     pub conn_capacity: u32,
     pub bytes_per_entry: usize,
@@ -47,10 +64,21 @@ impl ReplayReport {
     }
 }
 
-/// Replays `opts.input` through a fresh worker for `cfg`.
+/// Key of health-probe sequence numbers in a replay: fixed, so a replay
+/// with health checks is reproducible byte for byte.
+pub const REPLAY_PROBE_KEY: [u8; 16] = *b"rampart-replay-p";
+
+/// Replays `opts.input` through a fresh worker for `cfg`, with a control
+/// side on the same thread and the capture's clock: health checks probe and
+/// time out in capture time, and scheduled reloads happen between two
+/// given packets.
 pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayReport), String> {
-    let snap = Snapshot::build(cfg);
-    let mut ws = WorkerState::new(&snap, 0, 1, REPLAY_SEED);
+    let (mut control, links) = Control::new(cfg.clone(), "", None, 1, REPLAY_PROBE_KEY, 0)?;
+    let Some(mut link) = links.into_iter().next() else {
+        return Err("no worker link".to_string());
+    };
+    let store = control.store();
+    let mut ws = WorkerState::new(&store.load(), 0, 1, REPLAY_SEED);
     let reader = PcapReader::open(&opts.input).map_err(|e| e.to_string())?;
     let writer = match &opts.output {
         Some(p) => Some(PcapWriter::create(p).map_err(|e| e.to_string())?),
@@ -73,17 +101,57 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
         });
 
     let start = Instant::now();
-    let result = run_to_end(&mut io, &mut ws, &snap, &Clock::Packets, 65_536, |io, n| {
-        if let Some(b) = &bar {
-            b.set_position(io.reader().offset());
-            b.set_message(format!("{n} packets"));
+    let mut bufs = Vec::with_capacity(BURST);
+    let mut total = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut reloads = opts.reloads.iter().peekable();
+    let mut applied = 0u64;
+    let result: Result<(), String> = loop {
+        if let Some(r) = reloads.next_if(|r| r.after <= total) {
+            if let Err(e) = control.reload_with(r.config.clone(), &r.text, ws.clock_ns()) {
+                break Err(format!("reload after packet {}: {}", r.after, e.message));
+            }
+            applied += 1;
+            continue;
         }
-    });
+        let max = reloads
+            .peek()
+            .map_or(BURST, |r| (r.after - total).min(BURST as u64) as usize);
+        let snap = store.load();
+        let n = match poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Packets, max) {
+            Ok(n) => n,
+            Err(e) => break Err(format!("{}: {e}", opts.input.display())),
+        };
+        total += n as u64;
+        link.service(&mut ws, n);
+        // Health checks run on the capture's clock, which starts with its
+        // first packet.
+        if total > 0 {
+            control.tick(ws.clock_ns());
+            link.service(&mut ws, n);
+        }
+        if total >= next_report {
+            if let Some(b) = &bar {
+                b.set_position(io.reader().offset());
+                b.set_message(format!("{total} packets"));
+            }
+            next_report = total + PROGRESS_EVERY;
+        }
+        if n == 0 && io.exhausted() {
+            break Ok(());
+        }
+    };
     let elapsed = start.elapsed();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    result.map_err(|e| format!("{}: {e}", opts.input.display()))?;
+    result?;
+    if let Some(r) = reloads.next() {
+        return Err(format!(
+            "reload after packet {}: the capture has only {total} packets",
+            r.after
+        ));
+    }
     io.finish().map_err(|e| e.to_string())?;
     // Entries still live at the end of the capture are not an error; they
     // are reported as active connections.
@@ -92,10 +160,16 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
         conn_capacity: ws.conns.capacity(),
         bytes_per_entry: ws.conns.bytes_per_entry(),
         stats: ws.stats,
+        health_events: control.take_health_events(),
+        reloads: applied,
         elapsed,
     };
+    let snap = (*store.load_full()).clone();
     Ok((snap, report))
 }
+
+/// Packets between two progress-bar updates.
+const PROGRESS_EVERY: u64 = 65_536;
 
 /// The short human summary printed after a replay.
 pub fn summary(input: &Path, output: Option<&Path>, r: &ReplayReport) -> String {
@@ -171,7 +245,7 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
             let backends: Vec<Value> = v
                 .backends
                 .iter()
-                .zip(v.weights.iter())
+                .zip(v.config_weights.iter())
                 .map(|(b, w)| {
                     let info = snap.backends.get(*b as usize);
                     let bc = s.backends.get(*b as usize).copied().unwrap_or_default();
@@ -179,11 +253,13 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
                         "address": info.map(|i| i.key.addr.to_string()),
                         "port": info.map(|i| i.key.port),
                         "weight": w,
+                        "state": info.map(|i| i.state.name()),
                         "packets_in": bc.packets_in,
                         "packets_out": bc.packets_out,
                         "bytes_in": bc.bytes_in,
                         "bytes_out": bc.bytes_out,
                         "connections": bc.connections,
+                        "active_connections": bc.active(),
                     })
                 })
                 .collect();
@@ -194,11 +270,13 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
                 "protocol": if v.proto == crate::flow::proto::TCP { "tcp" } else { "udp" },
                 "mode": v.mode.name(),
                 "synproxy": v.synproxy,
+                "retired": v.retired,
                 "packets_in": c.packets_in,
                 "packets_out": c.packets_out,
                 "bytes_in": c.bytes_in,
                 "bytes_out": c.bytes_out,
                 "connections": c.connections,
+                "active_connections": c.active(),
                 "backends": backends,
             })
         })
@@ -223,6 +301,13 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
             "bytes_per_entry": r.bytes_per_entry,
         },
         "vips": vips,
+        "reloads": r.reloads,
+        "health_events": r.health_events.iter().map(|h| json!({
+            "time_ns": h.time_ns,
+            "backend": h.backend,
+            "up": h.up,
+            "reason": h.reason,
+        })).collect::<Vec<_>>(),
         "elapsed_seconds": r.elapsed.as_secs_f64(),
         "peak_rss_kib": peak_rss_kib(),
         "mpps": r.mpps(),

@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,10 @@ use crate::datapath::WorkerState;
 use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
 use crate::io::route::Routes;
 use crate::replay::{self, ReplayReport};
+use crate::control::api::{ApiServer, Handler};
+use crate::control::link::{SnapshotStore, WorkerLink};
+use crate::control::prom::{self, MetricsServer};
+use crate::control::state::{Control, Shared};
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 use crate::worker::{poll_once, Clock, BURST};
@@ -163,7 +167,22 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     if cfg.synproxy.secret.is_none() {
         cfg.synproxy.secret = Some(os_random_key()?);
     }
-    let snap = Arc::new(Snapshot::build(&cfg));
+    let text = std::fs::read_to_string(&opts.config_path)
+        .map_err(|e| format!("{file}: {e}"))?;
+    let (control, links) = Control::new(
+        cfg.clone(),
+        &text,
+        Some(opts.config_path.clone()),
+        plan.workers.len() as u16,
+        os_random_key()?,
+        0,
+    )?;
+    let store = control.store();
+    let snap = store.load_full();
+    let control = Shared(Arc::new(Mutex::new(control)));
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
     let eal = Eal::init(args.clone()).map_err(|e| eal_failure(&e, &args))?;
     let workers = plan.workers.len();
@@ -249,9 +268,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut handles: Vec<JoinHandle<Option<WorkerResult>>> = Vec::with_capacity(workers);
     let mut startup_error = None;
-    for (w, &cpu) in plan.workers.iter().enumerate() {
+    for ((w, &cpu), link) in plan.workers.iter().enumerate().zip(links) {
         let io = match worker_io(&ports, &cfg.ports, &pool, &routes, &dpdk, w)
-            .and_then(|io| with_handover(io, &rings, w, &snap))
+            .and_then(|io| with_handover(io, &rings, w, &store))
         {
             Ok(io) => io,
             Err(e) => {
@@ -270,7 +289,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                 Clock::Monotonic(start)
             },
             eal: eal.clone(),
-            snap: Arc::clone(&snap),
+            store: Arc::clone(&store),
+            link,
             stop: Arc::clone(&stop),
             live: Arc::clone(&live),
             ready: ready_tx.clone(),
@@ -310,8 +330,48 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
         return Err(e);
     }
 
-    let (stopped_by, last_rx) = control_loop(&dpdk, &cfg.ports, &signalled, &live, &handles);
+    // The API and the metrics endpoint come up once the workers are.
+    let api = match &cfg.control.socket {
+        Some(path) => {
+            let handler: Arc<dyn Handler> = Arc::new(control.clone());
+            match ApiServer::start(path, handler) {
+                Ok(a) => {
+                    println!("  control socket {}", path.display());
+                    Some(a)
+                }
+                Err(e) => {
+                    startup_error = Some(e);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let metrics = match (cfg.control.prometheus, &startup_error) {
+        (Some(addr), None) => {
+            let c = control.clone();
+            let source: Arc<dyn Fn() -> String + Send + Sync> =
+                Arc::new(move || prom::render(&c.lock().stats()));
+            match MetricsServer::start(addr, source) {
+                Ok(m) => {
+                    println!("  prometheus http://{}/metrics", m.local_addr());
+                    Some(m)
+                }
+                Err(e) => {
+                    startup_error = Some(e);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let (stopped_by, last_rx) = match startup_error {
+        Some(_) => ("start-up failure", Instant::now()),
+        None => control_loop(&dpdk, &cfg.ports, &signalled, &hup, &control, &live, &handles),
+    };
     stop.store(true, Ordering::Relaxed);
+    drop(api);
+    drop(metrics);
 
     let mut results = Vec::with_capacity(workers);
     let mut failed = None;
@@ -346,6 +406,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     if let Some(w) = failed {
         return Err(format!("worker {w} failed (see the message above)"));
     }
+    if let Some(e) = startup_error {
+        return Err(e);
+    }
 
     let mut stats = WorkerStats::new(snap.vips.len(), snap.backends.len());
     let mut io = IoStats::default();
@@ -362,11 +425,15 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     drop(rings);
     drop(pool);
     drop(eal);
-    let snap = Arc::try_unwrap(snap).unwrap_or_else(|s| (*s).clone());
+    let snap = (*store.load_full()).clone();
+    let health_events = control.lock().take_health_events();
+    let reloads = control.lock().status().reloads;
     Ok(RunReport {
         snap,
         replay: ReplayReport {
             stats,
+            health_events,
+            reloads,
             active_conns: active,
             conn_capacity: capacity,
             bytes_per_entry,
@@ -387,7 +454,8 @@ struct WorkerCtx {
     seed: u64,
     clock: Clock,
     eal: Eal,
-    snap: Arc<Snapshot>,
+    store: SnapshotStore,
+    link: WorkerLink,
     stop: Arc<AtomicBool>,
     live: Arc<Vec<CachePadded<Live>>>,
     ready: mpsc::Sender<Result<(), String>>,
@@ -413,7 +481,8 @@ fn worker_main(ctx: WorkerCtx, mut io: DpdkIo) -> Option<WorkerResult> {
     };
     // The connection table is allocated and faulted in here, on the
     // worker's own CPU (and so its NUMA node).
-    let mut ws = WorkerState::new(&ctx.snap, w, ctx.workers, ctx.seed);
+    let mut ws = WorkerState::new(&ctx.store.load(), w, ctx.workers, ctx.seed);
+    let mut link = ctx.link;
     let live = ctx.live.get(usize::from(w));
     let _ = ctx.ready.send(Ok(()));
     drop(ctx.ready);
@@ -421,15 +490,22 @@ fn worker_main(ctx: WorkerCtx, mut io: DpdkIo) -> Option<WorkerResult> {
     let mut bufs = Vec::with_capacity(BURST);
     let mut ok = true;
     while !ctx.stop.load(Ordering::Relaxed) {
-        match poll_once(&mut io, &mut bufs, &mut ws, &ctx.snap, &ctx.clock) {
-            Ok(0) => {}
-            Ok(_) => {
-                if let Some(l) = live {
-                    let s = &ws.stats;
-                    l.rx.store(s.rx_packets, Ordering::Relaxed);
-                    l.tx.store(s.tx_packets + s.originated_packets, Ordering::Relaxed);
-                    l.dropped.store(s.dropped_total(), Ordering::Relaxed);
+        let snap = ctx.store.load();
+        let got = poll_once(&mut io, &mut bufs, &mut ws, &snap, &ctx.clock);
+        drop(snap);
+        match got {
+            Ok(n) => {
+                if n > 0 {
+                    if let Some(l) = live {
+                        let s = &ws.stats;
+                        l.rx.store(s.rx_packets, Ordering::Relaxed);
+                        l.tx.store(s.tx_packets + s.originated_packets, Ordering::Relaxed);
+                        l.dropped.store(s.dropped_total(), Ordering::Relaxed);
+                    }
                 }
+                let io_stats = io.stats();
+                link.handovers = (io_stats.handovers_out, io_stats.handovers_in);
+                link.service(&mut ws, n);
             }
             Err(e) => {
                 eprintln!("rampart: worker {w}: {e}");
@@ -440,6 +516,7 @@ fn worker_main(ctx: WorkerCtx, mut io: DpdkIo) -> Option<WorkerResult> {
     }
     // Drain: whatever is still queued goes out before the ports stop.
     let _ = crate::io::PacketIo::flush(&mut io);
+    link.publish_final(&ws);
     let result = WorkerResult {
         active: ws.conns.len(),
         capacity: ws.conns.capacity(),
@@ -460,9 +537,12 @@ fn control_loop(
     dpdk: &Dpdk,
     ports: &[Port],
     signalled: &AtomicBool,
+    hup: &AtomicBool,
+    control: &Shared,
     live: &[CachePadded<Live>],
     handles: &[JoinHandle<Option<WorkerResult>>],
 ) -> (&'static str, Instant) {
+    let clock = Instant::now();
     let idle_exit = Duration::from_millis(u64::from(dpdk.idle_exit_ms_for(ports)));
     let interval = Duration::from_secs(u64::from(dpdk.stats_interval));
     let totals = || {
@@ -485,6 +565,16 @@ fn control_loop(
         if handles.iter().any(JoinHandle::is_finished) {
             return ("worker exit", last_change);
         }
+        {
+            let now_ns = clock.elapsed().as_nanos() as u64;
+            let mut c = control.lock();
+            if hup.swap(false, Ordering::Relaxed) {
+                log::info!("SIGHUP: reloading the config");
+                // A refused reload is logged; the running config stays.
+                let _ = c.reload(now_ns);
+            }
+            c.tick(now_ns);
+        }
         let now = totals();
         if now.0 != last.0 {
             last = now;
@@ -496,7 +586,7 @@ fn control_loop(
             let (at, prev) = last_line;
             let secs = at.elapsed().as_secs_f64();
             let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
-            println!(
+            log::info!(
                 "rate  rx {:.3} Mpps  tx {:.3} Mpps  dropped {:.0}/s  (total rx {} tx {} dropped {})",
                 rate(now.0, prev.0) / 1e6,
                 rate(now.1, prev.1) / 1e6,
@@ -821,7 +911,7 @@ fn with_handover(
     io: DpdkIo,
     rings: &[Ring],
     w: usize,
-    snap: &Arc<Snapshot>,
+    snap: &SnapshotStore,
 ) -> Result<DpdkIo, String> {
     if rings.len() < 2 {
         return Ok(io);

@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{Config, Mode, Synproxy, Timeouts};
+use crate::config::{Config, ConnPolicy, Mode, Synproxy, Timeouts};
 use crate::conntrack::{addr_words, flow_hash, fold_mul, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
@@ -30,6 +30,41 @@ pub enum Owned {
     Local(u8),
 }
 
+/// What schedulers see of a backend: its health or the operator's
+/// override, as the control thread decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendState {
+    /// Gets new connections at its configured weight.
+    #[default]
+    Up,
+    /// Out of every scheduler; its connections live on, or are reset when
+    /// their next packet arrives if the policy says so.
+    Down,
+    /// Keeps its connections, gets no new ones (weight 0).
+    Drain,
+}
+
+impl BackendState {
+    pub const NAMES: &'static [&'static str] = &["up", "down", "drain"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendState::Up => "up",
+            BackendState::Down => "down",
+            BackendState::Drain => "drain",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<BackendState> {
+        match s {
+            "up" => Some(BackendState::Up),
+            "down" => Some(BackendState::Down),
+            "drain" => Some(BackendState::Drain),
+            _ => None,
+        }
+    }
+}
+
 /// A backend as the datapath needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendInfo {
@@ -38,6 +73,13 @@ pub struct BackendInfo {
     pub mac: Mac,
     /// Whether `mac` came from a neighbor entry (DR requires it).
     pub adjacent: bool,
+    pub state: BackendState,
+    /// No VIP of the current config uses it; kept so the entries that name
+    /// it by number still forward.
+    pub removed: bool,
+    /// Its connections are reset when their next packet arrives (down or
+    /// removed, under the `reset` policy).
+    pub reset: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -50,12 +92,20 @@ pub struct VipInfo {
     pub sched: SchedKind,
     /// Backend registry numbers, in config order (scheduler index i = backends[i]).
     pub backends: Vec<u32>,
+    /// Effective weights: the configured one for an up backend, 0 for a
+    /// down or drained one.
     pub weights: Vec<u32>,
+    /// Weights as configured.
+    pub config_weights: Vec<u32>,
     pub maglev: Table,
     /// FullNAT local address numbers.
     pub local_addrs: Vec<u8>,
     /// New connections go through the SYN proxy.
     pub synproxy: bool,
+    /// Removed by a reload or the API: no new connections; the existing
+    /// ones drain, or are reset if `reset`.
+    pub retired: bool,
+    pub reset: bool,
 }
 
 impl VipInfo {
@@ -65,19 +115,32 @@ impl VipInfo {
         let i = self.maglev.lookup(flow_hash(key, MAGLEV_SEED))?;
         self.backends.get(i as usize).copied()
     }
+
+    /// (address, port, protocol, mode): what a VIP is across reloads. A
+    /// VIP keeps its number, and so its connections, while this stays.
+    fn identity(&self) -> (Addr, u16, u8, Mode) {
+        (self.addr, self.port, self.proto, self.mode)
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Snapshot {
+    /// Bumped by every snapshot the control thread publishes; a worker
+    /// adapts its own state (schedulers, counters) when it sees a new one.
+    pub generation: u64,
     pub mac: Mac,
     pub gateway_mac: Mac,
+    /// Numbers are stable across reloads: a removed VIP stays (retired).
     pub vips: Vec<VipInfo>,
+    /// Numbers are stable across reloads: a removed backend stays.
     pub backends: Vec<BackendInfo>,
     pub local_addrs: Vec<Addr>,
     pub conn_capacity: u32,
     pub timeouts: StateTimeouts,
     /// SYN proxy settings (used when a VIP has `synproxy`).
     pub synproxy: Synproxy,
+    /// Some backend or VIP has `reset` set: the datapath checks entries.
+    pub any_reset: bool,
     vip_index: VipMap,
     owned: FxHashMap<Addr, Owned>,
     neighbors: FxHashMap<Addr, Mac>,
@@ -88,52 +151,110 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The first snapshot of a config: every backend up.
     pub fn build(cfg: &Config) -> Snapshot {
+        Snapshot::derive(cfg, None, |_| BackendState::Up, 0)
+    }
+
+    /// The snapshot of `cfg` that follows `prev`: VIPs (by address, port,
+    /// protocol and mode), backends (by address and port) and FullNAT local
+    /// addresses keep their numbers, so the connections that name them keep
+    /// working; what `prev` had and `cfg` lacks stays, marked retired or
+    /// removed. `state` says what each backend is (health, override).
+    pub fn derive(
+        cfg: &Config,
+        prev: Option<&Snapshot>,
+        state: impl Fn(&BackendKey) -> BackendState,
+        generation: u64,
+    ) -> Snapshot {
         let neighbors: FxHashMap<Addr, Mac> =
             cfg.neighbors.iter().map(|n| (n.address, n.mac)).collect();
+        let next_hop = |a: &Addr| match neighbors.get(a) {
+            Some(m) => (*m, true),
+            None => (cfg.node.gateway_mac, false),
+        };
         let mut owned: FxHashMap<Addr, Owned> = FxHashMap::default();
         for a in &cfg.node.addresses {
             owned.insert(*a, Owned::Node);
         }
-        let mut local_addrs: Vec<Addr> = Vec::new();
-        let mut backends: Vec<BackendInfo> = Vec::new();
-        let mut backend_ids: FxHashMap<BackendKey, u32> = FxHashMap::default();
-        let mut vips = Vec::with_capacity(cfg.vips.len());
-        let mut vip_keys = Vec::with_capacity(cfg.vips.len());
+        let mut local_addrs: Vec<Addr> = prev.map(|p| p.local_addrs.clone()).unwrap_or_default();
+        let mut backends: Vec<BackendInfo> = prev
+            .map(|p| {
+                p.backends
+                    .iter()
+                    .map(|b| {
+                        let (mac, adjacent) = next_hop(&b.key.addr);
+                        BackendInfo {
+                            key: b.key,
+                            mac,
+                            adjacent,
+                            state: state(&b.key),
+                            removed: true,
+                            reset: cfg.control.removed_backend == ConnPolicy::Reset,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut backend_ids: FxHashMap<BackendKey, u32> = backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.key, i as u32))
+            .collect();
+        // Previous VIPs start retired; the config revives those it still has.
+        let mut vips: Vec<VipInfo> = prev
+            .map(|p| {
+                p.vips
+                    .iter()
+                    .map(|v| VipInfo {
+                        weights: vec![0; v.backends.len()],
+                        maglev: maglev::build(&[], crate::config::MIN_TABLE_SIZE),
+                        retired: true,
+                        reset: cfg.control.removed_vip == ConnPolicy::Reset,
+                        ..v.clone()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut nat_targets: FxHashMap<(Addr, u16, u8), Vec<(u16, u32)>> = FxHashMap::default();
 
-        for (vi, v) in cfg.vips.iter().enumerate() {
-            let vi = vi as u16;
-            owned.insert(v.address, Owned::Vip);
+        for v in &cfg.vips {
             let proto = v.protocol.number();
             let mut ids = Vec::with_capacity(v.backends.len());
             let mut weights = Vec::with_capacity(v.backends.len());
+            let mut config_weights = Vec::with_capacity(v.backends.len());
             let mut mag = Vec::with_capacity(v.backends.len());
             for b in &v.backends {
                 let key = BackendKey {
                     addr: b.address,
                     port: b.port,
                 };
+                let st = state(&key);
+                let reset_down = b.health.down == ConnPolicy::Reset && st == BackendState::Down;
                 let id = *backend_ids.entry(key).or_insert_with(|| {
-                    let (mac, adjacent) = match neighbors.get(&b.address) {
-                        Some(m) => (*m, true),
-                        None => (cfg.node.gateway_mac, false),
-                    };
-                    backends.push(BackendInfo { key, mac, adjacent });
+                    let (mac, adjacent) = next_hop(&b.address);
+                    backends.push(BackendInfo {
+                        key,
+                        mac,
+                        adjacent,
+                        state: st,
+                        removed: false,
+                        reset: false,
+                    });
                     (backends.len() - 1) as u32
                 });
-                ids.push(id);
-                weights.push(b.weight);
-                mag.push(MaglevBackend {
-                    key,
-                    weight: b.weight,
-                });
-                if v.mode == Mode::Nat {
-                    nat_targets
-                        .entry((b.address, b.port, proto))
-                        .or_default()
-                        .push((vi, id));
+                if let Some(info) = backends.get_mut(id as usize) {
+                    if info.removed {
+                        info.removed = false;
+                        info.reset = false;
+                    }
+                    info.reset |= reset_down;
                 }
+                let w = if st == BackendState::Up { b.weight } else { 0 };
+                ids.push(id);
+                weights.push(w);
+                config_weights.push(b.weight);
+                mag.push(MaglevBackend { key, weight: w });
             }
             let mut laddrs = Vec::new();
             for a in &v.local_addresses {
@@ -146,8 +267,21 @@ impl Snapshot {
                 };
                 laddrs.push(n as u8);
             }
-            vip_keys.push((v.address, v.port, proto));
-            vips.push(VipInfo {
+            let identity = (v.address, v.port, proto, v.mode);
+            // The previous table serves when the backend set is the same.
+            let old = vips.iter().position(|x| x.identity() == identity);
+            let table = match old.and_then(|i| prev?.vips.get(i)) {
+                Some(p)
+                    if !p.retired
+                        && p.backends == ids
+                        && p.weights == weights
+                        && p.maglev.size() == v.table_size =>
+                {
+                    p.maglev.clone()
+                }
+                _ => maglev::build(&mag, v.table_size),
+            };
+            let info = VipInfo {
                 name: v.name.clone(),
                 addr: v.address,
                 port: v.port,
@@ -156,14 +290,56 @@ impl Snapshot {
                 sched: v.scheduler,
                 backends: ids,
                 weights,
-                maglev: maglev::build(&mag, v.table_size),
+                config_weights,
+                maglev: table,
                 local_addrs: laddrs,
                 synproxy: v.synproxy,
-            });
+                retired: false,
+                reset: false,
+            };
+            let vi = match old {
+                Some(i) => {
+                    if let Some(slot) = vips.get_mut(i) {
+                        *slot = info;
+                    }
+                    i
+                }
+                None => {
+                    vips.push(info);
+                    vips.len() - 1
+                }
+            } as u16;
+            if v.mode == Mode::Nat {
+                if let Some(x) = vips.get(vi as usize) {
+                    for (&id, b) in x.backends.iter().zip(&v.backends) {
+                        nat_targets
+                            .entry((b.address, b.port, proto))
+                            .or_default()
+                            .push((vi, id));
+                    }
+                }
+            }
+        }
+        // Every VIP address is answered for, retired ones too: their
+        // connections still arrive.
+        for v in &vips {
+            owned.insert(v.addr, Owned::Vip);
         }
         for (n, a) in local_addrs.iter().enumerate() {
             owned.entry(*a).or_insert(Owned::Local(n as u8));
         }
+        // A live VIP owns its key; a retired one keeps it while no live
+        // VIP (one whose mode changed) has taken it.
+        let mut keyed: FxHashMap<(Addr, u16, u8), u16> = FxHashMap::default();
+        for retired in [true, false] {
+            for (i, v) in vips.iter().enumerate() {
+                if v.retired == retired {
+                    keyed.insert((v.addr, v.port, v.proto), i as u16);
+                }
+            }
+        }
+        let mut vip_keys: Vec<((Addr, u16, u8), u16)> = keyed.into_iter().collect();
+        vip_keys.sort_by_key(|(_, i)| *i);
         let nat_reply_vip = nat_targets
             .into_iter()
             // A proxied connection's replies need its sequence offset, which
@@ -176,7 +352,9 @@ impl Snapshot {
             })
             .map(|(k, v)| (k, v[0]))
             .collect();
+        let any_reset = backends.iter().any(|b| b.reset) || vips.iter().any(|v| v.retired && v.reset);
         Snapshot {
+            generation,
             mac: cfg.node.mac,
             gateway_mac: cfg.node.gateway_mac,
             vips,
@@ -185,11 +363,20 @@ impl Snapshot {
             conn_capacity: cfg.conntrack.capacity,
             timeouts: state_timeouts(&cfg.conntrack.timeouts),
             synproxy: cfg.synproxy.clone(),
+            any_reset,
             vip_index: VipMap::new(&vip_keys),
             owned,
             neighbors,
             nat_reply_vip,
         }
+    }
+
+    /// Whether the connections of entry (VIP `vip`, backend `backend`)
+    /// are to be reset.
+    #[inline]
+    pub fn resets(&self, vip: u16, backend: u32) -> bool {
+        self.backends.get(backend as usize).is_some_and(|b| b.reset)
+            || self.vips.get(vip as usize).is_some_and(|v| v.retired && v.reset)
     }
 
     /// Whether any VIP proxies its handshakes (workers then set up the
@@ -273,23 +460,23 @@ struct VipSlot {
 impl VipMap {
     const SEED: u64 = 0x7669_705f_6d61_7021;
 
-    /// `keys[i]` maps to VIP number `i`. Keys are unique (config validation).
-    fn new(keys: &[(Addr, u16, u8)]) -> VipMap {
+    /// Each key maps to its VIP number. Keys are unique.
+    fn new(keys: &[((Addr, u16, u8), u16)]) -> VipMap {
         let size = (keys.len() * 4).next_power_of_two().max(8);
         let mut slots = vec![VipSlot::default(); size].into_boxed_slice();
         let mask = size - 1;
-        for (i, (addr, port, proto)) in keys.iter().enumerate() {
-            let mut pos = Self::hash(addr, *port, *proto) & mask;
+        for &((ref addr, port, proto), i) in keys {
+            let mut pos = Self::hash(addr, port, proto) & mask;
             while slots.get(pos).is_some_and(|s| s.used) {
                 pos = (pos + 1) & mask;
             }
             if let Some(s) = slots.get_mut(pos) {
                 *s = VipSlot {
                     addr: *addr,
-                    port: *port,
-                    proto: *proto,
+                    port,
+                    proto,
                     used: true,
-                    vip: i as u16,
+                    vip: i,
                 };
             }
         }
@@ -339,7 +526,8 @@ mod tests {
                 )
             })
             .collect();
-        let m = VipMap::new(&keys);
+        let pairs: Vec<_> = keys.iter().enumerate().map(|(i, k)| (*k, i as u16)).collect();
+        let m = VipMap::new(&pairs);
         for (i, (a, p, pr)) in keys.iter().enumerate() {
             assert_eq!(m.get(a, *p, *pr), Some(i as u16));
             assert_eq!(m.get(a, *p, 17), None);

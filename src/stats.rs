@@ -63,10 +63,17 @@ pub enum DropReason {
     SynproxyBadSynAck,
     /// The worker's queue for packets it originates was full.
     OutboxFull,
+    /// A new flow to a VIP that a reload or `vip del` removed (its existing
+    /// connections drain).
+    VipRemoved,
+    /// A packet of a connection being reset (its backend down or removed,
+    /// or its VIP removed, under the `reset` policy) that could not be
+    /// turned into a RST to the client: a backend's packet, or UDP.
+    ConnReset,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::OutboxFull as usize + 1;
+    pub const COUNT: usize = DropReason::ConnReset as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -97,6 +104,8 @@ impl DropReason {
         DropReason::SynproxyPending,
         DropReason::SynproxyBadSynAck,
         DropReason::OutboxFull,
+        DropReason::VipRemoved,
+        DropReason::ConnReset,
     ];
 
     /// Stable snake_case name used in stats JSON and summaries.
@@ -130,6 +139,8 @@ impl DropReason {
             DropReason::SynproxyPending => "synproxy_pending",
             DropReason::SynproxyBadSynAck => "synproxy_bad_synack",
             DropReason::OutboxFull => "outbox_full",
+            DropReason::VipRemoved => "vip_removed",
+            DropReason::ConnReset => "conn_reset",
         }
     }
 }
@@ -171,10 +182,19 @@ pub enum Event {
     /// SYN proxy: a held client packet that could not be sent when the
     /// backend answered (no outbox room, or its connection refused it).
     HeldLost,
+    /// A health-check SYN sent to a backend.
+    ProbeSent,
+    /// A health-check probe answered with a SYN-ACK (port open).
+    ProbeOpen,
+    /// A health-check probe answered with a RST (port closed).
+    ProbeRefused,
+    /// A connection ended because its backend is down or removed, or its
+    /// VIP removed, under the `reset` policy.
+    ConnReset,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::HeldLost as usize + 1;
+    pub const COUNT: usize = Event::ConnReset as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -194,6 +214,10 @@ impl Event {
         Event::BackendTimeout,
         Event::RstSent,
         Event::HeldLost,
+        Event::ProbeSent,
+        Event::ProbeOpen,
+        Event::ProbeRefused,
+        Event::ConnReset,
     ];
 
     pub fn name(self) -> &'static str {
@@ -215,6 +239,10 @@ impl Event {
             Event::BackendTimeout => "backend_timeouts",
             Event::RstSent => "rst_sent",
             Event::HeldLost => "held_lost",
+            Event::ProbeSent => "probes_sent",
+            Event::ProbeOpen => "probes_open",
+            Event::ProbeRefused => "probes_refused",
+            Event::ConnReset => "conn_resets",
         }
     }
 }
@@ -226,7 +254,11 @@ pub struct FlowCounters {
     pub packets_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Connections created.
     pub connections: u64,
+    /// Connections whose entry went away (expired, closed, reset); active
+    /// = `connections - closed`.
+    pub closed: u64,
 }
 
 impl FlowCounters {
@@ -236,6 +268,12 @@ impl FlowCounters {
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
         self.connections += o.connections;
+        self.closed += o.closed;
+    }
+
+    /// Connections created and not yet gone.
+    pub fn active(&self) -> u64 {
+        self.connections.saturating_sub(self.closed)
     }
 }
 

@@ -30,10 +30,12 @@ impl Clock {
     }
 }
 
-/// Receives one burst, runs it through the datapath, ages one step, and
-/// queues what goes out: each frame of the burst followed by the frames the
-/// worker originated while handling it, then those of the timers. Returns
-/// the number of packets received.
+/// Receives one burst, runs it through the datapath, ages one step, sends
+/// the health-check probes it was given, and queues what goes out: each
+/// frame of the burst followed by the frames the worker originated while
+/// handling it, then those of the timers and probes. A snapshot newer than
+/// the last one the worker saw is taken up first. Returns the number of
+/// packets received.
 pub fn poll_once<I: PacketIo>(
     io: &mut I,
     bufs: &mut Vec<I::Buf>,
@@ -41,13 +43,28 @@ pub fn poll_once<I: PacketIo>(
     snap: &Snapshot,
     clock: &Clock,
 ) -> io::Result<usize> {
-    let n = io.rx_burst(bufs, BURST)?;
+    poll_up_to(io, bufs, ws, snap, clock, BURST)
+}
+
+/// [`poll_once`] receiving at most `max` (≤ [`BURST`]) packets: a replay
+/// that must act between two given packets (a reload) stops the burst there.
+pub fn poll_up_to<I: PacketIo>(
+    io: &mut I,
+    bufs: &mut Vec<I::Buf>,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+    clock: &Clock,
+    max: usize,
+) -> io::Result<usize> {
+    ws.adopt(snap);
+    let n = io.rx_burst(bufs, max.clamp(1, BURST))?;
     if let Some(now) = clock.nanos(bufs.first().filter(|_| n > 0)) {
         ws.set_clock_ns(now);
     }
     let mut verdicts = [Verdict::Forward; BURST];
     let done = process_burst(&mut bufs[..n.min(BURST)], &mut verdicts, ws, snap);
     ws.age(snap);
+    ws.prober.emit(&mut ws.outbox, snap.mac, &mut ws.stats);
     let now = ws.clock_ns();
     let mut extra = ws.outbox.iter().peekable();
     for (i, (buf, v)) in bufs.iter().zip(verdicts.iter()).take(done).enumerate() {

@@ -18,6 +18,18 @@
 //! each with its `[[vip.backend]]` list. `configs/rampart.toml` is the
 //! reference; `configs/minimal.toml` the smallest useful config.
 //!
+//! A VIP may carry a `[vip.health]` table: an in-band health check of its
+//! backends (kind, interval, timeout, rise/fall counts, and what happens to a
+//! down backend's connections). A `[vip.backend.health]` table overrides any
+//! of those keys for one backend; [`Backend::health`] holds the result, so
+//! nothing downstream merges the two again. A `tcp` check needs a TCP VIP and
+//! a node address of the VIP's family, the source of its probes.
+//!
+//! `[control]` (optional, every key optional) places the control API's unix
+//! socket and the Prometheus listener (either turned off by `""`) and says
+//! whether the connections of a VIP or backend removed at run time drain or
+//! are reset.
+//!
 //! Two more parts are optional and read only by the DPDK runtime (`rampart
 //! run`): `[dpdk]` (EAL arguments, workers and their CPUs, mempool and
 //! descriptor sizes) and `[[port]]` (a PCI address or a vdev string, and the
@@ -32,8 +44,8 @@ mod validate;
 mod tests;
 
 use std::fmt;
-use std::net::IpAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
 
@@ -57,6 +69,24 @@ pub const MAX_WEIGHT: u32 = 65_535;
 /// Longest accepted VIP name.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// Default `control.socket`: the control API's unix socket.
+pub const DEFAULT_SOCKET: &str = "/run/rampart/rampart.sock";
+/// Default `control.prometheus`: loopback only, so metrics are not exposed
+/// to the network unless asked for.
+pub const DEFAULT_PROMETHEUS: &str = "127.0.0.1:9185";
+/// Longest accepted `control.socket`, in bytes: `sun_path` holds 108 bytes
+/// including the terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Shortest accepted `health.interval_ms`.
+pub const MIN_HEALTH_INTERVAL_MS: u32 = 100;
+/// Shortest accepted `health.timeout_ms`.
+pub const MIN_HEALTH_TIMEOUT_MS: u32 = 10;
+/// Longest accepted `health.interval_ms` and `health.timeout_ms`: one hour.
+pub const MAX_HEALTH_MS: u32 = 3_600_000;
+/// Largest accepted `health.rise` and `health.fall`.
+pub const MAX_HEALTH_COUNT: u32 = 100;
+
 /// Largest accepted `dpdk.workers` (and length of `dpdk.lcores`).
 pub const MAX_WORKERS: u32 = 64;
 /// Largest accepted CPU number in `dpdk.lcores` / `dpdk.control_lcore`.
@@ -70,10 +100,145 @@ pub struct Config {
     pub synproxy: Synproxy,
     pub neighbors: Vec<Neighbor>,
     pub vips: Vec<Vip>,
+    /// `[control]`: the control API, metrics, and what removals do to live
+    /// connections; the defaults when the section is absent.
+    pub control: ControlConfig,
     /// `[dpdk]`, if present: settings of the DPDK runtime (`rampart run`).
     pub dpdk: Option<Dpdk>,
     /// `[[port]]` entries, in file order; port `i` of `rampart run`.
     pub ports: Vec<Port>,
+}
+
+/// `[control]`: how rampart is driven and observed while it runs. Every key
+/// is optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Unix socket of the control API (NDJSON). Key `socket`; default
+    /// [`DEFAULT_SOCKET`]; `""` turns the API off (`None`). At most
+    /// [`MAX_SOCKET_PATH`] bytes, no NUL.
+    pub socket: Option<PathBuf>,
+    /// Prometheus text exposition over HTTP. Key `prometheus`, `"ADDR:PORT"`
+    /// (IPv6 as `"[::1]:9185"`); default [`DEFAULT_PROMETHEUS`]; `""` turns
+    /// it off (`None`). Port 0 is refused.
+    pub prometheus: Option<SocketAddr>,
+    /// What happens to the connections of a VIP that a reload or the API
+    /// removed: key `removed_vip`, `"drain"` (default: they live until their
+    /// timeout) or `"reset"`.
+    pub removed_vip: ConnPolicy,
+    /// The same for a backend removed from a VIP: key `removed_backend`,
+    /// default `"drain"`.
+    pub removed_backend: ConnPolicy,
+}
+
+impl Default for ControlConfig {
+    fn default() -> ControlConfig {
+        ControlConfig {
+            socket: Some(PathBuf::from(DEFAULT_SOCKET)),
+            // DEFAULT_PROMETHEUS is a valid address; a unit test holds it to that.
+            prometheus: DEFAULT_PROMETHEUS.parse().ok(),
+            removed_vip: ConnPolicy::Drain,
+            removed_backend: ConnPolicy::Drain,
+        }
+    }
+}
+
+/// What happens to the established connections of a VIP or backend that
+/// goes away (removed, or marked down by its health check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConnPolicy {
+    /// They keep their backend until they close or time out; only new
+    /// connections go elsewhere.
+    #[default]
+    Drain,
+    /// They end at their next packet: a client's TCP segment is answered
+    /// with a RST, anything else is dropped, and the entry goes, so the
+    /// client's next connection is scheduled afresh.
+    Reset,
+}
+
+impl ConnPolicy {
+    pub const NAMES: &'static [&'static str] = &["drain", "reset"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnPolicy::Drain => "drain",
+            ConnPolicy::Reset => "reset",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ConnPolicy> {
+        match name {
+            "drain" => Some(ConnPolicy::Drain),
+            "reset" => Some(ConnPolicy::Reset),
+            _ => None,
+        }
+    }
+}
+
+/// How a backend's health is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HealthKind {
+    /// Not checked: the backend is always up.
+    #[default]
+    None,
+    /// An in-band TCP SYN probe from a node address to the backend's port:
+    /// a SYN-ACK is a success; a RST, or no answer within the timeout, a
+    /// failure.
+    Tcp,
+}
+
+impl HealthKind {
+    pub const NAMES: &'static [&'static str] = &["none", "tcp"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthKind::None => "none",
+            HealthKind::Tcp => "tcp",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HealthKind> {
+        match name {
+            "none" => Some(HealthKind::None),
+            "tcp" => Some(HealthKind::Tcp),
+            _ => None,
+        }
+    }
+}
+
+/// `[vip.health]` / `[vip.backend.health]`: a backend's health check, with
+/// the backend's own keys already applied over the VIP's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    /// Key `kind`: `"none"` (default) or `"tcp"` (TCP VIPs only; needs a
+    /// node address of the VIP's family to send from).
+    pub kind: HealthKind,
+    /// Milliseconds between probes, [`MIN_HEALTH_INTERVAL_MS`]..=[`MAX_HEALTH_MS`].
+    pub interval_ms: u32,
+    /// Milliseconds a probe waits for its answer,
+    /// [`MIN_HEALTH_TIMEOUT_MS`]..=[`MAX_HEALTH_MS`] and below `interval_ms`,
+    /// so at most one probe per backend is in flight.
+    pub timeout_ms: u32,
+    /// Consecutive successes that bring a down backend up, 1..=[`MAX_HEALTH_COUNT`].
+    pub rise: u32,
+    /// Consecutive failures that take an up backend down, 1..=[`MAX_HEALTH_COUNT`].
+    pub fall: u32,
+    /// Key `down`: what happens to a down backend's connections; `"drain"`
+    /// (default: they live until their timeout) or `"reset"`.
+    pub down: ConnPolicy,
+}
+
+impl Default for HealthCheck {
+    fn default() -> HealthCheck {
+        HealthCheck {
+            kind: HealthKind::None,
+            interval_ms: 2000,
+            timeout_ms: 1000,
+            rise: 2,
+            fall: 3,
+            down: ConnPolicy::Drain,
+        }
+    }
 }
 
 /// `[dpdk]`: how `rampart run` sets up DPDK. Every key is optional.
@@ -487,6 +652,9 @@ pub struct Vip {
     /// Answer SYNs with cookies and open the backend connection only after
     /// the client's ACK proves the handshake (TCP, nat and fullnat only).
     pub synproxy: bool,
+    /// `[vip.health]`: the check of its backends, as the VIP sets it (each
+    /// backend's effective check is [`Backend::health`]).
+    pub health: HealthCheck,
 }
 
 /// `[[vip.backend]]`: a real server behind a VIP.
@@ -498,6 +666,9 @@ pub struct Backend {
     pub port: u16,
     /// 0 = drained (keeps its connections, gets no new ones); default 1.
     pub weight: u32,
+    /// Effective health check: the VIP's `[vip.health]` with this backend's
+    /// `[vip.backend.health]` keys applied on top.
+    pub health: HealthCheck,
 }
 
 impl Config {

@@ -17,6 +17,8 @@ pub(crate) struct RawConfig {
     pub conntrack: Option<S<RawConntrack>>,
     #[serde(default)]
     pub synproxy: Option<S<RawSynproxy>>,
+    #[serde(default)]
+    pub control: Option<S<RawControl>>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<S<RawNeighbor>>,
     #[serde(default, rename = "vip")]
@@ -68,6 +70,8 @@ pub(crate) struct RawVip {
     pub table_size: Option<S<i64>>,
     pub local_addresses: Option<S<Vec<S<String>>>>,
     pub synproxy: Option<S<bool>>,
+    #[serde(default)]
+    pub health: Option<S<RawHealth>>,
     #[serde(default, rename = "backend")]
     pub backends: Vec<S<RawBackend>>,
 }
@@ -78,6 +82,30 @@ pub(crate) struct RawBackend {
     pub address: S<String>,
     pub port: Option<S<i64>>,
     pub weight: Option<S<i64>>,
+    #[serde(default)]
+    pub health: Option<S<RawHealth>>,
+}
+
+/// `[vip.health]` and `[vip.backend.health]`: every key optional, so a
+/// backend's table can override just the keys it names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealth {
+    pub kind: Option<S<String>>,
+    pub interval_ms: Option<S<i64>>,
+    pub timeout_ms: Option<S<i64>>,
+    pub rise: Option<S<i64>>,
+    pub fall: Option<S<i64>>,
+    pub down: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawControl {
+    pub socket: Option<S<String>>,
+    pub prometheus: Option<S<String>>,
+    pub removed_vip: Option<S<String>>,
+    pub removed_backend: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

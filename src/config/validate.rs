@@ -8,7 +8,8 @@ use std::ops::Range;
 
 use super::error::{line_col, ConfigError};
 use super::raw::{
-    RawBackend, RawConfig, RawConntrack, RawDpdk, RawNode, RawPort, RawSynproxy, RawVip, S,
+    RawBackend, RawConfig, RawConntrack, RawControl, RawDpdk, RawHealth, RawNode, RawPort,
+    RawSynproxy, RawVip, S,
 };
 use super::*;
 use crate::flow::Family;
@@ -166,6 +167,19 @@ impl Ctx<'_> {
     }
 }
 
+/// The error at the earliest position in the file among `errors`, so that
+/// checks run in field order still report in file order.
+fn earliest<'e>(errors: impl IntoIterator<Item = Option<&'e ConfigError>>) -> Res<()> {
+    match errors
+        .into_iter()
+        .flatten()
+        .min_by_key(|e| (e.line(), e.column()))
+    {
+        Some(e) => Err(e.clone()),
+        None => Ok(()),
+    }
+}
+
 /// Last component of a key path, without index: `vip[0].port` → `port`.
 fn tail(key: &str) -> &str {
     let last = key.rsplit('.').next().unwrap_or(key);
@@ -223,6 +237,10 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
     let synproxy = match &raw.synproxy {
         Some(s) => synproxy(&cx, s.get_ref())?,
         None => Synproxy::default(),
+    };
+    let control = match &raw.control {
+        Some(c) => control(&cx, c.get_ref())?,
+        None => ControlConfig::default(),
     };
 
     let mut neighbors = Vec::with_capacity(raw.neighbors.len());
@@ -296,9 +314,116 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         synproxy,
         neighbors,
         vips: out,
+        control,
         dpdk,
         ports,
     })
+}
+
+fn control(cx: &Ctx, r: &RawControl) -> Res<ControlConfig> {
+    let policy = |v: &S<String>, key: &str| {
+        choice(
+            cx,
+            v,
+            key,
+            "policy",
+            ConnPolicy::NAMES,
+            ConnPolicy::from_name,
+        )
+    };
+    let socket = r.socket.as_ref().map(|v| socket_path(cx, v)).transpose();
+    let prometheus = r
+        .prometheus
+        .as_ref()
+        .map(|v| listen_addr(cx, v, "control.prometheus"))
+        .transpose();
+    let removed_vip = r
+        .removed_vip
+        .as_ref()
+        .map(|v| policy(v, "control.removed_vip"))
+        .transpose();
+    let removed_backend = r
+        .removed_backend
+        .as_ref()
+        .map(|v| policy(v, "control.removed_backend"))
+        .transpose();
+    earliest([
+        socket.as_ref().err(),
+        prometheus.as_ref().err(),
+        removed_vip.as_ref().err(),
+        removed_backend.as_ref().err(),
+    ])?;
+    let mut o = ControlConfig::default();
+    if let Some(v) = socket? {
+        o.socket = v;
+    }
+    if let Some(v) = prometheus? {
+        o.prometheus = v;
+    }
+    if let Some(v) = removed_vip? {
+        o.removed_vip = v;
+    }
+    if let Some(v) = removed_backend? {
+        o.removed_backend = v;
+    }
+    Ok(o)
+}
+
+/// `control.socket`: `""` is off; otherwise a path that fits `sun_path`.
+fn socket_path(cx: &Ctx, v: &S<String>) -> Res<Option<PathBuf>> {
+    let path = v.get_ref();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if path.contains('\0') {
+        return cx.err(
+            v.span(),
+            "control.socket",
+            "the path contains a NUL byte, which a unix socket path cannot hold".to_string(),
+        );
+    }
+    if path.len() > MAX_SOCKET_PATH {
+        return cx.err(
+            v.span(),
+            "control.socket",
+            format!(
+                "the path is {} bytes; a unix socket path is at most {MAX_SOCKET_PATH} bytes (sun_path), so pick a shorter one (e.g. {DEFAULT_SOCKET})",
+                path.len()
+            ),
+        );
+    }
+    Ok(Some(PathBuf::from(path)))
+}
+
+/// An `ADDR:PORT` to listen on (IPv6 in brackets); `""` is off.
+fn listen_addr(cx: &Ctx, v: &S<String>, key: &str) -> Res<Option<SocketAddr>> {
+    let s = v.get_ref().trim();
+    if v.get_ref().is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr = match s.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            let hint = if s.matches(':').count() > 1 && !s.starts_with('[') {
+                "; write an IPv6 address in brackets, e.g. [::1]:9185"
+            } else {
+                ""
+            };
+            return cx.err(
+                v.span(),
+                key,
+                format!("`{s}` is not ADDR:PORT (e.g. {DEFAULT_PROMETHEUS}){hint}"),
+            );
+        }
+    };
+    if addr.port() == 0 {
+        return cx.err(
+            v.span(),
+            key,
+            format!("port 0 is refused: give the port to listen on, e.g. {DEFAULT_PROMETHEUS}"),
+        );
+    }
+    Ok(Some(addr))
 }
 
 /// Most mbufs a pool may have: 2^24 (32 GiB of 2 KiB buffers).
@@ -906,7 +1031,25 @@ impl VipChecker<'_> {
         };
 
         let local_addresses = self.local_addresses(i, sv, address, mode)?;
-        let backends = self.backends(i, v, address, port, mode, &local_addresses)?;
+        let mut vip = Vip {
+            name,
+            address,
+            port,
+            protocol,
+            mode,
+            scheduler,
+            table_size,
+            local_addresses,
+            backends: Vec::new(),
+            synproxy,
+            health: HealthCheck::default(),
+        };
+        // Checked before the backends, which inherit from it, even where
+        // the table follows them in the file.
+        if let Some(h) = &v.health {
+            vip.health = self.health(h.get_ref(), &k("health"), &vip, None)?;
+        }
+        let backends = self.backends(i, v, &vip)?;
 
         if backends.len() > table_size as usize {
             let (span, key) = match &v.table_size {
@@ -923,18 +1066,160 @@ impl VipChecker<'_> {
             );
         }
 
-        Ok(Vip {
-            name,
-            address,
-            port,
-            protocol,
-            mode,
-            scheduler,
-            table_size,
-            local_addresses,
-            backends,
-            synproxy,
-        })
+        vip.backends = backends;
+        Ok(vip)
+    }
+
+    /// Applies the keys of a `[vip.health]` or `[vip.backend.health]` table
+    /// (at `key`, e.g. `vip[0].health`) over `vip.health`, which for a VIP's
+    /// own table are the defaults. `parent` names the table a backend
+    /// inherits from, for messages about values it did not set.
+    fn health(
+        &self,
+        r: &RawHealth,
+        key: &str,
+        vip: &Vip,
+        parent: Option<&str>,
+    ) -> Res<HealthCheck> {
+        let cx = self.cx;
+        let k = |field: &str| format!("{key}.{field}");
+        let ms = |v: &S<i64>, field: &str, lo: u32| {
+            cx.int(v, &k(field), lo, MAX_HEALTH_MS, " milliseconds")
+        };
+        let count = |v: &S<i64>, field: &str| cx.int(v, &k(field), 1, MAX_HEALTH_COUNT, "");
+        let kind = r
+            .kind
+            .as_ref()
+            .map(|v| {
+                choice(
+                    cx,
+                    v,
+                    &k("kind"),
+                    "health check kind",
+                    HealthKind::NAMES,
+                    HealthKind::from_name,
+                )
+            })
+            .transpose();
+        let interval = r
+            .interval_ms
+            .as_ref()
+            .map(|v| ms(v, "interval_ms", MIN_HEALTH_INTERVAL_MS))
+            .transpose();
+        let timeout = r
+            .timeout_ms
+            .as_ref()
+            .map(|v| ms(v, "timeout_ms", MIN_HEALTH_TIMEOUT_MS))
+            .transpose();
+        let rise = r.rise.as_ref().map(|v| count(v, "rise")).transpose();
+        let fall = r.fall.as_ref().map(|v| count(v, "fall")).transpose();
+        let down = r
+            .down
+            .as_ref()
+            .map(|v| {
+                choice(
+                    cx,
+                    v,
+                    &k("down"),
+                    "policy",
+                    ConnPolicy::NAMES,
+                    ConnPolicy::from_name,
+                )
+            })
+            .transpose();
+        earliest([
+            kind.as_ref().err(),
+            interval.as_ref().err(),
+            timeout.as_ref().err(),
+            rise.as_ref().err(),
+            fall.as_ref().err(),
+            down.as_ref().err(),
+        ])?;
+
+        let mut o = vip.health;
+        o.kind = kind?.unwrap_or(o.kind);
+        o.interval_ms = interval?.unwrap_or(o.interval_ms);
+        o.timeout_ms = timeout?.unwrap_or(o.timeout_ms);
+        o.rise = rise?.unwrap_or(o.rise);
+        o.fall = fall?.unwrap_or(o.fall);
+        o.down = down?.unwrap_or(o.down);
+
+        // Only a table that names `kind` can make the check tcp: an
+        // inherited kind was checked at the VIP.
+        let kind_err = match &r.kind {
+            Some(v) if o.kind == HealthKind::Tcp => {
+                if vip.protocol != Protocol::Tcp {
+                    cx.err::<()>(
+                        v.span(),
+                        &k("kind"),
+                        format!(
+                            "tcp probes need a tcp VIP; this VIP is {} (leave kind out or set it to \"none\")",
+                            vip.protocol.name()
+                        ),
+                    )
+                    .err()
+                } else if !self
+                    .node
+                    .addresses
+                    .iter()
+                    .any(|a| a.family() == vip.address.family())
+                {
+                    let family = family_name(vip.address);
+                    cx.err::<()>(
+                        v.span(),
+                        &k("kind"),
+                        format!(
+                            "tcp probes are sent from a node address of the VIP's family, and node.addresses has no {family} address; add one"
+                        ),
+                    )
+                    .err()
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+
+        // One probe at a time per backend: each ends before the next is sent.
+        let why = "a probe has to time out before the next one is sent";
+        let inherited = |field: &str, set_here: bool| match parent {
+            Some(p) if !set_here => format!("; this backend takes {field} from {p}"),
+            _ => String::new(),
+        };
+        let order_err = if o.timeout_ms < o.interval_ms {
+            None
+        } else {
+            match (&r.timeout_ms, &r.interval_ms) {
+                (Some(t), iv) => cx
+                    .err::<()>(
+                        t.span(),
+                        &k("timeout_ms"),
+                        format!(
+                            "{} must be below interval_ms ({}): {why}{}",
+                            o.timeout_ms,
+                            o.interval_ms,
+                            inherited("interval_ms", iv.is_some())
+                        ),
+                    )
+                    .err(),
+                (None, Some(iv)) => cx
+                    .err::<()>(
+                        iv.span(),
+                        &k("interval_ms"),
+                        format!(
+                            "{} must be above timeout_ms ({}): {why}{}",
+                            o.interval_ms,
+                            o.timeout_ms,
+                            inherited("timeout_ms", false)
+                        ),
+                    )
+                    .err(),
+                // Neither set here: the values came checked from the VIP.
+                (None, None) => None,
+            }
+        };
+        earliest([kind_err.as_ref(), order_err.as_ref()])?;
+        Ok(o)
     }
 
     fn local_addresses(
@@ -1009,16 +1294,12 @@ impl VipChecker<'_> {
         Ok(out)
     }
 
-    fn backends(
-        &mut self,
-        i: usize,
-        v: &RawVip,
-        vip_addr: Addr,
-        vip_port: u16,
-        mode: Mode,
-        locals: &[Addr],
-    ) -> Res<Vec<Backend>> {
+    /// The backends of VIP `i`; `vip` holds its other values, checked.
+    fn backends(&mut self, i: usize, v: &RawVip, vip: &Vip) -> Res<Vec<Backend>> {
         let cx = self.cx;
+        let (vip_addr, vip_port, mode) = (vip.address, vip.port, vip.mode);
+        let locals = &vip.local_addresses;
+        let parent = format!("vip[{i}].health");
         let mut out: Vec<Backend> = Vec::with_capacity(v.backends.len());
         let mut seen: HashMap<(Addr, u16), usize> = HashMap::new();
         for (j, b) in v.backends.iter().enumerate() {
@@ -1082,10 +1363,15 @@ impl VipChecker<'_> {
                 );
             }
             seen.insert((address, port), cx.line(&b.address.span()));
+            let health = match &b.health {
+                Some(h) => self.health(h.get_ref(), &k("health"), vip, Some(&parent))?,
+                None => vip.health,
+            };
             out.push(Backend {
                 address,
                 port,
                 weight,
+                health,
             });
         }
         Ok(out)

@@ -32,7 +32,6 @@
 //! from the capture exactly as `rampart replay` does.
 
 use std::io;
-use std::sync::Arc;
 
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
 
@@ -40,7 +39,7 @@ use super::route::Routes;
 use super::{steer, PacketIo};
 use crate::buf::PacketBuf;
 use crate::flow::FlowDesc;
-use crate::snapshot::Snapshot;
+use crate::control::link::SnapshotStore;
 
 impl PacketBuf for Mbuf {
     #[inline]
@@ -112,8 +111,9 @@ pub struct Handover {
     /// This worker's number.
     pub me: u16,
     pub workers: u16,
-    /// For [`steer::owner`]: which addresses are VIPs and local addresses.
-    pub snap: Arc<Snapshot>,
+    /// For [`steer::owner`]: which addresses are VIPs and local addresses,
+    /// as of the snapshot the control thread last published.
+    pub snap: SnapshotStore,
     /// A producer into each worker's ring, `None` at this worker's own index.
     pub to: Vec<Option<RingProducer>>,
     /// This worker's ring.
@@ -321,6 +321,7 @@ impl PacketIo for DpdkIo {
             self.stats.rx_packets += n as u64;
             self.last_rx_port = port;
             let pcap = rxp.pcap_timestamps;
+            let snap = self.handover.as_ref().map(|ho| ho.h.snap.load());
             for mut m in self.rx_batch.drain() {
                 if !m.is_contiguous() {
                     self.stats.rx_multiseg += 1;
@@ -331,8 +332,8 @@ impl PacketIo for DpdkIo {
                         m.set_rx_timestamp(us.saturating_mul(1000));
                     }
                 }
-                if let Some(ho) = self.handover.as_mut() {
-                    let owner = steer::owner(m.data(), &ho.h.snap, ho.h.workers, &mut ho.desc);
+                if let (Some(ho), Some(snap)) = (self.handover.as_mut(), snap.as_ref()) {
+                    let owner = steer::owner(m.data(), snap, ho.h.workers, &mut ho.desc);
                     if let Some(o) = owner.filter(|&o| o != ho.h.me) {
                         let i = usize::from(o);
                         if ho.out.get(i).is_some_and(MbufBatch::is_full) {

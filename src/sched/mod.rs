@@ -174,6 +174,14 @@ impl Scheduler {
         }
     }
 
+    /// Sets the active count of backend `idx` (a scheduler rebuilt for a
+    /// new snapshot takes over its predecessor's counts).
+    pub fn set_active(&mut self, idx: u32, n: u32) {
+        if let Some(a) = self.active.get_mut(idx as usize) {
+            *a = n;
+        }
+    }
+
     /// The datapath opened a connection to backend `idx`.
     #[inline]
     pub fn conn_opened(&mut self, idx: u32) {

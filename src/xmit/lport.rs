@@ -15,19 +15,34 @@ pub const FIRST_PORT: u16 = 1024;
 pub struct LocalPorts {
     pools: Vec<VecDeque<u16>>,
     next: usize,
+    worker: u16,
+    workers: u16,
 }
 
 impl LocalPorts {
     /// Pools for `addrs` local addresses, holding the ports that worker
     /// `worker` of `workers` owns.
     pub fn new(addrs: usize, worker: u16, workers: u16) -> LocalPorts {
-        let workers = workers.max(1);
-        let pool: VecDeque<u16> = (FIRST_PORT..=u16::MAX)
-            .filter(|p| p % workers == worker % workers)
-            .collect();
-        LocalPorts {
-            pools: vec![pool; addrs],
+        let mut ports = LocalPorts {
+            pools: Vec::new(),
             next: 0,
+            worker,
+            workers: workers.max(1),
+        };
+        ports.grow(addrs);
+        ports
+    }
+
+    /// Adds full pools until there are `addrs` (a reload added local
+    /// addresses; numbers of existing ones never change).
+    pub fn grow(&mut self, addrs: usize) {
+        let (worker, workers) = (self.worker, self.workers);
+        while self.pools.len() < addrs {
+            self.pools.push(
+                (FIRST_PORT..=u16::MAX)
+                    .filter(|p| p % workers == worker % workers)
+                    .collect(),
+            );
         }
     }
 

@@ -1,0 +1,761 @@
+//! The control API socket: newline-delimited JSON over a Unix stream socket
+//! (protocol in [`super::model`]).
+//!
+//! [`ApiServer`] owns the socket file and an accept thread; each client gets
+//! its own thread, at most [`MAX_CLIENTS`] at a time. The server owns framing
+//! and error answers only: every well-formed [`Request`] goes to a
+//! [`Handler`], which the control thread implements.
+//!
+//! Invariants:
+//! - The socket is never reachable with a mode wider than 0600: it is bound
+//!   inside a fresh 0700 directory next to its final path, chmod-ed, then
+//!   renamed into place.
+//! - Memory per client is bounded: a line longer than
+//!   [`MAX_REQUEST_BYTES`] is answered `too_long` and the connection closed,
+//!   without reading the rest of it.
+//! - Nothing a client sends or does (garbage, a half line, hanging up
+//!   mid-answer, staying silent) stops the server or disturbs other clients;
+//!   a panicking handler is answered `failed`.
+
+use std::fs::{self, DirBuilder};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::model::{code, ApiError, Request, MAX_REQUEST_BYTES};
+
+/// Clients served at the same time; one more is answered "too many clients"
+/// and closed.
+pub const MAX_CLIENTS: usize = 32;
+
+/// A client that does not complete a request line this long after
+/// connecting or after its last answer is disconnected.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long writing one answer may block on a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the accept loop and idle clients look at the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 4096;
+
+/// Executes one request; implemented by the control thread.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: Request) -> Result<Value, ApiError>;
+}
+
+/// A listening control socket. Dropping it stops accepting, ends idle
+/// clients and removes the socket file.
+pub struct ApiServer {
+    path: PathBuf,
+    /// (device, inode) of the socket file we created, so drop never removes
+    /// a file someone else put there since.
+    ident: (u64, u64),
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// What the accept thread and the client threads share.
+struct Shared {
+    handler: Arc<dyn Handler>,
+    /// Set on drop: stop accepting, end clients between requests.
+    stop: AtomicBool,
+    /// How long a client may take to send a complete line.
+    idle: Duration,
+    /// Clients being served.
+    active: AtomicUsize,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl ApiServer {
+    /// Binds `path` (mode 0600; a stale socket file from a dead process is
+    /// replaced, a live one — something answers connect() — is an error
+    /// naming the path) and serves in background threads.
+    pub fn start(path: &Path, handler: Arc<dyn Handler>) -> Result<ApiServer, String> {
+        ApiServer::start_with(path, handler, IDLE_TIMEOUT)
+    }
+
+    fn start_with(
+        path: &Path,
+        handler: Arc<dyn Handler>,
+        idle: Duration,
+    ) -> Result<ApiServer, String> {
+        let shown = path.display();
+        if path.file_name().is_none() {
+            return Err(format!("control socket {shown}: not a file path"));
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| format!("control socket {shown}: creating {}: {e}", parent.display()))?;
+        check_replaceable(path)?;
+
+        let listener = bind_private(parent, path)?;
+        let meta =
+            fs::symlink_metadata(path).map_err(|e| format!("control socket {shown}: {e}"))?;
+        let ident = (meta.dev(), meta.ino());
+        if let Err(e) = listener.set_nonblocking(true) {
+            let _ = fs::remove_file(path);
+            return Err(format!("control socket {shown}: {e}"));
+        }
+
+        let shared = Arc::new(Shared {
+            handler,
+            stop: AtomicBool::new(false),
+            idle,
+            active: AtomicUsize::new(0),
+        });
+        let accept = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("rampart-api".into())
+                .spawn(move || accept_loop(listener, &shared))
+        };
+        let accept = match accept {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = fs::remove_file(path);
+                return Err(format!(
+                    "control socket {shown}: starting the accept thread: {e}"
+                ));
+            }
+        };
+        log::debug!("control API listening on {shown}");
+        Ok(ApiServer {
+            path: path.to_path_buf(),
+            ident,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// Where the socket is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        if let Ok(meta) = fs::symlink_metadata(&self.path) {
+            if (meta.dev(), meta.ino()) == self.ident {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Refuses to take over `path` when it is something other than a socket,
+/// or a socket a live process still listens on.
+fn check_replaceable(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("control socket {shown}: {e}")),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(format!(
+            "control socket {shown}: exists and is not a socket; not replacing it"
+        ));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(format!(
+            "control socket {shown}: in use by a running process (another rampart?)"
+        )),
+        // Nobody listens: a leftover of a process that died without cleaning up.
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
+        Err(e) => Err(format!(
+            "control socket {shown}: probing the existing socket: {e}"
+        )),
+    }
+}
+
+/// Binds the socket inside a fresh 0700 directory in `parent`, sets mode
+/// 0600, and renames it to `path`: no other user can ever connect to it, and
+/// a stale socket at `path` is replaced atomically.
+fn bind_private(parent: &Path, path: &Path) -> Result<UnixListener, String> {
+    let shown = path.display();
+    // Short names: a Unix socket path has to fit in sun_path (108 bytes).
+    let pid = std::process::id();
+    let mut dir = None;
+    for n in 0..100u32 {
+        let candidate = parent.join(format!(".rampart-{pid:x}-{n}"));
+        match DirBuilder::new().mode(0o700).create(&candidate) {
+            Ok(()) => {
+                dir = Some(candidate);
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(format!(
+                    "control socket {shown}: creating a directory in {}: {e}",
+                    parent.display()
+                ))
+            }
+        }
+    }
+    let dir = dir.ok_or_else(|| {
+        format!(
+            "control socket {shown}: no free temporary directory name in {}",
+            parent.display()
+        )
+    })?;
+    let tmp = dir.join("s");
+    let result = (|| {
+        let listener = UnixListener::bind(&tmp).map_err(|e| format!("binding: {e}"))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("chmod 0600: {e}"))?;
+        fs::rename(&tmp, path).map_err(|e| format!("moving into place: {e}"))?;
+        Ok(listener)
+    })();
+    let _ = fs::remove_file(&tmp);
+    let _ = fs::remove_dir(&dir);
+    result.map_err(|e: String| format!("control socket {shown}: {e}"))
+}
+
+fn accept_loop(listener: UnixListener, shared: &Arc<Shared>) {
+    while !shared.stopping() {
+        match listener.accept() {
+            Ok((stream, _)) => admit(stream, shared),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                // EMFILE and friends: back off rather than spin.
+                log::debug!("control API: accept: {e}");
+                thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+/// Decrements the client count when a client thread ends, however it ends.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn admit(mut stream: UnixStream, shared: &Arc<Shared>) {
+    // Only the accept thread increments, so check-then-add does not race.
+    if shared.active.load(Ordering::Relaxed) >= MAX_CLIENTS {
+        log::debug!("control API: refusing a client, {MAX_CLIENTS} already connected");
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.write_all(&error_line(code::FAILED, "too many clients"));
+        return;
+    }
+    shared.active.fetch_add(1, Ordering::Relaxed);
+    let slot = Slot(Arc::clone(shared));
+    let spawned = thread::Builder::new()
+        .name("rampart-api-client".into())
+        .spawn(move || {
+            if let Err(e) = serve(stream, &slot.0) {
+                log::debug!("control API client: {e}");
+            }
+        });
+    // On failure the closure, and with it the slot and the stream, is dropped.
+    if let Err(e) = spawned {
+        log::debug!("control API: cannot start a client thread: {e}");
+    }
+}
+
+/// Why a client's connection ended early (logged at debug).
+#[derive(Debug)]
+enum ClientEnd {
+    Io(io::Error),
+    TooLong,
+    Idle(Duration),
+    HalfLine(usize),
+}
+
+impl std::fmt::Display for ClientEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientEnd::Io(e) => write!(f, "{e}"),
+            ClientEnd::TooLong => write!(f, "request longer than {MAX_REQUEST_BYTES} bytes"),
+            ClientEnd::Idle(t) => write!(f, "no complete request in {t:?}"),
+            ClientEnd::HalfLine(n) => write!(f, "hung up after {n} bytes of a request"),
+        }
+    }
+}
+
+impl From<io::Error> for ClientEnd {
+    fn from(e: io::Error) -> ClientEnd {
+        ClientEnd::Io(e)
+    }
+}
+
+/// What [`LineReader::next_line`] found.
+enum Next {
+    /// One line, without its `\n`.
+    Line(Vec<u8>),
+    /// The client hung up between lines.
+    Eof,
+    /// The server is stopping.
+    Stopped,
+}
+
+/// Splits a stream into lines of at most [`MAX_REQUEST_BYTES`] bytes,
+/// holding at most that plus one read chunk in memory.
+struct LineReader {
+    pending: Vec<u8>,
+    /// `pending[..scanned]` holds no `\n`.
+    scanned: usize,
+}
+
+impl LineReader {
+    fn new() -> LineReader {
+        LineReader {
+            pending: Vec::new(),
+            scanned: 0,
+        }
+    }
+
+    /// Reads until a full line is buffered. The line has to be complete
+    /// within `idle`, so neither a silent client nor one trickling a byte
+    /// at a time holds its thread for long. The stream must have a read
+    /// timeout of about [`POLL`]: each timeout checks `stop` and the clock.
+    fn next_line<R: Read>(
+        &mut self,
+        r: &mut R,
+        stop: &AtomicBool,
+        idle: Duration,
+    ) -> Result<Next, ClientEnd> {
+        let started = Instant::now();
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            if let Some(i) = self.pending[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                let end = self.scanned + i;
+                if end > MAX_REQUEST_BYTES {
+                    return Err(ClientEnd::TooLong);
+                }
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                self.scanned = 0;
+                return Ok(Next::Line(line));
+            }
+            self.scanned = self.pending.len();
+            if self.pending.len() > MAX_REQUEST_BYTES {
+                return Err(ClientEnd::TooLong);
+            }
+            match r.read(&mut chunk) {
+                Ok(0) if self.pending.is_empty() => return Ok(Next::Eof),
+                Ok(0) => return Err(ClientEnd::HalfLine(self.pending.len())),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(Next::Stopped);
+                    }
+                    if started.elapsed() >= idle {
+                        return Err(ClientEnd::Idle(idle));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Serves one client until it hangs up, misbehaves, idles out, or the
+/// server stops.
+fn serve(mut stream: UnixStream, shared: &Shared) -> Result<(), ClientEnd> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(POLL))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let mut reader = LineReader::new();
+    loop {
+        let line = match reader.next_line(&mut stream, &shared.stop, shared.idle) {
+            Ok(Next::Line(line)) => line,
+            Ok(Next::Eof | Next::Stopped) => return Ok(()),
+            Err(ClientEnd::TooLong) => {
+                let msg = format!("request line longer than {MAX_REQUEST_BYTES} bytes");
+                let _ = stream.write_all(&error_line(code::TOO_LONG, &msg));
+                return Err(ClientEnd::TooLong);
+            }
+            Err(e) => return Err(e),
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let answer = match parse_request(&line) {
+            Ok(req) => call(&*shared.handler, req),
+            Err(msg) => Err(ApiError {
+                code: code::BAD_REQUEST.into(),
+                message: msg,
+            }),
+        };
+        stream.write_all(&answer_line(answer))?;
+    }
+}
+
+/// Turns one line into a request, or says what is wrong with it.
+fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("request is not UTF-8: {e}"))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("request is not JSON: {e}"))?;
+    if !value.is_object() {
+        return Err(format!(
+            "request must be a JSON object like {{\"cmd\": \"status\"}}, not {}",
+            json_kind(&value)
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Runs the handler; a panic in it is an answer, not the end of the server.
+fn call(handler: &dyn Handler, req: Request) -> Result<Value, ApiError> {
+    let what = format!("{req:?}");
+    match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(req))) {
+        Ok(answer) => answer,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            log::error!("control API: handler panicked on {what}: {msg}");
+            Err(ApiError {
+                code: code::FAILED.into(),
+                message: format!("internal error while executing the request: {msg}"),
+            })
+        }
+    }
+}
+
+fn answer_line(answer: Result<Value, ApiError>) -> Vec<u8> {
+    let v = match answer {
+        Ok(result) => json!({"ok": true, "result": result}),
+        Err(e) => json!({"ok": false, "error": {"code": e.code, "message": e.message}}),
+    };
+    let mut line = v.to_string().into_bytes();
+    line.push(b'\n');
+    line
+}
+
+fn error_line(code: &str, message: &str) -> Vec<u8> {
+    answer_line(Err(ApiError {
+        code: code.into(),
+        message: message.into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    struct Mock;
+
+    impl Handler for Mock {
+        fn handle(&self, req: Request) -> Result<Value, ApiError> {
+            match req {
+                Request::Status => Ok(json!({"version": "test"})),
+                Request::VipDel { name } if name == "boom" => panic!("mock handler exploded"),
+                Request::VipDel { name } => Err(ApiError {
+                    code: code::NOT_FOUND.into(),
+                    message: format!("no VIP named {name}"),
+                }),
+                other => Ok(json!(format!("{other:?}"))),
+            }
+        }
+    }
+
+    fn server(dir: &tempfile::TempDir) -> ApiServer {
+        ApiServer::start(&dir.path().join("run/rampart.sock"), Arc::new(Mock)).unwrap()
+    }
+
+    struct Client {
+        reader: BufReader<UnixStream>,
+        writer: UnixStream,
+    }
+
+    impl Client {
+        fn connect(path: &Path) -> Client {
+            let s = UnixStream::connect(path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            Client {
+                writer: s.try_clone().unwrap(),
+                reader: BufReader::new(s),
+            }
+        }
+
+        fn send(&mut self, bytes: &[u8]) {
+            self.writer.write_all(bytes).unwrap();
+        }
+
+        fn answer(&mut self) -> Value {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            assert!(line.ends_with('\n'), "no full answer line: {line:?}");
+            serde_json::from_str(&line).unwrap()
+        }
+
+        fn ask(&mut self, bytes: &[u8]) -> Value {
+            self.send(bytes);
+            self.answer()
+        }
+
+        /// True when the server has closed the connection.
+        fn closed(&mut self) -> bool {
+            let mut buf = [0u8; 16];
+            matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+        }
+    }
+
+    fn error_code(v: &Value) -> &str {
+        assert_eq!(v["ok"], false, "{v}");
+        v["error"]["code"].as_str().unwrap()
+    }
+
+    fn assert_status_ok(v: &Value) {
+        assert_eq!(v, &json!({"ok": true, "result": {"version": "test"}}));
+    }
+
+    #[test]
+    fn answers_requests_in_order_on_one_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut c = Client::connect(srv.path());
+        c.send(b"{\"cmd\":\"status\"}\n\n  \n{\"cmd\":\"vip_del\",\"name\":\"web\"}\n");
+        assert_status_ok(&c.answer());
+        let v = c.answer();
+        assert_eq!(error_code(&v), "not_found");
+        assert_eq!(v["error"]["message"], "no VIP named web");
+        assert_status_ok(&c.ask(b"{\"cmd\":\"status\"}\r\n"));
+    }
+
+    #[test]
+    fn socket_is_mode_0600_and_parent_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let meta = fs::symlink_metadata(srv.path()).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Nothing of the private bind directory is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("run"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("rampart.sock")]);
+    }
+
+    #[test]
+    fn bad_requests_are_answered_and_the_connection_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut c = Client::connect(srv.path());
+        let cases: [(&[u8], &str); 7] = [
+            (b"\x00\x01garbage}\n", "not JSON"),
+            (b"\"\xff\xfe\"\n", "not UTF-8"),
+            (b"[]\n", "must be a JSON object"),
+            (b"{\"cmd\":\"nope\"}\n", "unknown variant `nope`"),
+            (b"{\"cmd\":\"vip_del\"}\n", "missing field `name`"),
+            (b"{\"name\":\"web\"}\n", "missing field `cmd`"),
+            (
+                b"{\"cmd\":\"vip_del\",\"name\":\"web\",\"x\":1}\n",
+                "unknown field `x`",
+            ),
+        ];
+        for (line, want) in cases {
+            let v = c.ask(line);
+            assert_eq!(error_code(&v), "bad_request", "{line:?}");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains(want), "{line:?}: {msg:?} lacks {want:?}");
+            assert_status_ok(&c.ask(b"{\"cmd\":\"status\"}\n"));
+        }
+    }
+
+    #[test]
+    fn oversized_line_is_refused_and_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut c = Client::connect(srv.path());
+        c.send(&vec![b' '; MAX_REQUEST_BYTES + 1]);
+        assert_eq!(error_code(&c.answer()), "too_long");
+        assert!(c.closed());
+        // A line of exactly the limit is fine.
+        let mut c = Client::connect(srv.path());
+        let mut line = b"{\"cmd\":\"status\"}".to_vec();
+        line.resize(MAX_REQUEST_BYTES, b' ');
+        line.push(b'\n');
+        assert_status_ok(&c.ask(&line));
+    }
+
+    #[test]
+    fn half_line_then_hang_up_does_not_disturb_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut c = Client::connect(srv.path());
+        c.send(b"{\"cmd\":\"sta");
+        drop(c);
+        // Hanging up before reading the answers.
+        let mut c = Client::connect(srv.path());
+        for _ in 0..100 {
+            c.send(b"{\"cmd\":\"status\"}\n");
+        }
+        drop(c);
+        let mut c = Client::connect(srv.path());
+        assert_status_ok(&c.ask(b"{\"cmd\":\"status\"}\n"));
+    }
+
+    #[test]
+    fn too_many_clients_are_refused_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut clients: Vec<Client> = (0..40).map(|_| Client::connect(srv.path())).collect();
+        let (mut served, mut refused) = (0, 0);
+        for c in &mut clients {
+            // A refused client may already be closed: the write may fail.
+            let _ = c.writer.write_all(b"{\"cmd\":\"status\"}\n");
+            let v = c.answer();
+            if v["ok"] == true {
+                served += 1;
+            } else {
+                assert_eq!(
+                    v,
+                    json!({"ok": false, "error": {"code": "failed", "message": "too many clients"}})
+                );
+                refused += 1;
+            }
+        }
+        assert_eq!((served, refused), (MAX_CLIENTS, 40 - MAX_CLIENTS));
+        drop(clients);
+        // Slots free up as the served clients' threads see them hang up.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut c = Client::connect(srv.path());
+            let v = c.ask(b"{\"cmd\":\"status\"}\n");
+            if v["ok"] == true {
+                break;
+            }
+            assert!(Instant::now() < deadline, "slots never freed: {v}");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let mut many: Vec<Client> = (0..MAX_CLIENTS)
+            .map(|_| Client::connect(srv.path()))
+            .collect();
+        for c in &mut many {
+            assert_status_ok(&c.ask(b"{\"cmd\":\"status\"}\n"));
+        }
+    }
+
+    #[test]
+    fn silent_or_trickling_clients_are_disconnected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rampart.sock");
+        let idle = Duration::from_millis(300);
+        let srv = ApiServer::start_with(&path, Arc::new(Mock), idle).unwrap();
+        let mut silent = Client::connect(srv.path());
+        let t0 = Instant::now();
+        assert!(silent.closed());
+        assert!(t0.elapsed() >= idle, "{:?}", t0.elapsed());
+
+        // The clock restarts with each answer, not with each byte.
+        let mut slow = Client::connect(srv.path());
+        assert_status_ok(&slow.ask(b"{\"cmd\":\"status\"}\n"));
+        let t0 = Instant::now();
+        for b in b"{\"cmd\":" {
+            if slow.writer.write_all(&[*b]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert!(slow.closed());
+        // The server's clock may start a moment before `t0`.
+        assert!(t0.elapsed() >= idle / 2, "{:?}", t0.elapsed());
+        assert_status_ok(&Client::connect(srv.path()).ask(b"{\"cmd\":\"status\"}\n"));
+    }
+
+    #[test]
+    fn handler_panic_is_answered_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut c = Client::connect(srv.path());
+        let v = c.ask(b"{\"cmd\":\"vip_del\",\"name\":\"boom\"}\n");
+        assert_eq!(error_code(&v), "failed");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mock handler exploded"));
+        assert_status_ok(&c.ask(b"{\"cmd\":\"status\"}\n"));
+        assert_status_ok(&Client::connect(srv.path()).ask(b"{\"cmd\":\"status\"}\n"));
+    }
+
+    #[test]
+    fn drop_removes_the_socket_and_ends_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let path = srv.path().to_path_buf();
+        let mut c = Client::connect(&path);
+        assert_status_ok(&c.ask(b"{\"cmd\":\"status\"}\n"));
+        drop(srv);
+        assert!(!path.exists());
+        assert!(c.closed());
+        assert!(UnixStream::connect(&path).is_err());
+    }
+
+    #[test]
+    fn stale_socket_is_replaced_live_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rampart.sock");
+        // A socket file nobody listens on, as a killed process leaves it.
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let srv = ApiServer::start(&path, Arc::new(Mock)).unwrap();
+        assert_status_ok(&Client::connect(&path).ask(b"{\"cmd\":\"status\"}\n"));
+
+        let err = ApiServer::start(&path, Arc::new(Mock)).err().unwrap();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("in use"), "{err}");
+        // The first server is untouched.
+        assert_status_ok(&Client::connect(&path).ask(b"{\"cmd\":\"status\"}\n"));
+        drop(srv);
+
+        fs::write(&path, b"not a socket").unwrap();
+        let err = ApiServer::start(&path, Arc::new(Mock)).err().unwrap();
+        assert!(err.contains("not a socket"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"not a socket");
+    }
+}

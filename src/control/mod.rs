@@ -1,0 +1,12 @@
+//! The control thread: the running config and the snapshot it publishes
+//! ([`state`]), health checks ([`health`]), what passes between it and the
+//! workers ([`link`]), the Unix-socket API ([`api`], protocol in [`model`])
+//! and its client `rampart ctl` ([`ctl`]), and the Prometheus exposition
+//! ([`prom`]).
+pub mod api;
+pub mod ctl;
+pub mod health;
+pub mod link;
+pub mod model;
+pub mod prom;
+pub mod state;

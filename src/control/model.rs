@@ -1,0 +1,242 @@
+//! What the control API speaks: requests, responses and the reports they
+//! carry. One JSON object per line in each direction over the Unix socket
+//! (`[control].socket`); the same reports feed `rampart ctl` tables and the
+//! Prometheus exposition.
+//!
+//! A request is `{"cmd": NAME, ...arguments}`; the answer is
+//! `{"ok": true, "result": ...}` or
+//! `{"ok": false, "error": {"code": CODE, "message": TEXT}}`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest request line the server reads; a longer one is answered with
+/// `too_long` and the connection is closed.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// One request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Version, uptime, config generation, counts.
+    Status,
+    /// Every VIP with its backends.
+    VipList,
+    /// Adds a VIP. Keys and values as in a `[[vip]]` table of the config
+    /// file (`name`, `address`, `port`, `protocol`, `mode`, ...), backends
+    /// under `backend`.
+    VipAdd { vip: toml::Table },
+    VipDel { name: String },
+    /// Adds `backend` ("ADDR:PORT", or "ADDR" for the VIP's port) to a VIP.
+    BackendAdd {
+        vip: String,
+        backend: String,
+        #[serde(default)]
+        weight: Option<u32>,
+    },
+    BackendDel { vip: String, backend: String },
+    BackendWeight {
+        vip: String,
+        backend: String,
+        weight: u32,
+    },
+    /// Operator override of a backend ("ADDR:PORT") on every VIP it serves:
+    /// `up`, `down`, `drain`, or `clear` to hand it back to health checks.
+    BackendState { backend: String, state: String },
+    /// Connections, at most `limit` (default [`DEFAULT_CONNS_LIMIT`]).
+    Conns {
+        #[serde(default)]
+        vip: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    Stats,
+    /// Re-reads the config file.
+    Reload,
+}
+
+/// `conns` without a limit.
+pub const DEFAULT_CONNS_LIMIT: u32 = 100;
+/// The largest `conns` limit.
+pub const MAX_CONNS_LIMIT: u32 = 100_000;
+
+/// Error codes in `{"ok": false, "error": {"code": ...}}`.
+pub mod code {
+    /// Not JSON, not an object, an unknown command or argument.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// The line exceeded [`super::MAX_REQUEST_BYTES`].
+    pub const TOO_LONG: &str = "too_long";
+    /// A VIP or backend that does not exist.
+    pub const NOT_FOUND: &str = "not_found";
+    /// The change would make an invalid config (message as check-config's).
+    pub const INVALID_CONFIG: &str = "invalid_config";
+    /// Something on the box failed (config file unreadable, ...).
+    pub const FAILED: &str = "failed";
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+/// `rampart ctl status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub uptime_secs: f64,
+    /// The config file reloads read.
+    pub config: String,
+    /// Bumped by every published snapshot (reload, API change, health).
+    pub generation: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// The last reload's error, if it failed.
+    pub last_reload_error: Option<String>,
+    pub workers: u32,
+    pub vips: u32,
+    pub backends_up: u32,
+    pub backends_total: u32,
+    pub active_conns: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub dropped: u64,
+}
+
+/// One VIP in `vip list`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VipEntry {
+    pub name: String,
+    /// "ADDR:PORT" (IPv6 in brackets).
+    pub address: String,
+    pub protocol: String,
+    pub mode: String,
+    pub scheduler: String,
+    pub synproxy: bool,
+    /// Removed by a reload or `vip del`; its connections drain.
+    pub retired: bool,
+    pub backends: Vec<VipBackend>,
+}
+
+/// A backend as one VIP sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipBackend {
+    /// "ADDR:PORT".
+    pub address: String,
+    /// Configured weight.
+    pub weight: u32,
+    /// `up`, `down` or `drain`: what the scheduler sees.
+    pub state: String,
+}
+
+/// One connection in `conns`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnEntryReport {
+    pub worker: u16,
+    pub vip: String,
+    pub protocol: String,
+    /// "ADDR:PORT" of the client.
+    pub client: String,
+    /// "ADDR:PORT" of the backend.
+    pub backend: String,
+    /// FullNAT: "ADDR:PORT" rampart uses towards the backend.
+    pub local: Option<String>,
+    /// TCP state name (`syn_sent`, `established`, ...; `udp` for UDP).
+    pub state: String,
+    /// Seconds until the entry expires.
+    pub expires_in: u32,
+}
+
+/// `conns`' answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnsReport {
+    /// Active connections that matched, over every worker.
+    pub total: u64,
+    /// At most `limit` of them.
+    pub conns: Vec<ConnEntryReport>,
+}
+
+/// `stats`: counters since start, and rates over the control thread's last
+/// sampling period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    pub uptime_secs: f64,
+    pub generation: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub workers: Vec<WorkerReport>,
+    pub vips: Vec<VipReport>,
+    pub backends: Vec<BackendReport>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub worker: u16,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Frames the SYN proxy took over (not sent, not dropped).
+    pub consumed: u64,
+    /// Frames the worker originated (SYN proxy, resets, health probes).
+    pub originated_packets: u64,
+    /// Frames handed to another worker's queue / received from one.
+    pub handovers_out: u64,
+    pub handovers_in: u64,
+    pub active_conns: u64,
+    pub new_conns_per_sec: f64,
+    /// Every drop reason (name as in the stats JSON) with its count.
+    pub drops: BTreeMap<String, u64>,
+    /// Every event counter (name as in the stats JSON).
+    pub events: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VipReport {
+    pub name: String,
+    pub address: String,
+    pub protocol: String,
+    pub mode: String,
+    pub retired: bool,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub conns_total: u64,
+    pub conns_active: u64,
+    pub new_conns_per_sec: f64,
+    pub backends_up: u32,
+    pub backends_total: u32,
+}
+
+/// A backend (one address and port, whichever VIPs it serves).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendReport {
+    /// "ADDR:PORT".
+    pub address: String,
+    /// The VIPs it currently serves.
+    pub vips: Vec<String>,
+    /// `up`, `down` or `drain`: what schedulers see (override, else health).
+    pub state: String,
+    /// Health check result: `up`, `down`, or `unchecked`.
+    pub health: String,
+    /// Operator override (`up`, `down`, `drain`), if one is set.
+    pub admin: Option<String>,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub conns_total: u64,
+    pub conns_active: u64,
+    pub new_conns_per_sec: f64,
+}
+
+/// What a reload (file or API change) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    pub generation: u64,
+    pub vips_added: Vec<String>,
+    pub vips_removed: Vec<String>,
+    pub vips_changed: Vec<String>,
+}
