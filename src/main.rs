@@ -39,6 +39,11 @@ enum Cmd {
         /// a live box (repeatable, in packet order): `--reload 1000:new.toml`.
         #[arg(long, value_name = "N:FILE")]
         reload: Vec<String>,
+        /// Packets per burst (1-32). Output frames do not depend on it; the
+        /// worker clock moves per burst, so with health checks 1 sends every
+        /// probe at the time of the packet that made it due.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=32))]
+        burst: u16,
         /// Input capture (pcap or pcapng, Ethernet).
         input: PathBuf,
     },
@@ -141,6 +146,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             stats_json,
             no_progress,
             reload,
+            burst,
             input,
         } => {
             let cfg = config::load(&config).map_err(|e| e.to_string())?;
@@ -156,6 +162,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 output: out.clone(),
                 progress: !no_progress,
                 reloads,
+                burst: usize::from(burst),
             };
             let (snap, report) = replay::replay(&cfg, &opts)?;
             print!("{}", replay::summary(&input, out.as_deref(), &report));

@@ -31,6 +31,10 @@ pub struct ReplayOptions {
     /// (validated, with its text) replaces the running one, as a SIGHUP
     /// does on a live box. In packet order.
     pub reloads: Vec<ScheduledReload>,
+    /// Packets per burst, 1..=[`BURST`]. The output does not depend on it;
+    /// the worker clock does (it moves per burst), and with it when health
+    /// probes go out: 1 runs every packet at its own time.
+    pub burst: usize,
 }
 
 /// A reload at a given point of a replay (`rampart replay --reload N:FILE`).
@@ -114,9 +118,10 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
             applied += 1;
             continue;
         }
+        let burst = opts.burst.clamp(1, BURST);
         let max = reloads
             .peek()
-            .map_or(BURST, |r| (r.after - total).min(BURST as u64) as usize);
+            .map_or(burst, |r| (r.after - total).min(burst as u64) as usize);
         let snap = store.load();
         let n = match poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Packets, max) {
             Ok(n) => n,
