@@ -183,9 +183,10 @@ impl WorkerState {
             self.scheds.push(s);
             self.sched_ids.push(v.backends.clone());
         }
-        self.stats
-            .vips
-            .resize(snap.vips.len().max(self.stats.vips.len()), Default::default());
+        self.stats.vips.resize(
+            snap.vips.len().max(self.stats.vips.len()),
+            Default::default(),
+        );
         self.stats.backends.resize(
             snap.backends.len().max(self.stats.backends.len()),
             Default::default(),
@@ -247,15 +248,7 @@ impl WorkerState {
             ..
         } = self;
         let n = conns.expire(*now, budget, |idx, e| {
-            release(
-                idx,
-                e,
-                snap,
-                scheds,
-                lports,
-                synproxy.as_deref_mut(),
-                stats,
-            )
+            release(idx, e, snap, scheds, lports, synproxy.as_deref_mut(), stats)
         });
         stats.event_n(Event::ConnExpired, n as u64);
         n
@@ -589,8 +582,8 @@ fn reset_conn(
     if !from_client || !d.is_tcp() || d.tcp_flags & tcp_flags::RST != 0 {
         return Verdict::Drop(DropReason::ConnReset);
     }
-    let ack = wire::tcp::TcpPacket::new_unchecked(frame.get(d.l4_off as usize..).unwrap_or(&[]))
-        .ack();
+    let ack =
+        wire::tcp::TcpPacket::new_unchecked(frame.get(d.l4_off as usize..).unwrap_or(&[])).ack();
     let seg = wire::segment::Segment {
         src: (d.key.dst, d.key.dport),
         dst: (d.key.src, d.key.sport),

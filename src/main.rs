@@ -128,7 +128,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(Cli::parse().cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -251,7 +251,9 @@ fn run(cmd: Cmd) -> Result<(), String> {
 /// `--reload N:FILE`.
 fn scheduled_reload(arg: &str) -> Result<replay::ScheduledReload, String> {
     let Some((n, file)) = arg.split_once(':') else {
-        return Err(format!("--reload {arg}: expected N:FILE (reload after N packets)"));
+        return Err(format!(
+            "--reload {arg}: expected N:FILE (reload after N packets)"
+        ));
     };
     let after: u64 = n
         .parse()

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
+use crate::control::state::{Control, HealthEvent};
 use crate::datapath::WorkerState;
 use crate::io::{PacketIo, PcapIo, PcapReader, PcapWriter};
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, Event, WorkerStats};
-use crate::control::state::{Control, HealthEvent};
 use crate::worker::{poll_up_to, Clock, BURST};
 
 /// Inputs larger than this show a progress bar on a terminal.

@@ -38,14 +38,14 @@ use dpdk_bindings::{lcore, Access, Eal, Mempool, Port as EthPort, Ring, SOCKET_A
 use serde_json::{json, Value};
 
 use crate::config::{Config, Dpdk, Port};
-use crate::datapath::WorkerState;
-use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
-use crate::io::route::Routes;
-use crate::replay::{self, ReplayReport};
 use crate::control::api::{ApiServer, Handler};
 use crate::control::link::{SnapshotStore, WorkerLink};
 use crate::control::prom::{self, MetricsServer};
 use crate::control::state::{Control, Shared};
+use crate::datapath::WorkerState;
+use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
+use crate::io::route::Routes;
+use crate::replay::{self, ReplayReport};
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 use crate::worker::{poll_once, Clock, BURST};
@@ -167,8 +167,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     if cfg.synproxy.secret.is_none() {
         cfg.synproxy.secret = Some(os_random_key()?);
     }
-    let text = std::fs::read_to_string(&opts.config_path)
-        .map_err(|e| format!("{file}: {e}"))?;
+    let text = std::fs::read_to_string(&opts.config_path).map_err(|e| format!("{file}: {e}"))?;
     let (control, links) = Control::new(
         cfg.clone(),
         &text,
@@ -367,7 +366,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     };
     let (stopped_by, last_rx) = match startup_error {
         Some(_) => ("start-up failure", Instant::now()),
-        None => control_loop(&dpdk, &cfg.ports, &signalled, &hup, &control, &live, &handles),
+        None => control_loop(
+            &dpdk, &cfg.ports, &signalled, &hup, &control, &live, &handles,
+        ),
     };
     stop.store(true, Ordering::Relaxed);
     drop(api);

@@ -352,7 +352,8 @@ impl Snapshot {
             })
             .map(|(k, v)| (k, v[0]))
             .collect();
-        let any_reset = backends.iter().any(|b| b.reset) || vips.iter().any(|v| v.retired && v.reset);
+        let any_reset =
+            backends.iter().any(|b| b.reset) || vips.iter().any(|v| v.retired && v.reset);
         Snapshot {
             generation,
             mac: cfg.node.mac,
@@ -376,7 +377,10 @@ impl Snapshot {
     #[inline]
     pub fn resets(&self, vip: u16, backend: u32) -> bool {
         self.backends.get(backend as usize).is_some_and(|b| b.reset)
-            || self.vips.get(vip as usize).is_some_and(|v| v.retired && v.reset)
+            || self
+                .vips
+                .get(vip as usize)
+                .is_some_and(|v| v.retired && v.reset)
     }
 
     /// Whether any VIP proxies its handshakes (workers then set up the
@@ -526,7 +530,11 @@ mod tests {
                 )
             })
             .collect();
-        let pairs: Vec<_> = keys.iter().enumerate().map(|(i, k)| (*k, i as u16)).collect();
+        let pairs: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u16))
+            .collect();
         let m = VipMap::new(&pairs);
         for (i, (a, p, pr)) in keys.iter().enumerate() {
             assert_eq!(m.get(a, *p, *pr), Some(i as u16));

@@ -106,7 +106,13 @@ fn client_data(client: Addr, sport: u16) -> Vec<u8> {
     )
 }
 
-fn run_replay(cfg: &Path, input: &Path, out: &Path, stats: &Path, extra: &[&str]) -> serde_json::Value {
+fn run_replay(
+    cfg: &Path,
+    input: &Path,
+    out: &Path,
+    stats: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
     let o = bin()
         .args(["replay", "--no-progress", "-c"])
         .arg(cfg)
@@ -134,7 +140,10 @@ fn reloaded_text() -> String {
     let t = rampart::fixtures::CONFIG_TEXT;
     let old11 = "address = \"198.18.1.11\"\nport = 8080\nweight = 1";
     let old12 = "address = \"198.18.1.12\"\nport = 8080\nweight = 1";
-    assert!(t.contains(old11) && t.contains(old12), "configs/rampart.toml changed shape");
+    assert!(
+        t.contains(old11) && t.contains(old12),
+        "configs/rampart.toml changed shape"
+    );
     t.replace(old11, "address = \"198.18.1.14\"\nport = 8080\nweight = 1")
         .replace(old12, "address = \"198.18.1.12\"\nport = 8080\nweight = 3")
 }
@@ -201,7 +210,10 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
         // The old table decided the SYN; the connection keeps that backend.
         let old_pick = old_snap.which_backend(&key(old_client(i as u16))).unwrap();
         assert_eq!(before, old_pick.key.addr, "client {i} before the reload");
-        assert_eq!(after, before, "client {i}: established flow moved at the reload");
+        assert_eq!(
+            after, before,
+            "client {i}: established flow moved at the reload"
+        );
         kept_on_removed += usize::from(before == removed);
         // A new connection follows the new table.
         let new_pick = new_snap.which_backend(&key(new_client(i as u16))).unwrap();
@@ -209,16 +221,30 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
         assert_ne!(fresh, removed, "new client {i} went to the removed backend");
         new_on_added += usize::from(fresh == added);
     }
-    assert!(kept_on_removed > 20, "only {kept_on_removed} flows were on the removed backend");
-    assert!(new_on_added > 20, "only {new_on_added} new flows on the added backend");
+    assert!(
+        kept_on_removed > 20,
+        "only {kept_on_removed} flows were on the removed backend"
+    );
+    assert!(
+        new_on_added > 20,
+        "only {new_on_added} new flows on the added backend"
+    );
     // The re-weighted backend now takes 3/6 of new flows instead of 1/4.
     let on12 = (0..usize::from(n))
         .filter(|i| tcp_fields(&outf[usize::from(n) + 2 * i + 1]).0 == a("198.18.1.12"))
         .count();
-    assert!(on12 > 110, "198.18.1.12 got {on12} of {n} new flows at weight 3 of 6");
+    assert!(
+        on12 > 110,
+        "198.18.1.12 got {on12} of {n} new flows at weight 3 of 6"
+    );
 
     // The removed backend is still counted, as drained, in the stats.
-    let web = s["vips"].as_array().unwrap().iter().find(|v| v["name"] == "web").unwrap();
+    let web = s["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "web")
+        .unwrap();
     let addrs: Vec<_> = web["backends"]
         .as_array()
         .unwrap()
@@ -228,12 +254,152 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
     assert_eq!(addrs, ["198.18.1.14", "198.18.1.12", "198.18.1.13"]);
 }
 
+/// The shipped config without VIP `web`, with `extra` prepended.
+fn without_web(extra: &str) -> String {
+    let t = rampart::fixtures::CONFIG_TEXT;
+    let name = t.find("name = \"web\"\n").unwrap();
+    let start = t[..name].rfind("[[vip]]").unwrap();
+    let end = name + t[name..].find("[[vip]]").unwrap();
+    format!("{extra}\n{}{}", &t[..start], &t[end..])
+}
+
+/// A reload that removes VIP `web`, or one of its backends, under each
+/// policy: `drain` keeps the connections until their timeout, `reset`
+/// answers a client's next segment with a RST and forgets the entry; new
+/// connections to a removed VIP are dropped as `vip_removed`.
+#[test]
+fn removed_vips_and_backends_drain_or_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart::fixtures::CONFIG_PATH);
+    let n = 100u16;
+    let client = |i: u16| (Addr::from_v4([198, 18, 62, (i % 250) as u8]), 20000 + i);
+    let mut frames = Vec::new();
+    let mut ts = T0;
+    for i in 0..n {
+        let (c, p) = client(i);
+        frames.push((ts, client_syn(c, p)));
+        ts += MS;
+    }
+    for i in 0..n {
+        let (c, p) = client(i);
+        frames.push((ts, client_data(c, p)));
+        frames.push((
+            ts,
+            client_syn(Addr::from_v4([198, 18, 63, (i % 250) as u8]), 30000 + i),
+        ));
+        ts += MS;
+    }
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, &frames);
+    let old_snap = Snapshot::build(&config::parse(rampart::fixtures::CONFIG_TEXT, "old").unwrap());
+    let on11: Vec<bool> = (0..n)
+        .map(|i| {
+            let (c, p) = client(i);
+            let k = FlowKey {
+                src: c,
+                dst: VIP,
+                sport: p,
+                dport: 80,
+                proto: proto::TCP,
+            };
+            old_snap.which_backend(&k).unwrap().key.addr == a("198.18.1.11")
+        })
+        .collect();
+    let moved = on11.iter().filter(|x| **x).count() as u64;
+    assert!(moved > 10);
+
+    let cases = [
+        ("vip-drain", without_web("")),
+        (
+            "vip-reset",
+            without_web("[control]\nremoved_vip = \"reset\"\n"),
+        ),
+        (
+            "backend-reset",
+            format!(
+                "[control]\nremoved_backend = \"reset\"\n\n{}",
+                reloaded_text()
+            ),
+        ),
+    ];
+    for (name, text) in cases {
+        let new_cfg = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&new_cfg, &text).unwrap();
+        let out = dir.path().join(format!("{name}.pcap"));
+        let stats = dir.path().join(format!("{name}.json"));
+        let reload = format!("{n}:{}", new_cfg.display());
+        let s = run_replay(&old_cfg, &input, &out, &stats, &["--reload", &reload]);
+        let outf = read_pcap(&out);
+        let n64 = u64::from(n);
+        match name {
+            "vip-drain" => {
+                // Established flows go on to their backends; new ones are refused.
+                assert_eq!(s["dropped"]["vip_removed"], n64, "{s:#}");
+                assert_eq!(s["tx_packets"], 2 * n64);
+                for i in 0..usize::from(n) {
+                    assert_eq!(
+                        tcp_fields(&outf[usize::from(n) + i]).0,
+                        tcp_fields(&outf[i]).0
+                    );
+                }
+                let web = s["vips"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["name"] == "web")
+                    .unwrap();
+                assert_eq!(web["retired"], true);
+            }
+            "vip-reset" => {
+                // Each client's data segment comes back as a RST from the VIP.
+                assert_eq!(s["dropped"]["vip_removed"], n64, "{s:#}");
+                assert_eq!(s["events"]["conn_resets"], n64);
+                assert_eq!(s["connections"]["active"], 0);
+                for i in 0..usize::from(n) {
+                    let (dst, dport, flags, src) = tcp_fields(&outf[usize::from(n) + i]);
+                    let (c, p) = client(i as u16);
+                    assert_eq!(
+                        (dst, dport, flags, src),
+                        (c, p, tcp_flags::RST, VIP),
+                        "client {i}"
+                    );
+                    let f = &outf[usize::from(n) + i];
+                    let seq = u32::from_be_bytes([f[38], f[39], f[40], f[41]]);
+                    assert_eq!(seq, 5001, "the RST sits at the client's ack");
+                }
+            }
+            _ => {
+                // Only the flows on the removed backend are reset; the
+                // others go on, and new flows follow the new table.
+                assert_eq!(s["events"]["conn_resets"], moved, "{s:#}");
+                assert_eq!(s["dropped_total"], 0);
+                let mut k = usize::from(n);
+                for (i, was11) in on11.iter().enumerate() {
+                    let (dst, _, flags, src) = tcp_fields(&outf[k]);
+                    if *was11 {
+                        assert_eq!((flags, src), (tcp_flags::RST, VIP), "client {i}");
+                    } else {
+                        assert_eq!(dst, tcp_fields(&outf[i]).0, "client {i}");
+                    }
+                    k += 2;
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let old_cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart::fixtures::CONFIG_PATH);
     let input = dir.path().join("in.pcap");
-    write_pcap(&input, &[(T0, client_syn(a("198.18.60.1"), 2000)), (T0 + MS, client_syn(a("198.18.60.2"), 2000))]);
+    write_pcap(
+        &input,
+        &[
+            (T0, client_syn(a("198.18.60.1"), 2000)),
+            (T0 + MS, client_syn(a("198.18.60.2"), 2000)),
+        ],
+    );
 
     let bigger = dir.path().join("bigger.toml");
     std::fs::write(
@@ -273,7 +439,10 @@ fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     let want = format!("{}:", broken.display());
-    assert!(err.contains(&want) && err.contains("table_size: 65536 is not prime"), "{err}");
+    assert!(
+        err.contains(&want) && err.contains("table_size: 65536 is not prime"),
+        "{err}"
+    );
 }
 
 // ---- health checks from probe replies in a capture -------------------------
@@ -408,7 +577,9 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
     let mut orders = Vec::new();
     let mut expected = Vec::new();
     let (mut probes, mut opens) = (0, 0);
-    let mut schedule = |t: u64, orders: &mut Vec<(u16, ProbeOrder)>, replies: &mut Vec<(u64, ProbeOrder, Answer)>| {
+    let mut schedule = |t: u64,
+                        orders: &mut Vec<(u16, ProbeOrder)>,
+                        replies: &mut Vec<(u64, ProbeOrder, Answer)>| {
         for (_, o) in orders.drain(..) {
             probes += 1;
             let nth = sent.entry(o.dst).or_default();
@@ -440,7 +611,10 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
             }
             schedule(rt, &mut orders, &mut replies);
         }
-        frames.push((t, client_syn(Addr::from_v4([198, 18, 70, (k % 250) as u8]), 40000 + k)));
+        frames.push((
+            t,
+            client_syn(Addr::from_v4([198, 18, 70, (k % 250) as u8]), 40000 + k),
+        ));
         for tr in sim.poll(t, &mut orders) {
             expected.push((t, tr));
         }
@@ -453,7 +627,9 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
         .collect();
     assert_eq!(b12.len(), 2, "{expected:?}");
     assert!(!b12[0].1.up && b12[1].1.up);
-    assert!(expected.iter().all(|(_, tr)| tr.key.addr == a("198.18.1.12")));
+    assert!(expected
+        .iter()
+        .all(|(_, tr)| tr.key.addr == a("198.18.1.12")));
 
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("health.toml");
@@ -473,7 +649,10 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
         assert_eq!(e["up"], tr.up);
         assert_eq!(e["reason"], tr.reason.as_str());
     }
-    assert!(events[0]["reason"].as_str().unwrap().contains("refused"), "{events:?}");
+    assert!(
+        events[0]["reason"].as_str().unwrap().contains("refused"),
+        "{events:?}"
+    );
     assert_eq!(s["events"]["probes_sent"], probes, "{s:#}");
     assert_eq!(s["events"]["probes_open"], opens);
     // Every probe reply was taken by the prober, nothing dropped.
@@ -483,9 +662,19 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
     // address; no new connection to 198.18.1.12 while it was down.
     let (t_down, t_up) = (b12[0].0, b12[1].0);
     let outf = read_pcap(&out);
-    let from_node: Vec<_> = outf.iter().map(|f| tcp_fields(f)).filter(|x| x.3 == NODE).collect();
-    assert_eq!(from_node.iter().filter(|x| x.2 == tcp_flags::SYN).count(), probes);
-    assert_eq!(from_node.iter().filter(|x| x.2 == tcp_flags::RST).count(), opens);
+    let from_node: Vec<_> = outf
+        .iter()
+        .map(|f| tcp_fields(f))
+        .filter(|x| x.3 == NODE)
+        .collect();
+    assert_eq!(
+        from_node.iter().filter(|x| x.2 == tcp_flags::SYN).count(),
+        probes
+    );
+    assert_eq!(
+        from_node.iter().filter(|x| x.2 == tcp_flags::RST).count(),
+        opens
+    );
     let mut conns = (0, 0, 0);
     for (ts, f) in &frames {
         let (dst, dport, flags, _) = tcp_fields(f);
@@ -509,5 +698,8 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
         }
     }
     assert!(conns.1 > 20, "{conns:?}");
-    assert!(conns.2 > 5, "198.18.1.12 got no connection after it came back: {conns:?}");
+    assert!(
+        conns.2 > 5,
+        "198.18.1.12 got no connection after it came back: {conns:?}"
+    );
 }

@@ -237,17 +237,21 @@ impl ControlLink {
 
     /// Asks every worker for its connections and waits for their answers
     /// (each answers between two bursts) up to `wait`; returns what came.
-    pub fn conns(&self, vip: Option<u16>, limit: u32, wait: std::time::Duration) -> Vec<ConnsChunk> {
+    pub fn conns(
+        &self,
+        vip: Option<u16>,
+        limit: u32,
+        wait: std::time::Duration,
+    ) -> Vec<ConnsChunk> {
         let (tx, rx) = channel::unbounded();
         let mut asked = 0;
         for o in &self.orders {
-            if o
-                .send(ToWorker::Conns {
-                    vip,
-                    limit,
-                    reply: tx.clone(),
-                })
-                .is_ok()
+            if o.send(ToWorker::Conns {
+                vip,
+                limit,
+                reply: tx.clone(),
+            })
+            .is_ok()
             {
                 asked += 1;
             }

@@ -26,8 +26,12 @@ pub enum Request {
     /// Adds a VIP. Keys and values as in a `[[vip]]` table of the config
     /// file (`name`, `address`, `port`, `protocol`, `mode`, ...), backends
     /// under `backend`.
-    VipAdd { vip: toml::Table },
-    VipDel { name: String },
+    VipAdd {
+        vip: toml::Table,
+    },
+    VipDel {
+        name: String,
+    },
     /// Adds `backend` ("ADDR:PORT", or "ADDR" for the VIP's port) to a VIP.
     BackendAdd {
         vip: String,
@@ -35,7 +39,10 @@ pub enum Request {
         #[serde(default)]
         weight: Option<u32>,
     },
-    BackendDel { vip: String, backend: String },
+    BackendDel {
+        vip: String,
+        backend: String,
+    },
     BackendWeight {
         vip: String,
         backend: String,
@@ -43,7 +50,10 @@ pub enum Request {
     },
     /// Operator override of a backend ("ADDR:PORT") on every VIP it serves:
     /// `up`, `down`, `drain`, or `clear` to hand it back to health checks.
-    BackendState { backend: String, state: String },
+    BackendState {
+        backend: String,
+        state: String,
+    },
     /// Connections, at most `limit` (default [`DEFAULT_CONNS_LIMIT`]).
     Conns {
         #[serde(default)]

@@ -250,7 +250,12 @@ impl Control {
     fn publish(&mut self) {
         self.generation += 1;
         let prev = self.store.load_full();
-        let snap = Snapshot::derive(&self.cfg, Some(&prev), |k| self.state_of(k), self.generation);
+        let snap = Snapshot::derive(
+            &self.cfg,
+            Some(&prev),
+            |k| self.state_of(k),
+            self.generation,
+        );
         self.store.store(Arc::new(snap));
     }
 
@@ -279,11 +284,7 @@ impl Control {
                 else {
                     continue;
                 };
-                let Some((id, info)) = snap
-                    .backends
-                    .iter()
-                    .enumerate()
-                    .find(|(_, x)| x.key == key)
+                let Some((id, info)) = snap.backends.iter().enumerate().find(|(_, x)| x.key == key)
                 else {
                     continue;
                 };
@@ -307,7 +308,12 @@ impl Control {
     }
 
     /// Takes `new` (validated) as the running config.
-    fn adopt(&mut self, mut new: Config, doc: toml::Table, now_ns: u64) -> Result<model::ReloadReport, ApiError> {
+    fn adopt(
+        &mut self,
+        mut new: Config,
+        doc: toml::Table,
+        now_ns: u64,
+    ) -> Result<model::ReloadReport, ApiError> {
         if new.synproxy.secret.is_none() {
             new.synproxy.secret = self.cfg.synproxy.secret;
         }
@@ -322,8 +328,16 @@ impl Control {
         let new_names = names(&new);
         let report = model::ReloadReport {
             generation: self.generation + 1,
-            vips_added: new_names.iter().filter(|n| !old_names.contains(n)).cloned().collect(),
-            vips_removed: old_names.iter().filter(|n| !new_names.contains(n)).cloned().collect(),
+            vips_added: new_names
+                .iter()
+                .filter(|n| !old_names.contains(n))
+                .cloned()
+                .collect(),
+            vips_removed: old_names
+                .iter()
+                .filter(|n| !new_names.contains(n))
+                .cloned()
+                .collect(),
             vips_changed: new
                 .vips
                 .iter()
@@ -378,7 +392,12 @@ impl Control {
     }
 
     /// Replaces the running config with `cfg` (a replay's scheduled reload).
-    pub fn reload_with(&mut self, cfg: Config, text: &str, now_ns: u64) -> Result<model::ReloadReport, ApiError> {
+    pub fn reload_with(
+        &mut self,
+        cfg: Config,
+        text: &str,
+        now_ns: u64,
+    ) -> Result<model::ReloadReport, ApiError> {
         let doc: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| err(code::INVALID_CONFIG, e.to_string()))?;
@@ -394,7 +413,11 @@ impl Control {
     }
 
     /// Validates an edited TOML tree as a config file and adopts it.
-    fn apply_doc(&mut self, doc: toml::Table, now_ns: u64) -> Result<model::ReloadReport, ApiError> {
+    fn apply_doc(
+        &mut self,
+        doc: toml::Table,
+        now_ns: u64,
+    ) -> Result<model::ReloadReport, ApiError> {
         let text = toml::to_string(&doc).map_err(|e| err(code::FAILED, e.to_string()))?;
         let cfg = config::parse(&text, "request").map_err(|e| {
             let msg = match e.key() {
@@ -479,16 +502,22 @@ impl Control {
             Request::BackendState { backend, state } => {
                 let (addr, port) = parse_backend(&backend)?;
                 let Some(port) = port else {
-                    return Err(err(code::BAD_REQUEST, format!("`{backend}`: give the backend as ADDR:PORT")));
+                    return Err(err(
+                        code::BAD_REQUEST,
+                        format!("`{backend}`: give the backend as ADDR:PORT"),
+                    ));
                 };
                 let key = BackendKey { addr, port };
-                let known = self
-                    .cfg
-                    .vips
-                    .iter()
-                    .any(|v| v.backends.iter().any(|b| b.address == addr && b.port == port));
+                let known = self.cfg.vips.iter().any(|v| {
+                    v.backends
+                        .iter()
+                        .any(|b| b.address == addr && b.port == port)
+                });
                 if !known {
-                    return Err(err(code::NOT_FOUND, format!("no VIP has backend {backend}")));
+                    return Err(err(
+                        code::NOT_FOUND,
+                        format!("no VIP has backend {backend}"),
+                    ));
                 }
                 let name = endpoint(&addr, port);
                 if state == "clear" {
@@ -505,7 +534,9 @@ impl Control {
                     log::info!("backend {name} set {} by the operator", s.name());
                 }
                 self.publish();
-                Ok(serde_json::json!({ "backend": name, "state": self.state_of(&key).name(), "generation": self.generation }))
+                Ok(
+                    serde_json::json!({ "backend": name, "state": self.state_of(&key).name(), "generation": self.generation }),
+                )
             }
         }
     }
@@ -522,7 +553,11 @@ impl Control {
             .ok_or_else(|| err(code::NOT_FOUND, format!("no VIP named `{vip}`")))?;
         let (addr, port) = parse_backend(backend)?;
         let port = port.unwrap_or(v.port);
-        if !v.backends.iter().any(|b| b.address == addr && b.port == port) {
+        if !v
+            .backends
+            .iter()
+            .any(|b| b.address == addr && b.port == port)
+        {
             return Err(err(
                 code::NOT_FOUND,
                 format!("VIP `{vip}` has no backend {}", endpoint(&addr, port)),
@@ -596,7 +631,8 @@ impl Control {
                 snap.vips
                     .iter()
                     .position(|v| v.name == name)
-                    .ok_or_else(|| err(code::NOT_FOUND, format!("no VIP named `{name}`")))? as u16,
+                    .ok_or_else(|| err(code::NOT_FOUND, format!("no VIP named `{name}`")))?
+                    as u16,
             ),
             None => None,
         };
@@ -639,7 +675,11 @@ impl Control {
     }
 
     fn sample_rates(&mut self, now: Instant) {
-        if self.rates.at.is_some_and(|t| now.duration_since(t) < RATE_PERIOD) {
+        if self
+            .rates
+            .at
+            .is_some_and(|t| now.duration_since(t) < RATE_PERIOD)
+        {
             return;
         }
         let published = self.link.published();
@@ -709,11 +749,21 @@ impl Control {
                         new_conns_per_sec: rate(&self.rates.worker_rate, w),
                         drops: DropReason::ALL
                             .iter()
-                            .map(|r| (r.name().to_string(), s.drops.get(*r as usize).copied().unwrap_or(0)))
+                            .map(|r| {
+                                (
+                                    r.name().to_string(),
+                                    s.drops.get(*r as usize).copied().unwrap_or(0),
+                                )
+                            })
                             .collect(),
                         events: Event::ALL
                             .iter()
-                            .map(|e| (e.name().to_string(), s.events.get(*e as usize).copied().unwrap_or(0)))
+                            .map(|e| {
+                                (
+                                    e.name().to_string(),
+                                    s.events.get(*e as usize).copied().unwrap_or(0),
+                                )
+                            })
                             .collect(),
                     }
                 })
@@ -724,7 +774,10 @@ impl Control {
                 .enumerate()
                 .map(|(i, v)| {
                     let c = vips.get(i).copied().unwrap_or_default();
-                    let live = v.backends.iter().filter(|b| snap.backends.get(**b as usize).is_some());
+                    let live = v
+                        .backends
+                        .iter()
+                        .filter(|b| snap.backends.get(**b as usize).is_some());
                     model::VipReport {
                         name: v.name.clone(),
                         address: endpoint(&v.addr, v.port),
@@ -828,7 +881,11 @@ fn parse_backend(s: &str) -> Result<(Addr, Option<u16>), ApiError> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Ok((Addr::from(sa.ip()), Some(sa.port())));
     }
-    if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return Ok((Addr::from(ip), None));
     }
     Err(err(

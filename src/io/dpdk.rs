@@ -38,8 +38,8 @@ use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueu
 use super::route::Routes;
 use super::{steer, PacketIo};
 use crate::buf::PacketBuf;
-use crate::flow::FlowDesc;
 use crate::control::link::SnapshotStore;
+use crate::flow::FlowDesc;
 
 impl PacketBuf for Mbuf {
     #[inline]
