@@ -234,7 +234,12 @@ fn rampart(
     workload: usize,
 ) -> Result<f64, String> {
     let cfg = dir.join(format!("bench-{workload}.toml"));
-    let mut text = fixtures::CONFIG_TEXT.to_string();
+    // No control socket or metrics listener: a bench must not collide with
+    // a rampart already running on this box.
+    let mut text = format!(
+        "[control]\nsocket = \"\"\nprometheus = \"\"\n\n{}",
+        fixtures::CONFIG_TEXT
+    );
     let _ = write!(
         text,
         "\n[dpdk]\nworkers = 1\nlcores = [{}]\ncontrol_lcore = {}\nmempool_size = {}\nmempool_cache = 256\nstats_interval = 1\nidle_exit_ms = 0\n\n[[port]]\nname = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n",
@@ -245,6 +250,8 @@ fn rampart(
     );
     std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
     let mut cmd = Command::new(&o.exe);
+    // The rate lines are logged at info.
+    cmd.env("RUST_LOG", "info");
     cmd.arg("run")
         .arg("--config")
         .arg(&cfg)
@@ -263,7 +270,7 @@ fn rampart(
     let log = log?;
     let samples: Vec<f64> = log
         .lines()
-        .filter_map(|l| l.strip_prefix("rate  rx "))
+        .filter_map(|l| Some(&l[l.find("rate  rx ")? + "rate  rx ".len()..]))
         .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .collect();
     median_after_warmup(&samples)

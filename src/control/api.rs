@@ -430,7 +430,24 @@ fn parse_request(line: &[u8]) -> Result<Request, String> {
             json_kind(&value)
         ));
     }
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    let given: Vec<String> = value
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let req: Request = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    // serde does not apply `deny_unknown_fields` to the argument-less
+    // commands (`status`, `vip_list`, `stats`, `reload`) of an internally
+    // tagged enum: check every key against the request's own fields.
+    if let Ok(Value::Object(known)) = serde_json::to_value(&req) {
+        if let Some(k) = given.iter().find(|k| !known.contains_key(k.as_str())) {
+            return Err(format!("unknown field `{k}` for `{}`", cmd_name(&known)));
+        }
+    }
+    Ok(req)
+}
+
+fn cmd_name(fields: &serde_json::Map<String, Value>) -> &str {
+    fields.get("cmd").and_then(Value::as_str).unwrap_or("?")
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -586,7 +603,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let srv = server(&dir);
         let mut c = Client::connect(srv.path());
-        let cases: [(&[u8], &str); 7] = [
+        let cases: [(&[u8], &str); 9] = [
             (b"\x00\x01garbage}\n", "not JSON"),
             (b"\"\xff\xfe\"\n", "not UTF-8"),
             (b"[]\n", "must be a JSON object"),
@@ -596,6 +613,11 @@ mod tests {
             (
                 b"{\"cmd\":\"vip_del\",\"name\":\"web\",\"x\":1}\n",
                 "unknown field `x`",
+            ),
+            (b"{\"cmd\":\"status\",\"x\":1}\n", "unknown field `x`"),
+            (
+                b"{\"cmd\":\"reload\",\"force\":true}\n",
+                "unknown field `force` for `reload`",
             ),
         ];
         for (line, want) in cases {

@@ -420,9 +420,12 @@ impl Control {
     ) -> Result<model::ReloadReport, ApiError> {
         let text = toml::to_string(&doc).map_err(|e| err(code::FAILED, e.to_string()))?;
         let cfg = config::parse(&text, "request").map_err(|e| {
+            // Line numbers would point into the generated text, not the
+            // operator's file: they go.
+            let text = without_line_refs(e.message());
             let msg = match e.key() {
-                Some(k) => format!("{k}: {}", e.message()),
-                None => e.message().to_string(),
+                Some(k) => format!("{k}: {text}"),
+                None => text,
             };
             err(code::INVALID_CONFIG, msg)
         })?;
@@ -842,8 +845,42 @@ fn add_counts(acc: &mut Vec<u64>, c: &[FlowCounters]) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_references_are_dropped() {
+        assert_eq!(
+            super::without_line_refs("already served by VIP `web` (line 37)"),
+            "already served by VIP `web`"
+        );
+        assert_eq!(
+            super::without_line_refs("a (line x) b (line 2) c"),
+            "a (line x) b c"
+        );
+    }
+}
+
 fn state_name(s: ConnState) -> &'static str {
     s.name()
+}
+
+/// `msg` without its " (line N)" references.
+fn without_line_refs(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(" (line ") {
+        let tail = &rest[i + " (line ".len()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..i]);
+        if digits > 0 && tail.as_bytes().get(digits) == Some(&b')') {
+            rest = &tail[digits + 1..];
+        } else {
+            out.push_str(" (line ");
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What a reload cannot change in a running process, or `None`.
