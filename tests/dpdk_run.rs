@@ -11,6 +11,11 @@
 //! - SIGINT and SIGTERM stop a run that never ends by itself (an
 //!   `infinite_rx` vdev): exit 0, summary printed.
 //! - Start-up failures end in one line with a hint, never a panic.
+//! - The control thread: `rampart ctl` over the API socket and /metrics see
+//!   the traffic, SIGHUP reloads the config file (an invalid one is
+//!   refused and the running config stays), `ctl reload` too, and the
+//!   socket is gone after SIGINT; a control socket or metrics port it
+//!   cannot take ends the start in one line naming it.
 //! - On a live port (net_af_packet on a veth, in network namespaces that
 //!   tests/netns/af_packet.sh creates and deletes) it answers the client's
 //!   ARP for the VIP and forwards real kernel TCP to a backend and back.
@@ -126,9 +131,23 @@ mod dpdk {
             .collect()
     }
 
-    /// `base` (a config file) plus a [dpdk] section and the given ports.
+    /// `[control]` of every run but the control API's own tests: neither
+    /// the API socket nor the metrics listener, whose defaults
+    /// (/run/rampart/rampart.sock, 127.0.0.1:9185) one run at a time can
+    /// hold; tests run in parallel.
+    const NO_CONTROL: &str = "socket = \"\"\nprometheus = \"\"\n";
+
+    /// `base` (a config file) plus a [dpdk] section and the given ports,
+    /// with the control API and metrics off.
     fn config_with(base: &Path, dpdk: &str, ports: &[String], out: &Path) {
+        config_with_control(base, NO_CONTROL, dpdk, ports, out);
+    }
+
+    /// `base` plus a [control] section, a [dpdk] section and the ports.
+    fn config_with_control(base: &Path, control: &str, dpdk: &str, ports: &[String], out: &Path) {
         let mut text = std::fs::read_to_string(base).unwrap();
+        text.push_str("\n[control]\n");
+        text.push_str(control);
         text.push_str("\n[dpdk]\n");
         text.push_str(dpdk);
         for p in ports {
@@ -580,7 +599,9 @@ port = 8443
             &cfg,
         );
         let mut cmd = bin();
-        cmd.arg("run")
+        // The rate lines are logged at info (to stderr).
+        cmd.env("RUST_LOG", "info")
+            .arg("run")
             .arg("--config")
             .arg(&cfg)
             .arg("--")
@@ -613,16 +634,16 @@ port = 8443
         let o = child.wait_with_output().unwrap();
         remove_runtime_dir(tag);
         let stdout = String::from_utf8_lossy(&o.stdout);
+        let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(
             status.success(),
-            "SIG{signal}: exit {status}\n{stdout}\n{}",
-            String::from_utf8_lossy(&o.stderr)
+            "SIG{signal}: exit {status}\n{stdout}\n{stderr}"
         );
         assert!(stdout.contains("clock monotonic"), "{stdout}");
         assert!(stdout.contains("stopped: signal"), "{stdout}");
         assert!(
-            stdout.contains("rate  rx"),
-            "a rate line every second: {stdout}"
+            stderr.contains("rate  rx"),
+            "a rate line every second: {stderr}"
         );
         let rx: u64 = stdout
             .lines()
@@ -838,6 +859,549 @@ port = 8443
             .args(eal_args("clock"));
         let o = run_bounded(cmd, Duration::from_secs(30));
         fails_with(&o, "--clock packets needs capture timestamps");
+    }
+
+    // ---- the control thread: API socket, /metrics, reloads ------------------
+
+    /// A `rampart run` in the background. Its stdout comes line by line
+    /// through a channel (and is kept), its stderr is collected; dropped, it
+    /// kills a run still going (a failed assertion must not leave it
+    /// forwarding) and removes EAL's runtime directory.
+    struct Background {
+        child: std::process::Child,
+        tag: String,
+        lines: std::sync::mpsc::Receiver<String>,
+        stdout: Vec<String>,
+        stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    }
+
+    impl Background {
+        fn spawn(mut cmd: Command, tag: &str) -> Background {
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn rampart");
+            let out = child.stdout.take().expect("stdout");
+            let mut err = child.stderr.take().expect("stderr");
+            let (tx, lines) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let stderr = std::thread::spawn(move || {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut err, &mut b).ok();
+                b
+            });
+            Background {
+                child,
+                tag: tag.to_string(),
+                lines,
+                stdout: Vec::new(),
+                stderr: Some(stderr),
+            }
+        }
+
+        fn signal(&self, sig: libc::c_int) {
+            let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+            // SAFETY: kill(2) with our own child's pid (not yet reaped, so
+            // the pid cannot have been reused) and a plain signal number.
+            let rc = unsafe { libc::kill(pid, sig) };
+            assert_eq!(rc, 0, "kill({pid}, {sig})");
+        }
+
+        /// The first stdout line containing `want`, waiting at most `limit`.
+        fn line_with(&mut self, want: &str, limit: Duration) -> String {
+            let deadline = Instant::now() + limit;
+            if let Some(l) = self.stdout.iter().find(|l| l.contains(want)) {
+                return l.clone();
+            }
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.lines.recv_timeout(left) {
+                    Ok(l) => {
+                        self.stdout.push(l.clone());
+                        if l.contains(want) {
+                            return l;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        panic!(
+                            "no `{want}` on stdout within {limit:?}:\n{}",
+                            self.stdout.join("\n")
+                        )
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        let (status, out, err) = self.finish(Duration::from_secs(20));
+                        panic!("rampart run ended ({status}) before `{want}`:\n{out}\n{err}");
+                    }
+                }
+            }
+        }
+
+        /// Waits (at most `limit`, then kills it and fails) for the exit;
+        /// returns the status, the whole stdout and the stderr.
+        fn finish(&mut self, limit: Duration) -> (std::process::ExitStatus, String, String) {
+            let deadline = Instant::now() + limit;
+            let status = loop {
+                if let Some(s) = self.child.try_wait().expect("wait") {
+                    break s;
+                }
+                if Instant::now() > deadline {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("rampart run did not stop within {limit:?}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            // The process is gone: the pipes are at their end.
+            while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                self.stdout.push(l);
+            }
+            let err = self
+                .stderr
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_default();
+            (
+                status,
+                self.stdout.join("\n"),
+                String::from_utf8_lossy(&err).to_string(),
+            )
+        }
+    }
+
+    impl Drop for Background {
+        fn drop(&mut self) {
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+            remove_runtime_dir(&self.tag);
+        }
+    }
+
+    /// `rampart ctl --socket SOCK ARGS`, bounded.
+    fn ctl(sock: &Path, args: &[&str]) -> Output {
+        let mut cmd = bin();
+        cmd.arg("ctl").arg("--socket").arg(sock).args(args);
+        run_bounded(cmd, Duration::from_secs(30))
+    }
+
+    /// `rampart ctl ... --json`: the result, which must have come.
+    fn ctl_json(sock: &Path, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let o = ctl(sock, &all);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "ctl {args:?}: {}\n{out}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ctl {args:?}: {e}: {out}"))
+    }
+
+    /// Asks `status` until `done` holds, for at most `limit`; the status
+    /// that satisfied it.
+    fn status_until(
+        sock: &Path,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = ctl_json(sock, &["status"]);
+            if done(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what} within {limit:?}: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `GET /metrics` from `addr`, parsed as the Prometheus text format.
+    fn scrape(addr: &str) -> prometheus_parse::Scrape {
+        use std::io::{Read, Write};
+        let sa: std::net::SocketAddr = addr.parse().unwrap();
+        let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        // One request per connection: the server closes after the answer.
+        let mut text = String::new();
+        s.read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("reading /metrics: {e}"));
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+            .unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    /// The sum of every sample of `metric` (over its labels).
+    fn metric_sum(s: &prometheus_parse::Scrape, metric: &str) -> f64 {
+        use prometheus_parse::Value;
+        let v: Vec<f64> = s
+            .samples
+            .iter()
+            .filter(|x| x.metric == metric)
+            .map(|x| match x.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+                ref other => panic!("{metric}: {other:?}"),
+            })
+            .collect();
+        assert!(!v.is_empty(), "no {metric} in the scrape");
+        v.iter().sum()
+    }
+
+    /// A TCP port on 127.0.0.1 nobody listens on right now
+    /// (`control.prometheus` refuses port 0).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    }
+
+    /// A VIP the reloads add (198.18.100.200:8080, one backend of weight
+    /// `weight`), in the file after the reference config's nine VIPs.
+    fn added_vip(weight: u32) -> String {
+        format!(
+            "\n[[vip]]\nname = \"added\"\naddress = \"198.18.100.200\"\nport = 8080\nprotocol = \"tcp\"\nmode = \"nat\"\n\n[[vip.backend]]\naddress = \"198.18.1.13\"\nport = 8080\nweight = {weight}\n"
+        )
+    }
+
+    /// `rampart run` on an endless vdev with the control API on a socket in
+    /// a temporary directory and /metrics on a loopback port: `ctl status`
+    /// and /metrics see the traffic; SIGHUP reloads the edited file (the
+    /// new VIP shows in `ctl vip list`), refuses an invalid one and keeps
+    /// the running config (the refusal names the file and the key); `ctl
+    /// reload` re-reads it; SIGINT ends the run with the socket removed and
+    /// the reloads in the summary.
+    #[test]
+    fn run_serves_ctl_metrics_and_reloads_on_sighup() {
+        let tag = "ctl";
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("ctl.sock");
+        let prom = format!("127.0.0.1:{}", free_port());
+        let control = format!("socket = \"{}\"\nprometheus = \"{prom}\"\n", sock.display());
+        let port = format!(
+            "net_pcap0,rx_pcap={},infinite_rx=1",
+            root().join("pcap-fixtures/nat-v4.in.pcap").display()
+        );
+        let reference = std::fs::read_to_string(root().join(fixtures::CONFIG_PATH)).unwrap();
+        let base = dir.path().join("base.toml");
+        let cfg = dir.path().join("ctl.toml");
+        // The file rampart reads: the reference config plus `extra` VIPs,
+        // with the same [control], [dpdk] and [[port]] every time.
+        let write_cfg = |extra: &str| {
+            std::fs::write(&base, format!("{reference}{extra}")).unwrap();
+            config_with_control(
+                &base,
+                &control,
+                "mempool_size = 4095\nstats_interval = 0\n",
+                std::slice::from_ref(&port),
+                &cfg,
+            );
+        };
+        write_cfg("");
+        let json = dir.path().join("ctl.json");
+        let mut cmd = bin();
+        // Reloads are logged at info.
+        cmd.env("RUST_LOG", "info")
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--stats-json")
+            .arg(&json)
+            .arg("--")
+            .args(eal_args(tag));
+        let started = Instant::now();
+        let mut run = Background::spawn(cmd, tag);
+        let line = run.line_with("  prometheus http://", Duration::from_secs(20));
+        let addr = line
+            .trim()
+            .strip_prefix("prometheus http://")
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string();
+        assert_eq!(addr, prom, "{line}");
+        let sock_line = format!("  control socket {}", sock.display());
+        assert!(
+            run.stdout.contains(&sock_line),
+            "{sock_line}: {:?}",
+            run.stdout
+        );
+        {
+            use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+            let meta = std::fs::symlink_metadata(&sock).expect("the socket is in place");
+            assert!(meta.file_type().is_socket());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "owner only");
+        }
+        let up = started.elapsed();
+
+        // Status: one worker, the generation of the start, traffic.
+        let s0 = ctl_json(&sock, &["status"]);
+        assert!(s0["workers"].as_u64() >= Some(1), "{s0}");
+        assert_eq!(s0["generation"], 0, "{s0}");
+        assert_eq!(s0["reloads"], 0, "{s0}");
+        assert_eq!(s0["config"], cfg.display().to_string(), "{s0}");
+        let rx0 = s0["rx_packets"].as_u64().expect("rx_packets");
+        status_until(&sock, Duration::from_secs(10), "rx_packets grows", |s| {
+            s["rx_packets"].as_u64() > Some(rx0.max(1))
+        });
+        let vips0 = ctl_json(&sock, &["vip", "list"]);
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .unwrap_or_else(|| panic!("vip list is an array: {v}"))
+                .iter()
+                .filter(|x| x["retired"] == false)
+                .map(|x| x["name"].as_str().unwrap_or("?").to_string())
+                .collect()
+        };
+        let names0 = names(&vips0);
+        assert!(names0.iter().any(|n| n == "web"), "{vips0}");
+        assert!(!names0.iter().any(|n| n == "added"), "{vips0}");
+
+        // The connections of the looping capture (VIP web, one worker) and
+        // the per-VIP counters.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let conns = loop {
+            let c = ctl_json(&sock, &["conns"]);
+            if c["total"].as_u64() >= Some(1) || Instant::now() > deadline {
+                break c;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let rows = conns["conns"].as_array().expect("conns rows");
+        assert!(!rows.is_empty(), "a connection of the capture: {conns}");
+        assert!(
+            rows.iter().all(|r| r["vip"] == "web" && r["worker"] == 0),
+            "{conns}"
+        );
+        let stats = ctl_json(&sock, &["stats"]);
+        assert!(
+            stats["workers"][0]["rx_packets"].as_u64() > Some(0),
+            "{stats}"
+        );
+        let web = stats["vips"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["name"] == "web"))
+            .unwrap_or_else(|| panic!("web in stats: {stats}"));
+        assert!(web["packets_in"].as_u64() > Some(0), "{web}");
+
+        // Metrics: the workers' rx counters, the generation.
+        let m = scrape(&addr);
+        assert!(
+            metric_sum(&m, "rampart_rx_packets_total") > 0.0,
+            "rx in /metrics"
+        );
+        assert_eq!(metric_sum(&m, "rampart_config_generation"), 0.0);
+
+        // SIGHUP with a new VIP in the file.
+        write_cfg(&added_vip(3));
+        run.signal(libc::SIGHUP);
+        let s1 = status_until(&sock, Duration::from_secs(20), "the SIGHUP reload", |s| {
+            s["reloads"] == 1 || s["reload_failures"] != 0
+        });
+        assert_eq!(s1["reload_failures"], 0, "{s1}");
+        assert!(s1["last_reload_error"].is_null(), "{s1}");
+        let gen1 = s1["generation"].as_u64().unwrap();
+        assert!(gen1 >= 1, "{s1}");
+        let vips1 = ctl_json(&sock, &["vip", "list"]);
+        let mut want = names0.clone();
+        want.push("added".to_string());
+        assert_eq!(names(&vips1), want, "{vips1}");
+        let added = vips1
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "added")
+            .unwrap();
+        assert_eq!(added["address"], "198.18.100.200:8080", "{added}");
+        assert_eq!(
+            added["backends"][0]["address"], "198.18.1.13:8080",
+            "{added}"
+        );
+        assert_eq!(added["backends"][0]["weight"], 3, "{added}");
+        assert_eq!(metric_sum(&scrape(&addr), "rampart_reloads_total"), 1.0);
+
+        // SIGHUP with an invalid file: refused, the running config stays.
+        write_cfg(&added_vip(70_000));
+        run.signal(libc::SIGHUP);
+        let s2 = status_until(&sock, Duration::from_secs(20), "the refusal", |s| {
+            s["reload_failures"] == 1
+        });
+        assert_eq!(s2["reloads"], 1, "{s2}");
+        assert_eq!(s2["generation"].as_u64(), Some(gen1), "{s2}");
+        let why = s2["last_reload_error"].as_str().unwrap_or_default();
+        assert!(
+            why.contains(&cfg.display().to_string()) && why.contains("vip[9].backend[0].weight"),
+            "the file and the key: {s2}"
+        );
+        assert_eq!(
+            ctl_json(&sock, &["vip", "list"]),
+            vips1,
+            "the running config stays"
+        );
+        assert_eq!(
+            metric_sum(&scrape(&addr), "rampart_reload_failures_total"),
+            1.0
+        );
+
+        // The reference file back, reloaded through the API: `added` goes.
+        write_cfg("");
+        let o = ctl(&sock, &["reload"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "ctl reload: {out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.starts_with("reloaded: generation ") && out.contains("removed added"),
+            "{out}"
+        );
+        let s3 = ctl_json(&sock, &["status"]);
+        assert_eq!(
+            (&s3["reloads"], &s3["reload_failures"]),
+            (&2.into(), &1.into()),
+            "{s3}"
+        );
+        assert!(s3["last_reload_error"].is_null(), "{s3}");
+        assert!(s3["generation"].as_u64() > Some(gen1), "{s3}");
+        assert_eq!(names(&ctl_json(&sock, &["vip", "list"])), names0);
+        assert!(
+            s3["rx_packets"].as_u64() > s0["rx_packets"].as_u64(),
+            "{s3}"
+        );
+
+        // SIGINT: exit 0, the socket gone, the reloads in the summary.
+        run.signal(libc::SIGINT);
+        let (status, stdout, stderr) = run.finish(Duration::from_secs(20));
+        let total = started.elapsed();
+        assert!(status.success(), "exit {status}\n{stdout}\n{stderr}");
+        assert!(stdout.contains("stopped: signal"), "{stdout}");
+        assert!(!sock.exists(), "the socket is removed at exit");
+        assert!(
+            stderr.contains("reloaded: generation 1,") && stderr.contains("added [added]"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("reload refused, the running config stays: ")
+                && stderr.contains("vip[9].backend[0].weight"),
+            "{stderr}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(doc["reloads"], 2, "{doc}");
+        assert_eq!(doc["health_events"], serde_json::json!([]), "{doc}");
+        assert!(
+            doc["rx_packets"].as_u64() >= s3["rx_packets"].as_u64(),
+            "{doc}"
+        );
+        eprintln!("control API up after {up:?}, whole run {total:?}");
+    }
+
+    /// The control listeners at start-up: a socket another process listens
+    /// on, or a path that is not a socket, is refused in one line naming
+    /// the path (and the other process keeps its socket); a taken metrics
+    /// port is refused with the address (the API socket that was already up
+    /// is removed again); a stale socket file nobody listens on is taken
+    /// over and removed at exit.
+    #[test]
+    fn run_refuses_control_listeners_it_cannot_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = root().join("pcap-fixtures/nat-v4.in.pcap");
+        let run = |tag: &str, control: &str| {
+            let cfg = dir.path().join(format!("{tag}.toml"));
+            let port = format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                input.display(),
+                dir.path().join(format!("{tag}.out.pcap")).display()
+            );
+            config_with_control(
+                &root().join(fixtures::CONFIG_PATH),
+                control,
+                TEST_DPDK,
+                &[port],
+                &cfg,
+            );
+            let mut cmd = bin();
+            cmd.arg("run")
+                .arg("--config")
+                .arg(&cfg)
+                .arg("--")
+                .args(eal_args(tag));
+            let o = run_bounded(cmd, Duration::from_secs(60));
+            remove_runtime_dir(tag);
+            o
+        };
+        let socket_only = |p: &Path| format!("socket = \"{}\"\nprometheus = \"\"\n", p.display());
+
+        // A live socket: another listener holds it.
+        let live = dir.path().join("live.sock");
+        let held = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        let o = run("sockinuse", &socket_only(&live));
+        fails_with(&o, &format!("control socket {}: in use", live.display()));
+        held.set_nonblocking(true).unwrap();
+        let _c = std::os::unix::net::UnixStream::connect(&live).expect("still there");
+        assert!(held.accept().is_ok(), "the other listener keeps its socket");
+
+        // Not a socket.
+        let file = dir.path().join("file.sock");
+        std::fs::write(&file, "keep me").unwrap();
+        let o = run("sockfile", &socket_only(&file));
+        fails_with(
+            &o,
+            &format!(
+                "control socket {}: exists and is not a socket",
+                file.display()
+            ),
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+
+        // The metrics port taken: the API socket, up first, goes again.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let sock = dir.path().join("api.sock");
+        let o = run(
+            "promtaken",
+            &format!("socket = \"{}\"\nprometheus = \"{addr}\"\n", sock.display()),
+        );
+        fails_with(&o, &format!("prometheus listen {addr}"));
+        assert!(!sock.exists(), "the API socket is removed on the way out");
+
+        // A stale socket file (its listener gone) is replaced, then removed.
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(stale.exists());
+        let o = run("sockstale", &socket_only(&stale));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("  control socket {}\n", stale.display())),
+            "{stdout}"
+        );
+        assert!(stdout.contains("stopped: idle"), "{stdout}");
+        assert!(!stale.exists(), "removed at exit");
     }
 }
 

@@ -101,7 +101,7 @@ pub enum VipCmd {
     List,
     /// Add a VIP (as a `[[vip]]` table of the config file would).
     Add(VipAddArgs),
-    /// Remove a VIP; its connections drain.
+    /// Remove a VIP; its connections drain (or are reset under `[control] removed_vip = "reset"`).
     Del { name: String },
 }
 

@@ -320,7 +320,7 @@ impl Control {
         if let Some(why) = needs_restart(&self.cfg, &new) {
             return Err(err(
                 code::INVALID_CONFIG,
-                format!("{why}; that takes a restart of rampart (the running config stays)"),
+                format!("{why}; that takes a restart of rampart"),
             ));
         }
         let names = |c: &Config| -> Vec<String> { c.vips.iter().map(|v| v.name.clone()).collect() };
@@ -864,20 +864,24 @@ fn state_name(s: ConnState) -> &'static str {
     s.name()
 }
 
-/// `msg` without its " (line N)" references.
+/// `msg` without its parenthesised line references (" (line N)",
+/// " (first at line N)").
 fn without_line_refs(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
-    while let Some(i) = rest.find(" (line ") {
-        let tail = &rest[i + " (line ".len()..];
-        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+    while let Some(i) = rest.find(" (") {
+        let inner = &rest[i + 2..];
+        let Some(close) = inner.find(')') else {
+            break;
+        };
+        let body = &inner[..close];
+        let digits = body.bytes().rev().take_while(u8::is_ascii_digit).count();
+        let is_ref = digits > 0 && body[..body.len() - digits].ends_with("line ");
         out.push_str(&rest[..i]);
-        if digits > 0 && tail.as_bytes().get(digits) == Some(&b')') {
-            rest = &tail[digits + 1..];
-        } else {
-            out.push_str(" (line ");
-            rest = tail;
+        if !is_ref {
+            out.push_str(&rest[i..i + 2 + close + 1]);
         }
+        rest = &inner[close + 1..];
     }
     out.push_str(rest);
     out

@@ -156,9 +156,22 @@ port = 80
 protocol = "tcp"
 mode = "nat"
 
+# In-band probes from 198.18.0.1 to the backend's kernel: SYN-ACK while the
+# server listens, RST once it is gone.
+[vip.health]
+kind = "tcp"
+interval_ms = 200
+timeout_ms = 150
+rise = 1
+fall = 2
+
 [[vip.backend]]
 address = "198.18.1.11"
 port = 8080
+
+[control]
+socket = "$WORK/ctl.sock"
+prometheus = ""
 
 [dpdk]
 workers = 1
@@ -179,16 +192,16 @@ ip netns exec "$NS_L" timeout -s INT -k 5 60 "$BIN" run --config "$WORK/af_packe
     >"$WORK/run.out" 2>"$WORK/run.err" &
 RAMPART_PID=$!
 
-# Up when the first rate line is out (the workers poll by then).
+# Up when the first rate line is logged (the workers poll by then).
 for _ in $(seq 1 200); do
-    grep -q '^rate ' "$WORK/run.out" 2>/dev/null && break
+    grep -q 'rate  rx ' "$WORK/run.err" 2>/dev/null && break
     kill -0 "$RAMPART_PID" 2>/dev/null || {
         cat "$WORK/run.out" "$WORK/run.err" >&2
         fail "rampart exited during start-up"
     }
     sleep 0.1
 done
-grep -q '^rate ' "$WORK/run.out" || fail "rampart not up within 20 s: $(cat "$WORK/run.err")"
+grep -q 'rate  rx ' "$WORK/run.err" || fail "rampart not up within 20 s: $(cat "$WORK/run.err")"
 log "rampart up: $(head -2 "$WORK/run.out" | tr '\n' ' ')"
 
 # The server is listening when a connect succeeds (bounded: 50 tries).
@@ -222,6 +235,36 @@ grep -qi "lladdr $RAMPART_MAC" "$WORK/neigh.out" ||
 # The backend never saw the client's MAC: its way back is rampart.
 in_b ip neigh show 198.18.1.1 dev b0 | grep -qi "lladdr $RAMPART_MAC" ||
     fail "the backend's next hop 198.18.1.1 is not rampart's MAC"
+
+# --- health checks against the backend's kernel, read through rampart ctl --------
+ctl() { "$BIN" ctl --socket "$WORK/ctl.sock" "$@"; }
+backend_field() { # FIELD: of 198.18.1.11:8080 in `ctl stats --json`
+    ctl stats --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print([b for b in r["backends"] if b["address"]=="198.18.1.11:8080"][0][sys.argv[1]])' "$1"
+}
+opens=0
+for _ in $(seq 1 50); do
+    opens=$(ctl stats --json | python3 -c 'import json,sys; print(sum(w["events"]["probes_open"] for w in json.load(sys.stdin)["workers"]))')
+    [[ $opens -ge 3 ]] && break
+    sleep 0.1
+done
+[[ $opens -ge 3 ]] || fail "the backend answered $opens probes with a SYN-ACK"
+[[ "$(backend_field health)" == up ]] || fail "backend health is not up: $(ctl stats)"
+log "health: $opens probes answered by the backend's kernel, backend up"
+ctl status >&2
+# The server goes away: its kernel answers RST, two in a row take it down.
+kill "$SERVER_PID" 2>/dev/null || true
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=
+state=up
+for _ in $(seq 1 50); do
+    state=$(backend_field state)
+    [[ $state == down ]] && break
+    sleep 0.1
+done
+[[ $state == down ]] || fail "the backend is still $state after its server stopped"
+grep -q 'backend 198.18.1.11:8080 is down' "$WORK/run.err" ||
+    fail "no log line for the transition: $(cat "$WORK/run.err")"
+log "health: backend down after its server stopped ($(grep -o 'is down: .*' "$WORK/run.err" | head -1))"
 
 # --- stop rampart: SIGINT, summary, exit 0 ----------------------------------------
 kill -INT "$RAMPART_PID"
