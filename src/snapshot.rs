@@ -519,6 +519,54 @@ impl VipMap {
 mod tests {
     use super::*;
 
+    /// A down backend leaves the schedulers; its connections are marked
+    /// for reset only when its check says `down = "reset"`.
+    #[test]
+    fn down_backends_leave_the_table_and_reset_by_policy() {
+        let text = crate::fixtures::CONFIG_TEXT;
+        let cfg = crate::config::parse(text, "t.toml").unwrap();
+        let prev = Snapshot::build(&cfg);
+        let down = BackendKey {
+            addr: Addr::from_v4([198, 18, 1, 11]),
+            port: 8080,
+        };
+        let state = |k: &BackendKey| {
+            if *k == down {
+                BackendState::Down
+            } else {
+                BackendState::Up
+            }
+        };
+        let s = Snapshot::derive(&cfg, Some(&prev), state, 1);
+        let web = s.vips.iter().find(|v| v.name == "web").unwrap();
+        let id = s.backends.iter().position(|b| b.key == down).unwrap() as u32;
+        assert_eq!(
+            prev.backends.iter().position(|b| b.key == down),
+            Some(id as usize)
+        );
+        let i = web.backends.iter().position(|b| *b == id).unwrap();
+        assert_eq!(web.weights[i], 0);
+        assert_eq!(web.config_weights[i], 1);
+        for h in 0..2000u64 {
+            let slot = web.maglev.lookup(h.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            assert_ne!(slot, Some(i as u32));
+        }
+        assert!(!s.any_reset && !s.backends[id as usize].reset);
+
+        let reset = text.replacen(
+            "[[vip.backend]]\naddress = \"198.18.1.11\"\nport = 8080\nweight = 1",
+            "[[vip.backend]]\naddress = \"198.18.1.11\"\nport = 8080\nweight = 1\nhealth = { down = \"reset\" }",
+            1,
+        );
+        assert_ne!(reset, text);
+        let cfg = crate::config::parse(&reset, "t.toml").unwrap();
+        let s = Snapshot::derive(&cfg, Some(&prev), state, 2);
+        assert!(s.any_reset && s.backends[id as usize].reset);
+        assert!(s.resets(0, id));
+        let s = Snapshot::derive(&cfg, Some(&prev), |_| BackendState::Up, 3);
+        assert!(!s.any_reset);
+    }
+
     #[test]
     fn vip_map_finds_every_key_and_nothing_else() {
         let keys: Vec<(Addr, u16, u8)> = (0..200u16)
