@@ -171,9 +171,7 @@ impl WorkerLink {
     /// reading it.
     pub fn publish(&mut self, ws: &WorkerState) {
         if let Ok(mut p) = self.slot.try_lock() {
-            p.stats.clone_from(&ws.stats);
-            p.active = ws.conns.len();
-            (p.handovers_out, p.handovers_in) = self.handovers;
+            self.fill(&mut p, ws);
             self.polls = 0;
         }
     }
@@ -185,6 +183,10 @@ impl WorkerLink {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
+        self.fill(&mut p, ws);
+    }
+
+    fn fill(&self, p: &mut Published, ws: &WorkerState) {
         p.stats.clone_from(&ws.stats);
         p.active = ws.conns.len();
         (p.handovers_out, p.handovers_in) = self.handovers;

@@ -28,7 +28,6 @@ use super::health::{Checker, ProbeParams, Target, Transition};
 use super::link::{self, ControlLink, SnapshotStore, WorkerLink};
 use super::model::{self, code, ApiError, Request};
 use crate::config::{self, Config, HealthKind};
-use crate::conntrack::ConnState;
 use crate::flow::{proto, Addr};
 use crate::maglev::BackendKey;
 use crate::snapshot::{BackendState, Snapshot};
@@ -189,12 +188,14 @@ impl Control {
         let results: Vec<_> = self.link.results().collect();
         for (_, r) in results {
             if let Some(t) = self.checker.result(r, now_ns) {
-                changed |= self.transition(t, now_ns);
+                self.transition(t, now_ns);
+                changed = true;
             }
         }
         let mut orders = Vec::new();
         for t in self.checker.poll(now_ns, &mut orders) {
-            changed |= self.transition(t, now_ns);
+            self.transition(t, now_ns);
+            changed = true;
         }
         for (w, o) in orders {
             self.link.probe(w, o);
@@ -210,7 +211,8 @@ impl Control {
         std::mem::take(&mut self.events)
     }
 
-    fn transition(&mut self, t: Transition, now_ns: u64) -> bool {
+    /// Records and logs a health transition (the caller republishes).
+    fn transition(&mut self, t: Transition, now_ns: u64) {
         let name = endpoint(&t.key.addr, t.key.port);
         if self.events.len() >= MAX_HEALTH_EVENTS {
             self.events.remove(0);
@@ -232,7 +234,6 @@ impl Control {
         if let Some(o) = overridden {
             log::info!("backend {name} stays {o}: the operator's override wins");
         }
-        true
     }
 
     fn state_of(&self, key: &BackendKey) -> BackendState {
@@ -356,6 +357,14 @@ impl Control {
     /// check-config's message and the running config stays.
     pub fn reload(&mut self, now_ns: u64) -> Result<model::ReloadReport, ApiError> {
         let r = self.reload_inner(now_ns);
+        self.record_reload(r)
+    }
+
+    /// Counts and logs a reload's outcome.
+    fn record_reload(
+        &mut self,
+        r: Result<model::ReloadReport, ApiError>,
+    ) -> Result<model::ReloadReport, ApiError> {
         match &r {
             Ok(rep) => {
                 self.reloads += 1;
@@ -391,25 +400,19 @@ impl Control {
         self.adopt(cfg, doc, now_ns)
     }
 
-    /// Replaces the running config with `cfg` (a replay's scheduled reload).
+    /// Replaces the running config with `cfg` (a replay's scheduled reload),
+    /// counted and logged as a reload of the file is.
     pub fn reload_with(
         &mut self,
         cfg: Config,
         text: &str,
         now_ns: u64,
     ) -> Result<model::ReloadReport, ApiError> {
-        let doc: toml::Table = text
+        let r = text
             .parse()
-            .map_err(|e: toml::de::Error| err(code::INVALID_CONFIG, e.to_string()))?;
-        let r = self.adopt(cfg, doc, now_ns);
-        match &r {
-            Ok(_) => self.reloads += 1,
-            Err(e) => {
-                self.reload_failures += 1;
-                self.last_reload_error = Some(e.message.clone());
-            }
-        }
-        r
+            .map_err(|e: toml::de::Error| err(code::INVALID_CONFIG, e.to_string()))
+            .and_then(|doc| self.adopt(cfg, doc, now_ns));
+        self.record_reload(r)
     }
 
     /// Validates an edited TOML tree as a config file and adopts it.
@@ -435,17 +438,16 @@ impl Control {
     /// Executes one API request.
     pub fn handle(&mut self, req: Request) -> Result<Value, ApiError> {
         let now_ns = self.started.elapsed().as_nanos() as u64;
-        let json = |v: &dyn erased::Ser| v.to_value();
         match req {
-            Request::Status => Ok(json(&self.status())),
-            Request::VipList => Ok(json(&self.vip_list())),
-            Request::Stats => Ok(json(&self.stats())),
-            Request::Reload => self.reload(now_ns).map(|r| json(&r)),
-            Request::Conns { vip, limit } => self.conns(vip.as_deref(), limit).map(|r| json(&r)),
+            Request::Status => Ok(to_json(&self.status())),
+            Request::VipList => Ok(to_json(&self.vip_list())),
+            Request::Stats => Ok(to_json(&self.stats())),
+            Request::Reload => self.reload(now_ns).map(|r| to_json(&r)),
+            Request::Conns { vip, limit } => self.conns(vip.as_deref(), limit).map(|r| to_json(&r)),
             Request::VipAdd { vip } => {
                 let mut doc = self.doc.clone();
                 vips_mut(&mut doc)?.push(toml::Value::Table(vip));
-                self.apply_doc(doc, now_ns).map(|r| json(&r))
+                self.apply_doc(doc, now_ns).map(|r| to_json(&r))
             }
             Request::VipDel { name } => {
                 let mut doc = self.doc.clone();
@@ -455,7 +457,7 @@ impl Control {
                 if vips.len() == before {
                     return Err(err(code::NOT_FOUND, format!("no VIP named `{name}`")));
                 }
-                self.apply_doc(doc, now_ns).map(|r| json(&r))
+                self.apply_doc(doc, now_ns).map(|r| to_json(&r))
             }
             Request::BackendAdd {
                 vip,
@@ -474,7 +476,7 @@ impl Control {
                     b.insert("weight".into(), toml::Value::Integer(i64::from(w)));
                 }
                 backends_mut(t)?.push(toml::Value::Table(b));
-                self.apply_doc(doc, now_ns).map(|r| json(&r))
+                self.apply_doc(doc, now_ns).map(|r| to_json(&r))
             }
             Request::BackendDel { vip, backend } => {
                 let target = self.backend_key(&vip, &backend)?;
@@ -482,7 +484,7 @@ impl Control {
                 let vport = self.vip_port(&vip);
                 let t = vip_table(&mut doc, &vip)?;
                 backends_mut(t)?.retain(|b| backend_of(b, vport) != Some(target));
-                self.apply_doc(doc, now_ns).map(|r| json(&r))
+                self.apply_doc(doc, now_ns).map(|r| to_json(&r))
             }
             Request::BackendWeight {
                 vip,
@@ -500,7 +502,7 @@ impl Control {
                         }
                     }
                 }
-                self.apply_doc(doc, now_ns).map(|r| json(&r))
+                self.apply_doc(doc, now_ns).map(|r| to_json(&r))
             }
             Request::BackendState { backend, state } => {
                 let (addr, port) = parse_backend(&backend)?;
@@ -668,7 +670,7 @@ impl Control {
                     state: if r.proto == proto::UDP {
                         "udp".to_string()
                     } else {
-                        state_name(r.state).to_string()
+                        r.state.name().to_string()
                     },
                     expires_in: r.expires_in,
                 });
@@ -845,25 +847,6 @@ fn add_counts(acc: &mut Vec<u64>, c: &[FlowCounters]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn line_references_are_dropped() {
-        assert_eq!(
-            super::without_line_refs("already served by VIP `web` (line 37)"),
-            "already served by VIP `web`"
-        );
-        assert_eq!(
-            super::without_line_refs("a (line x) b (line 2) c"),
-            "a (line x) b c"
-        );
-    }
-}
-
-fn state_name(s: ConnState) -> &'static str {
-    s.name()
-}
-
 /// `msg` without its parenthesised line references (" (line N)",
 /// " (first at line N)").
 fn without_line_refs(msg: &str) -> String {
@@ -974,14 +957,22 @@ fn backend_of(b: &toml::Value, vip_port: u16) -> Option<BackendKey> {
     })
 }
 
-/// Serialization to a JSON value that cannot fail for these plain structs.
-mod erased {
-    pub trait Ser {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
+/// A report as a JSON value; these plain structs always serialize.
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_references_are_dropped() {
+        assert_eq!(
+            super::without_line_refs("already served by VIP `web` (line 37)"),
+            "already served by VIP `web`"
+        );
+        assert_eq!(
+            super::without_line_refs("a (line x) b (line 2) c"),
+            "a (line x) b c"
+        );
     }
 }
