@@ -1,0 +1,1213 @@
+#!/usr/bin/env python3
+"""End to end: `rampart run` between real Linux TCP stacks.
+
+Builds a bed of network namespaces (created here, always deleted on exit),
+runs `rampart run` on net_af_packet attached to a veth on the server LAN,
+and drives real clients (curl, wrk, hping3, a Python echo client) through
+it to real servers (nginx, a Python echo server):
+
+    client ns          router ns                   lan ns (bridge br0)
+    c0 198.18.0.50 --- rc0 198.18.0.1              +-- lb ns: r0, rampart (net_af_packet)
+       2001:2::50          2001:2::1                |      node 198.18.1.2 / 2001:2:0:1::2
+                       rl0 198.18.1.1 -------------+-- b1 198.18.1.11  nginx :80, echo :9000
+                           2001:2:0:1::1            +-- b2 198.18.1.12  (same)
+                       routes the VIPs              +-- b3 198.18.1.13  (same)
+                       198.18.100.0/24 and          +-- b4 198.18.1.14  (same; in no VIP
+                       2001:2:0:100::/64 to 1.2                          until the reload case)
+
+The router sends the VIPs to rampart's node address; rampart answers ARP and
+ND for it. Backends route to the clients through rampart (NAT return path)
+except for replies from the DR VIPs, which a policy rule sends straight to
+the router. Spoofed flood sources (198.19.0.0/16) are routed back to the
+client namespace, whose kernel drops what comes back.
+
+Cases (IPv4 and IPv6 unless said):
+  nat, fullnat, dr     curl reaches every backend in proportion to its
+                       weight; wrk with no socket errors and no non-2xx.
+  synproxy             handshakes complete through cookies (rampart's
+                       counters), 10 MB echoed byte for byte and 10 MB
+                       downloaded with the right digest; IPv4: under an
+                       hping3 flood of spoofed SYNs >= 99% of curl requests
+                       succeed and the connection table does not grow with
+                       the flood.
+  health               a backend's nginx is killed: down within the
+                       configured time, requests succeed on the others,
+                       up again after a restart.
+  reload               `rampart ctl reload` with a new backend set while
+                       wrk, a curl loop and long-lived keep-alive
+                       connections run: no errors, the long-lived
+                       connections keep their backend.
+  nftables             rampart stopped; the lb namespace's kernel does the
+                       same job with nftables DNAT (numgen, the same
+                       weights) and the router runs nftables synproxy in
+                       front of the SYN proxy VIP: wrk, and curl under the
+                       same flood. Reported side by side, not asserted.
+
+Writes WORK/summary.md (the tables the README shows), WORK/summary.json and
+every tool's output. Exit 0 when every assertion held.
+
+Usage (root): python3 tests/netns/e2e.py [--quick] [--binary PATH] [--work DIR]
+Without --binary it builds `cargo build --release --features dpdk` first.
+Needs iproute2, ethtool, curl, wrk, hping3, nginx-light, nftables, python3.
+
+Test traffic stays inside these namespaces, on 198.18.0.0/15 and
+2001:2::/48. Every load is bounded in time (wrk -d, timeout around hping3
+and every command) and the whole run has a deadline.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SELF = os.path.abspath(__file__)
+
+# --- addresses -----------------------------------------------------------------
+
+CLIENT4, CLIENT6 = "198.18.0.50", "2001:2::50"
+RTR_C4, RTR_C6 = "198.18.0.1", "2001:2::1"
+RTR_L4, RTR_L6 = "198.18.1.1", "2001:2:0:1::1"
+NODE4, NODE6 = "198.18.1.2", "2001:2:0:1::2"
+VIPNET4, VIPNET6 = "198.18.100.0/24", "2001:2:0:100::/64"
+FLOODNET = "198.19.0.0/16"
+
+RAMPART_MAC = "02:00:00:00:00:01"
+ROUTER_LAN_MAC = "02:00:00:00:00:fe"
+
+
+class Backend:
+    def __init__(self, name, n, weight):
+        self.name = name
+        self.v4 = f"198.18.1.{10 + n}"
+        self.v6 = f"2001:2:0:1::{10 + n:x}"
+        self.mac = f"02:00:00:00:01:{10 + n:02x}"
+        self.weight = weight
+
+    def addr(self, fam):
+        return self.v4 if fam == 4 else self.v6
+
+
+BACKENDS = [Backend("b1", 1, 1), Backend("b2", 2, 1), Backend("b3", 3, 2), Backend("b4", 4, 1)]
+IN_VIPS = BACKENDS[:3]  # b4 joins in the reload case
+ECHO_PORT = 9000
+BLOB_BYTES = 10 * 1024 * 1024
+
+# One VIP per mode and family; the synproxy VIP is NAT over IPv4 and
+# FullNAT over IPv6, port 80 (nginx) and port 9000 (echo).
+VIPS = {
+    ("nat", 4): "198.18.100.1",
+    ("fullnat", 4): "198.18.100.2",
+    ("dr", 4): "198.18.100.3",
+    ("synproxy", 4): "198.18.100.4",
+    ("nat", 6): "2001:2:0:100::1",
+    ("fullnat", 6): "2001:2:0:100::2",
+    ("dr", 6): "2001:2:0:100::3",
+    ("synproxy", 6): "2001:2:0:100::4",
+}
+LOCALS = {("fullnat", 4): "198.18.1.100", ("fullnat", 6): "2001:2:0:1::100",
+          ("synproxy", 6): "2001:2:0:1::101"}
+HEALTH = {"interval_ms": 300, "timeout_ms": 200, "rise": 2, "fall": 2}
+
+
+def url(host, path="/", port=80):
+    h = f"[{host}]" if ":" in host else host
+    return f"http://{h}:{port}{path}" if port != 80 else f"http://{h}{path}"
+
+
+def fam_name(fam):
+    return "IPv4" if fam == 4 else "IPv6"
+
+
+# --- small process helpers --------------------------------------------------------
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg):
+    print(f"e2e: {msg}", file=sys.stderr, flush=True)
+
+
+def sh(args, timeout=30, check=True, **kw):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise Failure(f"{' '.join(args)} exited {r.returncode}: {r.stderr.strip() or r.stdout.strip()}")
+    return r
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+
+
+def ms(v):
+    return "-" if v is None else (f"{v * 1000:.2f} ms" if v < 10 else f"{v:.1f} s")
+
+
+# --- the bed ------------------------------------------------------------------------
+
+
+class Bed:
+    """Namespaces, links, addresses and the processes started in them."""
+
+    def __init__(self, work, tag):
+        self.work = work
+        self.tag = tag
+        self.procs = []  # (name, Popen)
+        self.names = ["client", "router", "lan", "lb"] + [b.name for b in BACKENDS]
+
+    def ns(self, role):
+        return f"{self.tag}-{role}"
+
+    def run(self, role, *args, timeout=30, check=True):
+        return sh(["ip", "netns", "exec", self.ns(role), *args], timeout=timeout, check=check)
+
+    def spawn(self, role, args, name, lifetime):
+        """Starts ARGS in ROLE's namespace under `timeout LIFETIME`, its own
+        process group, output to WORK/NAME.out / .err."""
+        out = open(os.path.join(self.work, f"{name}.out"), "w")
+        err = open(os.path.join(self.work, f"{name}.err"), "w")
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns(role), "timeout", "-k", "5", str(int(lifetime)), *args],
+            stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append((name, p))
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, wait=10):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(wait)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+        return p.returncode
+
+    def teardown(self):
+        for _, p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for _, p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        for role in self.names:
+            subprocess.run(["ip", "netns", "del", self.ns(role)], capture_output=True)
+        shutil.rmtree(f"/var/run/dpdk/{self.tag}", ignore_errors=True)
+
+    def sysctl(self, role, *kv):
+        self.run(role, "sysctl", "-qw", *kv)
+
+    def veth(self, role_a, dev_a, role_b, dev_b, mac_a=None):
+        sh(["ip", "-n", self.ns(role_a), "link", "add", dev_a, "type", "veth",
+            "peer", "name", dev_b, "netns", self.ns(role_b)])
+        for role, dev in ((role_a, dev_a), (role_b, dev_b)):
+            if role == role_a and mac_a:
+                sh(["ip", "-n", self.ns(role), "link", "set", dev, "address", mac_a])
+            # The kernel leaves TCP checksums partial on a veth (offload):
+            # rampart, reading through AF_PACKET, would see them wrong.
+            self.run(role, "ethtool", "-K", dev, "tx", "off")
+
+    def up(self, role, dev):
+        sh(["ip", "-n", self.ns(role), "link", "set", dev, "up"])
+
+    def addr(self, role, dev, cidr):
+        extra = ["nodad"] if ":" in cidr else []
+        sh(["ip", "-n", self.ns(role), "addr", "add", cidr, "dev", dev, *extra])
+
+    def route(self, role, *spec):
+        v6 = any(":" in s for s in spec)
+        sh(["ip", "-n", self.ns(role), *(["-6"] if v6 else []), "route", "add", *spec])
+
+    def build(self):
+        for role in self.names:
+            sh(["ip", "netns", "add", self.ns(role)])
+            self.up(role, "lo")
+        # the switch
+        sh(["ip", "-n", self.ns("lan"), "link", "add", "br0", "type", "bridge",
+            "mcast_snooping", "0"])
+        self.sysctl("lan", "net.ipv6.conf.all.disable_ipv6=1")
+        self.up("lan", "br0")
+
+        def on_lan(role, dev, port, mac):
+            self.veth(role, dev, "lan", port, mac_a=mac)
+            sh(["ip", "-n", self.ns("lan"), "link", "set", port, "master", "br0"])
+            self.up("lan", port)
+            self.up(role, dev)
+
+        # client <-> router, a direct link
+        self.veth("client", "c0", "router", "rc0", mac_a="02:00:00:00:00:50")
+        self.up("client", "c0")
+        self.up("router", "rc0")
+        self.addr("client", "c0", f"{CLIENT4}/24")
+        self.addr("client", "c0", f"{CLIENT6}/64")
+        self.route("client", "default", "via", RTR_C4)
+        self.route("client", "default", "via", RTR_C6)
+        # many short connections from one client: reuse TIME_WAIT ports
+        self.sysctl("client", "net.ipv4.tcp_tw_reuse=1")
+        self.sysctl("client", "net.ipv4.ip_local_port_range=10000 65000")
+
+        # router
+        on_lan("router", "rl0", "p-rtr", ROUTER_LAN_MAC)
+        self.addr("router", "rc0", f"{RTR_C4}/24")
+        self.addr("router", "rc0", f"{RTR_C6}/64")
+        self.addr("router", "rl0", f"{RTR_L4}/24")
+        self.addr("router", "rl0", f"{RTR_L6}/64")
+        for kv in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+                   "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+                   "net.ipv4.conf.rc0.rp_filter=0", "net.ipv4.conf.rl0.rp_filter=0",
+                   # nftables synproxy (the comparison) needs strict tracking
+                   "net.netfilter.nf_conntrack_tcp_loose=0"):
+            self.run("router", "sysctl", "-qw", kv, check=not kv.startswith("net.netfilter"))
+        self.route("router", VIPNET4, "via", NODE4)
+        self.route("router", VIPNET6, "via", NODE6)
+        self.route("router", FLOODNET, "via", CLIENT4)
+
+        # rampart's port: r0 in lb, no address (the lb kernel ignores it)
+        self.sysctl("lb", "net.ipv6.conf.all.disable_ipv6=1")
+        self.sysctl("lb", "net.ipv6.conf.default.disable_ipv6=1")
+        on_lan("lb", "r0", "p-lb", RAMPART_MAC)
+
+        # backends
+        for b in BACKENDS:
+            on_lan(b.name, "b0", f"p-{b.name}", b.mac)
+            self.addr(b.name, "b0", f"{b.v4}/24")
+            self.addr(b.name, "b0", f"{b.v6}/64")
+            # DR: every VIP address on lo, never answered for on the LAN
+            for (mode, fam), vip in VIPS.items():
+                if mode == "dr":
+                    self.addr(b.name, "lo", f"{vip}/{32 if fam == 4 else 128}")
+            for kv in ("net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
+                       "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.b0.rp_filter=0",
+                       "net.core.somaxconn=4096"):
+                self.sysctl(b.name, kv)
+            # NAT and FullNAT: back through rampart; DR: straight to the router
+            self.route(b.name, "default", "via", NODE4)
+            self.route(b.name, "default", "via", NODE6)
+            for fam, gw in ((4, RTR_L4), (6, RTR_L6)):
+                ipf = ["-4"] if fam == 4 else ["-6"]
+                sh(["ip", "-n", self.ns(b.name), *ipf, "route", "add", "default", "via", gw,
+                    "table", "100"])
+                sh(["ip", "-n", self.ns(b.name), *ipf, "rule", "add", "from",
+                    VIPS[("dr", fam)], "table", "100"])
+
+        # the router's counters: flood SYNs in, SYN-ACKs to the flood
+        # sources (forwarded from an LB, or sent by the router's own synproxy)
+        self.nft("router", """
+table ip e2e {
+    counter flood_syn {}
+    counter synack_forwarded {}
+    counter synack_local {}
+    chain pre {
+        type filter hook prerouting priority -350;
+        ip saddr 198.19.0.0/16 tcp flags & (syn | ack) == syn counter name flood_syn
+        ip daddr 198.19.0.0/16 tcp flags & (syn | ack) == syn | ack counter name synack_forwarded
+    }
+    chain out {
+        type filter hook output priority -350;
+        ip daddr 198.19.0.0/16 tcp flags & (syn | ack) == syn | ack counter name synack_local
+    }
+}
+""")
+
+    def nft(self, role, ruleset):
+        path = os.path.join(self.work, f"nft-{role}-{abs(hash(ruleset)) % 10**8}.nft")
+        with open(path, "w") as f:
+            f.write(ruleset)
+        self.run(role, "nft", "-f", path)
+
+    def counters(self):
+        r = self.run("router", "nft", "-j", "list", "counters", "table", "ip", "e2e")
+        out = {}
+        for item in json.loads(r.stdout)["nftables"]:
+            c = item.get("counter")
+            if c:
+                out[c["name"]] = c["packets"]
+        return out
+
+    def conntrack_count(self, role):
+        r = self.run(role, "cat", "/proc/sys/net/netfilter/nf_conntrack_count", check=False)
+        return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else 0
+
+
+# --- servers ------------------------------------------------------------------------
+
+
+def nginx_conf(work, b):
+    d = os.path.join(work, b.name)
+    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+    return f"""
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    default_type text/plain;
+    server {{
+        listen 80 backlog=4096;
+        listen [::]:80 ipv6only=on backlog=4096;
+        add_header X-Backend {b.name} always;
+        location = / {{ return 200 "{b.name}\\n"; }}
+        location = /blob {{ alias {work}/www/blob; }}
+    }}
+}}
+"""
+
+
+def start_nginx(bed, b, lifetime):
+    d = os.path.join(bed.work, b.name)
+    conf = os.path.join(d, "nginx.conf")
+    os.makedirs(d, exist_ok=True)
+    with open(conf, "w") as f:
+        f.write(nginx_conf(bed.work, b))
+    return bed.spawn(b.name, ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", conf],
+                     f"{b.name}-nginx", lifetime)
+
+
+def wait_listening(bed, role, addr, port, what, limit=10):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        r = bed.run(role, "ss", "-Htln", f"sport = :{port}", check=False)
+        if addr in r.stdout or "*:" in r.stdout or "[::]:" in r.stdout or "0.0.0.0:" in r.stdout:
+            return
+        time.sleep(0.1)
+    raise Failure(f"{what} is not listening on port {port} after {limit} s")
+
+
+def echo_server(args):
+    """Role: echo every byte back, one thread per connection, for LIFETIME s."""
+    deadline = time.time() + args.lifetime
+    socks = []
+    for fam, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, args.port))
+        s.listen(256)
+        s.settimeout(0.5)
+        socks.append(s)
+
+    def serve(c):
+        c.settimeout(30)
+        with c:
+            try:
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    c.sendall(d)
+            except OSError:
+                pass
+
+    while time.time() < deadline:
+        for s in socks:
+            try:
+                c, _ = s.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def echo_client(args):
+    """Role: send BYTES pseudo-random bytes to HOST:PORT while reading the
+    echo; print one JSON line: ok, bytes sent/received, digests, seconds."""
+    data = hashlib.shake_256(b"rampart-e2e").digest(args.bytes)
+    t0 = time.time()
+    s = socket.create_connection((args.host, args.port), timeout=10)
+    s.settimeout(20)
+    got = bytearray()
+
+    def reader():
+        while len(got) < len(data):
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            got.extend(d)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    view = memoryview(data)
+    for i in range(0, len(data), 1 << 16):
+        s.sendall(view[i:i + (1 << 16)])
+    s.shutdown(socket.SHUT_WR)
+    t.join(60)
+    s.close()
+    sent, back = hashlib.sha256(data).hexdigest(), hashlib.sha256(bytes(got)).hexdigest()
+    print(json.dumps({"ok": sent == back and len(got) == len(data), "sent": len(data),
+                      "received": len(got), "sha256_sent": sent, "sha256_received": back,
+                      "seconds": time.time() - t0}))
+
+
+def keepalive_client(args):
+    """Role: CONNS keep-alive HTTP connections to HOST, one request on each
+    every INTERVAL s for SECONDS s. Prints a `ready` JSON line once every
+    connection has its first answer, then a result line."""
+    conns = []
+    for _ in range(args.conns):
+        c = http.client.HTTPConnection(args.host, 80, timeout=5)
+        conns.append({"c": c, "names": [], "fail": 0, "err": None})
+    deadline = time.time() + args.seconds
+    first = True
+    while time.time() < deadline:
+        t0 = time.time()
+        for k in conns:
+            if k["err"]:
+                continue
+            try:
+                k["c"].request("GET", "/")
+                r = k["c"].getresponse()
+                body = r.read()
+                if r.status != 200:
+                    raise OSError(f"status {r.status}")
+                k["names"].append(body.decode().strip())
+            except (OSError, http.client.HTTPException) as e:
+                k["fail"] += 1
+                k["err"] = str(e) or type(e).__name__
+        if first:
+            print(json.dumps({"ready": [k["names"][0] if k["names"] else None for k in conns]}),
+                  flush=True)
+            first = False
+        time.sleep(max(0.0, args.interval - (time.time() - t0)))
+    res = [{"requests": len(k["names"]), "backends": sorted(set(k["names"])), "fail": k["fail"],
+            "error": k["err"]} for k in conns]
+    print(json.dumps({"conns": res}), flush=True)
+
+
+# --- clients driven from here --------------------------------------------------------
+
+
+def curl_batch(bed, target, n, timeout=5):
+    """N sequential requests, each on a new connection. Returns a list of
+    (ok, seconds, backend name)."""
+    args = ["curl", "-sg", "--max-time", str(timeout), "-H", "Connection: close",
+            "-w", "%{http_code} %{time_total} %header{x-backend}\\n"]
+    for _ in range(n):
+        args += ["-o", "/dev/null", target]
+    r = bed.run("client", *args, timeout=n * (timeout + 1) + 10, check=False)
+    out = []
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 2:
+            out.append((f[0] == "200", float(f[1]), f[2] if len(f) > 2 else None))
+    out += [(False, float(timeout), None)] * (n - len(out))
+    return out
+
+
+def curl_for(bed, target, seconds, batch=10, limit=100000):
+    """Requests on new connections until SECONDS have passed."""
+    res = []
+    end = time.time() + seconds
+    while time.time() < end and len(res) < limit:
+        res += curl_batch(bed, target, batch)
+    return res
+
+
+def wrk(bed, target, seconds, conns=16):
+    r = bed.run("client", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "3s",
+                "--latency", target, timeout=seconds + 30, check=False)
+    return parse_wrk(r.stdout + r.stderr, r.returncode)
+
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def parse_wrk(text, rc):
+    def lat(pct):
+        m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    socket_errors = sum(int(x) for x in sock.groups()) if sock else 0
+    return {
+        "requests": int(m.group(1)) if m else 0,
+        "socket_errors": socket_errors,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": lat(50), "p99": lat(99), "rc": rc, "text": text,
+    }
+
+
+# --- rampart ------------------------------------------------------------------------
+
+
+def toml_list(xs):
+    return "[" + ", ".join(f'"{x}"' for x in xs) + "]"
+
+
+def rampart_config(work, nat_backends=None):
+    """The config: one VIP per mode and family. NAT_BACKENDS replaces the
+    NAT VIPs' backend set (the reload case)."""
+    lines = [
+        "[node]",
+        f'mac = "{RAMPART_MAC}"',
+        f'addresses = ["{NODE4}", "{NODE6}"]',
+        f'gateway_mac = "{ROUTER_LAN_MAC}"',
+        "",
+        "[conntrack]",
+        "capacity = 262144",
+        "",
+        "[control]",
+        f'socket = "{work}/ctl.sock"',
+        'prometheus = ""',
+        "",
+        "[dpdk]",
+        "workers = 1",
+        "mempool_size = 16383",
+        "mempool_cache = 128",
+        "stats_interval = 1",
+        "",
+        "[[port]]",
+        'name = "net_af_packet0,iface=r0,qdisc_bypass=1,framecnt=4096"',
+        "",
+    ]
+    for b in BACKENDS:
+        for fam in (4, 6):
+            lines += ["[[neighbor]]", f'address = "{b.addr(fam)}"', f'mac = "{b.mac}"', ""]
+    for (mode, fam), vip in VIPS.items():
+        ports = [80, ECHO_PORT] if mode == "synproxy" else [80]
+        for port in ports:
+            real_mode = mode if mode != "synproxy" else ("nat" if fam == 4 else "fullnat")
+            name = f"{mode}-{fam}" + (f"-{port}" if port != 80 else "")
+            lines += ["[[vip]]", f'name = "{name}"', f'address = "{vip}"', f"port = {port}",
+                      'protocol = "tcp"', f'mode = "{real_mode}"']
+            if (mode, fam) in LOCALS:
+                lines.append(f"local_addresses = {toml_list([LOCALS[(mode, fam)]])}")
+            if mode == "synproxy":
+                lines.append("synproxy = true")
+            lines += ["", "[vip.health]", 'kind = "tcp"']
+            lines += [f"{k} = {v}" for k, v in HEALTH.items()]
+            lines.append("")
+            backends = nat_backends if (mode == "nat" and nat_backends) else IN_VIPS
+            for b in backends:
+                lines += ["[[vip.backend]]", f'address = "{b.addr(fam)}"', f"port = {port}",
+                          f"weight = {b.weight}", ""]
+    return "\n".join(lines)
+
+
+class Rampart:
+    def __init__(self, bed, binary, lifetime):
+        self.bed = bed
+        self.bin = binary
+        self.cfg = os.path.join(bed.work, "rampart.toml")
+        with open(self.cfg, "w") as f:
+            f.write(rampart_config(bed.work))
+        self.proc = bed.spawn("lb", [
+            binary, "run", "--config", self.cfg, "--stats-json", f"{bed.work}/rampart.json", "--",
+            "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--no-telemetry",
+            "--log-level", "lib.eal:warning", "--file-prefix", bed.tag], "rampart", lifetime)
+        err = os.path.join(bed.work, "rampart.err")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if "rate  rx " in open(err).read():
+                return
+            if self.proc.poll() is not None:
+                raise Failure(f"rampart exited during start-up:\n{open(err).read()}")
+            time.sleep(0.1)
+        raise Failure(f"rampart not up within 30 s:\n{open(err).read()}")
+
+    def ctl(self, *args, json_out=True):
+        r = sh([self.bin, "ctl", "--socket", f"{self.bed.work}/ctl.sock",
+                *(["--json"] if json_out else []), *args], timeout=15)
+        return json.loads(r.stdout) if json_out else r.stdout
+
+    def event(self, name):
+        return sum(w["events"].get(name, 0) for w in self.ctl("stats")["workers"])
+
+    def drops(self):
+        out = {}
+        for w in self.ctl("stats")["workers"]:
+            for k, v in w["drops"].items():
+                out[k] = out.get(k, 0) + v
+        return {k: v for k, v in out.items() if v}
+
+    def backend(self, addr_port):
+        for b in self.ctl("stats")["backends"]:
+            if b["address"] == addr_port:
+                return b
+        raise Failure(f"no backend {addr_port} in rampart ctl stats")
+
+    def active(self):
+        return self.ctl("status")["active_conns"]
+
+    def stop(self):
+        rc = self.bed.stop(self.proc, signal.SIGINT, wait=20)
+        if rc != 0:
+            raise Failure(f"rampart exited {rc} on SIGINT:\n{open(self.bed.work + '/rampart.err').read()}")
+
+
+def bport(b, fam, port=80):
+    return f"{b.v4}:{port}" if fam == 4 else f"[{b.v6}]:{port}"
+
+
+def wait_health(rp, backends, fams, ports, want, limit):
+    """Waits until every listed backend's state is WANT; returns seconds."""
+    t0 = time.time()
+    while True:
+        states = {b["address"]: b["state"] for b in rp.ctl("stats")["backends"]}
+        pending = [bport(b, f, p) for b in backends for f in fams for p in ports
+                   if states.get(bport(b, f, p)) != want]
+        if not pending:
+            return time.time() - t0
+        if time.time() - t0 > limit:
+            raise Failure(f"not {want} after {limit} s: {pending} ({states})")
+        time.sleep(0.05)
+
+
+# --- the suite ------------------------------------------------------------------------
+
+
+class Suite:
+    def __init__(self, args, bed, binary):
+        self.a = args
+        self.bed = bed
+        self.bin = binary
+        self.rows = []  # the summary table
+        self.flood_rows = []
+        self.failures = []
+        self.checks = []
+        q = args.quick
+        self.wrk_s = 3 if q else 10
+        self.dist_n = 120 if q else 400
+        self.flood_s = 6 if q else 15
+        self.reload_s = 6 if q else 12
+        self.lifetime = args.deadline
+
+    def check(self, ok, what):
+        self.checks.append((bool(ok), what))
+        log(("ok   " if ok else "FAIL ") + what)
+        if not ok:
+            self.failures.append(what)
+
+    def row(self, case, mode, fam, requests, errors, p50, p99, note=""):
+        self.rows.append({"case": case, "mode": mode, "family": fam_name(fam) if fam else "-",
+                          "requests": requests, "errors": errors, "p50": p50, "p99": p99,
+                          "note": note})
+
+    def curl_row(self, case, mode, fam, res, note=""):
+        oks = [t for ok, t, _ in res if ok]
+        self.row(case, mode, fam, len(res), len(res) - len(oks), percentile(oks, 50),
+                 percentile(oks, 99), note)
+
+    # servers and rampart
+
+    def start_servers(self):
+        os.makedirs(os.path.join(self.bed.work, "www"), exist_ok=True)
+        with open(os.path.join(self.bed.work, "www", "blob"), "wb") as f:
+            f.write(hashlib.shake_256(b"rampart-e2e-blob").digest(BLOB_BYTES))
+        self.nginx = {}
+        for b in BACKENDS:
+            self.nginx[b.name] = start_nginx(self.bed, b, self.lifetime)
+            self.bed.spawn(b.name, [sys.executable, SELF, "echo-server", "--port", str(ECHO_PORT),
+                                    "--lifetime", str(self.lifetime)], f"{b.name}-echo",
+                           self.lifetime + 5)
+        for b in BACKENDS:
+            wait_listening(self.bed, b.name, b.v4, 80, f"nginx on {b.name}")
+            wait_listening(self.bed, b.name, b.v4, ECHO_PORT, f"echo server on {b.name}")
+
+    def start_rampart(self):
+        self.rp = Rampart(self.bed, self.bin, self.lifetime)
+        t = wait_health(self.rp, IN_VIPS, (4, 6), (80, ECHO_PORT), "up", 15)
+        log(f"rampart up, every backend healthy after {t:.1f} s")
+
+    # cases
+
+    def modes(self):
+        for mode in ("nat", "fullnat", "dr"):
+            for fam in (4, 6):
+                vip = VIPS[(mode, fam)]
+                res = curl_batch(self.bed, url(vip), self.dist_n)
+                self.curl_row("curl, new connections", mode, fam, res)
+                fails = [r for r in res if not r[0]]
+                self.check(not fails, f"{mode} {fam_name(fam)}: {len(res)} curl requests, "
+                                      f"{len(fails)} failed")
+                counts = {b.name: 0 for b in IN_VIPS}
+                for ok, _, name in res:
+                    if ok and name in counts:
+                        counts[name] += 1
+                total = sum(counts.values()) or 1
+                wsum = sum(b.weight for b in IN_VIPS)
+                spread = []
+                for b in IN_VIPS:
+                    p = b.weight / wsum
+                    share = counts[b.name] / total
+                    # 4 standard deviations of a binomial share
+                    tol = 4 * (p * (1 - p) / total) ** 0.5
+                    spread.append(f"{b.name} {share:.0%} (weight {p:.0%})")
+                    self.check(counts[b.name] > 0 and abs(share - p) <= tol,
+                               f"{mode} {fam_name(fam)}: {b.name} got {counts[b.name]} of "
+                               f"{total} ({share:.1%}), weight share {p:.0%} +- {tol:.1%}")
+                self.rows[-1]["note"] = ", ".join(spread)
+                w = wrk(self.bed, url(vip), self.wrk_s)
+                self.row(f"wrk {self.wrk_s} s, 16 keep-alive conns", mode, fam, w["requests"],
+                         w["socket_errors"] + w["non_2xx"], w["p50"], w["p99"],
+                         f"{w['rps']:.0f} req/s")
+                self.check(w["requests"] > 0 and w["socket_errors"] == 0 and w["non_2xx"] == 0,
+                           f"{mode} {fam_name(fam)}: wrk {w['requests']} requests, "
+                           f"{w['socket_errors']} socket errors, {w['non_2xx']} non-2xx")
+                if w["requests"] == 0:
+                    log(w["text"])
+        d = self.rp.drops()
+        log(f"rampart drops after the mode cases: {d or 'none'}")
+
+    def synproxy(self):
+        rp = self.rp
+        for fam in (4, 6):
+            vip = VIPS[("synproxy", fam)]
+            before = {e: rp.event(e) for e in ("syn_cookies_sent", "cookies_valid",
+                                                 "synproxy_established")}
+            r = self.bed.run("client", sys.executable, SELF, "echo-client", "--host", vip,
+                             "--port", str(ECHO_PORT), "--bytes", str(BLOB_BYTES), timeout=90,
+                             check=False)
+            try:
+                e = json.loads(r.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                e = {"ok": False, "received": 0, "seconds": 0, "error": r.stderr.strip()}
+            self.check(e["ok"], f"synproxy {fam_name(fam)}: 10 MB echoed through the VIP byte for "
+                                f"byte ({e.get('received')} bytes back, {e.get('seconds', 0):.2f} s)")
+            self.row("10 MB echo (both ways)", "synproxy", fam, 1, 0 if e["ok"] else 1,
+                     e.get("seconds"), e.get("seconds"))
+            out = os.path.join(self.bed.work, f"blob.{fam}")
+            r = self.bed.run("client", "curl", "-sg", "--max-time", "60", "-o", out,
+                             "-w", "%{time_total}", url(vip, "/blob"), timeout=90, check=False)
+            good = (r.returncode == 0 and os.path.exists(out) and
+                    open(out, "rb").read() == open(os.path.join(self.bed.work, "www", "blob"),
+                                                   "rb").read())
+            self.check(good, f"synproxy {fam_name(fam)}: 10 MB downloaded, same bytes as served")
+            t = float(r.stdout or 0)
+            self.row("10 MB download (curl)", "synproxy", fam, 1, 0 if good else 1, t, t)
+            res = curl_batch(self.bed, url(vip), 50)
+            self.curl_row("curl, new connections", "synproxy", fam, res)
+            self.check(all(ok for ok, _, _ in res), f"synproxy {fam_name(fam)}: 50 curl requests")
+            after = {k: rp.event(k) for k in before}
+            n = 52
+            self.check(all(after[k] - before[k] >= n for k in before),
+                       f"synproxy {fam_name(fam)}: every handshake went through a cookie: "
+                       + ", ".join(f"{k} +{after[k] - before[k]}" for k in before)
+                       + f" (>= {n})")
+        self.flood("rampart", VIPS[("synproxy", 4)])
+
+    def flood(self, lb, vip, conntrack_roles=()):
+        """hping3 SYN floods from spoofed 198.19.0.x sources at full speed
+        while curl asks the VIP on new connections. Fills a flood row."""
+        bed = self.bed
+        rp = self.rp if lb == "rampart" else None
+        c0 = bed.counters()
+        cookies0 = rp.event("syn_cookies_sent") if rp else 0
+        active0 = rp.active() if rp else 0
+        ct0 = {r: bed.conntrack_count(r) for r in conntrack_roles}
+        floods = []
+        for k in (1, 2):
+            floods.append(bed.spawn("client", ["hping3", "-q", "-S", "-p", "80", "--flood",
+                                               "-a", f"198.19.0.{k}", vip],
+                                    f"hping3-{lb}-{k}", self.flood_s + 2))
+        time.sleep(1)
+        t0 = time.time()
+        peak_active = active0
+        res = []
+        stop = threading.Event()
+
+        def watch():
+            nonlocal peak_active
+            while not stop.is_set():
+                try:
+                    peak_active = max(peak_active, rp.active())
+                except Failure:
+                    pass
+                stop.wait(0.5)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        if rp:
+            watcher.start()
+        res = curl_for(bed, url(vip), self.flood_s - 2)
+        elapsed = time.time() - t0
+        c1 = bed.counters()
+        stop.set()
+        for p in floods:
+            bed.stop(p, signal.SIGINT)
+        if rp:
+            watcher.join()
+        floods_alive = [p for p in floods if p.returncode not in (0, 1, 124, -2, 130)]
+        ok = sum(1 for r in res if r[0])
+        rate = ok / len(res) if res else 0
+        syn_rate = (c1["flood_syn"] - c0["flood_syn"]) / elapsed
+        answered = (c1["synack_forwarded"] - c0["synack_forwarded"]
+                    + c1["synack_local"] - c0["synack_local"]) / elapsed
+        growth = None
+        if rp:
+            growth = peak_active - active0
+            cookies = (rp.event("syn_cookies_sent") - cookies0) / elapsed
+            note = f"rampart syn_cookies_sent {cookies:.0f}/s"
+        else:
+            note = ", ".join(f"{r} conntrack {ct0[r]} -> {bed.conntrack_count(r)}"
+                             for r in conntrack_roles)
+            growth = sum(bed.conntrack_count(r) - ct0[r] for r in conntrack_roles)
+        oks = [t for good, t, _ in res if good]
+        self.flood_rows.append({
+            "lb": lb, "seconds": elapsed, "flood_syn_per_s": syn_rate,
+            "synack_per_s": answered, "curl": len(res), "curl_ok": ok, "success": rate,
+            "p50": percentile(oks, 50), "p99": percentile(oks, 99), "table_growth": growth,
+            "note": note})
+        self.curl_row(f"curl under SYN flood ({lb})", "synproxy" if rp else "nft synproxy", 4, res,
+                      f"flood {syn_rate:.0f} SYN/s, answered {answered:.0f}/s")
+        if floods_alive:
+            log(f"hping3 exit codes: {[p.returncode for p in floods]}")
+        return rate, syn_rate, growth, len(res), answered
+
+    def flood_checks(self):
+        row = self.flood_rows[-1]
+        self.check(row["flood_syn_per_s"] > 1000,
+                   f"synproxy IPv4: the flood reached the router at {row['flood_syn_per_s']:.0f} SYN/s")
+        self.check(row["success"] >= 0.99,
+                   f"synproxy IPv4: {row['curl_ok']}/{row['curl']} curl requests under the flood "
+                   f"succeeded ({row['success']:.1%} >= 99%)")
+        self.check(row["table_growth"] <= row["curl"] + 32,
+                   f"synproxy IPv4: the connection table grew by {row['table_growth']} at its peak "
+                   f"for {row['curl']} real connections while "
+                   f"{row['flood_syn_per_s'] * row['seconds']:.0f} flood SYNs arrived")
+
+    def health(self):
+        rp = self.rp
+        b = BACKENDS[1]  # b2
+        fall_s = (HEALTH["fall"] * HEALTH["interval_ms"] + HEALTH["timeout_ms"]) / 1000
+        rise_s = (HEALTH["rise"] * HEALTH["interval_ms"] + HEALTH["timeout_ms"]) / 1000
+        self.bed.stop(self.nginx[b.name], signal.SIGKILL)
+        t_down = wait_health(rp, [b], (4, 6), (80,), "down", 10)
+        self.check(t_down <= fall_s + 0.5,
+                   f"health: {b.name}'s nginx killed, down after {t_down:.2f} s "
+                   f"(fall {HEALTH['fall']} x {HEALTH['interval_ms']} ms + timeout "
+                   f"{HEALTH['timeout_ms']} ms = {fall_s:.2f} s, +0.5 s)")
+        for fam in (4, 6):
+            res = curl_batch(self.bed, url(VIPS[("nat", fam)]), self.dist_n // 2)
+            names = {n for ok, _, n in res if ok}
+            self.curl_row(f"curl, {b.name} killed", "nat", fam, res,
+                          "answered by " + ", ".join(sorted(names)))
+            self.check(all(ok for ok, _, _ in res) and b.name not in names,
+                       f"health {fam_name(fam)}: {len(res)} requests with {b.name} down, "
+                       f"{sum(1 for r in res if not r[0])} failed, answered by {sorted(names)}")
+        self.nginx[b.name] = start_nginx(self.bed, b, self.lifetime)
+        t_up = wait_health(rp, [b], (4, 6), (80,), "up", 10)
+        self.check(t_up <= rise_s + 1.5,
+                   f"health: {b.name} restarted, up after {t_up:.2f} s (rise {HEALTH['rise']} x "
+                   f"{HEALTH['interval_ms']} ms = {rise_s:.2f} s, +1.5 s for nginx to start)")
+        res = curl_batch(self.bed, url(VIPS[("nat", 4)]), self.dist_n // 2)
+        names = {n for ok, _, n in res if ok}
+        self.check(all(ok for ok, _, _ in res) and b.name in names,
+                   f"health: after the restart {b.name} answers again ({sorted(names)})")
+        self.health_times = (t_down, t_up)
+
+    def reload(self):
+        rp = self.rp
+        bed = self.bed
+        secs = self.reload_s
+        kas = []
+        for fam in (4, 6):
+            kas.append(bed.spawn("client", [sys.executable, SELF, "keepalive", "--host",
+                                            VIPS[("nat", fam)], "--conns", "16", "--seconds",
+                                            str(secs + 3), "--interval", "0.1"],
+                                 f"keepalive-{fam}", secs + 20))
+        ready = []
+        for fam, p in zip((4, 6), kas):
+            path = os.path.join(bed.work, f"keepalive-{fam}.out")
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                lines = open(path).read().splitlines()
+                if lines:
+                    ready.append(json.loads(lines[0])["ready"])
+                    break
+                time.sleep(0.05)
+            else:
+                raise Failure(f"keep-alive connections not ready: {open(path).read()}")
+        # The reload takes out a backend that holds long-lived connections
+        # and brings in b4, which no VIP had.
+        held = [n for names in ready for n in names if n]
+        gone = max(IN_VIPS, key=lambda b: held.count(b.name))
+        new_set = [b for b in IN_VIPS if b is not gone] + [BACKENDS[3]]
+        log(f"reload: long-lived connections on {sorted(set(held))}; removing {gone.name}, "
+            f"adding b4")
+        w_res = {}
+        wt = threading.Thread(target=lambda: w_res.update(wrk(bed, url(VIPS[("nat", 4)]), secs)))
+        wt.start()
+        c_res = []
+        ct = threading.Thread(target=lambda: c_res.extend(
+            curl_for(bed, url(VIPS[("nat", 6)]), secs - 1, batch=5)))
+        ct.start()
+        time.sleep(secs / 2)
+        with open(rp.cfg, "w") as f:
+            f.write(rampart_config(bed.work, nat_backends=new_set))
+        rep = rp.ctl("reload")
+        self.check(sorted(rep.get("vips_changed", [])) == ["nat-4", "nat-6"],
+                   f"reload: generation {rep.get('generation')}, changed {rep.get('vips_changed')}")
+        wt.join()
+        ct.join()
+        results = []
+        for fam, p in zip((4, 6), kas):
+            p.wait(secs + 20)
+            lines = open(os.path.join(bed.work, f"keepalive-{fam}.out")).read().splitlines()
+            results.append(json.loads(lines[-1])["conns"])
+        w = w_res
+        self.row(f"wrk {secs} s across the reload", "nat", 4, w["requests"],
+                 w["socket_errors"] + w["non_2xx"], w["p50"], w["p99"], f"{w['rps']:.0f} req/s")
+        self.check(w["requests"] > 0 and w["socket_errors"] == 0 and w["non_2xx"] == 0,
+                   f"reload: wrk {w['requests']} requests, {w['socket_errors']} socket errors, "
+                   f"{w['non_2xx']} non-2xx")
+        self.curl_row("curl across the reload", "nat", 6, c_res)
+        self.check(c_res and all(ok for ok, _, _ in c_res),
+                   f"reload: {len(c_res)} new connections across the reload, "
+                   f"{sum(1 for r in c_res if not r[0])} failed")
+        for fam, conns in zip((4, 6), results):
+            reqs = sum(c["requests"] for c in conns)
+            fails = sum(c["fail"] for c in conns)
+            moved = [c for c in conns if len(c["backends"]) != 1]
+            on_gone = sum(1 for c in conns if c["backends"] == [gone.name])
+            self.row("16 long-lived conns across the reload", "nat", fam, reqs, fails, None, None,
+                     f"{on_gone} on the removed {gone.name}")
+            self.check(fails == 0 and not moved and all(c["requests"] > 10 * secs for c in conns),
+                       f"reload {fam_name(fam)}: 16 keep-alive connections, {reqs} requests, "
+                       f"{fails} failed, {len(moved)} changed backend, {on_gone} stayed on "
+                       f"the removed {gone.name}")
+        for fam in (4, 6):
+            res = curl_batch(bed, url(VIPS[("nat", fam)]), self.dist_n // 2)
+            names = {n for ok, _, n in res if ok}
+            self.check(all(ok for ok, _, _ in res) and gone.name not in names and "b4" in names,
+                       f"reload {fam_name(fam)}: new connections go to {sorted(names)} "
+                       f"(not {gone.name}, b4 among them)")
+
+    def nftables(self):
+        """rampart is stopped; the lb namespace's kernel takes its place."""
+        bed = self.bed
+        bed.sysctl("lb", "net.ipv6.conf.all.disable_ipv6=0")
+        bed.sysctl("lb", "net.ipv6.conf.r0.disable_ipv6=0")
+        bed.addr("lb", "r0", f"{NODE4}/24")
+        bed.addr("lb", "r0", f"{NODE6}/64")
+        for kv in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+                   "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.r0.rp_filter=0"):
+            bed.sysctl("lb", kv)
+        bed.route("lb", "198.18.0.0/24", "via", RTR_L4)
+        bed.route("lb", "2001:2::/64", "via", RTR_L6)
+        bed.route("lb", FLOODNET, "via", RTR_L4)
+
+        def numgen_map(fam):
+            slots, i = [], 0
+            for b in IN_VIPS:
+                for _ in range(b.weight):
+                    slots.append(f"{i} : {b.addr(fam)}")
+                    i += 1
+            return i, ", ".join(slots)
+
+        n4, m4 = numgen_map(4)
+        n6, m6 = numgen_map(6)
+        bed.nft("lb", f"""
+table ip lb {{
+    chain pre {{
+        type nat hook prerouting priority dstnat;
+        ip daddr {{ {VIPS[('nat', 4)]}, {VIPS[('synproxy', 4)]} }} tcp dport 80 dnat to numgen inc mod {n4} map {{ {m4} }}
+    }}
+}}
+table ip6 lb {{
+    chain pre {{
+        type nat hook prerouting priority dstnat;
+        ip6 daddr {VIPS[('nat', 6)]} tcp dport 80 dnat to numgen inc mod {n6} map {{ {m6} }}
+    }}
+}}
+""")
+        # The kernel's SYN proxy in its own hop in front (the router): it
+        # does not combine with DNAT to a non-local VIP in one namespace.
+        sp = VIPS[("synproxy", 4)]
+        bed.nft("router", f"""
+table ip shield {{
+    chain untrack {{
+        type filter hook prerouting priority raw;
+        ip daddr {sp} tcp dport 80 tcp flags syn notrack
+    }}
+    chain proxy {{
+        type filter hook forward priority filter;
+        ip daddr {sp} tcp dport 80 ct state invalid, untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+        ip daddr {sp} tcp dport 80 ct state invalid drop
+    }}
+}}
+""")
+        for fam in (4, 6):
+            vip = VIPS[("nat", fam)]
+            res = curl_batch(bed, url(vip), self.dist_n // 2)
+            self.curl_row("curl, new connections (nftables DNAT)", "nft dnat", fam, res)
+            self.check(all(ok for ok, _, _ in res),
+                       f"nftables DNAT {fam_name(fam)}: {len(res)} curl requests")
+            w = wrk(bed, url(vip), self.wrk_s)
+            self.row(f"wrk {self.wrk_s} s (nftables DNAT)", "nft dnat", fam, w["requests"],
+                     w["socket_errors"] + w["non_2xx"], w["p50"], w["p99"],
+                     f"{w['rps']:.0f} req/s")
+        res = curl_batch(bed, url(sp), 50)
+        self.curl_row("curl, new connections (nft synproxy + DNAT)", "nft synproxy", 4, res)
+        self.check(all(ok for ok, _, _ in res),
+                   f"nftables synproxy + DNAT: {len(res)} curl requests without a flood")
+        self.flood("nftables", sp, conntrack_roles=("router", "lb"))
+
+    def run(self):
+        self.start_servers()
+        self.start_rampart()
+        self.modes()
+        self.synproxy()
+        self.flood_checks()
+        self.health()
+        self.reload()
+        drops = self.rp.drops()
+        self.rp.stop()
+        run = json.load(open(os.path.join(self.bed.work, "rampart.json")))
+        self.rampart_stats = {k: run.get(k) for k in ("rx_packets", "tx_packets",
+                                                       "dropped_total", "consumed")}
+        self.rampart_stats["drops"] = drops
+        self.rampart_stats["tx_dropped"] = run["dpdk"]["tx_dropped"]
+        log(f"rampart stopped: {self.rampart_stats}")
+        self.nftables()
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+def report(suite, work, args, started):
+    lines = [f"Cases ({'--quick' if args.quick else 'full run'}, {time.strftime('%Y-%m-%d')}, "
+             f"{time.time() - started:.0f} s):", "",
+             "| case | mode | family | requests | errors | p50 | p99 | notes |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for r in suite.rows:
+        lines.append(f"| {r['case']} | {r['mode']} | {r['family']} | {r['requests']} | "
+                     f"{r['errors']} | {ms(r['p50'])} | {ms(r['p99'])} | {r['note']} |")
+    if suite.flood_rows:
+        lines += ["", "SYN flood (hping3, 2 spoofed sources, IPv4) against the SYN proxy VIP:", "",
+                  "| in the LB's place | flood at the router | SYN-ACKs answered | curl ok under flood "
+                  "| p50 | p99 | state growth | notes |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in suite.flood_rows:
+            lines.append(
+                f"| {r['lb']} | {r['flood_syn_per_s']:.0f} SYN/s | {r['synack_per_s']:.0f}/s | "
+                f"{r['curl_ok']}/{r['curl']} ({r['success']:.1%}) | {ms(r['p50'])} | "
+                f"{ms(r['p99'])} | {r['table_growth']} | {r['note']} |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(work, "summary.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(work, "summary.json"), "w") as f:
+        json.dump({"rows": suite.rows, "flood": suite.flood_rows,
+                   "checks": [{"ok": ok, "what": w} for ok, w in suite.checks],
+                   "rampart": getattr(suite, "rampart_stats", None)}, f, indent=1)
+    print(text)
+
+
+def main_suite(args):
+    if os.geteuid() != 0:
+        sys.exit("e2e: needs root (network namespaces, AF_PACKET)")
+    missing = [t for t in ("ip", "ethtool", "curl", "wrk", "hping3", "nginx", "nft", "ss",
+                           "timeout") if not shutil.which(t)]
+    if missing:
+        sys.exit(f"e2e: missing {', '.join(missing)} (apt-get install iproute2 ethtool curl wrk "
+                 "hping3 nginx-light nftables)")
+    binary = args.binary
+    if not binary:
+        log("building: cargo build --release --features dpdk")
+        subprocess.run(["cargo", "build", "--release", "--features", "dpdk"], cwd=ROOT,
+                       check=True)
+        binary = os.path.join(ROOT, "target", "release", "rampart")
+    binary = os.path.abspath(binary)
+    work = os.path.abspath(args.work)
+    os.makedirs(work, exist_ok=True)
+    bed = Bed(work, f"re{os.getpid() % 100000}")
+    started = time.time()
+
+    def on_signal(signum, _frame):
+        raise Failure(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # The deadline: the whole run, whatever hangs.
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Failure("deadline")))
+    signal.alarm(args.deadline)
+    suite = Suite(args, bed, binary)
+    try:
+        bed.build()
+        suite.run()
+    except Failure as e:
+        suite.failures.append(str(e))
+        log(f"FAIL: {e}")
+    except Exception as e:  # noqa: BLE001 - any crash is a failed run, reported
+        suite.failures.append(f"{type(e).__name__}: {e}")
+        log(f"FAIL: {type(e).__name__}: {e}")
+        import traceback
+        traceback.print_exc()
+    finally:
+        signal.alarm(0)
+        bed.teardown()
+    report(suite, work, args, started)
+    if suite.failures:
+        log(f"{len(suite.failures)} failed:")
+        for f in suite.failures:
+            log(f"  {f}")
+        sys.exit(1)
+    log(f"all {len(suite.checks)} checks passed")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="role")
+    s = sub.add_parser("echo-server")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--lifetime", type=float, required=True)
+    s = sub.add_parser("echo-client")
+    s.add_argument("--host", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--bytes", type=int, required=True)
+    s = sub.add_parser("keepalive")
+    s.add_argument("--host", required=True)
+    s.add_argument("--conns", type=int, required=True)
+    s.add_argument("--seconds", type=float, required=True)
+    s.add_argument("--interval", type=float, required=True)
+    p.add_argument("--quick", action="store_true",
+                   help="shorter loads (CI): wrk 3 s, floods 6 s, fewer requests")
+    p.add_argument("--binary", help="rampart built with --features dpdk (default: build it)")
+    p.add_argument("--work", default=os.path.join(ROOT, "target", "e2e"),
+                   help="where outputs and summary.md go (default target/e2e)")
+    p.add_argument("--deadline", type=int, default=900, help="seconds for the whole run")
+    args = p.parse_args()
+    if args.role == "echo-server":
+        echo_server(args)
+    elif args.role == "echo-client":
+        echo_client(args)
+    elif args.role == "keepalive":
+        keepalive_client(args)
+    else:
+        main_suite(args)
+
+
+if __name__ == "__main__":
+    main()
