@@ -350,6 +350,13 @@ table ip e2e {
         return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else 0
 
 
+def softnet_dropped():
+    """Packets the kernel dropped for a full per-CPU input backlog (every
+    namespace's veths share it): column 2 of /proc/net/softnet_stat."""
+    with open("/proc/net/softnet_stat") as f:
+        return sum(int(line.split()[1], 16) for line in f if line.strip())
+
+
 # --- servers ------------------------------------------------------------------------
 
 
@@ -828,6 +835,7 @@ class Suite:
         cookies0 = rp.event("syn_cookies_sent") if rp else 0
         active0 = rp.active() if rp else 0
         ct0 = {r: bed.conntrack_count(r) for r in conntrack_roles}
+        backlog0 = softnet_dropped()
         floods = []
         for k in (1, 2):
             floods.append(bed.spawn("client", ["hping3", "-q", "-S", "-p", "80", "--flood",
@@ -854,6 +862,7 @@ class Suite:
         res = curl_for(bed, url(vip), self.flood_s - 2)
         elapsed = time.time() - t0
         c1 = bed.counters()
+        backlog = softnet_dropped() - backlog0
         stop.set()
         for p in floods:
             bed.stop(p, signal.SIGINT)
@@ -874,6 +883,7 @@ class Suite:
             note = ", ".join(f"{r} conntrack {ct0[r]} -> {bed.conntrack_count(r)}"
                              for r in conntrack_roles)
             growth = sum(bed.conntrack_count(r) - ct0[r] for r in conntrack_roles)
+        note += f"; kernel backlog drops {backlog}"
         oks = [t for good, t, _ in res if good]
         self.flood_rows.append({
             "lb": lb, "seconds": elapsed, "flood_syn_per_s": syn_rate,

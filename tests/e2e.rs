@@ -1,0 +1,140 @@
+//! End to end with real TCP stacks: `tests/netns/e2e.py --quick`, the
+//! reduced run of the network-namespace suite, against this build's
+//! `rampart` (see the README's "End to end in network namespaces").
+//!
+//! The script builds a bed of namespaces it always deletes (a client, a
+//! router, a switch, four nginx backends and `rampart run` on
+//! net_af_packet), asserts every case itself and exits non-zero on any
+//! failure; here its exit status decides, and its summary must hold a row
+//! for every case, so a suite that silently skipped one fails too.
+//!
+//! Needs the `dpdk` feature, root, and iproute2, ethtool, curl, wrk,
+//! hping3, nginx-light, nftables and python3 (`.ci/run` installs them).
+//! Outside CI a machine without them skips with a note; under CI (`CI` set)
+//! they are required.
+#![cfg(feature = "dpdk")]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tools_missing() -> Vec<&'static str> {
+    [
+        "ip", "ethtool", "curl", "wrk", "hping3", "nginx", "nft", "python3",
+    ]
+    .into_iter()
+    .filter(|t| {
+        !Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+    .collect()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn netns_end_to_end_quick() {
+    let missing = tools_missing();
+    if !is_root() || !missing.is_empty() {
+        let why = format!("root: {}, missing tools: {missing:?}", is_root());
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the end-to-end suite: {why}"
+        );
+        eprintln!("note: skipping the network-namespace end-to-end suite ({why})");
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    // The script has its own deadline (SIGALRM, then teardown); `timeout`
+    // is the backstop: TERM (the script tears the bed down), KILL 30 s later.
+    let out = Command::new("timeout")
+        .args(["-k", "30", "600", "python3"])
+        .arg(root.join("tests/netns/e2e.py"))
+        .args([
+            "--quick",
+            "--deadline",
+            "540",
+            "--binary",
+            env!("CARGO_BIN_EXE_rampart"),
+        ])
+        .arg("--work")
+        .arg(work.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/netns/e2e.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "tests/netns/e2e.py --quick failed after {:?}:\n{stderr}\n{stdout}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(600));
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("summary.json")).unwrap())
+            .unwrap();
+    let rows = summary["rows"].as_array().unwrap();
+    let has = |case: &str, mode: &str, family: &str| {
+        rows.iter().any(|r| {
+            r["case"].as_str().is_some_and(|c| c.starts_with(case))
+                && r["mode"] == mode
+                && r["family"] == family
+        })
+    };
+    for family in ["IPv4", "IPv6"] {
+        for mode in ["nat", "fullnat", "dr"] {
+            assert!(
+                has("curl, new connections", mode, family),
+                "{mode} {family}: {stdout}"
+            );
+            assert!(has("wrk", mode, family), "{mode} {family} wrk: {stdout}");
+        }
+        assert!(has("10 MB echo", "synproxy", family), "{stdout}");
+        assert!(has("10 MB download", "synproxy", family), "{stdout}");
+        assert!(has("curl, b2 killed", "nat", family), "{stdout}");
+        assert!(
+            has("16 long-lived conns across the reload", "nat", family),
+            "{stdout}"
+        );
+    }
+    assert!(
+        has("curl under SYN flood (rampart)", "synproxy", "IPv4"),
+        "{stdout}"
+    );
+    assert!(
+        rows.iter().any(|r| r["case"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("wrk") && c.ends_with("across the reload"))),
+        "wrk across the reload: {stdout}"
+    );
+    assert!(has("curl across the reload", "nat", "IPv6"), "{stdout}");
+    // Every row of a rampart case has no errors (the nftables rows are
+    // reported, not asserted).
+    for r in rows
+        .iter()
+        .filter(|r| !r["mode"].as_str().unwrap().starts_with("nft"))
+    {
+        assert_eq!(r["errors"], 0, "{r}");
+    }
+    let flood = summary["flood"].as_array().unwrap();
+    assert_eq!(
+        flood.len(),
+        2,
+        "rampart and nftables under the same flood: {stdout}"
+    );
+    let checks = summary["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    assert!(checks.len() >= 50, "{} checks ran: {stdout}", checks.len());
+}
