@@ -57,6 +57,7 @@ and every command) and the whole run has a deadline.
 
 import argparse
 import hashlib
+import ipaddress
 import http.client
 import json
 import os
@@ -383,6 +384,7 @@ http {{
         listen 80 backlog=4096;
         listen [::]:80 ipv6only=on backlog=4096;
         add_header X-Backend {b.name} always;
+        add_header X-Client $remote_addr always;
         location = / {{ return 200 "{b.name}\\n"; }}
         location = /blob {{ alias {work}/www/blob; }}
     }}
@@ -515,9 +517,9 @@ def keepalive_client(args):
 
 def curl_batch(bed, target, n, timeout=5):
     """N sequential requests, each on a new connection. Returns a list of
-    (ok, seconds, backend name)."""
+    (ok, seconds, backend name, client address the backend saw)."""
     args = ["curl", "-sg", "--max-time", str(timeout), "-H", "Connection: close",
-            "-w", "%{http_code} %{time_total} %header{x-backend}\\n"]
+            "-w", "%{http_code} %{time_total} %header{x-backend} %header{x-client}\\n"]
     for _ in range(n):
         args += ["-o", "/dev/null", target]
     r = bed.run("client", *args, timeout=n * (timeout + 1) + 10, check=False)
@@ -525,8 +527,9 @@ def curl_batch(bed, target, n, timeout=5):
     for line in r.stdout.splitlines():
         f = line.split()
         if len(f) >= 2:
-            out.append((f[0] == "200", float(f[1]), f[2] if len(f) > 2 else None))
-    out += [(False, float(timeout), None)] * (n - len(out))
+            out.append((f[0] == "200", float(f[1]), f[2] if len(f) > 2 else None,
+                        f[3] if len(f) > 3 else None))
+    out += [(False, float(timeout), None, None)] * (n - len(out))
     return out
 
 
@@ -724,7 +727,7 @@ class Suite:
                           "note": note})
 
     def curl_row(self, case, mode, fam, res, note=""):
-        oks = [t for ok, t, _ in res if ok]
+        oks = [t for ok, t, *_ in res if ok]
         self.row(case, mode, fam, len(res), len(res) - len(oks), percentile(oks, 50),
                  percentile(oks, 99), note)
 
@@ -761,7 +764,7 @@ class Suite:
                 self.check(not fails, f"{mode} {fam_name(fam)}: {len(res)} curl requests, "
                                       f"{len(fails)} failed")
                 counts = {b.name: 0 for b in IN_VIPS}
-                for ok, _, name in res:
+                for ok, _, name, _ in res:
                     if ok and name in counts:
                         counts[name] += 1
                 total = sum(counts.values()) or 1
@@ -777,6 +780,13 @@ class Suite:
                                f"{mode} {fam_name(fam)}: {b.name} got {counts[b.name]} of "
                                f"{total} ({share:.1%}), weight share {p:.0%} +- {tol:.1%}")
                 self.rows[-1]["note"] = ", ".join(spread)
+                # Who the backend saw: the client itself (NAT, DR) or
+                # rampart's local address (FullNAT).
+                expect = LOCALS[(mode, fam)] if mode == "fullnat" else (
+                    CLIENT4 if fam == 4 else CLIENT6)
+                seen = {str(ipaddress.ip_address(c)) for ok, _, _, c in res if ok and c}
+                self.check(seen == {expect}, f"{mode} {fam_name(fam)}: the backends saw the "
+                                             f"client as {sorted(seen)} (expected {expect})")
                 w = wrk(self.bed, url(vip), self.wrk_s)
                 self.row(f"wrk {self.wrk_s} s, 16 keep-alive conns", mode, fam, w["requests"],
                          w["socket_errors"] + w["non_2xx"], w["p50"], w["p99"],
@@ -786,6 +796,13 @@ class Suite:
                            f"{w['socket_errors']} socket errors, {w['non_2xx']} non-2xx")
                 if w["requests"] == 0:
                     log(w["text"])
+                # DR: the backends answer the client straight through the
+                # router; NAT and FullNAT answers come back through rampart.
+                v = next(x for x in self.rp.ctl("stats")["vips"] if x["name"] == f"{mode}-{fam}")
+                back = v["packets_out"]
+                self.check(v["packets_in"] > 0 and ((back == 0) == (mode == "dr")),
+                           f"{mode} {fam_name(fam)}: rampart saw {v['packets_in']} packets to the "
+                           f"VIP and {back} answers from the backends")
         d = self.rp.drops()
         log(f"rampart drops after the mode cases: {d or 'none'}")
 
@@ -817,7 +834,7 @@ class Suite:
             self.row("10 MB download (curl)", "synproxy", fam, 1, 0 if good else 1, t, t)
             res = curl_batch(self.bed, url(vip), 50)
             self.curl_row("curl, new connections", "synproxy", fam, res)
-            self.check(all(ok for ok, _, _ in res), f"synproxy {fam_name(fam)}: 50 curl requests")
+            self.check(all(ok for ok, *_ in res), f"synproxy {fam_name(fam)}: 50 curl requests")
             after = {k: rp.event(k) for k in before}
             n = 52
             self.check(all(after[k] - before[k] >= n for k in before),
@@ -884,7 +901,7 @@ class Suite:
                              for r in conntrack_roles)
             growth = sum(bed.conntrack_count(r) - ct0[r] for r in conntrack_roles)
         note += f"; kernel backlog drops {backlog}"
-        oks = [t for good, t, _ in res if good]
+        oks = [t for good, t, *_ in res if good]
         self.flood_rows.append({
             "lb": lb, "seconds": elapsed, "flood_syn_per_s": syn_rate,
             "synack_per_s": answered, "curl": len(res), "curl_ok": ok, "success": rate,
@@ -921,10 +938,10 @@ class Suite:
                    f"{HEALTH['timeout_ms']} ms = {fall_s:.2f} s, +0.5 s)")
         for fam in (4, 6):
             res = curl_batch(self.bed, url(VIPS[("nat", fam)]), self.dist_n // 2)
-            names = {n for ok, _, n in res if ok}
+            names = {n for ok, _, n, _ in res if ok}
             self.curl_row(f"curl, {b.name} killed", "nat", fam, res,
                           "answered by " + ", ".join(sorted(names)))
-            self.check(all(ok for ok, _, _ in res) and b.name not in names,
+            self.check(all(ok for ok, *_ in res) and b.name not in names,
                        f"health {fam_name(fam)}: {len(res)} requests with {b.name} down, "
                        f"{sum(1 for r in res if not r[0])} failed, answered by {sorted(names)}")
         self.nginx[b.name] = start_nginx(self.bed, b, self.lifetime)
@@ -933,8 +950,8 @@ class Suite:
                    f"health: {b.name} restarted, up after {t_up:.2f} s (rise {HEALTH['rise']} x "
                    f"{HEALTH['interval_ms']} ms = {rise_s:.2f} s, +1.5 s for nginx to start)")
         res = curl_batch(self.bed, url(VIPS[("nat", 4)]), self.dist_n // 2)
-        names = {n for ok, _, n in res if ok}
-        self.check(all(ok for ok, _, _ in res) and b.name in names,
+        names = {n for ok, _, n, _ in res if ok}
+        self.check(all(ok for ok, *_ in res) and b.name in names,
                    f"health: after the restart {b.name} answers again ({sorted(names)})")
         self.health_times = (t_down, t_up)
 
@@ -994,7 +1011,7 @@ class Suite:
                    f"reload: wrk {w['requests']} requests, {w['socket_errors']} socket errors, "
                    f"{w['non_2xx']} non-2xx")
         self.curl_row("curl across the reload", "nat", 6, c_res)
-        self.check(c_res and all(ok for ok, _, _ in c_res),
+        self.check(c_res and all(ok for ok, *_ in c_res),
                    f"reload: {len(c_res)} new connections across the reload, "
                    f"{sum(1 for r in c_res if not r[0])} failed")
         for fam, conns in zip((4, 6), results):
@@ -1010,8 +1027,8 @@ class Suite:
                        f"the removed {gone.name}")
         for fam in (4, 6):
             res = curl_batch(bed, url(VIPS[("nat", fam)]), self.dist_n // 2)
-            names = {n for ok, _, n in res if ok}
-            self.check(all(ok for ok, _, _ in res) and gone.name not in names and "b4" in names,
+            names = {n for ok, _, n, _ in res if ok}
+            self.check(all(ok for ok, *_ in res) and gone.name not in names and "b4" in names,
                        f"reload {fam_name(fam)}: new connections go to {sorted(names)} "
                        f"(not {gone.name}, b4 among them)")
 
@@ -1073,7 +1090,7 @@ table ip shield {{
             vip = VIPS[("nat", fam)]
             res = curl_batch(bed, url(vip), self.dist_n // 2)
             self.curl_row("curl, new connections (nftables DNAT)", "nft dnat", fam, res)
-            self.check(all(ok for ok, _, _ in res),
+            self.check(all(ok for ok, *_ in res),
                        f"nftables DNAT {fam_name(fam)}: {len(res)} curl requests")
             w = wrk(bed, url(vip), self.wrk_s)
             self.row(f"wrk {self.wrk_s} s (nftables DNAT)", "nft dnat", fam, w["requests"],
@@ -1081,7 +1098,7 @@ table ip shield {{
                      f"{w['rps']:.0f} req/s")
         res = curl_batch(bed, url(sp), 50)
         self.curl_row("curl, new connections (nft synproxy + DNAT)", "nft synproxy", 4, res)
-        self.check(all(ok for ok, _, _ in res),
+        self.check(all(ok for ok, *_ in res),
                    f"nftables synproxy + DNAT: {len(res)} curl requests without a flood")
         self.flood("nftables", sp, conntrack_roles=("router", "lb"))
 
