@@ -346,6 +346,18 @@ table ip e2e {
                 out[c["name"]] = c["packets"]
         return out
 
+    def link_drops(self):
+        """Per interface of the path (router, switch, lb), the packets the
+        kernel counted as dropped, rx and tx: {"ns/dev": n}."""
+        out = {}
+        for role in ("router", "lan", "lb"):
+            r = self.run(role, "ip", "-s", "-j", "link", "show", check=False)
+            for link in json.loads(r.stdout or "[]"):
+                st = link.get("stats64", {})
+                out[f"{role}/{link['ifname']}"] = (st.get("rx", {}).get("dropped", 0)
+                                                   + st.get("tx", {}).get("dropped", 0))
+        return out
+
     def conntrack_count(self, role):
         r = self.run(role, "cat", "/proc/sys/net/netfilter/nf_conntrack_count", check=False)
         return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else 0
@@ -402,11 +414,11 @@ def start_nginx(bed, b, lifetime):
                      f"{b.name}-nginx", lifetime)
 
 
-def wait_listening(bed, role, addr, port, what, limit=10):
+def wait_listening(bed, role, port, what, limit=10):
     deadline = time.time() + limit
     while time.time() < deadline:
         r = bed.run(role, "ss", "-Htln", f"sport = :{port}", check=False)
-        if addr in r.stdout or "*:" in r.stdout or "[::]:" in r.stdout or "0.0.0.0:" in r.stdout:
+        if r.stdout.strip():
             return
         time.sleep(0.1)
     raise Failure(f"{what} is not listening on port {port} after {limit} s")
@@ -744,8 +756,8 @@ class Suite:
                                     "--lifetime", str(self.lifetime)], f"{b.name}-echo",
                            self.lifetime + 5)
         for b in BACKENDS:
-            wait_listening(self.bed, b.name, b.v4, 80, f"nginx on {b.name}")
-            wait_listening(self.bed, b.name, b.v4, ECHO_PORT, f"echo server on {b.name}")
+            wait_listening(self.bed, b.name, 80, f"nginx on {b.name}")
+            wait_listening(self.bed, b.name, ECHO_PORT, f"echo server on {b.name}")
 
     def start_rampart(self):
         self.rp = Rampart(self.bed, self.bin, self.lifetime)
@@ -853,6 +865,7 @@ class Suite:
         active0 = rp.active() if rp else 0
         ct0 = {r: bed.conntrack_count(r) for r in conntrack_roles}
         backlog0 = softnet_dropped()
+        links0 = bed.link_drops()
         floods = []
         for k in (1, 2):
             floods.append(bed.spawn("client", ["hping3", "-q", "-S", "-p", "80", "--flood",
@@ -861,7 +874,6 @@ class Suite:
         time.sleep(1)
         t0 = time.time()
         peak_active = active0
-        res = []
         stop = threading.Event()
 
         def watch():
@@ -885,7 +897,8 @@ class Suite:
             bed.stop(p, signal.SIGINT)
         if rp:
             watcher.join()
-        floods_alive = [p for p in floods if p.returncode not in (0, 1, 124, -2, 130)]
+        # hping3 ends on our SIGINT (or its `timeout`); anything else is news
+        odd_exits = [p.returncode for p in floods if p.returncode not in (0, 1, 124, -2, 130)]
         ok = sum(1 for r in res if r[0])
         rate = ok / len(res) if res else 0
         syn_rate = (c1["flood_syn"] - c0["flood_syn"]) / elapsed
@@ -901,6 +914,10 @@ class Suite:
                              for r in conntrack_roles)
             growth = sum(bed.conntrack_count(r) - ct0[r] for r in conntrack_roles)
         note += f"; kernel backlog drops {backlog}"
+        links = bed.link_drops()
+        lost = {k: v - links0.get(k, 0) for k, v in links.items() if v - links0.get(k, 0) > 0}
+        note += "; link drops " + (", ".join(f"{k} {v / elapsed:.0f}/s" for k, v in lost.items())
+                                   or "none")
         oks = [t for good, t, *_ in res if good]
         self.flood_rows.append({
             "lb": lb, "seconds": elapsed, "flood_syn_per_s": syn_rate,
@@ -909,9 +926,8 @@ class Suite:
             "note": note})
         self.curl_row(f"curl under SYN flood ({lb})", "synproxy" if rp else "nft synproxy", 4, res,
                       f"flood {syn_rate:.0f} SYN/s, answered {answered:.0f}/s")
-        if floods_alive:
-            log(f"hping3 exit codes: {[p.returncode for p in floods]}")
-        return rate, syn_rate, growth, len(res), answered
+        if odd_exits:
+            log(f"hping3 exit codes: {odd_exits}")
 
     def flood_checks(self):
         row = self.flood_rows[-1]
@@ -1173,12 +1189,12 @@ def main_suite(args):
     started = time.time()
 
     def on_signal(signum, _frame):
-        raise Failure(f"signal {signum}")
+        # SIGALRM is the deadline of the whole run, whatever hangs.
+        what = "deadline" if signum == signal.SIGALRM else f"signal {signum}"
+        raise Failure(f"stopped: {what}")
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    # The deadline: the whole run, whatever hangs.
-    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Failure("deadline")))
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(sig, on_signal)
     signal.alarm(args.deadline)
     suite = Suite(args, bed, binary)
     try:
