@@ -860,18 +860,20 @@ class Suite:
         while curl asks the VIP on new connections. Fills a flood row."""
         bed = self.bed
         rp = self.rp if lb == "rampart" else None
-        c0 = bed.counters()
-        cookies0 = rp.event("syn_cookies_sent") if rp else 0
+        # Table sizes from before the flood; rates from the counters over
+        # the curl loop only, which starts once the flood runs.
         active0 = rp.active() if rp else 0
         ct0 = {r: bed.conntrack_count(r) for r in conntrack_roles}
-        backlog0 = softnet_dropped()
-        links0 = bed.link_drops()
         floods = []
         for k in (1, 2):
             floods.append(bed.spawn("client", ["hping3", "-q", "-S", "-p", "80", "--flood",
                                                "-a", f"198.19.0.{k}", vip],
                                     f"hping3-{lb}-{k}", self.flood_s + 2))
         time.sleep(1)
+        c0 = bed.counters()
+        cookies0 = rp.event("syn_cookies_sent") if rp else 0
+        backlog0 = softnet_dropped()
+        links0 = bed.link_drops()
         t0 = time.time()
         peak_active = active0
         stop = threading.Event()
@@ -891,7 +893,9 @@ class Suite:
         res = curl_for(bed, url(vip), self.flood_s - 2)
         elapsed = time.time() - t0
         c1 = bed.counters()
+        cookies1 = rp.event("syn_cookies_sent") if rp else 0
         backlog = softnet_dropped() - backlog0
+        links = bed.link_drops()
         stop.set()
         for p in floods:
             bed.stop(p, signal.SIGINT)
@@ -907,14 +911,13 @@ class Suite:
         growth = None
         if rp:
             growth = peak_active - active0
-            cookies = (rp.event("syn_cookies_sent") - cookies0) / elapsed
+            cookies = (cookies1 - cookies0) / elapsed
             note = f"rampart syn_cookies_sent {cookies:.0f}/s"
         else:
             note = ", ".join(f"{r} conntrack {ct0[r]} -> {bed.conntrack_count(r)}"
                              for r in conntrack_roles)
             growth = sum(bed.conntrack_count(r) - ct0[r] for r in conntrack_roles)
         note += f"; kernel backlog drops {backlog}"
-        links = bed.link_drops()
         lost = {k: v - links0.get(k, 0) for k, v in links.items() if v - links0.get(k, 0) > 0}
         note += "; link drops " + (", ".join(f"{k} {v / elapsed:.0f}/s" for k, v in lost.items())
                                    or "none")
