@@ -660,10 +660,10 @@ class Rampart:
             time.sleep(0.1)
         raise Failure(f"rampart not up within 30 s:\n{open(err).read()}")
 
-    def ctl(self, *args, json_out=True):
-        r = sh([self.bin, "ctl", "--socket", f"{self.bed.work}/ctl.sock",
-                *(["--json"] if json_out else []), *args], timeout=15)
-        return json.loads(r.stdout) if json_out else r.stdout
+    def ctl(self, *args):
+        r = sh([self.bin, "ctl", "--socket", f"{self.bed.work}/ctl.sock", "--json", *args],
+               timeout=15)
+        return json.loads(r.stdout)
 
     def event(self, name):
         return sum(w["events"].get(name, 0) for w in self.ctl("stats")["workers"])
@@ -674,12 +674,6 @@ class Rampart:
             for k, v in w["drops"].items():
                 out[k] = out.get(k, 0) + v
         return {k: v for k, v in out.items() if v}
-
-    def backend(self, addr_port):
-        for b in self.ctl("stats")["backends"]:
-            if b["address"] == addr_port:
-                return b
-        raise Failure(f"no backend {addr_port} in rampart ctl stats")
 
     def active(self):
         return self.ctl("status")["active_conns"]
@@ -972,7 +966,6 @@ class Suite:
         names = {n for ok, _, n, _ in res if ok}
         self.check(all(ok for ok, *_ in res) and b.name in names,
                    f"health: after the restart {b.name} answers again ({sorted(names)})")
-        self.health_times = (t_down, t_up)
 
     def reload(self):
         rp = self.rp
