@@ -147,6 +147,16 @@ fn netns_end_to_end_quick() {
         "rampart and nftables under the same flood: {stdout}"
     );
     let checks = summary["checks"].as_array().unwrap();
-    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    // Findings of the nftables comparison are reported, not asserted.
+    let asserted = |c: &&serde_json::Value| {
+        !c["what"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("(nftables, reported)")
+    };
+    assert!(
+        checks.iter().filter(asserted).all(|c| c["ok"] == true),
+        "{stdout}"
+    );
     assert!(checks.len() >= 50, "{} checks ran: {stdout}", checks.len());
 }

@@ -731,6 +731,12 @@ class Suite:
         if not ok:
             self.failures.append(what)
 
+    def observe(self, ok, what):
+        """A finding of the nftables comparison: logged and kept in
+        summary.json, never a failure (the comparison is reported)."""
+        self.checks.append((bool(ok), f"(nftables, reported) {what}"))
+        log(("seen " if ok else "NOTE ") + what)
+
     def row(self, case, mode, fam, requests, errors, p50, p99, note=""):
         self.rows.append({"case": case, "mode": mode, "family": fam_name(fam) if fam else "-",
                           "requests": requests, "errors": errors, "p50": p50, "p99": p99,
@@ -1118,16 +1124,18 @@ table ip shield {{
             vip = VIPS[("nat", fam)]
             res = curl_batch(bed, url(vip), self.dist_n // 2)
             self.curl_row("curl, new connections (nftables DNAT)", "nft dnat", fam, res)
-            self.check(all(ok for ok, *_ in res),
-                       f"nftables DNAT {fam_name(fam)}: {len(res)} curl requests")
+            self.observe(all(ok for ok, *_ in res),
+                         f"nftables DNAT {fam_name(fam)}: {len(res)} curl requests, "
+                         f"{sum(1 for r in res if not r[0])} failed")
             w = wrk(bed, url(vip), self.wrk_s)
             self.row(f"wrk {self.wrk_s} s (nftables DNAT)", "nft dnat", fam, w["requests"],
                      w["socket_errors"] + w["non_2xx"], w["p50"], w["p99"],
                      f"{w['rps']:.0f} req/s")
         res = curl_batch(bed, url(sp), 50)
         self.curl_row("curl, new connections (nft synproxy + DNAT)", "nft synproxy", 4, res)
-        self.check(all(ok for ok, *_ in res),
-                   f"nftables synproxy + DNAT: {len(res)} curl requests without a flood")
+        self.observe(all(ok for ok, *_ in res),
+                     f"nftables synproxy + DNAT: {len(res)} curl requests without a flood, "
+                     f"{sum(1 for r in res if not r[0])} failed")
         self.flood("nftables", sp, conntrack_roles=("router", "lb"))
 
     def run(self):
