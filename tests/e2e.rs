@@ -133,11 +133,15 @@ fn netns_end_to_end_quick() {
     );
     assert!(has("curl across the reload", "nat", "IPv6"), "{stdout}");
     // Every row of a rampart case has no errors (the nftables rows are
-    // reported, not asserted).
-    for r in rows
-        .iter()
-        .filter(|r| !r["mode"].as_str().unwrap().starts_with("nft"))
-    {
+    // reported, not asserted), but for curl under the flood, where the
+    // issue's bound is 99% and the script checks it (flood_checks).
+    for r in rows.iter().filter(|r| {
+        !r["mode"].as_str().unwrap().starts_with("nft")
+            && !r["case"]
+                .as_str()
+                .unwrap()
+                .starts_with("curl under SYN flood")
+    }) {
         assert_eq!(r["errors"], 0, "{r}");
     }
     let flood = summary["flood"].as_array().unwrap();
