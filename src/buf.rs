@@ -12,12 +12,47 @@ pub trait PacketBuf {
     /// backend's SYN-ACK into an ACK.
     fn truncate(&mut self, len: usize);
 
+    /// Grows the frame by `n` bytes at the front (encapsulation); the new
+    /// bytes are the first `n` of [`PacketBuf::data`], their contents
+    /// unspecified. Returns false, changing nothing, when the buffer has no
+    /// room in front (an mbuf's headroom, [`HEADROOM`] bytes).
+    fn prepend(&mut self, n: usize) -> bool;
+
+    /// Removes `n` bytes from the front of the frame (decapsulation).
+    /// Returns false, changing nothing, when the frame is shorter.
+    fn strip_front(&mut self, n: usize) -> bool;
+
     /// Receive time in nanoseconds, where the source records one (pcap
     /// capture time, a synthetic bench clock). NICs without hardware
     /// timestamps return `None` and the worker uses its own clock.
     fn timestamp_ns(&self) -> Option<u64> {
         None
     }
+}
+
+/// Room an mbuf keeps in front of the frame (DPDK's `RTE_PKTMBUF_HEADROOM`);
+/// [`PacketBuf::prepend`] allows at most this much on every buffer, so a
+/// transform that fits in replay fits on DPDK too.
+pub const HEADROOM: usize = 128;
+
+/// [`PacketBuf::prepend`] for a `Vec`-held frame: the allocation grows if it
+/// must and the frame moves back by `n` bytes (a memmove; replay and tests
+/// only, DPDK prepends into the mbuf's headroom without moving anything).
+pub fn vec_prepend(v: &mut Vec<u8>, n: usize) -> bool {
+    if n > HEADROOM {
+        return false;
+    }
+    v.splice(0..0, std::iter::repeat_n(0u8, n));
+    true
+}
+
+/// [`PacketBuf::strip_front`] for a `Vec`-held frame.
+pub fn vec_strip_front(v: &mut Vec<u8>, n: usize) -> bool {
+    if n > v.len() {
+        return false;
+    }
+    v.drain(..n);
+    true
 }
 
 impl PacketBuf for Vec<u8> {
@@ -34,5 +69,15 @@ impl PacketBuf for Vec<u8> {
     #[inline]
     fn truncate(&mut self, len: usize) {
         Vec::truncate(self, len);
+    }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        vec_prepend(self, n)
+    }
+
+    #[inline]
+    fn strip_front(&mut self, n: usize) -> bool {
+        vec_strip_front(self, n)
     }
 }

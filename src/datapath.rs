@@ -44,276 +44,17 @@
 )]
 
 use crate::buf::PacketBuf;
-use crate::config::Mode;
-use crate::conntrack::{
-    addr_hash, expired, flags as cflags, flow_hash, ConnEntry, ConnState, ConnTable, Dir,
-};
-use crate::flow::{proto, tcp_flags, FlowDesc, FlowKey, L3Kind};
-use crate::outbox::Outbox;
-use crate::probe::{ProbeVerdict, Prober};
-use crate::sched::Scheduler;
+use crate::conn::{self, OpenError};
+use crate::conntrack::{expired, flags as cflags, flow_hash, ConnState, Dir};
+use crate::flow::{proto, tcp_flags, FlowDesc, L3Kind};
+use crate::probe::ProbeVerdict;
 use crate::snapshot::{Owned, Snapshot, VipInfo, MAGLEV_SEED};
-use crate::stats::{DropReason, Event, WorkerStats};
-use crate::synproxy::{self, SynproxyState};
+use crate::stats::{DropReason, Event};
+use crate::synproxy;
 use crate::wire;
-use crate::xmit;
-use crate::xmit::lport::LocalPorts;
+use crate::xmit::Xmit;
 
-/// What to do with the frame after [`process`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Rewritten for its next hop: transmit.
-    Forward,
-    /// Turned into an answer (ARP reply, neighbor advertisement, SYN
-    /// cookie, SYN proxy ACK): transmit.
-    Reply,
-    /// Taken over by the datapath (a SYN proxy ACK or a held packet); what
-    /// it leads to goes out through the worker's [`Outbox`]. Not a drop.
-    Consumed,
-    Drop(DropReason),
-}
-
-/// Entries the aging sweep visits per call of [`WorkerState::age`]. The poll
-/// loop calls it on every poll, empty ones included, so a busy worker pays a
-/// few ns per packet for it and an idle one sweeps a 1M table in well under
-/// a second.
-pub const AGING_BUDGET: u32 = 64;
-
-/// Everything one worker owns. Nothing in here is shared.
-pub struct WorkerState {
-    pub id: u16,
-    pub workers: u16,
-    pub conns: ConnTable,
-    /// One scheduler per VIP (least-connections counts are per worker).
-    pub scheds: Vec<Scheduler>,
-    pub lports: LocalPorts,
-    pub stats: WorkerStats,
-    /// Seconds on the worker clock (pcap timestamps in replay).
-    pub(crate) now: u32,
-    /// The same clock in nanoseconds (rate limits, TCP timestamps).
-    pub(crate) now_ns: u64,
-    /// Frames this worker originates; the worker sends and clears it after
-    /// every burst.
-    pub outbox: Outbox,
-    /// SYN proxy state, when a VIP uses it.
-    pub synproxy: Option<Box<SynproxyState>>,
-    /// Set by a handler that made the frame shorter (the new length).
-    pub(crate) trim: Option<usize>,
-    /// Until this second, replies without an entry may be flows that went
-    /// stateless because the table was full (see [`stateless_reply`]).
-    overflow_until: Option<u32>,
-    /// Health-check probes this worker sends and the answers it recognizes.
-    pub prober: Prober,
-    /// The snapshot generation this state was last fitted to.
-    generation: u64,
-    /// Backend numbers behind each scheduler, as of `generation`.
-    sched_ids: Vec<Vec<u32>>,
-    seed: u64,
-}
-
-impl WorkerState {
-    /// State for worker `id` of `workers`; `seed` keys the connection hash.
-    pub fn new(snap: &Snapshot, id: u16, workers: u16, seed: u64) -> WorkerState {
-        let synproxy = snap
-            .has_synproxy()
-            .then(|| Box::new(synproxy::path::new_state(snap, snap.conn_capacity, seed)));
-        WorkerState {
-            id,
-            workers,
-            conns: ConnTable::new(snap.conn_capacity, seed),
-            scheds: snap
-                .vips
-                .iter()
-                .map(|v| Scheduler::new(v.sched, &v.weights))
-                .collect(),
-            lports: LocalPorts::new(snap.local_addrs.len(), id, workers),
-            stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
-            now: 0,
-            now_ns: 0,
-            outbox: Outbox::new(outbox_frames(snap, synproxy.is_some())),
-            synproxy,
-            trim: None,
-            overflow_until: None,
-            prober: Prober::new(),
-            generation: snap.generation,
-            sched_ids: snap.vips.iter().map(|v| v.backends.clone()).collect(),
-            seed,
-        }
-    }
-
-    /// Fits this worker's own state to a snapshot the control thread
-    /// published after the one it last saw. Called before every burst; one
-    /// compare when nothing changed.
-    #[inline]
-    pub fn adopt(&mut self, snap: &Snapshot) {
-        if snap.generation != self.generation {
-            self.adopt_new(snap);
-        }
-    }
-
-    /// Schedulers of changed VIPs are rebuilt, taking over the
-    /// least-connection counts of the backends they keep; new VIPs,
-    /// backends and local addresses get their counters and port pools; the
-    /// SYN proxy state is set up when a VIP first needs it. Connections are
-    /// untouched: VIP and backend numbers are stable across snapshots.
-    #[cold]
-    fn adopt_new(&mut self, snap: &Snapshot) {
-        let old = std::mem::take(&mut self.scheds);
-        let old_ids = std::mem::take(&mut self.sched_ids);
-        for (i, v) in snap.vips.iter().enumerate() {
-            let prev = old.get(i).zip(old_ids.get(i));
-            let s = match prev {
-                Some((s, ids))
-                    if s.kind() == v.sched && *ids == v.backends && s.weights() == v.weights =>
-                {
-                    s.clone()
-                }
-                _ => {
-                    let mut s = Scheduler::new(v.sched, &v.weights);
-                    if let Some((p, ids)) = prev {
-                        for (j, b) in v.backends.iter().enumerate() {
-                            if let Some(k) = ids.iter().position(|x| x == b) {
-                                s.set_active(j as u32, p.active(k as u32));
-                            }
-                        }
-                    }
-                    s
-                }
-            };
-            self.scheds.push(s);
-            self.sched_ids.push(v.backends.clone());
-        }
-        self.stats.vips.resize(
-            snap.vips.len().max(self.stats.vips.len()),
-            Default::default(),
-        );
-        self.stats.backends.resize(
-            snap.backends.len().max(self.stats.backends.len()),
-            Default::default(),
-        );
-        self.lports.grow(snap.local_addrs.len());
-        if snap.has_synproxy() && self.synproxy.is_none() {
-            let mut sp = synproxy::path::new_state(snap, self.conns.capacity(), self.seed);
-            sp.secrets.set_clock(self.now);
-            self.synproxy = Some(Box::new(sp));
-            self.outbox = Outbox::new(outbox_frames(snap, true));
-        }
-        self.generation = snap.generation;
-    }
-
-    /// Advances the worker clock (seconds; wraps).
-    #[inline]
-    pub fn set_clock(&mut self, now_secs: u32) {
-        self.set_clock_ns(u64::from(now_secs) * 1_000_000_000);
-    }
-
-    /// Advances the worker clock with nanosecond resolution.
-    #[inline]
-    pub fn set_clock_ns(&mut self, now_ns: u64) {
-        self.now_ns = now_ns;
-        self.now = (now_ns / 1_000_000_000) as u32;
-        if let Some(sp) = self.synproxy.as_mut() {
-            sp.secrets.set_clock(self.now);
-        }
-    }
-
-    #[inline]
-    pub fn clock(&self) -> u32 {
-        self.now
-    }
-
-    #[inline]
-    pub fn clock_ns(&self) -> u64 {
-        self.now_ns
-    }
-
-    /// One bounded step of connection aging; call once per burst.
-    pub fn age(&mut self, snap: &Snapshot) -> u32 {
-        self.age_with_budget(snap, AGING_BUDGET)
-    }
-
-    /// Aging with an explicit budget (tests and shutdown sweeps). Also
-    /// resends SYNs to backends that have not answered yet.
-    pub fn age_with_budget(&mut self, snap: &Snapshot, budget: u32) -> u32 {
-        if self.synproxy.is_some() {
-            synproxy::path::retry_pending(self, snap);
-        }
-        let WorkerState {
-            conns,
-            scheds,
-            lports,
-            stats,
-            now,
-            synproxy,
-            ..
-        } = self;
-        let n = conns.expire(*now, budget, |idx, e| {
-            release(idx, e, snap, scheds, lports, synproxy.as_deref_mut(), stats)
-        });
-        stats.event_n(Event::ConnExpired, n as u64);
-        n
-    }
-}
-
-/// Outbox room kept for frames the timers originate (SYN resends, resets,
-/// health-check probes).
-const OUTBOX_TIMERS: usize = 64;
-
-/// Outbox frames per burst: with the SYN proxy, a backend SYN or the held
-/// packets it releases per burst frame; always the timers' room.
-fn outbox_frames(snap: &Snapshot, synproxy: bool) -> usize {
-    if synproxy {
-        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS
-    } else {
-        OUTBOX_TIMERS
-    }
-}
-
-/// Gives back what a connection held when its entry goes away.
-fn release(
-    idx: u32,
-    e: &ConnEntry,
-    snap: &Snapshot,
-    scheds: &mut [Scheduler],
-    lports: &mut LocalPorts,
-    sp: Option<&mut SynproxyState>,
-    stats: &mut WorkerStats,
-) {
-    if let Some(c) = stats.vips.get_mut(e.vip as usize) {
-        c.closed += 1;
-    }
-    if let Some(c) = stats.backends.get_mut(e.backend as usize) {
-        c.closed += 1;
-    }
-    if e.flags & cflags::SYNPROXY != 0 {
-        if let Some(sp) = sp {
-            sp.release(idx);
-        }
-    }
-    give_back_port(e, lports);
-    if let (Some(vip), Some(s)) = (
-        snap.vips.get(e.vip as usize),
-        scheds.get_mut(e.vip as usize),
-    ) {
-        if let Some(i) = vip.backends.iter().position(|b| *b == e.backend) {
-            s.conn_closed(i as u32);
-        }
-    }
-}
-
-pub(crate) fn remove_conn(ws: &mut WorkerState, snap: &Snapshot, idx: u32) {
-    if let Some(e) = ws.conns.remove(idx) {
-        release(
-            idx,
-            &e,
-            snap,
-            &mut ws.scheds,
-            &mut ws.lports,
-            ws.synproxy.as_deref_mut(),
-            &mut ws.stats,
-        );
-    }
-}
+pub use crate::state::{Verdict, WorkerState, AGING_BUDGET, MAX_BURST};
 
 /// Runs one frame through the datapath and counts the outcome.
 #[inline]
@@ -330,19 +71,54 @@ pub fn process<B: PacketBuf + ?Sized>(
         Ok(()) => handle(frame, &c, ws, snap),
         Err(r) => Verdict::Drop(r),
     };
+    let v = finish(buf, ws, v);
+    count(ws, rx_len, buf.data().len() as u64, v);
+    v
+}
+
+/// Applies what a handler left for the buffer itself: a shorter frame (an
+/// answer written over the packet) or outer headers to put in front of
+/// the IP packet (encapsulation).
+#[inline(always)]
+fn finish<B: PacketBuf + ?Sized>(buf: &mut B, ws: &mut WorkerState, v: Verdict) -> Verdict {
     if let Some(len) = ws.trim.take() {
         buf.truncate(len);
     }
-    count(ws, rx_len, buf.data().len() as u64, v);
-    v
+    match ws.front.take() {
+        Some(front) if v == Verdict::Forward => encapsulate(buf, &front),
+        _ => v,
+    }
+}
+
+/// Grows the frame at the front by the outer headers and moves the
+/// Ethernet header (and VLAN tag) ahead of them: the IP packet itself never
+/// moves.
+#[cold]
+fn encapsulate<B: PacketBuf + ?Sized>(buf: &mut B, front: &crate::xmit::Front) -> Verdict {
+    let n = usize::from(front.len);
+    let l2 = if wire::read_array::<2>(buf.data(), 12..14) == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    if !buf.prepend(n) {
+        return Verdict::Drop(DropReason::NoHeadroom);
+    }
+    let frame = buf.data_mut();
+    frame.copy_within(n..n + l2, 0);
+    let (Some(et), Some(hdr)) = (frame.get_mut(l2 - 2..l2), front.bytes.get(..n)) else {
+        return Verdict::Drop(DropReason::NoHeadroom);
+    };
+    et.copy_from_slice(&front.ethertype.to_be_bytes());
+    if let Some(dst) = frame.get_mut(l2..l2 + n) {
+        dst.copy_from_slice(hdr);
+    }
+    Verdict::Forward
 }
 
 /// Pipeline distance of [`process_burst`]: entries are prefetched this many
 /// packets ahead of the one being handled, index slots twice as far.
 const LOOKAHEAD: usize = 8;
-
-/// Largest burst [`process_burst`] takes at once.
-pub const MAX_BURST: usize = 64;
 
 /// Runs a burst, writing one verdict per frame into `verdicts`; returns how
 /// many frames were processed (`min(bufs, verdicts, MAX_BURST)`).
@@ -415,9 +191,7 @@ pub fn process_burst<B: PacketBuf>(
             None => handle(frame, c, ws, snap),
             Some(r) => Verdict::Drop(*r),
         };
-        if let Some(len) = ws.trim.take() {
-            buf.truncate(len);
-        }
+        let v = finish(buf, ws, v);
         count(ws, rx_len, buf.data().len() as u64, v);
         *out = v;
     }
@@ -536,7 +310,7 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
     }
     let found = ws
         .conns
-        .lookup(c.hash, Dir::Reverse, |e| is_reply_of(e, &d.key, snap));
+        .lookup(c.hash, Dir::Reverse, |e| conn::is_reply_of(e, &d.key, snap));
     if let Some(idx) = found {
         // An entry past its expiry is dead even if aging has not reached it.
         let now = ws.now;
@@ -546,7 +320,7 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
             }
             return reply(frame, d, idx, ws, snap);
         }
-        remove_conn(ws, snap, idx);
+        conn::expire(ws, snap, idx);
     }
     match snap.owned(&d.key.dst) {
         Some(Owned::Vip) => Verdict::Drop(DropReason::NoService),
@@ -578,7 +352,7 @@ fn reset_conn(
     snap: &Snapshot,
 ) -> Verdict {
     ws.stats.event(Event::ConnReset);
-    remove_conn(ws, snap, idx);
+    conn::remove(ws, snap, idx);
     if !from_client || !d.is_tcp() || d.tcp_flags & tcp_flags::RST != 0 {
         return Verdict::Drop(DropReason::ConnReset);
     }
@@ -608,22 +382,6 @@ fn reset_conn(
 
 /// TTL / hop limit of the resets [`reset_conn`] writes.
 const RESET_TTL: u8 = 64;
-
-/// Whether `key` (a packet from a backend) is the reply direction of `e`.
-#[inline]
-fn is_reply_of(e: &ConnEntry, key: &FlowKey, snap: &Snapshot) -> bool {
-    let Some(b) = snap.backends.get(e.backend as usize) else {
-        return false;
-    };
-    if e.proto != key.proto || b.key.port != key.sport || b.key.addr != key.src {
-        return false;
-    }
-    if e.flags & cflags::HAS_LPORT != 0 {
-        e.lport == key.dport && snap.local_addrs.get(e.laddr as usize) == Some(&key.dst)
-    } else {
-        e.client_port == key.dport && e.client == key.dst
-    }
-}
 
 /// Where a forward packet goes.
 enum Target {
@@ -656,7 +414,7 @@ fn forward(
             fresh_syn || expired(e.expires, ws.now)
         });
         if stale {
-            remove_conn(ws, snap, idx);
+            conn::expire(ws, snap, idx);
             found = None;
         }
     }
@@ -681,32 +439,32 @@ fn forward(
         },
     };
     match target {
-        Target::Conn(idx) => forward_conn(frame, d, vi, vip, idx, ws, snap),
-        Target::Stateless(b) => send_forward(frame, d, vi, vip, b, None, ws, snap),
+        Target::Conn(idx) => forward_conn(frame, d, idx, ws, snap),
+        Target::Stateless(b) => {
+            let client = (d.key.src, d.key.sport);
+            conn::send(frame, d, vi, b, Xmit::of(vip.mode), client, None, ws, snap)
+        }
     }
 }
 
-/// A client packet of tracked connection `idx`: state and rewrite; SYN
-/// proxy connections take [`forward_proxied`].
+/// A client packet of tracked connection `idx`; SYN proxy connections
+/// take [`forward_proxied`].
 #[inline(always)]
-pub(crate) fn forward_conn(
+fn forward_conn(
     frame: &mut [u8],
     d: &FlowDesc,
-    vi: u16,
-    vip: &VipInfo,
     idx: u32,
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let now = ws.now;
-    let Some(e) = ws.conns.get_mut(idx) else {
-        return Verdict::Drop(DropReason::NoConn);
-    };
-    if e.flags & cflags::SYNPROXY != 0 {
-        return forward_proxied(frame, d, vi, vip, idx, ws, snap);
+    let proxied = ws
+        .conns
+        .get(idx)
+        .is_some_and(|e| e.flags & cflags::SYNPROXY != 0);
+    if proxied {
+        return forward_proxied(frame, d, idx, ws, snap);
     }
-    let (backend, local) = advance_forward(e, d, now, snap);
-    send_forward(frame, d, vi, vip, backend, local, ws, snap)
+    conn::forward(frame, d, idx, ws, snap)
 }
 
 /// A client packet of a SYN proxy connection: held or answered while the
@@ -716,8 +474,6 @@ pub(crate) fn forward_conn(
 fn forward_proxied(
     frame: &mut [u8],
     d: &FlowDesc,
-    vi: u16,
-    vip: &VipInfo,
     idx: u32,
     ws: &mut WorkerState,
     snap: &Snapshot,
@@ -725,105 +481,7 @@ fn forward_proxied(
     if let Some(v) = synproxy::path::client_pending(frame, d, idx, ws, snap) {
         return v;
     }
-    let now = ws.now;
-    let Some(e) = ws.conns.get_mut(idx) else {
-        return Verdict::Drop(DropReason::NoConn);
-    };
-    let (backend, local) = advance_forward(e, d, now, snap);
-    let v = send_forward(frame, d, vi, vip, backend, local, ws, snap);
-    if v == Verdict::Forward {
-        synproxy::path::translate(frame, d, idx, Dir::Forward, ws);
-    }
-    v
-}
-
-/// Moves a connection's state for a client packet; returns its backend and
-/// FullNAT local address and port.
-#[inline(always)]
-fn advance_forward(
-    e: &mut ConnEntry,
-    d: &FlowDesc,
-    now: u32,
-    snap: &Snapshot,
-) -> (u32, Option<(crate::flow::Addr, u16)>) {
-    advance(e, d, Dir::Forward, now, snap);
-    let local = if e.flags & cflags::HAS_LPORT != 0 {
-        snap.local_addrs
-            .get(e.laddr as usize)
-            .map(|a| (*a, e.lport))
-    } else {
-        None
-    };
-    (e.backend, local)
-}
-
-/// Rewrites a client packet for `backend_id` in the VIP's mode.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn send_forward(
-    frame: &mut [u8],
-    d: &FlowDesc,
-    vi: u16,
-    vip: &VipInfo,
-    backend_id: u32,
-    local: Option<(crate::flow::Addr, u16)>,
-    ws: &mut WorkerState,
-    snap: &Snapshot,
-) -> Verdict {
-    let Some(backend) = snap.backends.get(backend_id as usize) else {
-        return Verdict::Drop(DropReason::NoBackend);
-    };
-    let len = frame.len() as u64;
-    let bkey = (backend.key.addr, backend.key.port);
-    match vip.mode {
-        Mode::Nat => xmit::nat_in(frame, d, bkey, snap.mac, backend.mac),
-        Mode::FullNat => {
-            let Some(local) = local else {
-                return Verdict::Drop(DropReason::NoConn);
-            };
-            xmit::fullnat_in(frame, d, local, bkey, snap.mac, backend.mac)
-        }
-        Mode::Dr => {
-            if !backend.adjacent {
-                return Verdict::Drop(DropReason::DrNoNeighbor);
-            }
-            xmit::dr(frame, snap.mac, backend.mac)
-        }
-    }
-    count_flow(&mut ws.stats, vi, backend_id, len, Dir::Forward);
-    Verdict::Forward
-}
-
-/// A tracked connection saw a packet going `dir`: move its state and push
-/// its expiry out by the new state's timeout.
-#[inline]
-fn advance(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &Snapshot) {
-    let st = if d.is_tcp() {
-        e.state().next(dir, d.tcp_flags)
-    } else {
-        ConnState::Udp
-    };
-    e.state = st as u8;
-    e.expires = now.wrapping_add(snap.timeouts.get(st));
-}
-
-/// Counts a forwarded frame for its VIP and backend, towards the backend
-/// (`Dir::Forward`) or back to the client.
-#[inline]
-pub(crate) fn count_flow(stats: &mut WorkerStats, vi: u16, backend: u32, len: u64, dir: Dir) {
-    let (vip, be) = (
-        stats.vips.get_mut(vi as usize),
-        stats.backends.get_mut(backend as usize),
-    );
-    for c in [vip, be].into_iter().flatten() {
-        if dir == Dir::Forward {
-            c.packets_in += 1;
-            c.bytes_in += len;
-        } else {
-            c.packets_out += 1;
-            c.bytes_out += len;
-        }
-    }
+    synproxy::path::forward_spliced(frame, d, idx, ws, snap)
 }
 
 /// The first packet of a flow with no entry: schedule and track it, or
@@ -837,9 +495,9 @@ fn new_flow(
     snap: &Snapshot,
 ) -> Result<Target, DropReason> {
     let tcp = d.is_tcp();
-    let fullnat = vip.mode == Mode::FullNat;
+    let stateless = Xmit::of(vip.mode).stateless();
     if tcp && d.tcp_flags & tcp_flags::RST != 0 {
-        if fullnat {
+        if !stateless {
             return Err(DropReason::NoConn);
         }
         let b = vip.maglev_backend(&d.key).ok_or(DropReason::NoBackend)?;
@@ -847,17 +505,17 @@ fn new_flow(
         return Ok(Target::Stateless(b));
     }
     let midflow = tcp && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) != tcp_flags::SYN;
-    if midflow && fullnat {
+    if midflow && !stateless {
         return Err(DropReason::NoConn);
     }
     let slot = if midflow {
         vip.maglev.lookup(flow_hash(&d.key, MAGLEV_SEED))
     } else {
-        schedule(d, vi, vip, ws)
+        conn::schedule(d, vi, vip, ws)
     }
     .ok_or(DropReason::NoBackend)?;
     let state = ConnState::initial(tcp, d.tcp_flags);
-    match open_conn(d, vi, vip, fwd_hash, slot, state, 0, ws, snap) {
+    match conn::open(d, vi, vip, fwd_hash, slot, state, 0, ws, snap) {
         Ok(idx) => {
             ws.stats.event(if midflow {
                 Event::MidflowPickup
@@ -867,7 +525,7 @@ fn new_flow(
             Ok(Target::Conn(idx))
         }
         Err(OpenError::Drop(r)) => Err(r),
-        Err(OpenError::TableFull) if fullnat => Err(DropReason::ConnTableFull),
+        Err(OpenError::TableFull) if !stateless => Err(DropReason::ConnTableFull),
         Err(OpenError::TableFull) => {
             let b = vip.maglev_backend(&d.key).ok_or(DropReason::NoBackend)?;
             ws.stats.event(Event::StatelessNew);
@@ -879,141 +537,6 @@ fn new_flow(
             ws.overflow_until = Some(until);
             Ok(Target::Stateless(b))
         }
-    }
-}
-
-/// The VIP's scheduler's choice for a new flow (a scheduler slot).
-pub(crate) fn schedule(d: &FlowDesc, vi: u16, vip: &VipInfo, ws: &mut WorkerState) -> Option<u32> {
-    ws.scheds.get_mut(vi as usize)?.pick(
-        &vip.maglev,
-        flow_hash(&d.key, MAGLEV_SEED),
-        addr_hash(&d.key.src, MAGLEV_SEED),
-    )
-}
-
-/// Why [`open_conn`] made no entry.
-pub(crate) enum OpenError {
-    Drop(DropReason),
-    /// Every entry is taken; the caller decides whether the flow can go
-    /// without state.
-    TableFull,
-}
-
-/// Creates the entry for a new flow of `vip` to scheduler slot `slot`:
-/// FullNAT port, reply key (a live connection holding it refuses the flow),
-/// least-connections and per-VIP/backend counts. Returns the entry number.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn open_conn(
-    d: &FlowDesc,
-    vi: u16,
-    vip: &VipInfo,
-    fwd_hash: u32,
-    slot: u32,
-    state: ConnState,
-    flags: u8,
-    ws: &mut WorkerState,
-    snap: &Snapshot,
-) -> Result<u32, OpenError> {
-    let no_backend = OpenError::Drop(DropReason::NoBackend);
-    let backend_id = *vip.backends.get(slot as usize).ok_or(no_backend)?;
-    let backend = snap
-        .backends
-        .get(backend_id as usize)
-        .ok_or(OpenError::Drop(DropReason::NoBackend))?;
-    if vip.mode == Mode::Dr && !backend.adjacent {
-        // Nothing would reach the backend: keep no entry for it.
-        return Err(OpenError::Drop(DropReason::DrNoNeighbor));
-    }
-
-    let mut entry = ConnEntry {
-        client: d.key.src,
-        client_port: d.key.sport,
-        fwd_hash,
-        backend: backend_id,
-        vip: vi,
-        proto: d.key.proto,
-        state: state as u8,
-        flags,
-        ..ConnEntry::default()
-    };
-    entry.expires = ws.now.wrapping_add(snap.timeouts.get(state));
-
-    // The reply direction's key, as the backend will send it.
-    let reply_key = match vip.mode {
-        Mode::Dr => None,
-        Mode::Nat => Some(FlowKey {
-            src: backend.key.addr,
-            dst: d.key.src,
-            sport: backend.key.port,
-            dport: d.key.sport,
-            proto: d.key.proto,
-        }),
-        Mode::FullNat => {
-            let (laddr, lport) = ws
-                .lports
-                .alloc(&vip.local_addrs)
-                .ok_or(OpenError::Drop(DropReason::FullnatPortsExhausted))?;
-            entry.laddr = laddr;
-            entry.lport = lport;
-            entry.flags |= cflags::HAS_LPORT;
-            let local = snap
-                .local_addrs
-                .get(laddr as usize)
-                .copied()
-                .unwrap_or_default();
-            Some(FlowKey {
-                src: backend.key.addr,
-                dst: local,
-                sport: backend.key.port,
-                dport: lport,
-                proto: d.key.proto,
-            })
-        }
-    };
-    if let Some(rk) = reply_key {
-        let rh = ws.conns.hash(&rk);
-        if let Some(other) = ws
-            .conns
-            .lookup(rh, Dir::Reverse, |e| is_reply_of(e, &rk, snap))
-        {
-            let now = ws.now;
-            let dead = ws
-                .conns
-                .get(other)
-                .is_none_or(|e| expired(e.expires, now) || e.state().is_closing());
-            if dead {
-                remove_conn(ws, snap, other);
-            } else {
-                give_back_port(&entry, &mut ws.lports);
-                return Err(OpenError::Drop(DropReason::ConnCollision));
-            }
-        }
-        entry.rev_hash = rh;
-        entry.flags |= cflags::HAS_REVERSE;
-    }
-    match ws.conns.insert(entry) {
-        Ok(idx) => {
-            if let Some(s) = ws.scheds.get_mut(vi as usize) {
-                s.conn_opened(slot);
-            }
-            if let Some(c) = ws.stats.vips.get_mut(vi as usize) {
-                c.connections += 1;
-            }
-            if let Some(c) = ws.stats.backends.get_mut(backend_id as usize) {
-                c.connections += 1;
-            }
-            Ok(idx)
-        }
-        Err(_) => {
-            give_back_port(&entry, &mut ws.lports);
-            Err(OpenError::TableFull)
-        }
-    }
-}
-
-pub(crate) fn give_back_port(e: &ConnEntry, lports: &mut LocalPorts) {
-    if e.flags & cflags::HAS_LPORT != 0 {
-        lports.release(e.laddr, e.lport);
     }
 }
 
@@ -1032,7 +555,7 @@ fn reply(
     if proxied {
         return reply_proxied(frame, d, idx, ws, snap);
     }
-    send_reply(frame, d, idx, ws, snap)
+    conn::reply(frame, d, idx, ws, snap)
 }
 
 /// A backend packet of a SYN proxy connection: the splice may not be
@@ -1049,54 +572,11 @@ fn reply_proxied(
     if let Some(v) = synproxy::path::backend_pending(frame, d, idx, ws, snap) {
         return v;
     }
-    let v = send_reply(frame, d, idx, ws, snap);
+    let v = conn::reply(frame, d, idx, ws, snap);
     if v == Verdict::Forward {
         synproxy::path::translate(frame, d, idx, Dir::Reverse, ws);
     }
     v
-}
-
-/// Moves the state of connection `idx` and rewrites its backend's packet
-/// back to the client.
-#[inline(always)]
-fn send_reply(
-    frame: &mut [u8],
-    d: &FlowDesc,
-    idx: u32,
-    ws: &mut WorkerState,
-    snap: &Snapshot,
-) -> Verdict {
-    let now = ws.now;
-    let Some(e) = ws.conns.get_mut(idx) else {
-        return Verdict::Drop(DropReason::NoConn);
-    };
-    advance(e, d, Dir::Reverse, now, snap);
-    let (vi, backend, client, client_port, fullnat) = (
-        e.vip,
-        e.backend,
-        e.client,
-        e.client_port,
-        e.flags & cflags::HAS_LPORT != 0,
-    );
-    let Some(vip) = snap.vips.get(vi as usize) else {
-        return Verdict::Drop(DropReason::NoVip);
-    };
-    let len = frame.len() as u64;
-    let dst_mac = snap.next_hop(&client);
-    if fullnat {
-        xmit::fullnat_out(
-            frame,
-            d,
-            (vip.addr, vip.port),
-            (client, client_port),
-            snap.mac,
-            dst_mac,
-        );
-    } else {
-        xmit::nat_out(frame, d, (vip.addr, vip.port), snap.mac, dst_mac);
-    }
-    count_flow(&mut ws.stats, vi, backend, len, Dir::Reverse);
-    Verdict::Forward
 }
 
 /// A NAT backend's packet with no entry (see the module doc).
@@ -1106,7 +586,7 @@ fn stateless_reply(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let Some((vi, backend)) = snap.nat_reply_vip(&d.key.src, d.key.sport, d.key.proto) else {
+    let Some((vi, backend_id)) = snap.nat_reply_vip(&d.key.src, d.key.sport, d.key.proto) else {
         return Verdict::Drop(DropReason::NoVip);
     };
     // Only while flows may have gone out without an entry; otherwise a
@@ -1115,13 +595,24 @@ fn stateless_reply(
         ws.overflow_until = None;
         return Verdict::Drop(DropReason::NoConn);
     }
-    let Some(vip) = snap.vips.get(vi as usize) else {
+    let (Some(vip), Some(backend)) = (
+        snap.vips.get(vi as usize),
+        snap.backends.get(backend_id as usize),
+    ) else {
         return Verdict::Drop(DropReason::NoVip);
     };
     let len = frame.len() as u64;
-    let dst_mac = snap.next_hop(&d.key.dst);
-    xmit::nat_out(frame, d, (vip.addr, vip.port), snap.mac, dst_mac);
+    let tx = crate::xmit::Tx {
+        snap,
+        vip,
+        backend,
+        client: (d.key.dst, d.key.dport),
+        local: None,
+    };
+    if let Err(r) = Xmit::Nat.outbound(frame, d, &tx) {
+        return Verdict::Drop(r);
+    }
     ws.stats.event(Event::StatelessReply);
-    count_flow(&mut ws.stats, vi, backend, len, Dir::Reverse);
+    ws.stats.count_flow(vi, backend_id, len, Dir::Reverse);
     Verdict::Forward
 }

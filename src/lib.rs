@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod buf;
 pub mod config;
+pub mod conn;
 pub mod conntrack;
 pub mod control;
 pub mod datapath;
@@ -29,6 +30,7 @@ pub mod replay;
 pub mod run;
 pub mod sched;
 pub mod snapshot;
+pub mod state;
 pub mod stats;
 pub mod synproxy;
 pub mod wire;

@@ -70,10 +70,16 @@ pub enum DropReason {
     /// or its VIP removed, under the `reset` policy) that could not be
     /// turned into a RST to the client: a backend's packet, or UDP.
     ConnReset,
+    /// A forwarding transform could not rewrite the frame (an address of the
+    /// wrong family, ports asked of a protocol without them).
+    RewriteFailed,
+    /// An encapsulating transform found no room in front of the frame
+    /// (a buffer without headroom).
+    NoHeadroom,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::ConnReset as usize + 1;
+    pub const COUNT: usize = DropReason::NoHeadroom as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -106,6 +112,8 @@ impl DropReason {
         DropReason::OutboxFull,
         DropReason::VipRemoved,
         DropReason::ConnReset,
+        DropReason::RewriteFailed,
+        DropReason::NoHeadroom,
     ];
 
     /// Stable snake_case name used in stats JSON and summaries.
@@ -141,6 +149,8 @@ impl DropReason {
             DropReason::OutboxFull => "outbox_full",
             DropReason::VipRemoved => "vip_removed",
             DropReason::ConnReset => "conn_reset",
+            DropReason::RewriteFailed => "rewrite_failed",
+            DropReason::NoHeadroom => "no_headroom",
         }
     }
 }
@@ -301,6 +311,25 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// Counts a forwarded frame for its VIP and backend, towards the
+    /// backend (`Dir::Forward`) or back to the client.
+    #[inline]
+    pub fn count_flow(&mut self, vi: u16, backend: u32, len: u64, dir: crate::conntrack::Dir) {
+        let (vip, be) = (
+            self.vips.get_mut(vi as usize),
+            self.backends.get_mut(backend as usize),
+        );
+        for c in [vip, be].into_iter().flatten() {
+            if dir == crate::conntrack::Dir::Forward {
+                c.packets_in += 1;
+                c.bytes_in += len;
+            } else {
+                c.packets_out += 1;
+                c.bytes_out += len;
+            }
+        }
+    }
+
     pub fn new(vips: usize, backends: usize) -> WorkerStats {
         WorkerStats {
             rx_packets: 0,

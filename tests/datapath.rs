@@ -746,6 +746,43 @@ fn syn_only_flow_expires_after_tcp_syn_sent_then_late_replies_drop() {
     assert_eq!(lb.conns(), 0);
 }
 
+/// Entries that a packet finds past their expiry, before the aging sweep
+/// reached them, are counted as expired like the ones the sweep removes:
+/// new + pickups = expired + active at every point.
+#[test]
+fn entries_found_expired_by_their_next_packet_count_as_expired() {
+    let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
+    let vip = ip("198.18.100.10");
+    let books = |lb: &Lb| {
+        let opened = lb.event(Event::ConnNew) + lb.event(Event::MidflowPickup);
+        let closed = lb.event(Event::ConnExpired) + u64::from(lb.conns());
+        assert_eq!(opened, closed, "new + pickups != expired + active");
+    };
+    lb.ws.set_clock(1000);
+    let keys: Vec<FlowKey> = (0..8)
+        .map(|i| tcp_key(client(i), 44_000, vip, 80))
+        .collect();
+    for k in &keys {
+        lb.forward(client_tcp(k, SYN));
+    }
+    books(&lb);
+    // Past tcp_syn_sent, with no sweep: the next packet of each idle flow
+    // (a retransmitted SYN, a mid-flow ACK, a late reply) finds it dead.
+    lb.ws.set_clock(1010);
+    lb.forward(client_tcp(&keys[0], SYN));
+    lb.forward(client_tcp(&keys[1], ACK));
+    let b = lb.maglev(&keys[2]);
+    assert_eq!(
+        lb.dropped(backend_tcp(&b, keys[2].src, keys[2].sport, SYN | ACK)),
+        DropReason::NoConn
+    );
+    assert_eq!(lb.event(Event::ConnExpired), 3);
+    books(&lb);
+    assert_eq!(lb.age_at(1010), 5);
+    books(&lb);
+    assert_eq!(lb.conns(), 2);
+}
+
 #[test]
 fn expired_fullnat_flow_drops_late_replies_no_conn() {
     let mut lb = Lb::new(SHORT_TIMEOUTS, API_FULLNAT);

@@ -76,6 +76,9 @@ pub struct ConnEntry {
     pub proto: u8,
     pub state: u8,
     pub flags: u8,
+    /// The forwarding mode bound when the connection was created
+    /// ([`crate::xmit::Xmit`] as `u8`).
+    pub xmit: u8,
 }
 
 impl ConnEntry {

@@ -57,6 +57,16 @@ impl PacketBuf for Mbuf {
         Mbuf::truncate(self, len);
     }
 
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        n <= crate::buf::HEADROOM && Mbuf::prepend(self, n).is_some()
+    }
+
+    #[inline]
+    fn strip_front(&mut self, n: usize) -> bool {
+        Mbuf::adj(self, n)
+    }
+
     /// The Rx timestamp field. [`DpdkIo`] keeps it in nanoseconds for the
     /// ports whose unit it knows (net_pcap); other drivers' units vary, and
     /// the runtime runs its clock from a monotonic clock for them.

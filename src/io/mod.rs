@@ -127,6 +127,16 @@ impl PacketBuf for RxPacket {
     }
 
     #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        crate::buf::vec_prepend(&mut self.data, n)
+    }
+
+    #[inline]
+    fn strip_front(&mut self, n: usize) -> bool {
+        crate::buf::vec_strip_front(&mut self.data, n)
+    }
+
+    #[inline]
     fn timestamp_ns(&self) -> Option<u64> {
         Some(self.ts_ns)
     }

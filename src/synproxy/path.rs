@@ -14,11 +14,12 @@
 use super::cookie::{self, SynOptions};
 use super::hold::NIL;
 use super::{spflags, SpConn, SynproxyState, NO_WSCALE};
+use crate::conn::{self, OpenError};
 use crate::conntrack::{expired, flags as cflags, ConnState, Dir};
-use crate::datapath::{self, OpenError, Verdict, WorkerState};
 use crate::flow::{tcp_flags, FlowDesc, Mac};
 use crate::outbox::FRAME_ROOM;
 use crate::snapshot::{Snapshot, VipInfo};
+use crate::state::{Verdict, WorkerState};
 use crate::stats::{DropReason, Event};
 use crate::wire::segment::{self, Segment};
 use crate::wire::tcpopt::{self, Translate};
@@ -216,10 +217,10 @@ fn cookie_ack(
     };
     ws.stats.event(Event::CookieValid);
 
-    let Some(slot) = datapath::schedule(d, vi, vip, ws) else {
+    let Some(slot) = conn::schedule(d, vi, vip, ws) else {
         return Verdict::Drop(DropReason::NoBackend);
     };
-    let idx = match datapath::open_conn(
+    let idx = match conn::open(
         d,
         vi,
         vip,
@@ -241,7 +242,7 @@ fn cookie_ack(
         return Verdict::Drop(DropReason::NoConn);
     };
     let Some(backend) = snap.backends.get(e.backend as usize) else {
-        datapath::remove_conn(ws, snap, idx);
+        conn::remove(ws, snap, idx);
         return Verdict::Drop(DropReason::NoBackend);
     };
     let src = if e.flags & cflags::HAS_LPORT != 0 {
@@ -295,7 +296,7 @@ fn cookie_ack(
     };
     let mut tmp = [0u8; FRAME_ROOM];
     let Some(len) = write_over_copy(&mut tmp, frame, d, &seg) else {
-        datapath::remove_conn(ws, snap, idx);
+        conn::remove(ws, snap, idx);
         return Verdict::Drop(DropReason::Malformed);
     };
     let syn_frame = tmp.get(..len).unwrap_or(&[]);
@@ -303,7 +304,7 @@ fn cookie_ack(
         return Verdict::Drop(DropReason::NoVip);
     };
     let Some(template) = sp.hold.store(syn_frame) else {
-        datapath::remove_conn(ws, snap, idx);
+        conn::remove(ws, snap, idx);
         return Verdict::Drop(DropReason::SynproxyHoldFull);
     };
     sc.syn_slot = template;
@@ -314,7 +315,7 @@ fn cookie_ack(
         sp.pending.push_back((idx, sc.our_isn));
     }
     if !ws.outbox.push(syn_frame) {
-        datapath::remove_conn(ws, snap, idx);
+        conn::remove(ws, snap, idx);
         return Verdict::Drop(DropReason::OutboxFull);
     }
     originated(ws, len);
@@ -520,7 +521,7 @@ pub(crate) fn backend_pending(
         ws,
         snap,
     );
-    release_held(sc.held_head, e.vip, idx, ws, snap);
+    release_held(sc.held_head, idx, ws, snap);
     Some(v)
 }
 
@@ -572,12 +573,25 @@ fn ack_backend(
     }
 }
 
+/// A client packet of a spliced SYN proxy connection: forwarded through
+/// the connection's transform, then its sequence numbers translated.
+pub(crate) fn forward_spliced(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let v = conn::forward(frame, d, idx, ws, snap);
+    if v == Verdict::Forward {
+        translate(frame, d, idx, Dir::Forward, ws);
+    }
+    v
+}
+
 /// Sends the packets held for `idx` through the now spliced connection,
 /// in the order they arrived.
-fn release_held(mut slot: u32, vi: u16, idx: u32, ws: &mut WorkerState, snap: &Snapshot) {
-    let Some(vip) = snap.vips.get(vi as usize) else {
-        return;
-    };
+fn release_held(mut slot: u32, idx: u32, ws: &mut WorkerState, snap: &Snapshot) {
     let mut tmp = [0u8; FRAME_ROOM];
     while slot != NIL {
         let Some(sp) = ws.synproxy.as_deref_mut() else {
@@ -598,7 +612,7 @@ fn release_held(mut slot: u32, vi: u16, idx: u32, ws: &mut WorkerState, snap: &S
         // cannot go out now is counted as a lost held packet.
         let mut d = FlowDesc::default();
         let sent = wire::parse_into(frame, &mut d).is_ok()
-            && datapath::forward_conn(frame, &d, vi, vip, idx, ws, snap) == Verdict::Forward
+            && forward_spliced(frame, &d, idx, ws, snap) == Verdict::Forward
             && ws.outbox.push(frame);
         if sent {
             originated(ws, len);
@@ -627,7 +641,7 @@ fn backend_refused(
         None => Verdict::Drop(DropReason::Malformed),
     };
     ws.stats.event(Event::BackendRefused);
-    datapath::remove_conn(ws, snap, idx);
+    conn::remove(ws, snap, idx);
     v
 }
 
@@ -781,6 +795,6 @@ pub(crate) fn retry_pending(ws: &mut WorkerState, snap: &Snapshot) {
             }
         }
         ws.stats.event(Event::BackendTimeout);
-        datapath::remove_conn(ws, snap, idx);
+        conn::remove(ws, snap, idx);
     }
 }

@@ -1,63 +1,203 @@
-//! One function per forwarding mode and direction, as DPVS's `ip_vs_xmit.c`
-//! has `xmit_nat`, `xmit_fullnat`, `xmit_dr`. Each takes a frame the parser
-//! validated, rewrites what its mode changes (addresses and ports with
-//! RFC 1624 incremental checksum updates, then the MACs for the next hop),
-//! and leaves everything else as it arrived: IPv4 ID, TTL / hop limit, TCP
-//! options, VLAN tag. IPv4 and IPv6 go through the same code; the address
-//! family only matters inside [`crate::wire::rewrite`].
+//! Forwarding modes, one module each, as DPVS binds `packet_xmit` per
+//! connection: [`nat`], [`fullnat`], [`dr`]. A mode owns everything that
+//! differs between modes, in both directions:
+//!
+//! * whether a flow of the mode can reach its backend without a connection
+//!   entry ([`Forwarding::STATELESS`]: a full table, a flow picked up
+//!   mid-way, a RST with no entry);
+//! * whether it needs a local address and port of ours ([`Forwarding::LOCAL_PORT`]);
+//! * the key its replies arrive with ([`Forwarding::reply_key`]), if they
+//!   pass through rampart at all;
+//! * the inbound (client -> backend) and outbound (backend -> client)
+//!   transforms.
+//!
+//! The mode is bound once, when a connection is created: the entry records
+//! its [`Xmit`], and every later packet of the connection dispatches on
+//! that, never on the VIP's config again. A flow forwarded without an entry
+//! binds it at the moment of that decision.
+//!
+//! A transform rewrites only what its mode changes (addresses and ports
+//! with RFC 1624 incremental checksum updates, then the MACs for the next
+//! hop) and leaves everything else as it arrived: IPv4 ID, TTL / hop limit,
+//! TCP options, VLAN tag. One that cannot apply returns the [`DropReason`]
+//! that names why; a frame is never forwarded half-rewritten or unchanged by
+//! accident.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod dr;
+pub mod fullnat;
 pub mod lport;
+pub mod nat;
 
-use crate::flow::{Addr, FlowDesc, Mac};
-use crate::wire::rewrite;
+use crate::config::Mode;
+use crate::flow::{Addr, FlowDesc, FlowKey};
+use crate::snapshot::{BackendInfo, Snapshot, VipInfo};
+use crate::stats::DropReason;
 
-/// NAT, client -> backend: destination VIP:port becomes backend:port.
-#[inline]
-pub fn nat_in(frame: &mut [u8], d: &FlowDesc, backend: (Addr, u16), src_mac: Mac, dst_mac: Mac) {
-    rewrite::rewrite(frame, d, None, Some(backend));
-    rewrite::set_macs(frame, src_mac, dst_mac);
+/// The forwarding mode bound to a connection (or to a flow forwarded
+/// without one). Stored in the entry as a `u8`.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Xmit {
+    #[default]
+    Nat = 0,
+    FullNat = 1,
+    Dr = 2,
 }
 
-/// NAT, backend -> client: source backend:port becomes VIP:port.
-#[inline]
-pub fn nat_out(frame: &mut [u8], d: &FlowDesc, vip: (Addr, u16), src_mac: Mac, dst_mac: Mac) {
-    rewrite::rewrite(frame, d, Some(vip), None);
-    rewrite::set_macs(frame, src_mac, dst_mac);
+impl Xmit {
+    /// The transform a VIP's mode binds.
+    #[inline]
+    pub fn of(mode: Mode) -> Xmit {
+        match mode {
+            Mode::Nat => Xmit::Nat,
+            Mode::FullNat => Xmit::FullNat,
+            Mode::Dr => Xmit::Dr,
+        }
+    }
+
+    #[inline]
+    pub fn from_u8(v: u8) -> Xmit {
+        match v {
+            1 => Xmit::FullNat,
+            2 => Xmit::Dr,
+            _ => Xmit::Nat,
+        }
+    }
+
+    /// See [`Forwarding::STATELESS`].
+    #[inline]
+    pub fn stateless(self) -> bool {
+        match self {
+            Xmit::Nat => nat::Nat::STATELESS,
+            Xmit::FullNat => fullnat::FullNat::STATELESS,
+            Xmit::Dr => dr::Dr::STATELESS,
+        }
+    }
+
+    /// See [`Forwarding::LOCAL_PORT`].
+    #[inline]
+    pub fn local_port(self) -> bool {
+        match self {
+            Xmit::Nat => nat::Nat::LOCAL_PORT,
+            Xmit::FullNat => fullnat::FullNat::LOCAL_PORT,
+            Xmit::Dr => dr::Dr::LOCAL_PORT,
+        }
+    }
+
+    /// See [`Forwarding::admits`].
+    #[inline]
+    pub fn admits(self, backend: &BackendInfo) -> Result<(), DropReason> {
+        match self {
+            Xmit::Nat => nat::Nat::admits(backend),
+            Xmit::FullNat => fullnat::FullNat::admits(backend),
+            Xmit::Dr => dr::Dr::admits(backend),
+        }
+    }
+
+    /// See [`Forwarding::reply_key`].
+    #[inline]
+    pub fn reply_key(self, ends: &Ends) -> Option<FlowKey> {
+        match self {
+            Xmit::Nat => nat::Nat::reply_key(ends),
+            Xmit::FullNat => fullnat::FullNat::reply_key(ends),
+            Xmit::Dr => dr::Dr::reply_key(ends),
+        }
+    }
+
+    /// Client -> backend.
+    #[inline(always)]
+    pub fn inbound(self, frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        match self {
+            Xmit::Nat => nat::Nat::inbound(frame, d, tx),
+            Xmit::FullNat => fullnat::FullNat::inbound(frame, d, tx),
+            Xmit::Dr => dr::Dr::inbound(frame, d, tx),
+        }
+    }
+
+    /// Backend -> client.
+    #[inline(always)]
+    pub fn outbound(self, frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        match self {
+            Xmit::Nat => nat::Nat::outbound(frame, d, tx),
+            Xmit::FullNat => fullnat::FullNat::outbound(frame, d, tx),
+            Xmit::Dr => dr::Dr::outbound(frame, d, tx),
+        }
+    }
 }
 
-/// FullNAT, client -> backend: the source becomes a local address and port
-/// of this worker, the destination the backend.
-#[inline]
-pub fn fullnat_in(
-    frame: &mut [u8],
-    d: &FlowDesc,
-    local: (Addr, u16),
-    backend: (Addr, u16),
-    src_mac: Mac,
-    dst_mac: Mac,
-) {
-    rewrite::rewrite(frame, d, Some(local), Some(backend));
-    rewrite::set_macs(frame, src_mac, dst_mac);
+/// The two ends of a connection as its mode sees them.
+#[derive(Clone, Copy, Debug)]
+pub struct Ends {
+    pub client: (Addr, u16),
+    pub backend: (Addr, u16),
+    /// FullNAT: the local address and port that stands in for the client.
+    pub local: Option<(Addr, u16)>,
+    pub proto: u8,
 }
 
-/// FullNAT, backend -> local address: back to VIP:port -> client:port.
-#[inline]
-pub fn fullnat_out(
-    frame: &mut [u8],
-    d: &FlowDesc,
-    vip: (Addr, u16),
-    client: (Addr, u16),
-    src_mac: Mac,
-    dst_mac: Mac,
-) {
-    rewrite::rewrite(frame, d, Some(vip), Some(client));
-    rewrite::set_macs(frame, src_mac, dst_mac);
+/// What a transform reads besides the frame.
+pub struct Tx<'a> {
+    pub snap: &'a Snapshot,
+    pub vip: &'a VipInfo,
+    pub backend: &'a BackendInfo,
+    /// The client's address and port (where replies go).
+    pub client: (Addr, u16),
+    /// FullNAT: the local address and port that stands in for the client.
+    pub local: Option<(Addr, u16)>,
 }
 
-/// Direct routing: the IP packet is untouched; only the frame is readdressed
-/// to the backend, which holds the VIP on a loopback and answers the client
-/// directly.
-#[inline]
-pub fn dr(frame: &mut [u8], src_mac: Mac, backend_mac: Mac) {
-    rewrite::set_macs(frame, src_mac, backend_mac);
+/// One forwarding mode. Implemented by a unit type per module; [`Xmit`]
+/// dispatches to it.
+pub trait Forwarding {
+    /// A flow can reach its backend without an entry: with a full table it
+    /// goes to its Maglev backend statelessly, a flow seen mid-way is picked
+    /// up, a RST with no entry is passed on. False when the backend could
+    /// not recognise such packets (FullNAT: it saw another source).
+    const STATELESS: bool;
+    /// The connection needs a local address and port of this worker.
+    const LOCAL_PORT: bool = false;
+
+    /// Whether the mode can reach `backend` at all (DR needs a neighbor).
+    #[inline]
+    fn admits(backend: &BackendInfo) -> Result<(), DropReason> {
+        let _ = backend;
+        Ok(())
+    }
+
+    /// The key the backend's replies carry, or `None` when they do not
+    /// come back through rampart.
+    fn reply_key(ends: &Ends) -> Option<FlowKey>;
+
+    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason>;
+
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason>;
+}
+
+/// Room for the outer headers an encapsulating mode puts in front of an IP
+/// packet: IPv6 (40) + UDP (8) + GUE (4), rounded up.
+pub const FRONT_MAX: usize = 56;
+
+/// Outer headers to insert between the Ethernet header (with its VLAN tag,
+/// if any) and the IP packet, written by an encapsulating transform and
+/// applied by the pipeline once the buffer can grow at the front
+/// ([`crate::buf::PacketBuf::prepend`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Front {
+    pub bytes: [u8; FRONT_MAX],
+    pub len: u8,
+    /// EtherType of the outer header.
+    pub ethertype: u16,
+}
+
+impl Front {
+    pub fn header(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
 }

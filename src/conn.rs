@@ -1,0 +1,345 @@
+//! The connection lifecycle, beside the table that stores it: opening an
+//! entry for a scheduled flow (its bound forwarding mode, FullNAT local
+//! port, reply key, least-connection and per-VIP/backend counts), moving its
+//! state as packets pass, and giving everything back when it goes
+//! (expired, reset, replaced). The pipeline ([`crate::datapath`]) and the
+//! SYN proxy ([`crate::synproxy`]) both open and close connections through
+//! here, and neither imports the other.
+//!
+//! [`forward`] and [`reply`] run one packet of a tracked connection through
+//! the transform its entry was bound to ([`Xmit`]).
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use crate::conntrack::{addr_hash, expired, flags as cflags, flow_hash, ConnEntry, ConnState, Dir};
+use crate::flow::{Addr, FlowDesc, FlowKey};
+use crate::sched::Scheduler;
+use crate::snapshot::{Snapshot, VipInfo, MAGLEV_SEED};
+use crate::state::{Verdict, WorkerState};
+use crate::stats::{DropReason, WorkerStats};
+use crate::synproxy::SynproxyState;
+use crate::xmit::lport::LocalPorts;
+use crate::xmit::{Ends, Tx, Xmit};
+
+/// The VIP's scheduler's choice for a new flow (a scheduler slot).
+pub(crate) fn schedule(d: &FlowDesc, vi: u16, vip: &VipInfo, ws: &mut WorkerState) -> Option<u32> {
+    ws.scheds.get_mut(vi as usize)?.pick(
+        &vip.maglev,
+        flow_hash(&d.key, MAGLEV_SEED),
+        addr_hash(&d.key.src, MAGLEV_SEED),
+    )
+}
+
+/// Why [`open`] made no entry.
+pub(crate) enum OpenError {
+    Drop(DropReason),
+    /// Every entry is taken; the caller decides whether the flow can go
+    /// without state.
+    TableFull,
+}
+
+/// Creates the entry for a new flow of `vip` to scheduler slot `slot`,
+/// bound to the VIP's forwarding mode: FullNAT port, reply key (a live
+/// connection holding it refuses the flow), least-connections and
+/// per-VIP/backend counts. Returns the entry number.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open(
+    d: &FlowDesc,
+    vi: u16,
+    vip: &VipInfo,
+    fwd_hash: u32,
+    slot: u32,
+    state: ConnState,
+    flags: u8,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Result<u32, OpenError> {
+    let no_backend = OpenError::Drop(DropReason::NoBackend);
+    let backend_id = *vip.backends.get(slot as usize).ok_or(no_backend)?;
+    let backend = snap
+        .backends
+        .get(backend_id as usize)
+        .ok_or(OpenError::Drop(DropReason::NoBackend))?;
+    let xmit = Xmit::of(vip.mode);
+    // A backend the mode cannot reach gets no entry.
+    xmit.admits(backend).map_err(OpenError::Drop)?;
+
+    let mut entry = ConnEntry {
+        client: d.key.src,
+        client_port: d.key.sport,
+        fwd_hash,
+        backend: backend_id,
+        vip: vi,
+        proto: d.key.proto,
+        state: state as u8,
+        flags,
+        xmit: xmit as u8,
+        ..ConnEntry::default()
+    };
+    entry.expires = ws.now.wrapping_add(snap.timeouts.get(state));
+
+    let mut local = None;
+    if xmit.local_port() {
+        let (laddr, lport) = ws
+            .lports
+            .alloc(&vip.local_addrs)
+            .ok_or(OpenError::Drop(DropReason::FullnatPortsExhausted))?;
+        entry.laddr = laddr;
+        entry.lport = lport;
+        entry.flags |= cflags::HAS_LPORT;
+        let addr = snap
+            .local_addrs
+            .get(laddr as usize)
+            .copied()
+            .unwrap_or_default();
+        local = Some((addr, lport));
+    }
+    let ends = Ends {
+        client: (d.key.src, d.key.sport),
+        backend: (backend.key.addr, backend.key.port),
+        local,
+        proto: d.key.proto,
+    };
+    if let Some(rk) = xmit.reply_key(&ends) {
+        let rh = ws.conns.hash(&rk);
+        if let Some(other) = ws
+            .conns
+            .lookup(rh, Dir::Reverse, |e| is_reply_of(e, &rk, snap))
+        {
+            let now = ws.now;
+            let dead = ws
+                .conns
+                .get(other)
+                .is_none_or(|e| expired(e.expires, now) || e.state().is_closing());
+            if dead {
+                expire(ws, snap, other);
+            } else {
+                give_back_port(&entry, &mut ws.lports);
+                return Err(OpenError::Drop(DropReason::ConnCollision));
+            }
+        }
+        entry.rev_hash = rh;
+        entry.flags |= cflags::HAS_REVERSE;
+    }
+    match ws.conns.insert(entry) {
+        Ok(idx) => {
+            if let Some(s) = ws.scheds.get_mut(vi as usize) {
+                s.conn_opened(slot);
+            }
+            if let Some(c) = ws.stats.vips.get_mut(vi as usize) {
+                c.connections += 1;
+            }
+            if let Some(c) = ws.stats.backends.get_mut(backend_id as usize) {
+                c.connections += 1;
+            }
+            Ok(idx)
+        }
+        Err(_) => {
+            give_back_port(&entry, &mut ws.lports);
+            Err(OpenError::TableFull)
+        }
+    }
+}
+
+/// Gives back what a connection held when its entry goes away.
+pub(crate) fn release(
+    idx: u32,
+    e: &ConnEntry,
+    snap: &Snapshot,
+    scheds: &mut [Scheduler],
+    lports: &mut LocalPorts,
+    sp: Option<&mut SynproxyState>,
+    stats: &mut WorkerStats,
+) {
+    if let Some(c) = stats.vips.get_mut(e.vip as usize) {
+        c.closed += 1;
+    }
+    if let Some(c) = stats.backends.get_mut(e.backend as usize) {
+        c.closed += 1;
+    }
+    if e.flags & cflags::SYNPROXY != 0 {
+        if let Some(sp) = sp {
+            sp.release(idx);
+        }
+    }
+    give_back_port(e, lports);
+    if let (Some(vip), Some(s)) = (
+        snap.vips.get(e.vip as usize),
+        scheds.get_mut(e.vip as usize),
+    ) {
+        if let Some(i) = vip.backends.iter().position(|b| *b == e.backend) {
+            s.conn_closed(i as u32);
+        }
+    }
+}
+
+/// Ends connection `idx` before its time (reset, refused, replaced by a
+/// new handshake): the entry goes and what it held is given back.
+pub(crate) fn remove(ws: &mut WorkerState, snap: &Snapshot, idx: u32) {
+    if let Some(e) = ws.conns.remove(idx) {
+        release(
+            idx,
+            &e,
+            snap,
+            &mut ws.scheds,
+            &mut ws.lports,
+            ws.synproxy.as_deref_mut(),
+            &mut ws.stats,
+        );
+    }
+}
+
+/// Removes connection `idx`, found past its expiry (or closed and replaced)
+/// when a packet arrived before the aging sweep reached it: counted as
+/// expired exactly as the sweep counts the entries it removes.
+pub(crate) fn expire(ws: &mut WorkerState, snap: &Snapshot, idx: u32) {
+    if ws.conns.get(idx).is_some() {
+        remove(ws, snap, idx);
+        ws.stats.event(crate::stats::Event::ConnExpired);
+    }
+}
+
+pub(crate) fn give_back_port(e: &ConnEntry, lports: &mut LocalPorts) {
+    if e.flags & cflags::HAS_LPORT != 0 {
+        lports.release(e.laddr, e.lport);
+    }
+}
+
+/// Whether `key` (a packet from a backend) is the reply direction of `e`.
+#[inline]
+pub(crate) fn is_reply_of(e: &ConnEntry, key: &FlowKey, snap: &Snapshot) -> bool {
+    let Some(b) = snap.backends.get(e.backend as usize) else {
+        return false;
+    };
+    if e.proto != key.proto || b.key.port != key.sport || b.key.addr != key.src {
+        return false;
+    }
+    if e.flags & cflags::HAS_LPORT != 0 {
+        e.lport == key.dport && snap.local_addrs.get(e.laddr as usize) == Some(&key.dst)
+    } else {
+        e.client_port == key.dport && e.client == key.dst
+    }
+}
+
+/// A tracked connection saw a packet going `dir`: move its state and push
+/// its expiry out by the new state's timeout.
+#[inline]
+pub(crate) fn advance(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &Snapshot) {
+    let st = if d.is_tcp() {
+        e.state().next(dir, d.tcp_flags)
+    } else {
+        ConnState::Udp
+    };
+    e.state = st as u8;
+    e.expires = now.wrapping_add(snap.timeouts.get(st));
+}
+
+/// The FullNAT local address and port of entry `e`, if it has one.
+#[inline]
+pub(crate) fn local_of(e: &ConnEntry, snap: &Snapshot) -> Option<(Addr, u16)> {
+    if e.flags & cflags::HAS_LPORT == 0 {
+        return None;
+    }
+    snap.local_addrs
+        .get(e.laddr as usize)
+        .map(|a| (*a, e.lport))
+}
+
+/// A client packet of tracked connection `idx`: its state moves and the
+/// frame goes through the connection's bound transform.
+#[inline(always)]
+pub(crate) fn forward(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let now = ws.now;
+    let Some(e) = ws.conns.get_mut(idx) else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    advance(e, d, Dir::Forward, now, snap);
+    let (vi, backend, xmit) = (e.vip, e.backend, Xmit::from_u8(e.xmit));
+    let (client, local) = ((e.client, e.client_port), local_of(e, snap));
+    send(frame, d, vi, backend, xmit, client, local, ws, snap)
+}
+
+/// Sends a client packet to `backend_id` through `xmit` and counts it. For
+/// a tracked connection and for a flow that goes without an entry alike.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn send(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    vi: u16,
+    backend_id: u32,
+    xmit: Xmit,
+    client: (Addr, u16),
+    local: Option<(Addr, u16)>,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let (Some(vip), Some(backend)) = (
+        snap.vips.get(vi as usize),
+        snap.backends.get(backend_id as usize),
+    ) else {
+        return Verdict::Drop(DropReason::NoBackend);
+    };
+    let len = frame.len() as u64;
+    let tx = Tx {
+        snap,
+        vip,
+        backend,
+        client,
+        local,
+    };
+    if let Err(r) = xmit.inbound(frame, d, &tx) {
+        return Verdict::Drop(r);
+    }
+    ws.stats.count_flow(vi, backend_id, len, Dir::Forward);
+    Verdict::Forward
+}
+
+/// A backend's packet of tracked connection `idx`, on its way back to the
+/// client through the connection's bound transform.
+#[inline(always)]
+pub(crate) fn reply(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let now = ws.now;
+    let Some(e) = ws.conns.get_mut(idx) else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    advance(e, d, Dir::Reverse, now, snap);
+    let (vi, backend_id, xmit) = (e.vip, e.backend, Xmit::from_u8(e.xmit));
+    let (client, local) = ((e.client, e.client_port), local_of(e, snap));
+    let (Some(vip), Some(backend)) = (
+        snap.vips.get(vi as usize),
+        snap.backends.get(backend_id as usize),
+    ) else {
+        return Verdict::Drop(DropReason::NoVip);
+    };
+    let len = frame.len() as u64;
+    let tx = Tx {
+        snap,
+        vip,
+        backend,
+        client,
+        local,
+    };
+    if let Err(r) = xmit.outbound(frame, d, &tx) {
+        return Verdict::Drop(r);
+    }
+    ws.stats.count_flow(vi, backend_id, len, Dir::Reverse);
+    Verdict::Forward
+}

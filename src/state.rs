@@ -1,0 +1,239 @@
+//! What one worker owns: its connection table, schedulers, FullNAT port
+//! pools, counters, clock, outbox and SYN proxy state ([`WorkerState`]),
+//! and what the pipeline decides for a frame ([`Verdict`]). Nothing in here
+//! is shared between workers; the control thread only ever publishes new
+//! snapshots, which a worker adopts between bursts.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use crate::conn;
+use crate::conntrack::ConnTable;
+use crate::outbox::Outbox;
+use crate::probe::Prober;
+use crate::sched::Scheduler;
+use crate::snapshot::Snapshot;
+use crate::stats::{DropReason, Event, WorkerStats};
+use crate::synproxy::{self, SynproxyState};
+use crate::xmit::lport::LocalPorts;
+
+/// Largest burst [`crate::datapath::process_burst`] takes at once.
+pub const MAX_BURST: usize = 64;
+
+/// What to do with the frame after [`crate::datapath::process`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rewritten for its next hop: transmit.
+    Forward,
+    /// Turned into an answer (ARP reply, neighbor advertisement, SYN
+    /// cookie, SYN proxy ACK): transmit.
+    Reply,
+    /// Taken over by the datapath (a SYN proxy ACK or a held packet); what
+    /// it leads to goes out through the worker's [`Outbox`]. Not a drop.
+    Consumed,
+    Drop(DropReason),
+}
+
+/// Entries the aging sweep visits per call of [`WorkerState::age`]. The poll
+/// loop calls it on every poll, empty ones included, so a busy worker pays a
+/// few ns per packet for it and an idle one sweeps a 1M table in well under
+/// a second.
+pub const AGING_BUDGET: u32 = 64;
+
+/// Everything one worker owns. Nothing in here is shared.
+pub struct WorkerState {
+    pub id: u16,
+    pub workers: u16,
+    pub conns: ConnTable,
+    /// One scheduler per VIP (least-connections counts are per worker).
+    pub scheds: Vec<Scheduler>,
+    pub lports: LocalPorts,
+    pub stats: WorkerStats,
+    /// Seconds on the worker clock (pcap timestamps in replay).
+    pub(crate) now: u32,
+    /// The same clock in nanoseconds (rate limits, TCP timestamps).
+    pub(crate) now_ns: u64,
+    /// Frames this worker originates; the worker sends and clears it after
+    /// every burst.
+    pub outbox: Outbox,
+    /// SYN proxy state, when a VIP uses it.
+    pub synproxy: Option<Box<SynproxyState>>,
+    /// Set by a handler that made the frame shorter (the new length).
+    pub(crate) trim: Option<usize>,
+    /// Until this second, replies without an entry may be flows that went
+    /// stateless because the table was full (see [`stateless_reply`]).
+    pub(crate) overflow_until: Option<u32>,
+    /// Set by a transform that encapsulates: the outer headers to put in
+    /// front of the frame's IP packet once the handler returns.
+    pub(crate) front: Option<crate::xmit::Front>,
+    /// Health-check probes this worker sends and the answers it recognizes.
+    pub prober: Prober,
+    /// The snapshot generation this state was last fitted to.
+    generation: u64,
+    /// Backend numbers behind each scheduler, as of `generation`.
+    sched_ids: Vec<Vec<u32>>,
+    seed: u64,
+}
+
+impl WorkerState {
+    /// State for worker `id` of `workers`; `seed` keys the connection hash.
+    pub fn new(snap: &Snapshot, id: u16, workers: u16, seed: u64) -> WorkerState {
+        let synproxy = snap
+            .has_synproxy()
+            .then(|| Box::new(synproxy::path::new_state(snap, snap.conn_capacity, seed)));
+        WorkerState {
+            id,
+            workers,
+            conns: ConnTable::new(snap.conn_capacity, seed),
+            scheds: snap
+                .vips
+                .iter()
+                .map(|v| Scheduler::new(v.sched, &v.weights))
+                .collect(),
+            lports: LocalPorts::new(snap.local_addrs.len(), id, workers),
+            stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
+            now: 0,
+            now_ns: 0,
+            outbox: Outbox::new(outbox_frames(snap, synproxy.is_some())),
+            synproxy,
+            trim: None,
+            overflow_until: None,
+            front: None,
+            prober: Prober::new(),
+            generation: snap.generation,
+            sched_ids: snap.vips.iter().map(|v| v.backends.clone()).collect(),
+            seed,
+        }
+    }
+
+    /// Fits this worker's own state to a snapshot the control thread
+    /// published after the one it last saw. Called before every burst; one
+    /// compare when nothing changed.
+    #[inline]
+    pub fn adopt(&mut self, snap: &Snapshot) {
+        if snap.generation != self.generation {
+            self.adopt_new(snap);
+        }
+    }
+
+    /// Schedulers of changed VIPs are rebuilt, taking over the
+    /// least-connection counts of the backends they keep; new VIPs,
+    /// backends and local addresses get their counters and port pools; the
+    /// SYN proxy state is set up when a VIP first needs it. Connections are
+    /// untouched: VIP and backend numbers are stable across snapshots.
+    #[cold]
+    fn adopt_new(&mut self, snap: &Snapshot) {
+        let old = std::mem::take(&mut self.scheds);
+        let old_ids = std::mem::take(&mut self.sched_ids);
+        for (i, v) in snap.vips.iter().enumerate() {
+            let prev = old.get(i).zip(old_ids.get(i));
+            let s = match prev {
+                Some((s, ids))
+                    if s.kind() == v.sched && *ids == v.backends && s.weights() == v.weights =>
+                {
+                    s.clone()
+                }
+                _ => {
+                    let mut s = Scheduler::new(v.sched, &v.weights);
+                    if let Some((p, ids)) = prev {
+                        for (j, b) in v.backends.iter().enumerate() {
+                            if let Some(k) = ids.iter().position(|x| x == b) {
+                                s.set_active(j as u32, p.active(k as u32));
+                            }
+                        }
+                    }
+                    s
+                }
+            };
+            self.scheds.push(s);
+            self.sched_ids.push(v.backends.clone());
+        }
+        self.stats.vips.resize(
+            snap.vips.len().max(self.stats.vips.len()),
+            Default::default(),
+        );
+        self.stats.backends.resize(
+            snap.backends.len().max(self.stats.backends.len()),
+            Default::default(),
+        );
+        self.lports.grow(snap.local_addrs.len());
+        if snap.has_synproxy() && self.synproxy.is_none() {
+            let mut sp = synproxy::path::new_state(snap, self.conns.capacity(), self.seed);
+            sp.secrets.set_clock(self.now);
+            self.synproxy = Some(Box::new(sp));
+            self.outbox = Outbox::new(outbox_frames(snap, true));
+        }
+        self.generation = snap.generation;
+    }
+
+    /// Advances the worker clock (seconds; wraps).
+    #[inline]
+    pub fn set_clock(&mut self, now_secs: u32) {
+        self.set_clock_ns(u64::from(now_secs) * 1_000_000_000);
+    }
+
+    /// Advances the worker clock with nanosecond resolution.
+    #[inline]
+    pub fn set_clock_ns(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+        self.now = (now_ns / 1_000_000_000) as u32;
+        if let Some(sp) = self.synproxy.as_mut() {
+            sp.secrets.set_clock(self.now);
+        }
+    }
+
+    #[inline]
+    pub fn clock(&self) -> u32 {
+        self.now
+    }
+
+    #[inline]
+    pub fn clock_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// One bounded step of connection aging; call once per burst.
+    pub fn age(&mut self, snap: &Snapshot) -> u32 {
+        self.age_with_budget(snap, AGING_BUDGET)
+    }
+
+    /// Aging with an explicit budget (tests and shutdown sweeps). Also
+    /// resends SYNs to backends that have not answered yet.
+    pub fn age_with_budget(&mut self, snap: &Snapshot, budget: u32) -> u32 {
+        if self.synproxy.is_some() {
+            synproxy::path::retry_pending(self, snap);
+        }
+        let WorkerState {
+            conns,
+            scheds,
+            lports,
+            stats,
+            now,
+            synproxy,
+            ..
+        } = self;
+        let n = conns.expire(*now, budget, |idx, e| {
+            conn::release(idx, e, snap, scheds, lports, synproxy.as_deref_mut(), stats)
+        });
+        stats.event_n(Event::ConnExpired, n as u64);
+        n
+    }
+}
+
+/// Outbox room kept for frames the timers originate (SYN resends, resets,
+/// health-check probes).
+const OUTBOX_TIMERS: usize = 64;
+
+/// Outbox frames per burst: with the SYN proxy, a backend SYN or the held
+/// packets it releases per burst frame; always the timers' room.
+fn outbox_frames(snap: &Snapshot, synproxy: bool) -> usize {
+    if synproxy {
+        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS
+    } else {
+        OUTBOX_TIMERS
+    }
+}

@@ -1,0 +1,54 @@
+//! FullNAT: both ends are rewritten. On the way in the client becomes a
+//! local address and port of this worker (see [`super::lport`]: the port's
+//! low bits name the worker, so replies reach the owner) and the VIP the
+//! backend; on the way out the reverse. The backend needs no route back to
+//! the client, only to rampart's local addresses, and never sees the client.
+
+use super::{Ends, Forwarding, Tx};
+use crate::flow::{FlowDesc, FlowKey};
+use crate::stats::DropReason;
+use crate::wire::rewrite;
+
+pub struct FullNat;
+
+impl Forwarding for FullNat {
+    /// The backend saw a local port, not the client's: a packet with no
+    /// entry cannot be translated consistently.
+    const STATELESS: bool = false;
+    const LOCAL_PORT: bool = true;
+
+    #[inline]
+    fn reply_key(e: &Ends) -> Option<FlowKey> {
+        let local = e.local?;
+        Some(FlowKey {
+            src: e.backend.0,
+            dst: local.0,
+            sport: e.backend.1,
+            dport: local.1,
+            proto: e.proto,
+        })
+    }
+
+    /// client:port -> VIP:port becomes local:lport -> backend:port.
+    #[inline(always)]
+    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        let local = tx.local.ok_or(DropReason::NoConn)?;
+        let b = &tx.backend.key;
+        if !rewrite::rewrite(frame, d, Some(local), Some((b.addr, b.port))) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
+        Ok(())
+    }
+
+    /// backend:port -> local:lport becomes VIP:port -> client:port.
+    #[inline(always)]
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        let vip = (tx.vip.addr, tx.vip.port);
+        if !rewrite::rewrite(frame, d, Some(vip), Some(tx.client)) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
+        Ok(())
+    }
+}

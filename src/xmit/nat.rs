@@ -1,0 +1,47 @@
+//! NAT (destination NAT): the VIP:port a client wrote to becomes the
+//! backend's address and port on the way in, and back on the way out. The
+//! backend sees the client's own address, and routes its replies through
+//! rampart (rampart is its gateway).
+
+use super::{Ends, Forwarding, Tx};
+use crate::flow::{FlowDesc, FlowKey};
+use crate::stats::DropReason;
+use crate::wire::rewrite;
+
+pub struct Nat;
+
+impl Forwarding for Nat {
+    const STATELESS: bool = true;
+
+    #[inline]
+    fn reply_key(e: &Ends) -> Option<FlowKey> {
+        Some(FlowKey {
+            src: e.backend.0,
+            dst: e.client.0,
+            sport: e.backend.1,
+            dport: e.client.1,
+            proto: e.proto,
+        })
+    }
+
+    /// Destination VIP:port becomes backend:port.
+    #[inline(always)]
+    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        let b = &tx.backend.key;
+        if !rewrite::rewrite(frame, d, None, Some((b.addr, b.port))) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
+        Ok(())
+    }
+
+    /// Source backend:port becomes VIP:port.
+    #[inline(always)]
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        if !rewrite::rewrite(frame, d, Some((tx.vip.addr, tx.vip.port)), None) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
+        Ok(())
+    }
+}
