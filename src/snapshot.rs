@@ -123,6 +123,10 @@ impl VipInfo {
     }
 }
 
+/// The published snapshot, shared by the control thread and the workers:
+/// workers load it once per burst, the control thread swaps in a new one.
+pub type SnapshotStore = std::sync::Arc<arc_swap::ArcSwap<Snapshot>>;
+
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     /// Bumped by every snapshot the control thread publishes; a worker

@@ -12,14 +12,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
 use crossbeam::channel::{self, Receiver, Sender, TryRecvError};
 
 use crate::conntrack::ConnState;
 use crate::datapath::WorkerState;
 use crate::flow::Addr;
 use crate::probe::{ProbeOrder, ProbeResult};
-use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 
 /// Polls between two counter publications of a busy worker.
@@ -27,8 +25,7 @@ pub const PUBLISH_POLLS: u32 = 256;
 /// Polls between two publications of an idle worker.
 pub const IDLE_PUBLISH_POLLS: u32 = 16;
 
-/// The published snapshot, shared by the control thread and the workers.
-pub type SnapshotStore = Arc<ArcSwap<Snapshot>>;
+pub use crate::snapshot::SnapshotStore;
 
 /// An order for a worker.
 pub enum ToWorker {

@@ -38,7 +38,7 @@ use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueu
 use super::route::Routes;
 use super::{steer, PacketIo};
 use crate::buf::PacketBuf;
-use crate::control::link::SnapshotStore;
+use crate::snapshot::SnapshotStore;
 use crate::flow::FlowDesc;
 
 impl PacketBuf for Mbuf {
