@@ -23,6 +23,7 @@ use crate::snapshot::{Snapshot, VipInfo, MAGLEV_SEED};
 use crate::state::{Verdict, WorkerState};
 use crate::stats::{DropReason, WorkerStats};
 use crate::synproxy::SynproxyState;
+use crate::wire;
 use crate::xmit::lport::LocalPorts;
 use crate::xmit::{Ends, Tx, Xmit};
 
@@ -292,16 +293,20 @@ pub(crate) fn send(
         return Verdict::Drop(DropReason::NoBackend);
     };
     let len = frame.len() as u64;
-    let tx = Tx {
+    let mut tx = Tx {
         snap,
         vip,
         backend,
         client,
         local,
+        front: None,
     };
-    if let Err(r) = xmit.inbound(frame, d, &tx) {
-        return Verdict::Drop(r);
+    match xmit.inbound(frame, d, &mut tx) {
+        Ok(()) => {}
+        Err(DropReason::TunnelTooBig) => return too_big(frame, d, &tx, ws),
+        Err(r) => return Verdict::Drop(r),
     }
+    ws.front = tx.front;
     ws.stats.count_flow(vi, backend_id, len, Dir::Forward);
     Verdict::Forward
 }
@@ -330,16 +335,43 @@ pub(crate) fn reply(
         return Verdict::Drop(DropReason::NoVip);
     };
     let len = frame.len() as u64;
-    let tx = Tx {
+    let mut tx = Tx {
         snap,
         vip,
         backend,
         client,
         local,
+        front: None,
     };
-    if let Err(r) = xmit.outbound(frame, d, &tx) {
+    if let Err(r) = xmit.outbound(frame, d, &mut tx) {
         return Verdict::Drop(r);
     }
     ws.stats.count_flow(vi, backend_id, len, Dir::Reverse);
     Verdict::Forward
+}
+
+/// A client packet too big for the tunnel once wrapped: the client is told
+/// the largest packet that fits (RFC 1191 / RFC 8201), from the VIP it
+/// wrote to, and the packet goes no further. The answer leaves through the
+/// outbox; the packet itself is consumed.
+#[cold]
+#[inline(never)]
+fn too_big(frame: &[u8], d: &FlowDesc, tx: &Tx, ws: &mut WorkerState) -> Verdict {
+    let encap = tx.vip.encap.unwrap_or(crate::config::Encap::Ipip);
+    let mtu = crate::xmit::tunnel::inner_mtu(tx.snap.mtu, encap, &tx.backend.key.addr);
+    // IPv6 links carry at least 1280 bytes (RFC 8200 §5).
+    let mtu = if d.is_v4() { mtu } else { mtu.max(1280) };
+    let Some(slot) = ws.outbox.slot() else {
+        return Verdict::Drop(DropReason::OutboxFull);
+    };
+    let ttl = tx.snap.synproxy.ttl;
+    match wire::icmp::write_too_big(slot, frame, d, d.key.dst, u32::from(mtu), ttl, tx.snap.mac) {
+        Some(len) => {
+            ws.outbox.commit(len);
+            ws.stats.originated(len);
+            ws.stats.event(crate::stats::Event::IcmpTooBig);
+            Verdict::Consumed
+        }
+        None => Verdict::Drop(DropReason::TunnelTooBig),
+    }
 }

@@ -285,10 +285,124 @@ fn icmp(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -
         }
         return Verdict::Drop(DropReason::NdNotForUs);
     }
-    if snap.owned(&d.key.dst).is_some() {
-        Verdict::Drop(DropReason::IcmpUnsupported)
+    let v6 = d.l3 == L3Kind::Ipv6;
+    if wire::icmp::is_error(v6, d.icmp_type) {
+        return icmp_error(frame, d, ws, snap);
+    }
+    match snap.owned(&d.key.dst) {
+        Some(_) if wire::icmp::is_echo_request(v6, d.icmp_type) => echo(frame, d, ws, snap),
+        Some(_) => Verdict::Drop(DropReason::IcmpUnsupported),
+        None => Verdict::Drop(DropReason::NoVip),
+    }
+}
+
+/// An echo request to a VIP or node address, answered in place within the
+/// worker's `[icmp] echo_rate`.
+#[cold]
+fn echo(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
+    if !ws.echo.take(ws.now_ns) {
+        return Verdict::Drop(DropReason::IcmpRateLimited);
+    }
+    if !wire::icmp::echo_reply_in_place(frame, d, snap.mac, snap.synproxy.ttl) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    ws.stats.event(Event::IcmpEchoReply);
+    Verdict::Reply
+}
+
+/// An ICMP error (destination unreachable, fragmentation needed / packet
+/// too big, time exceeded, parameter problem) is matched by the packet it
+/// quotes to the connection it concerns, and delivered, translated by the
+/// connection's mode, to the side that sent that packet (IPVS's
+/// `ip_vs_in_icmp` / `ip_vs_out_icmp`). It never creates or moves a
+/// connection, and an error about nothing of ours is dropped: rampart
+/// never answers ICMP with ICMP.
+#[cold]
+#[inline(never)]
+fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
+    let Some(q) = wire::icmp::quoted(frame, d) else {
+        return Verdict::Drop(DropReason::IcmpNoConn);
+    };
+    // The quoted packet's reverse: the direction rampart tracks it in.
+    let back = q.key.reversed();
+    let now = ws.now;
+    let live = |e: &&crate::conntrack::ConnEntry| !expired(e.expires, now);
+    let h = ws.conns.hash(&back);
+    let (vi, backend_id, xmit, client, local, inbound) =
+        if let Some(vi) = snap.vip(&q.key.src, q.key.sport, q.key.proto) {
+            // It left from a VIP towards a client (our reply, or a DR or
+            // tunnel backend's direct answer): the error goes to the
+            // backend, of the connection or else of the flow's Maglev
+            // choice, so every box of a tier sends it to the same place.
+            let found = ws.conns.lookup(h, Dir::Forward, |e| {
+                e.vip == vi
+                    && e.client_port == back.sport
+                    && e.proto == back.proto
+                    && e.client == back.src
+            });
+            match found.and_then(|i| ws.conns.get(i)).filter(live) {
+                Some(e) => (
+                    vi,
+                    e.backend,
+                    Xmit::from_u8(e.xmit),
+                    (e.client, e.client_port),
+                    conn::local_of(e, snap),
+                    true,
+                ),
+                None => {
+                    let Some(vip) = snap.vips.get(vi as usize) else {
+                        return Verdict::Drop(DropReason::IcmpNoConn);
+                    };
+                    let xmit = Xmit::of(vip.mode);
+                    let Some(b) = vip.maglev_backend(&back).filter(|_| xmit.stateless()) else {
+                        return Verdict::Drop(DropReason::IcmpNoConn);
+                    };
+                    (vi, b, xmit, (back.src, back.sport), None, true)
+                }
+            }
+        } else {
+            // It left towards a backend: a client packet rampart forwarded.
+            let found = ws
+                .conns
+                .lookup(h, Dir::Reverse, |e| conn::is_reply_of(e, &back, snap));
+            match found.and_then(|i| ws.conns.get(i)).filter(live) {
+                Some(e) => (
+                    e.vip,
+                    e.backend,
+                    Xmit::from_u8(e.xmit),
+                    (e.client, e.client_port),
+                    conn::local_of(e, snap),
+                    false,
+                ),
+                None => return Verdict::Drop(DropReason::IcmpNoConn),
+            }
+        };
+    let (Some(vip), Some(backend)) = (
+        snap.vips.get(vi as usize),
+        snap.backends.get(backend_id as usize),
+    ) else {
+        return Verdict::Drop(DropReason::IcmpNoConn);
+    };
+    let mut tx = crate::xmit::Tx {
+        snap,
+        vip,
+        backend,
+        client,
+        local,
+        front: None,
+    };
+    let done = if inbound {
+        xmit.icmp_in(frame, d, &q, &mut tx)
     } else {
-        Verdict::Drop(DropReason::NoVip)
+        xmit.icmp_out(frame, d, &q, &mut tx)
+    };
+    match done {
+        Ok(()) => {
+            ws.front = tx.front;
+            ws.stats.event(Event::IcmpForwarded);
+            Verdict::Forward
+        }
+        Err(r) => Verdict::Drop(r),
     }
 }
 
@@ -602,14 +716,15 @@ fn stateless_reply(
         return Verdict::Drop(DropReason::NoVip);
     };
     let len = frame.len() as u64;
-    let tx = crate::xmit::Tx {
+    let mut tx = crate::xmit::Tx {
         snap,
         vip,
         backend,
         client: (d.key.dst, d.key.dport),
         local: None,
+        front: None,
     };
-    if let Err(r) = Xmit::Nat.outbound(frame, d, &tx) {
+    if let Err(r) = Xmit::Nat.outbound(frame, d, &mut tx) {
         return Verdict::Drop(r);
     }
     ws.stats.event(Event::StatelessReply);

@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{Config, ConnPolicy, Mode, Synproxy, Timeouts};
+use crate::config::{Config, ConnPolicy, Encap, Icmp, Mode, Synproxy, Timeouts};
 use crate::conntrack::{addr_words, flow_hash, fold_mul, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
@@ -102,6 +102,8 @@ pub struct VipInfo {
     pub local_addrs: Vec<u8>,
     /// New connections go through the SYN proxy.
     pub synproxy: bool,
+    /// `tunnel` VIPs: how the client's packet is wrapped.
+    pub encap: Option<Encap>,
     /// Removed by a reload or the API: no new connections; the existing
     /// ones drain, or are reset if `reset`.
     pub retired: bool,
@@ -143,6 +145,14 @@ pub struct Snapshot {
     pub timeouts: StateTimeouts,
     /// SYN proxy settings (used when a VIP has `synproxy`).
     pub synproxy: Synproxy,
+    /// `[icmp]`: echo replies.
+    pub icmp: Icmp,
+    /// The L3 MTU encapsulated packets must fit ([`Config::effective_mtu`]).
+    pub mtu: u16,
+    /// The first node address of each family: the source of tunnel
+    /// packets and of the ICMP errors rampart sends from itself.
+    pub node_v4: Option<Addr>,
+    pub node_v6: Option<Addr>,
     /// Some backend or VIP has `reset` set: the datapath checks entries.
     pub any_reset: bool,
     vip_index: VipMap,
@@ -298,6 +308,7 @@ impl Snapshot {
                 maglev: table,
                 local_addrs: laddrs,
                 synproxy: v.synproxy,
+                encap: v.encap,
                 retired: false,
                 reset: false,
             };
@@ -368,6 +379,10 @@ impl Snapshot {
             conn_capacity: cfg.conntrack.capacity,
             timeouts: state_timeouts(&cfg.conntrack.timeouts),
             synproxy: cfg.synproxy.clone(),
+            icmp: cfg.icmp,
+            mtu: cfg.effective_mtu(),
+            node_v4: cfg.node.addresses.iter().find(|a| a.is_v4()).copied(),
+            node_v6: cfg.node.addresses.iter().find(|a| !a.is_v4()).copied(),
             any_reset,
             vip_index: VipMap::new(&vip_keys),
             owned,
@@ -396,6 +411,16 @@ impl Snapshot {
     #[inline]
     pub fn vip(&self, addr: &Addr, port: u16, proto: u8) -> Option<u16> {
         self.vip_index.get(addr, port, proto)
+    }
+
+    /// The node address of `a`'s family, if the node has one.
+    #[inline]
+    pub fn node_addr_for(&self, a: &Addr) -> Option<Addr> {
+        if a.is_v4() {
+            self.node_v4
+        } else {
+            self.node_v6
+        }
     }
 
     #[inline]

@@ -18,6 +18,7 @@ use crate::probe::Prober;
 use crate::sched::Scheduler;
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, Event, WorkerStats};
+use crate::synproxy::bucket::TokenBucket;
 use crate::synproxy::{self, SynproxyState};
 use crate::xmit::lport::LocalPorts;
 
@@ -72,6 +73,9 @@ pub struct WorkerState {
     pub(crate) front: Option<crate::xmit::Front>,
     /// Health-check probes this worker sends and the answers it recognizes.
     pub prober: Prober,
+    /// Echo replies this worker may still send (`[icmp] echo_rate`).
+    pub(crate) echo: TokenBucket,
+    echo_limit: (u32, u32),
     /// The snapshot generation this state was last fitted to.
     generation: u64,
     /// Backend numbers behind each scheduler, as of `generation`.
@@ -104,6 +108,8 @@ impl WorkerState {
             overflow_until: None,
             front: None,
             prober: Prober::new(),
+            echo: TokenBucket::new(snap.icmp.echo_rate, snap.icmp.echo_burst),
+            echo_limit: (snap.icmp.echo_rate, snap.icmp.echo_burst),
             generation: snap.generation,
             sched_ids: snap.vips.iter().map(|v| v.backends.clone()).collect(),
             seed,
@@ -161,6 +167,11 @@ impl WorkerState {
             Default::default(),
         );
         self.lports.grow(snap.local_addrs.len());
+        let limit = (snap.icmp.echo_rate, snap.icmp.echo_burst);
+        if limit != self.echo_limit {
+            self.echo = TokenBucket::new(limit.0, limit.1);
+            self.echo_limit = limit;
+        }
         if snap.has_synproxy() && self.synproxy.is_none() {
             let mut sp = synproxy::path::new_state(snap, self.conns.capacity(), self.seed);
             sp.secrets.set_clock(self.now);

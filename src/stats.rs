@@ -76,10 +76,22 @@ pub enum DropReason {
     /// An encapsulating transform found no room in front of the frame
     /// (a buffer without headroom).
     NoHeadroom,
+    /// A tunnel packet over the MTU once wrapped whose ICMP too-big answer
+    /// could not be sent (no outbox room, no source address).
+    TunnelTooBig,
+    /// An IPv4 packet without DF over the MTU once wrapped: rampart does not
+    /// fragment, and without DF the client does not expect an ICMP answer.
+    TunnelNoDf,
+    /// No node address of the backend's family to source a tunnel packet from.
+    TunnelNoSource,
+    /// An echo request over `icmp.echo_rate`.
+    IcmpRateLimited,
+    /// An ICMP error whose quoted packet matches no connection or VIP.
+    IcmpNoConn,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::NoHeadroom as usize + 1;
+    pub const COUNT: usize = DropReason::IcmpNoConn as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -114,6 +126,11 @@ impl DropReason {
         DropReason::ConnReset,
         DropReason::RewriteFailed,
         DropReason::NoHeadroom,
+        DropReason::TunnelTooBig,
+        DropReason::TunnelNoDf,
+        DropReason::TunnelNoSource,
+        DropReason::IcmpRateLimited,
+        DropReason::IcmpNoConn,
     ];
 
     /// Stable snake_case name used in stats JSON and summaries.
@@ -151,6 +168,11 @@ impl DropReason {
             DropReason::ConnReset => "conn_reset",
             DropReason::RewriteFailed => "rewrite_failed",
             DropReason::NoHeadroom => "no_headroom",
+            DropReason::TunnelTooBig => "tunnel_too_big",
+            DropReason::TunnelNoDf => "tunnel_too_big_no_df",
+            DropReason::TunnelNoSource => "tunnel_no_source",
+            DropReason::IcmpRateLimited => "icmp_rate_limited",
+            DropReason::IcmpNoConn => "icmp_no_conn",
         }
     }
 }
@@ -201,10 +223,18 @@ pub enum Event {
     /// A connection ended because its backend is down or removed, or its
     /// VIP removed, under the `reset` policy.
     ConnReset,
+    /// An echo request to a VIP or node address answered.
+    IcmpEchoReply,
+    /// A client told its packet is too big for the tunnel (ICMP
+    /// fragmentation needed / packet too big).
+    IcmpTooBig,
+    /// An ICMP error about a connection delivered, translated, to the side
+    /// that sent the offending packet.
+    IcmpForwarded,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::ConnReset as usize + 1;
+    pub const COUNT: usize = Event::IcmpForwarded as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -228,6 +258,9 @@ impl Event {
         Event::ProbeOpen,
         Event::ProbeRefused,
         Event::ConnReset,
+        Event::IcmpEchoReply,
+        Event::IcmpTooBig,
+        Event::IcmpForwarded,
     ];
 
     pub fn name(self) -> &'static str {
@@ -253,6 +286,9 @@ impl Event {
             Event::ProbeOpen => "probes_open",
             Event::ProbeRefused => "probes_refused",
             Event::ConnReset => "conn_resets",
+            Event::IcmpEchoReply => "icmp_echo_replies",
+            Event::IcmpTooBig => "icmp_too_big_sent",
+            Event::IcmpForwarded => "icmp_errors_forwarded",
         }
     }
 }
@@ -311,6 +347,13 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// Counts a frame the worker sent of its own (through the outbox).
+    #[inline]
+    pub fn originated(&mut self, len: usize) {
+        self.originated_packets += 1;
+        self.originated_bytes += len as u64;
+    }
+
     /// Counts a forwarded frame for its VIP and backend, towards the
     /// backend (`Dir::Forward`) or back to the client.
     #[inline]

@@ -214,7 +214,7 @@ fn ends(mode: Mode, v6: bool, client: u16, cport: u16) -> Ends {
             0x0c,
             Some("2001:2::200"),
         ),
-        (Mode::Dr, _) => panic!("no dr service here"),
+        (Mode::Dr | Mode::Tunnel, _) => panic!("no direct-return service here"),
     };
     let client = client_addr(v6, client);
     Ends {

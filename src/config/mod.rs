@@ -98,6 +98,8 @@ pub struct Config {
     pub node: Node,
     pub conntrack: Conntrack,
     pub synproxy: Synproxy,
+    /// `[icmp]`: echo replies.
+    pub icmp: Icmp,
     pub neighbors: Vec<Neighbor>,
     pub vips: Vec<Vip>,
     /// `[control]`: the control API, metrics, and what removals do to live
@@ -318,6 +320,8 @@ pub struct Port {
     /// Destinations behind this port: a frame leaves by the port with the
     /// longest matching prefix, else by the port it came in on.
     pub subnets: Vec<Subnet>,
+    /// This port's L3 MTU, when it differs from `node.mtu`.
+    pub mtu: Option<u16>,
 }
 
 impl Port {
@@ -432,6 +436,58 @@ pub struct Node {
     pub addresses: Vec<Addr>,
     /// Next hop for destinations that have no neighbor entry.
     pub gateway_mac: Mac,
+    /// L3 MTU of our ports ([`MIN_MTU`]..=[`MAX_MTU`], default
+    /// [`DEFAULT_MTU`]); a `[[port]]` may set its own.
+    pub mtu: u16,
+}
+
+pub const DEFAULT_MTU: u16 = 1500;
+/// IPv6's minimum link MTU (RFC 8200 §5).
+pub const MIN_MTU: u16 = 1280;
+pub const MAX_MTU: u16 = 9000;
+
+/// How a `tunnel` VIP wraps the client's packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encap {
+    /// IP in IP: protocol 4 (IPv4 inside) or 41 (IPv6 inside), RFC 2003 / 2473.
+    Ipip,
+    /// Generic UDP Encapsulation, variant 0 without options, to this UDP
+    /// destination port.
+    Gue { port: u16 },
+}
+
+pub const DEFAULT_GUE_PORT: u16 = 6080;
+
+impl Encap {
+    pub const NAMES: &'static [&'static str] = &["ipip", "gue"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encap::Ipip => "ipip",
+            Encap::Gue { .. } => "gue",
+        }
+    }
+}
+
+/// `[icmp]`: how rampart answers ICMP itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icmp {
+    /// Echo replies per second per worker, to VIP and node addresses
+    /// (0: no limit). Default [`DEFAULT_ECHO_RATE`].
+    pub echo_rate: u32,
+    /// Replies allowed at once; default one second's worth.
+    pub echo_burst: u32,
+}
+
+pub const DEFAULT_ECHO_RATE: u32 = 1000;
+
+impl Default for Icmp {
+    fn default() -> Icmp {
+        Icmp {
+            echo_rate: DEFAULT_ECHO_RATE,
+            echo_burst: DEFAULT_ECHO_RATE,
+        }
+    }
 }
 
 /// `[conntrack]`: the connection table.
@@ -606,16 +662,32 @@ pub enum Mode {
     FullNat,
     /// Direct return: only the destination MAC changes; the backend answers the client.
     Dr,
+    /// The client's packet inside an outer IP header (IPIP or GUE) to a
+    /// routed backend, which answers the client directly.
+    Tunnel,
+}
+
+impl Config {
+    /// The MTU the datapath holds encapsulated packets to: the smallest of
+    /// `node.mtu` and every port's own, so a frame fits whichever port it
+    /// leaves by.
+    pub fn effective_mtu(&self) -> u16 {
+        self.ports
+            .iter()
+            .filter_map(|p| p.mtu)
+            .fold(self.node.mtu, u16::min)
+    }
 }
 
 impl Mode {
-    pub const NAMES: &'static [&'static str] = &["nat", "fullnat", "dr"];
+    pub const NAMES: &'static [&'static str] = &["nat", "fullnat", "dr", "tunnel"];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Nat => "nat",
             Mode::FullNat => "fullnat",
             Mode::Dr => "dr",
+            Mode::Tunnel => "tunnel",
         }
     }
 
@@ -624,6 +696,7 @@ impl Mode {
             "nat" => Some(Mode::Nat),
             "fullnat" => Some(Mode::FullNat),
             "dr" => Some(Mode::Dr),
+            "tunnel" => Some(Mode::Tunnel),
             _ => None,
         }
     }
@@ -652,6 +725,9 @@ pub struct Vip {
     /// Answer SYNs with cookies and open the backend connection only after
     /// the client's ACK proves the handshake (TCP, nat and fullnat only).
     pub synproxy: bool,
+    /// `tunnel` only: how the client's packet is wrapped (`encap`,
+    /// `gue_port`); `None` for every other mode.
+    pub encap: Option<Encap>,
     /// `[vip.health]`: the check of its backends, as the VIP sets it (each
     /// backend's effective check is [`Backend::health`]).
     pub health: HealthCheck,

@@ -18,6 +18,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub synproxy: Option<S<RawSynproxy>>,
     #[serde(default)]
+    pub icmp: Option<S<RawIcmp>>,
+    #[serde(default)]
     pub control: Option<S<RawControl>>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<S<RawNeighbor>>,
@@ -35,6 +37,7 @@ pub(crate) struct RawNode {
     pub mac: S<String>,
     pub addresses: S<Vec<S<String>>>,
     pub gateway_mac: S<String>,
+    pub mtu: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +73,8 @@ pub(crate) struct RawVip {
     pub table_size: Option<S<i64>>,
     pub local_addresses: Option<S<Vec<S<String>>>>,
     pub synproxy: Option<S<bool>>,
+    pub encap: Option<S<String>>,
+    pub gue_port: Option<S<i64>>,
     #[serde(default)]
     pub health: Option<S<RawHealth>>,
     #[serde(default, rename = "backend")]
@@ -155,4 +160,12 @@ pub(crate) struct RawPort {
     pub name: S<String>,
     #[serde(default)]
     pub subnets: Option<S<Vec<S<String>>>>,
+    pub mtu: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIcmp {
+    pub echo_rate: Option<S<i64>>,
+    pub echo_burst: Option<S<i64>>,
 }

@@ -71,7 +71,7 @@ fn reference_config_loads() {
     assert_eq!(c.conntrack.timeouts, Timeouts::default());
     assert_eq!(c.neighbors.len(), 6);
     assert_eq!(c.neighbors[0].address, addr("198.18.1.11"));
-    assert_eq!(c.vips.len(), 9);
+    assert_eq!(c.vips.len(), 11);
     let shield = c.vip("shield").unwrap();
     assert!(shield.synproxy && shield.mode == Mode::Nat);
     assert!(c.vip("shield6").unwrap().synproxy);
@@ -857,10 +857,12 @@ subnets = ["198.18.1.0/24"]
     let pcap = Port {
         name: "net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap".into(),
         subnets: vec![],
+        mtu: None,
     };
     let endless = Port {
         name: "net_pcap1,rx_pcap=a.pcap,infinite_rx=1".into(),
         subnets: vec![],
+        mtu: None,
     };
     assert_eq!(d.idle_exit_ms_for(std::slice::from_ref(&pcap)), 1000);
     assert_eq!(d.idle_exit_ms_for(&[pcap, endless]), 0);

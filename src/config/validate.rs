@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::error::{line_col, ConfigError};
 use super::raw::{
-    RawBackend, RawConfig, RawConntrack, RawControl, RawDpdk, RawHealth, RawNode, RawPort,
+    RawBackend, RawConfig, RawConntrack, RawControl, RawDpdk, RawHealth, RawIcmp, RawNode, RawPort,
     RawSynproxy, RawVip, S,
 };
 use super::*;
@@ -242,6 +242,10 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         Some(c) => control(&cx, c.get_ref())?,
         None => ControlConfig::default(),
     };
+    let icmp = match &raw.icmp {
+        Some(c) => icmp(&cx, c.get_ref())?,
+        None => Icmp::default(),
+    };
 
     let mut neighbors = Vec::with_capacity(raw.neighbors.len());
     let mut seen_neighbors: HashMap<Addr, usize> = HashMap::new();
@@ -312,6 +316,7 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         node,
         conntrack,
         synproxy,
+        icmp,
         neighbors,
         vips: out,
         control,
@@ -580,9 +585,20 @@ fn ports(cx: &Ctx, raw: &[S<RawPort>]) -> Res<Vec<Port>> {
                 format!("`{dev}` is neither a PCI address (0000:01:00.0) nor an ethdev vdev (net_pcap0, net_ring0, net_af_packet0, net_af_xdp0, ...)"),
             );
         }
+        let mtu = match &p.mtu {
+            Some(m) => Some(cx.int(
+                m,
+                &format!("port[{i}].mtu"),
+                MIN_MTU.into(),
+                MAX_MTU.into(),
+                " bytes",
+            )? as u16),
+            None => None,
+        };
         let port = Port {
             name: name.clone(),
             subnets: Vec::new(),
+            mtu,
         };
         let device = port.device_name();
         if let Some(line) = devices.get(&device) {
@@ -640,11 +656,34 @@ fn node(cx: &Ctx, n: &RawNode) -> Res<Node> {
         addresses.push(addr);
     }
     let gateway_mac = cx.mac(&n.gateway_mac, "node.gateway_mac")?;
+    let mtu = match &n.mtu {
+        Some(m) => cx.int(m, "node.mtu", MIN_MTU.into(), MAX_MTU.into(), " bytes")? as u16,
+        None => DEFAULT_MTU,
+    };
     Ok(Node {
         mac,
         addresses,
         gateway_mac,
+        mtu,
     })
+}
+
+fn icmp(cx: &Ctx, r: &RawIcmp) -> Res<Icmp> {
+    let mut out = Icmp::default();
+    if let Some(v) = &r.echo_rate {
+        out.echo_rate = cx.int(
+            v,
+            "icmp.echo_rate",
+            0,
+            10_000_000,
+            " per second (0 = no limit)",
+        )?;
+        out.echo_burst = out.echo_rate;
+    }
+    if let Some(v) = &r.echo_burst {
+        out.echo_burst = cx.int(v, "icmp.echo_burst", 1, 10_000_000, "")?;
+    }
+    Ok(out)
 }
 
 fn conntrack(cx: &Ctx, c: &RawConntrack) -> Res<Conntrack> {
@@ -1010,12 +1049,11 @@ impl VipChecker<'_> {
 
         let synproxy = match &v.synproxy {
             Some(sp) if *sp.get_ref() => {
-                if mode == Mode::Dr {
+                if matches!(mode, Mode::Dr | Mode::Tunnel) {
                     return cx.err(
                         sp.span(),
                         &k("synproxy"),
-                        "synproxy needs nat or fullnat: in dr mode the backend answers the client directly, so rampart never sees the backend's SYN-ACK to complete the handshake"
-                            .to_string(),
+                        format!("synproxy needs nat or fullnat: in {} mode the backend answers the client directly, so rampart never sees the backend's SYN-ACK to complete the handshake", mode.name()),
                     );
                 }
                 if protocol != Protocol::Tcp {
@@ -1030,6 +1068,7 @@ impl VipChecker<'_> {
             _ => false,
         };
 
+        let encap = self.encap(i, v, mode)?;
         let local_addresses = self.local_addresses(i, sv, address, mode)?;
         let mut vip = Vip {
             name,
@@ -1042,6 +1081,7 @@ impl VipChecker<'_> {
             local_addresses,
             backends: Vec::new(),
             synproxy,
+            encap,
             health: HealthCheck::default(),
         };
         // Checked before the backends, which inherit from it, even where
@@ -1158,11 +1198,12 @@ impl VipChecker<'_> {
                         ),
                     )
                     .err()
-                } else if !self
-                    .node
-                    .addresses
-                    .iter()
-                    .any(|a| a.family() == vip.address.family())
+                } else if vip.mode != Mode::Tunnel
+                    && !self
+                        .node
+                        .addresses
+                        .iter()
+                        .any(|a| a.family() == vip.address.family())
                 {
                     let family = family_name(vip.address);
                     cx.err::<()>(
@@ -1294,6 +1335,52 @@ impl VipChecker<'_> {
         Ok(out)
     }
 
+    /// `encap` and `gue_port`: tunnel VIPs only, `gue_port` only with gue.
+    fn encap(&self, i: usize, v: &RawVip, mode: Mode) -> Res<Option<Encap>> {
+        let cx = self.cx;
+        let k = |field: &str| format!("vip[{i}].{field}");
+        if mode != Mode::Tunnel {
+            if let Some(e) = &v.encap {
+                return cx.err(
+                    e.span(),
+                    &k("encap"),
+                    format!("only tunnel VIPs encapsulate; remove encap or set mode = \"tunnel\" (this VIP is {})", mode.name()),
+                );
+            }
+            if let Some(p) = &v.gue_port {
+                return cx.err(
+                    p.span(),
+                    &k("gue_port"),
+                    format!(
+                        "only tunnel VIPs with encap = \"gue\" use gue_port (this VIP is {})",
+                        mode.name()
+                    ),
+                );
+            }
+            return Ok(None);
+        }
+        let gue = match &v.encap {
+            Some(e) => choice(cx, e, &k("encap"), "encap", Encap::NAMES, |n| {
+                Some(n == "gue").filter(|_| Encap::NAMES.contains(&n))
+            })?,
+            None => false,
+        };
+        match (&v.gue_port, gue) {
+            (Some(p), false) => cx.err(
+                p.span(),
+                &k("gue_port"),
+                "gue_port is for encap = \"gue\"; this VIP uses ipip".to_string(),
+            ),
+            (Some(p), true) => Ok(Some(Encap::Gue {
+                port: cx.int(p, &k("gue_port"), 1, 65_535, "")? as u16,
+            })),
+            (None, true) => Ok(Some(Encap::Gue {
+                port: DEFAULT_GUE_PORT,
+            })),
+            (None, false) => Ok(Some(Encap::Ipip)),
+        }
+    }
+
     /// The backends of VIP `i`; `vip` holds its other values, checked.
     fn backends(&mut self, i: usize, v: &RawVip, vip: &Vip) -> Res<Vec<Backend>> {
         let cx = self.cx;
@@ -1306,7 +1393,25 @@ impl VipChecker<'_> {
             let b: &RawBackend = b.get_ref();
             let k = |field: &str| format!("vip[{i}].backend[{j}].{field}");
             let address = cx.addr(&b.address, &k("address"))?;
-            if address.family() != vip_addr.family() {
+            if mode == Mode::Tunnel {
+                // The outer header follows the backend's family, the inner
+                // the client's: any mix works, given a source of ours.
+                if !self
+                    .node
+                    .addresses
+                    .iter()
+                    .any(|a| a.family() == address.family())
+                {
+                    return cx.err(
+                        b.address.span(),
+                        &k("address"),
+                        format!(
+                            "tunnel packets to {address} come from a node address of its family, and node.addresses has no {} address; add one",
+                            family_name(address)
+                        ),
+                    );
+                }
+            } else if address.family() != vip_addr.family() {
                 return cx.err(
                     b.address.span(),
                     &k("address"),
@@ -1333,13 +1438,14 @@ impl VipChecker<'_> {
             }
             let port = match (&b.port, mode) {
                 (None, _) => vip_port,
-                (Some(p), Mode::Dr) => {
+                (Some(p), Mode::Dr | Mode::Tunnel) => {
                     if *p.get_ref() != i64::from(vip_port) {
                         return cx.err(
                             p.span(),
                             &k("port"),
                             format!(
-                                "dr does not rewrite ports: the backend port must equal the VIP port ({vip_port}) or be omitted, got {}",
+                                "{} does not rewrite ports: the backend port must equal the VIP port ({vip_port}) or be omitted, got {}",
+                                mode.name(),
                                 p.get_ref()
                             ),
                         );

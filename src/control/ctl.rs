@@ -136,6 +136,12 @@ pub struct VipAddArgs {
     /// Answer SYNs with SYN cookies before choosing a backend.
     #[arg(long)]
     pub synproxy: bool,
+    /// Tunnel mode: how the client's packet is wrapped.
+    #[arg(long, value_parser = PossibleValuesParser::new(["ipip", "gue"]))]
+    pub encap: Option<String>,
+    /// Tunnel mode with GUE: the outer UDP destination port.
+    #[arg(long, value_name = "PORT")]
+    pub gue_port: Option<u16>,
     /// A backend (repeatable).
     #[arg(long = "backend", value_name = "ADDR:PORT[@WEIGHT]")]
     pub backends: Vec<BackendSpec>,
@@ -399,6 +405,12 @@ pub fn vip_add_table(a: &VipAddArgs) -> toml::Table {
     }
     if a.synproxy {
         t.insert("synproxy".into(), T::Boolean(true));
+    }
+    if let Some(e) = &a.encap {
+        t.insert("encap".into(), T::String(e.clone()));
+    }
+    if let Some(p) = a.gue_port {
+        t.insert("gue_port".into(), T::Integer(p.into()));
     }
     if !a.backends.is_empty() {
         let backends = a
@@ -1157,7 +1169,8 @@ mod tests {
 
         for bad in [
             &["vip", "add", "x", "198.18.0.1"][..],
-            &["vip", "add", "x", "198.18.0.1:80", "--mode", "tunnel"],
+            &["vip", "add", "x", "198.18.0.1:80", "--mode", "bridge"],
+            &["vip", "add", "x", "198.18.0.1:80", "--encap", "gre"],
             &["vip", "add", "x", "198.18.0.1:80", "--scheduler", "random"],
             &["vip", "add", "x", "198.18.0.1:80", "--local", "nowhere"],
             &[

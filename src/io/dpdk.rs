@@ -38,8 +38,8 @@ use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueu
 use super::route::Routes;
 use super::{steer, PacketIo};
 use crate::buf::PacketBuf;
-use crate::snapshot::SnapshotStore;
 use crate::flow::FlowDesc;
+use crate::snapshot::SnapshotStore;
 
 impl PacketBuf for Mbuf {
     #[inline]

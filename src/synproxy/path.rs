@@ -376,8 +376,7 @@ fn write_over_copy(buf: &mut [u8], frame: &[u8], d: &FlowDesc, seg: &Segment) ->
 }
 
 fn originated(ws: &mut WorkerState, len: usize) {
-    ws.stats.originated_packets += 1;
-    ws.stats.originated_bytes += len as u64;
+    ws.stats.originated(len);
 }
 
 // ---- a proxied connection ------------------------------------------------

@@ -31,7 +31,7 @@ impl Forwarding for Dr {
     }
 
     #[inline(always)]
-    fn inbound(frame: &mut [u8], _: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+    fn inbound(frame: &mut [u8], _: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
         Self::admits(tx.backend)?;
         rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
         Ok(())
@@ -40,7 +40,7 @@ impl Forwarding for Dr {
     /// Replies go from the backend to the client directly; a DR connection
     /// has no reply key, so none is ever looked up here.
     #[inline]
-    fn outbound(_: &mut [u8], _: &FlowDesc, _: &Tx) -> Result<(), DropReason> {
+    fn outbound(_: &mut [u8], _: &FlowDesc, _: &mut Tx) -> Result<(), DropReason> {
         Err(DropReason::NoConn)
     }
 }

@@ -7,6 +7,7 @@
 use super::{Ends, Forwarding, Tx};
 use crate::flow::{FlowDesc, FlowKey};
 use crate::stats::DropReason;
+use crate::wire::icmp::{self, Quoted};
 use crate::wire::rewrite;
 
 pub struct FullNat;
@@ -31,7 +32,7 @@ impl Forwarding for FullNat {
 
     /// client:port -> VIP:port becomes local:lport -> backend:port.
     #[inline(always)]
-    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
         let local = tx.local.ok_or(DropReason::NoConn)?;
         let b = &tx.backend.key;
         if !rewrite::rewrite(frame, d, Some(local), Some((b.addr, b.port))) {
@@ -43,9 +44,36 @@ impl Forwarding for FullNat {
 
     /// backend:port -> local:lport becomes VIP:port -> client:port.
     #[inline(always)]
-    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
         let vip = (tx.vip.addr, tx.vip.port);
         if !rewrite::rewrite(frame, d, Some(vip), Some(tx.client)) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
+        Ok(())
+    }
+
+    /// The quoted reply went VIP:port -> client:port; the backend sent it
+    /// backend:port -> local:lport, and knows only the local address as a
+    /// peer, so the error comes from there as the connection's packets do.
+    fn icmp_in(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+        let local = tx.local.ok_or(DropReason::IcmpNoConn)?;
+        let b = (tx.backend.key.addr, tx.backend.key.port);
+        if !icmp::translate_error(frame, d, q, Some(local.0), Some(b.0), Some(b), Some(local)) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
+        Ok(())
+    }
+
+    /// The quoted packet went local:lport -> backend:port; the client sent
+    /// it client:port -> VIP:port. An error the backend itself sent comes
+    /// from the VIP.
+    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+        let vip = (tx.vip.addr, tx.vip.port);
+        let from = (d.key.src == tx.backend.key.addr).then_some(vip.0);
+        let to = Some(tx.client.0);
+        if !icmp::translate_error(frame, d, q, from, to, Some(tx.client), Some(vip)) {
             return Err(DropReason::RewriteFailed);
         }
         rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));

@@ -1,5 +1,5 @@
 //! Forwarding modes, one module each, as DPVS binds `packet_xmit` per
-//! connection: [`nat`], [`fullnat`], [`dr`]. A mode owns everything that
+//! connection: [`nat`], [`fullnat`], [`dr`], [`tunnel`]. A mode owns everything that
 //! differs between modes, in both directions:
 //!
 //! * whether a flow of the mode can reach its backend without a connection
@@ -34,11 +34,13 @@ pub mod dr;
 pub mod fullnat;
 pub mod lport;
 pub mod nat;
+pub mod tunnel;
 
 use crate::config::Mode;
 use crate::flow::{Addr, FlowDesc, FlowKey};
 use crate::snapshot::{BackendInfo, Snapshot, VipInfo};
 use crate::stats::DropReason;
+use crate::wire::icmp::Quoted;
 
 /// The forwarding mode bound to a connection (or to a flow forwarded
 /// without one). Stored in the entry as a `u8`.
@@ -49,6 +51,7 @@ pub enum Xmit {
     Nat = 0,
     FullNat = 1,
     Dr = 2,
+    Tunnel = 3,
 }
 
 impl Xmit {
@@ -59,6 +62,7 @@ impl Xmit {
             Mode::Nat => Xmit::Nat,
             Mode::FullNat => Xmit::FullNat,
             Mode::Dr => Xmit::Dr,
+            Mode::Tunnel => Xmit::Tunnel,
         }
     }
 
@@ -67,6 +71,7 @@ impl Xmit {
         match v {
             1 => Xmit::FullNat,
             2 => Xmit::Dr,
+            3 => Xmit::Tunnel,
             _ => Xmit::Nat,
         }
     }
@@ -78,6 +83,7 @@ impl Xmit {
             Xmit::Nat => nat::Nat::STATELESS,
             Xmit::FullNat => fullnat::FullNat::STATELESS,
             Xmit::Dr => dr::Dr::STATELESS,
+            Xmit::Tunnel => tunnel::Tunnel::STATELESS,
         }
     }
 
@@ -88,6 +94,7 @@ impl Xmit {
             Xmit::Nat => nat::Nat::LOCAL_PORT,
             Xmit::FullNat => fullnat::FullNat::LOCAL_PORT,
             Xmit::Dr => dr::Dr::LOCAL_PORT,
+            Xmit::Tunnel => tunnel::Tunnel::LOCAL_PORT,
         }
     }
 
@@ -98,6 +105,7 @@ impl Xmit {
             Xmit::Nat => nat::Nat::admits(backend),
             Xmit::FullNat => fullnat::FullNat::admits(backend),
             Xmit::Dr => dr::Dr::admits(backend),
+            Xmit::Tunnel => tunnel::Tunnel::admits(backend),
         }
     }
 
@@ -108,26 +116,61 @@ impl Xmit {
             Xmit::Nat => nat::Nat::reply_key(ends),
             Xmit::FullNat => fullnat::FullNat::reply_key(ends),
             Xmit::Dr => dr::Dr::reply_key(ends),
+            Xmit::Tunnel => tunnel::Tunnel::reply_key(ends),
         }
     }
 
     /// Client -> backend.
     #[inline(always)]
-    pub fn inbound(self, frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+    pub fn inbound(self, frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
         match self {
             Xmit::Nat => nat::Nat::inbound(frame, d, tx),
             Xmit::FullNat => fullnat::FullNat::inbound(frame, d, tx),
             Xmit::Dr => dr::Dr::inbound(frame, d, tx),
+            Xmit::Tunnel => tunnel::Tunnel::inbound(frame, d, tx),
+        }
+    }
+
+    /// See [`Forwarding::icmp_in`].
+    pub fn icmp_in(
+        self,
+        frame: &mut [u8],
+        d: &FlowDesc,
+        q: &Quoted,
+        tx: &mut Tx,
+    ) -> Result<(), DropReason> {
+        match self {
+            Xmit::Nat => nat::Nat::icmp_in(frame, d, q, tx),
+            Xmit::FullNat => fullnat::FullNat::icmp_in(frame, d, q, tx),
+            Xmit::Dr => dr::Dr::icmp_in(frame, d, q, tx),
+            Xmit::Tunnel => tunnel::Tunnel::icmp_in(frame, d, q, tx),
+        }
+    }
+
+    /// See [`Forwarding::icmp_out`].
+    pub fn icmp_out(
+        self,
+        frame: &mut [u8],
+        d: &FlowDesc,
+        q: &Quoted,
+        tx: &mut Tx,
+    ) -> Result<(), DropReason> {
+        match self {
+            Xmit::Nat => nat::Nat::icmp_out(frame, d, q, tx),
+            Xmit::FullNat => fullnat::FullNat::icmp_out(frame, d, q, tx),
+            Xmit::Dr => dr::Dr::icmp_out(frame, d, q, tx),
+            Xmit::Tunnel => tunnel::Tunnel::icmp_out(frame, d, q, tx),
         }
     }
 
     /// Backend -> client.
     #[inline(always)]
-    pub fn outbound(self, frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+    pub fn outbound(self, frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
         match self {
             Xmit::Nat => nat::Nat::outbound(frame, d, tx),
             Xmit::FullNat => fullnat::FullNat::outbound(frame, d, tx),
             Xmit::Dr => dr::Dr::outbound(frame, d, tx),
+            Xmit::Tunnel => tunnel::Tunnel::outbound(frame, d, tx),
         }
     }
 }
@@ -151,6 +194,9 @@ pub struct Tx<'a> {
     pub client: (Addr, u16),
     /// FullNAT: the local address and port that stands in for the client.
     pub local: Option<(Addr, u16)>,
+    /// Set by an encapsulating transform: the outer headers the pipeline
+    /// puts in front of the IP packet.
+    pub front: Option<Front>,
 }
 
 /// One forwarding mode. Implemented by a unit type per module; [`Xmit`]
@@ -175,9 +221,28 @@ pub trait Forwarding {
     /// come back through rampart.
     fn reply_key(ends: &Ends) -> Option<FlowKey>;
 
-    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason>;
+    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason>;
 
-    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason>;
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason>;
+
+    /// An ICMP error from the client's side (sent to the VIP) about a
+    /// packet of this connection that went to the client: delivered to the
+    /// backend, translated so it recognises its own packet in the quote.
+    /// The default forwards it as the mode forwards a client packet: the
+    /// direct-return modes, whose backends sent the quoted packet from the
+    /// VIP themselves.
+    fn icmp_in(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+        let _ = q;
+        Self::inbound(frame, d, tx)
+    }
+
+    /// An ICMP error from the backend's side about a client packet this
+    /// connection forwarded: delivered to the client, translated back.
+    /// Modes whose backends answer directly never see one.
+    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+        let _ = (frame, d, q, tx);
+        Err(DropReason::IcmpNoConn)
+    }
 }
 
 /// Room for the outer headers an encapsulating mode puts in front of an IP
