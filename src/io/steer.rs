@@ -13,7 +13,8 @@
 //! - anything else TCP/UDP (a NAT backend's reply goes to the client): the
 //!   destination address and port.
 //!
-//! Frames that belong to no connection (ARP, ND, ICMP, what the parser
+//! An ICMP error is owned as the connection its quote names is. Frames
+//! that belong to no connection (ARP, ND, echo requests, what the parser
 //! refuses) have no owner: the worker that received them handles them. A
 //! frame handed to its owner goes through an `rte_ring` (see
 //! [`crate::io::dpdk`]).
@@ -52,6 +53,9 @@ pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &mut FlowDesc) -> O
     }
     wire::parse_into(frame, d).ok()?;
     let k = &d.key;
+    if k.proto == proto::ICMP || k.proto == proto::ICMPV6 {
+        return icmp_error_owner(frame, snap, workers, d);
+    }
     if k.proto != proto::TCP && k.proto != proto::UDP {
         return None;
     }
@@ -62,6 +66,21 @@ pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &mut FlowDesc) -> O
         return Some(k.dport % workers);
     }
     Some(client_owner(&k.dst, k.dport, workers))
+}
+
+/// An ICMP error belongs to the connection its quote names: the quoted
+/// packet left from a VIP to a client (the client owns it), from one of
+/// our local addresses to a backend (the local port names the owner), or
+/// from a client to a backend (the client owns it). Other ICMP has no owner.
+fn icmp_error_owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &FlowDesc) -> Option<u16> {
+    let q = wire::icmp::quoted(frame, d)?.key;
+    if snap.vip(&q.src, q.sport, q.proto).is_some() {
+        return Some(client_owner(&q.dst, q.dport, workers));
+    }
+    if let Some(Owned::Local(_)) = snap.owned(&q.src) {
+        return Some(q.sport % workers);
+    }
+    Some(client_owner(&q.src, q.sport, workers))
 }
 
 #[cfg(test)]
@@ -81,6 +100,19 @@ mod tests {
         let snap = Snapshot::build(&fixtures::config());
         let mut d = FlowDesc::default();
         assert_eq!(owner(&[0u8; 60], &snap, 1, &mut d), None);
+    }
+
+    /// An IPv4 "fragmentation needed" from `src` to `dst` quoting `ip`.
+    fn icmp_error(src: Addr, dst: Addr, ip: &[u8]) -> Vec<u8> {
+        use etherparse::{icmpv4::DestUnreachableHeader, Icmpv4Type, PacketBuilder};
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
+            .ipv4(src.v4_octets(), dst.v4_octets(), 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+            ));
+        let mut out = Vec::new();
+        b.write(&mut out, ip).unwrap();
+        out
     }
 
     #[test]
@@ -144,6 +176,45 @@ mod tests {
             };
             let reply = gen::tcp(&eth, backend, local, 64, 1, &rep);
             assert_eq!(owner(&reply, &snap, 4, &mut d), Some(lport % 4));
+        }
+        // An ICMP error is owned as the connection its quote names.
+        for workers in [2u16, 3, 4] {
+            for port in 40000..40016u16 {
+                let client = a("198.18.200.7");
+                let w = client_owner(&client, port, workers);
+                // About our reply VIP:80 -> client, from a router on the
+                // client's side.
+                let reply = gen::tcp(
+                    &eth,
+                    vip.addr,
+                    client,
+                    64,
+                    1,
+                    &gen::TcpSeg {
+                        sport: vip.port,
+                        dport: port,
+                        ..Default::default()
+                    },
+                );
+                let err = icmp_error(a("198.18.60.1"), vip.addr, &reply[14..]);
+                assert_eq!(owner(&err, &snap, workers, &mut d), Some(w));
+                // About the client's packet client -> backend, from the
+                // backend's side.
+                let fwd = gen::tcp(
+                    &eth,
+                    client,
+                    backend,
+                    64,
+                    1,
+                    &gen::TcpSeg {
+                        sport: port,
+                        dport: 8080,
+                        ..Default::default()
+                    },
+                );
+                let err = icmp_error(backend, client, &fwd[14..]);
+                assert_eq!(owner(&err, &snap, workers, &mut d), Some(w));
+            }
         }
         // ARP has no owner; neither has garbage.
         let arp = gen::arp_request(eth.src, a("198.18.1.11"), a("198.18.0.1"));
