@@ -121,6 +121,7 @@ fn push_eth(out: &mut Vec<u8>, eth: &Eth, ethertype: u16) {
 /// IPv4 header fields a builder may vary.
 struct V4 {
     ttl: u8,
+    tos: u8,
     id: u16,
     proto: u8,
     /// Flags + fragment offset word (DF = 0x4000, MF = 0x2000).
@@ -138,7 +139,7 @@ fn push_ipv4(out: &mut Vec<u8>, src: Addr, dst: Addr, h: &V4, payload_len: usize
     let total = hlen + payload_len;
     assert!(total <= 0xffff, "IPv4 packet of {total} bytes is too long");
     out.push(0x40 | (hlen / 4) as u8);
-    out.push(0);
+    out.push(h.tos);
     out.extend_from_slice(&(total as u16).to_be_bytes());
     out.extend_from_slice(&h.id.to_be_bytes());
     out.extend_from_slice(&h.frag.to_be_bytes());
@@ -152,15 +153,29 @@ fn push_ipv4(out: &mut Vec<u8>, src: Addr, dst: Addr, h: &V4, payload_len: usize
     out[start + 10..start + 12].copy_from_slice(&c.to_be_bytes());
 }
 
-fn push_ipv6(out: &mut Vec<u8>, src: Addr, dst: Addr, hop_limit: u8, next: u8, payload_len: usize) {
+/// IPv6 header fields besides the addresses and lengths.
+struct V6 {
+    hop_limit: u8,
+    traffic_class: u8,
+    flow_label: u32,
+    next: u8,
+}
+
+fn push_ipv6(out: &mut Vec<u8>, src: Addr, dst: Addr, h: &V6, payload_len: usize) {
     assert!(
         payload_len <= 0xffff,
         "IPv6 payload of {payload_len} bytes needs a jumbogram"
     );
-    out.extend_from_slice(&[0x60, 0, 0, 0]);
+    assert!(
+        h.flow_label <= 0xf_ffff,
+        "flow label {:#x} does not fit 20 bits",
+        h.flow_label
+    );
+    let first = 6u32 << 28 | u32::from(h.traffic_class) << 20 | h.flow_label;
+    out.extend_from_slice(&first.to_be_bytes());
     out.extend_from_slice(&(payload_len as u16).to_be_bytes());
-    out.push(next);
-    out.push(hop_limit);
+    out.push(h.next);
+    out.push(h.hop_limit);
     out.extend_from_slice(&src.v6_octets());
     out.extend_from_slice(&dst.v6_octets());
 }
@@ -172,26 +187,76 @@ fn same_family(src: Addr, dst: Addr) {
     );
 }
 
-/// Wrap a finished transport segment in Ethernet + IP (DF set for IPv4).
-fn ip_frame(eth: &Eth, src: Addr, dst: Addr, ttl: u8, ip_id: u16, proto: u8, l4: &[u8]) -> Vec<u8> {
+/// The IP header fields a caller may set besides the addresses: TTL / hop
+/// limit, TOS / traffic class, and for IPv4 the ID and DF (no options, not
+/// a fragment), for IPv6 the flow label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpHdr {
+    pub ttl: u8,
+    pub tos: u8,
+    pub id: u16,
+    pub df: bool,
+    pub flow_label: u32,
+}
+
+impl IpHdr {
+    /// TTL `ttl`, IPv4 ID `id` and DF set; TOS and flow label 0: what the
+    /// builders that take only a TTL and an ID write.
+    pub fn new(ttl: u8, id: u16) -> IpHdr {
+        IpHdr {
+            ttl,
+            tos: 0,
+            id,
+            df: true,
+            flow_label: 0,
+        }
+    }
+}
+
+/// An Ethernet frame carrying `payload` as IP protocol `proto` over IPv4
+/// or IPv6, with the header fields of `h`. The payload is taken as it is:
+/// its checksums are the caller's.
+pub fn ip(eth: &Eth, src: Addr, dst: Addr, h: &IpHdr, proto: u8, payload: &[u8]) -> Vec<u8> {
     same_family(src, dst);
-    let mut out = Vec::with_capacity(18 + 40 + l4.len());
+    let mut out = Vec::with_capacity(18 + 40 + payload.len());
     if src.is_v4() {
         push_eth(&mut out, eth, ETHERTYPE_IPV4);
-        let h = V4 {
-            ttl,
-            id: ip_id,
+        let v4 = V4 {
+            ttl: h.ttl,
+            tos: h.tos,
+            id: h.id,
             proto,
-            frag: 0x4000,
+            frag: if h.df { 0x4000 } else { 0 },
             options: Vec::new(),
         };
-        push_ipv4(&mut out, src, dst, &h, l4.len());
+        push_ipv4(&mut out, src, dst, &v4, payload.len());
     } else {
         push_eth(&mut out, eth, ETHERTYPE_IPV6);
-        push_ipv6(&mut out, src, dst, ttl, proto, l4.len());
+        let v6 = V6 {
+            hop_limit: h.ttl,
+            traffic_class: h.tos,
+            flow_label: h.flow_label,
+            next: proto,
+        };
+        push_ipv6(&mut out, src, dst, &v6, payload.len());
     }
-    out.extend_from_slice(l4);
+    out.extend_from_slice(payload);
     out
+}
+
+/// Wrap a finished transport segment in Ethernet + IP (DF set for IPv4).
+fn ip_frame(eth: &Eth, src: Addr, dst: Addr, ttl: u8, ip_id: u16, proto: u8, l4: &[u8]) -> Vec<u8> {
+    ip(eth, src, dst, &IpHdr::new(ttl, ip_id), proto, l4)
+}
+
+/// The IP packet a frame carries: everything after the Ethernet header and
+/// its 802.1Q tag, if it has one.
+pub fn l3_packet(frame: &[u8]) -> &[u8] {
+    assert!(frame.len() >= 14, "a frame has at least an Ethernet header");
+    let tagged = frame[12..14] == ETHERTYPE_VLAN.to_be_bytes();
+    let l2 = if tagged { 18 } else { 14 };
+    assert!(frame.len() >= l2, "a tagged frame has its 4-byte tag");
+    &frame[l2..]
 }
 
 // ---- transport ------------------------------------------------------------
@@ -226,6 +291,13 @@ pub fn tcp(eth: &Eth, src: Addr, dst: Addr, ttl: u8, ip_id: u16, seg: &TcpSeg) -
     same_family(src, dst);
     let l4 = tcp_segment(src, dst, seg);
     ip_frame(eth, src, dst, ttl, ip_id, proto::TCP, &l4)
+}
+
+/// [`tcp`] with every IP header field of `h`.
+pub fn tcp_with(eth: &Eth, src: Addr, dst: Addr, h: &IpHdr, seg: &TcpSeg) -> Vec<u8> {
+    same_family(src, dst);
+    let l4 = tcp_segment(src, dst, seg);
+    ip(eth, src, dst, h, proto::TCP, &l4)
 }
 
 /// An Ethernet frame carrying one UDP datagram over IPv4 (DF set) or IPv6.
@@ -318,6 +390,80 @@ pub fn icmp_echo_request(eth: &Eth, src: Addr, dst: Addr, id: u16, seq: u16) -> 
 /// ICMP / ICMPv6 echo reply, otherwise like [`icmp_echo_request`].
 pub fn icmp_echo_reply(eth: &Eth, src: Addr, dst: Addr, id: u16, seq: u16) -> Vec<u8> {
     icmp_echo(eth, src, dst, id, seq, true)
+}
+
+/// An ICMP (over IPv4) or ICMPv6 (over IPv6) message: `kind` and `code`,
+/// the checksum, the 4-byte rest of the header `rest` (echo identifier and
+/// sequence number, an error's unused word, pointer or MTU), then `body`.
+/// The checksum is summed in full, over the ICMPv6 pseudo-header too.
+#[allow(clippy::too_many_arguments)]
+pub fn icmp(
+    eth: &Eth,
+    src: Addr,
+    dst: Addr,
+    h: &IpHdr,
+    kind: u8,
+    code: u8,
+    rest: [u8; 4],
+    body: &[u8],
+) -> Vec<u8> {
+    same_family(src, dst);
+    let mut l4 = vec![kind, code, 0, 0];
+    l4.extend_from_slice(&rest);
+    l4.extend_from_slice(body);
+    let proto = if src.is_v4() {
+        // ICMPv4 has no pseudo-header (RFC 792).
+        let c = fold(sum16(0, &l4));
+        l4[2..4].copy_from_slice(&c.to_be_bytes());
+        proto::ICMP
+    } else {
+        set_l4_checksum(src, dst, proto::ICMPV6, &mut l4, 2);
+        proto::ICMPV6
+    };
+    ip(eth, src, dst, h, proto, &l4)
+}
+
+// ---- tunnels --------------------------------------------------------------
+
+/// The outer headers of a tunnelled packet. `gue` is `None` for IP in IP
+/// (RFC 2003 / RFC 2473: protocol 4 or 41 after the inner packet's
+/// version), or the UDP source and destination ports of a GUE variant 0
+/// header with no options (draft-ietf-intarea-gue) whose protocol field
+/// names the inner packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outer {
+    pub src: Addr,
+    pub dst: Addr,
+    pub ip: IpHdr,
+    pub gue: Option<(u16, u16)>,
+}
+
+/// `eth`, then the outer headers of `outer`, then `inner` (a whole IP
+/// packet, see [`l3_packet`]) unchanged. The GUE UDP checksum is zero
+/// (none) over IPv4 and summed over IPv6, where it is mandatory.
+pub fn tunnel(eth: &Eth, outer: &Outer, inner: &[u8]) -> Vec<u8> {
+    let inner_proto = match inner.first().map(|b| b >> 4) {
+        Some(4) => 4,
+        Some(6) => 41,
+        v => panic!("the inner packet is not IP (version {v:?})"),
+    };
+    let Some((sport, dport)) = outer.gue else {
+        return ip(eth, outer.src, outer.dst, &outer.ip, inner_proto, inner);
+    };
+    let len = 8 + 4 + inner.len();
+    assert!(len <= 0xffff, "GUE datagram of {len} bytes is too long");
+    let mut l4 = Vec::with_capacity(len);
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&dport.to_be_bytes());
+    l4.extend_from_slice(&(len as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    // Version 0, C 0, no options; the inner protocol; no flags.
+    l4.extend_from_slice(&[0, inner_proto, 0, 0]);
+    l4.extend_from_slice(inner);
+    if !outer.src.is_v4() {
+        set_l4_checksum(outer.src, outer.dst, proto::UDP, &mut l4, 6);
+    }
+    ip(eth, outer.src, outer.dst, &outer.ip, proto::UDP, &l4)
 }
 
 // ---- ARP and Neighbor Discovery -------------------------------------------
@@ -463,6 +609,7 @@ pub fn ipv4_with_options(
     push_eth(&mut out, eth, ETHERTYPE_IPV4);
     let h = V4 {
         ttl: DEFAULT_TTL,
+        tos: 0,
         id: ip_id,
         proto: proto::TCP,
         frag: 0x4000,
@@ -500,6 +647,7 @@ pub fn ipv4_fragment(
     push_eth(&mut out, eth, ETHERTYPE_IPV4);
     let h = V4 {
         ttl: DEFAULT_TTL,
+        tos: 0,
         id: ip_id,
         proto,
         frag,
@@ -535,7 +683,13 @@ pub fn ipv6_with_fragment_header(
     );
     let mut out = Vec::new();
     push_eth(&mut out, eth, ETHERTYPE_IPV6);
-    push_ipv6(&mut out, src, dst, DEFAULT_TTL, 44, 8 + payload.len());
+    let h = V6 {
+        hop_limit: DEFAULT_TTL,
+        traffic_class: 0,
+        flow_label: 0,
+        next: 44,
+    };
+    push_ipv6(&mut out, src, dst, &h, 8 + payload.len());
     out.push(next);
     out.push(0);
     out.extend_from_slice(&((offset << 3) | u16::from(more)).to_be_bytes());
@@ -890,6 +1044,149 @@ mod tests {
                     &[2, 1, m.0[0], m.0[1], m.0[2], m.0[3], m.0[4], m.0[5]]
                 ),
                 None => assert_eq!(i.payload().len(), 16),
+            }
+        }
+    }
+
+    #[test]
+    fn ip_header_fields_are_what_the_caller_set() {
+        let h = IpHdr {
+            ttl: 9,
+            tos: 0xb8,
+            id: 0xbeef,
+            df: false,
+            flow_label: 0xa_bcde,
+        };
+        let f = tcp_with(&eth(None), v4(1), v4(2), &h, &seg());
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        ip_addrs(&p);
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("no IPv4")
+        };
+        let i = ip.header();
+        assert_eq!((i.ttl(), i.identification()), (9, 0xbeef));
+        assert_eq!((i.dcp().value(), i.ecn().value()), (0x2e, 0));
+        assert!(!i.dont_fragment() && !i.more_fragments());
+
+        let f = tcp_with(&eth(None), v6(1), v6(2), &h, &seg());
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = &p.net else {
+            panic!("no IPv6")
+        };
+        let i = ip.header();
+        assert_eq!(
+            (i.hop_limit(), i.traffic_class(), i.flow_label().value()),
+            (9, 0xb8, 0xa_bcde)
+        );
+        let Some(TransportSlice::Tcp(t)) = &p.transport else {
+            panic!("no TCP")
+        };
+        assert_eq!(
+            t.checksum(),
+            t.calc_checksum_ipv6(v6(1).v6_octets(), v6(2).v6_octets())
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn icmp_errors_quote_and_sum_in_full() {
+        let quoted = tcp(&eth(None), v4(2), v4(1), 60, 7, &seg());
+        let quote = l3_packet(&quoted);
+        let f = icmp(
+            &eth(None),
+            v4(3),
+            v4(2),
+            &IpHdr::new(64, 0),
+            3,
+            4,
+            [0, 0, 0x05, 0xdc],
+            &quote[..28],
+        );
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        ip_addrs(&p);
+        let Some(TransportSlice::Icmpv4(i)) = &p.transport else {
+            panic!("no ICMP")
+        };
+        assert_eq!((i.type_u8(), i.code_u8()), (3, 4));
+        assert_eq!(i.bytes5to8(), [0, 0, 0x05, 0xdc]);
+        assert_eq!(i.payload(), &quote[..28]);
+        assert_eq!(i.checksum(), i.icmp_type().calc_checksum(i.payload()));
+
+        let quoted = tcp(&eth(None), v6(2), v6(1), 60, 0, &seg());
+        let f = icmp(
+            &eth(Some(7)),
+            v6(3),
+            v6(2),
+            &IpHdr::new(64, 0),
+            2,
+            0,
+            1280u32.to_be_bytes(),
+            l3_packet(&quoted),
+        );
+        let p = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(TransportSlice::Icmpv6(i)) = &p.transport else {
+            panic!("no ICMPv6")
+        };
+        assert_eq!(i.type_u8(), 2);
+        assert_eq!(i.payload(), l3_packet(&quoted));
+        assert!(i.is_checksum_valid(v6(3).v6_octets(), v6(2).v6_octets()));
+    }
+
+    #[test]
+    fn tunnels_wrap_the_inner_packet_unchanged() {
+        for (inner_src, inner_dst) in [(v4(1), v4(2)), (v6(1), v6(2))] {
+            let inner = tcp(&eth(Some(5)), inner_src, inner_dst, 61, 3, &seg());
+            let inner_ip = l3_packet(&inner);
+            for (outer_src, outer_dst) in [(v4(8), v4(9)), (v6(8), v6(9))] {
+                for gue in [None, Some((49_153, 6080))] {
+                    let o = Outer {
+                        src: outer_src,
+                        dst: outer_dst,
+                        ip: IpHdr::new(64, 0),
+                        gue,
+                    };
+                    let f = tunnel(&eth(Some(5)), &o, inner_ip);
+                    let ip_len = if outer_src.is_v4() { 20 } else { 40 };
+                    let outer_len = ip_len + gue.map_or(0, |_| 12);
+                    assert_eq!(l3_packet(&f).len(), outer_len + inner_ip.len());
+                    assert_eq!(&f[f.len() - inner_ip.len()..], inner_ip);
+                    let p = SlicedPacket::from_ethernet(&f).unwrap();
+                    assert_eq!(ip_addrs(&p), (outer_src, outer_dst));
+                    let want = if inner_src.is_v4() { 4 } else { 41 };
+                    match gue {
+                        None => {
+                            let Some(net) = &p.net else { panic!("no IP") };
+                            let n = match net {
+                                NetSlice::Ipv4(i) => i.header().protocol().0,
+                                NetSlice::Ipv6(i) => i.header().next_header().0,
+                                _ => unreachable!(),
+                            };
+                            assert_eq!(n, want);
+                        }
+                        Some((sport, dport)) => {
+                            let Some(TransportSlice::Udp(u)) = &p.transport else {
+                                panic!("no UDP")
+                            };
+                            assert_eq!((u.source_port(), u.destination_port()), (sport, dport));
+                            assert_eq!(&u.payload()[..4], &[0, want, 0, 0]);
+                            assert_eq!(&u.payload()[4..], inner_ip);
+                            if outer_src.is_v4() {
+                                assert_eq!(u.checksum(), 0, "no UDP checksum over IPv4");
+                            } else {
+                                let h = u.to_header();
+                                assert_eq!(
+                                    u.checksum(),
+                                    h.calc_checksum_ipv6_raw(
+                                        outer_src.v6_octets(),
+                                        outer_dst.v6_octets(),
+                                        u.payload()
+                                    )
+                                    .unwrap()
+                                );
+                            }
+                        }
+                    }
+                }
             }
         }
     }

@@ -89,6 +89,8 @@ fn modes_and_families_are_all_covered() {
         "dr-v6",
         "synproxy-v4",
         "synproxy-v6",
+        "tunnel",
+        "icmp",
     ] {
         assert!(names.contains(&want), "missing scenario {want}");
     }
@@ -149,4 +151,53 @@ fn bursts_match_single_frames() {
         assert_eq!(ws.stats.drops, single.stats.drops);
         assert_eq!(ws.stats.events, single.stats.events);
     }
+}
+
+/// The ICMP rows are counted as the events they are: every echo answered
+/// (`icmp_echo_replies`), every error carried to a connection's other side
+/// (`icmp_errors_forwarded`), every client told its packet is too big for
+/// the tunnel (`icmp_too_big_sent`). Expected counts come from the rows:
+/// an ICMP input answered (Reply) or sent on (Forward), a packet consumed
+/// with one originated frame.
+#[test]
+fn icmp_rows_count_their_events() {
+    use rampart::flow::proto;
+    use rampart::stats::Event;
+    let snap = Snapshot::build(&fixtures::config());
+    let mut totals = [0u64; 3];
+    for name in ["icmp", "tunnel", "refusals"] {
+        let Some(sc) = fixtures::scenarios().into_iter().find(|s| s.name == name) else {
+            panic!("no scenario {name}")
+        };
+        let mut ws = WorkerState::new(&snap, 0, 1, 1);
+        let mut want = [0u64; 3];
+        for (i, row) in sc.rows.iter().enumerate() {
+            ws.set_clock_ns(timestamp(i));
+            // Refused frames do not parse; none of them is ICMP.
+            let icmp = rampart::wire::parse(&row.input)
+                .is_ok_and(|d| matches!(d.key.proto, proto::ICMP | proto::ICMPV6));
+            match row.verdict {
+                Verdict::Reply if icmp => want[0] += 1,
+                Verdict::Forward if icmp => want[1] += 1,
+                Verdict::Consumed if row.extra.len() == 1 => want[2] += 1,
+                _ => {}
+            }
+            let mut frame = row.input.clone();
+            process(&mut frame, &mut ws, &snap);
+            ws.outbox.clear();
+        }
+        let got = [
+            ws.stats.events[Event::IcmpEchoReply as usize],
+            ws.stats.events[Event::IcmpForwarded as usize],
+            ws.stats.events[Event::IcmpTooBig as usize],
+        ];
+        assert_eq!(
+            got, want,
+            "{name}: echo replies, errors forwarded, too big sent"
+        );
+        for (t, g) in totals.iter_mut().zip(got) {
+            *t += g;
+        }
+    }
+    assert!(totals.iter().all(|t| *t > 0), "{totals:?}");
 }

@@ -138,43 +138,56 @@ fn replay_every_fixture() {
 
 /// tshark dissects `pcap`: every frame must be free of malformed-packet
 /// markers and every checksum it verifies must be good.
+///
+/// One exception, tshark's and not the frame's: a transport checksum in
+/// the quote of an ICMP error that holds only the start of its packet (a
+/// "too big" error quotes at most 548 or 1232 bytes) is summed by tshark
+/// over the bytes present and reported bad; the golden rows hold those
+/// bytes exactly, so such a quote's checksum is left out here.
+///
+/// tshark 4.0 has no GUE dissector: a GUE datagram (UDP port 6080 in the
+/// fixtures) is checked up to its UDP checksum, its inner packet is not
+/// dissected.
 fn tshark_clean(pcap: &Path) {
     if !have_tshark() {
         return;
     }
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .args([
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-o",
-            "tcp.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-            "-T",
-            "fields",
-            "-E",
-            "separator=|",
-            "-e",
-            "frame.number",
-            "-e",
-            "ip.checksum.status",
-            "-e",
-            "tcp.checksum.status",
-            "-e",
-            "udp.checksum.status",
-            "-e",
-            "icmpv6.checksum.status",
-            "-e",
-            "_ws.malformed",
-            "-e",
-            "_ws.expert.severity",
-        ])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("tshark is required for this test (apt-get install tshark): {e}")
-        });
+    const FIELDS: [&str; 15] = [
+        "frame.number",
+        "ip.checksum.status",
+        "tcp.checksum.status",
+        "udp.checksum.status",
+        "icmpv6.checksum.status",
+        "icmp.checksum.status",
+        "_ws.malformed",
+        "_ws.expert.severity",
+        "icmp.type",
+        "icmpv6.type",
+        "ip.len",
+        "ip.hdr_len",
+        "ip.proto",
+        "ipv6.plen",
+        "ipv6.nxt",
+    ];
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(pcap).args([
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+    ]);
+    for f in FIELDS {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("tshark is required for this test (apt-get install tshark): {e}")
+    });
     assert!(
         out.status.success(),
         "tshark failed on {}: {}",
@@ -186,25 +199,63 @@ fn tshark_clean(pcap: &Path) {
     for line in text.lines() {
         lines += 1;
         let f: Vec<&str> = line.split('|').collect();
-        assert_eq!(f.len(), 7, "{line}");
-        for (i, name) in [(1, "ip"), (2, "tcp"), (3, "udp"), (4, "icmpv6")] {
+        assert_eq!(f.len(), FIELDS.len(), "{line}");
+        let cut = truncated_quote(&f[8..15]);
+        for (i, name, proto) in [
+            (1, "ip", 0),
+            (2, "tcp", 6),
+            (3, "udp", 17),
+            (4, "icmpv6", 0),
+            (5, "icmp", 0),
+        ] {
             // Status 0 is "Bad"; 1 "Good"; 2 "Unverified". Tunnelled headers
-            // can list several values.
+            // and quotes list several values, the quote's last.
+            let mut statuses: Vec<&str> = f[i].split(',').collect();
+            if proto != 0 && cut == Some(proto) {
+                statuses.pop();
+            }
             assert!(
-                !f[i].split(',').any(|s| s == "0"),
+                !statuses.contains(&"0"),
                 "{}: frame {}: bad {name} checksum",
                 pcap.display(),
                 f[0]
             );
         }
         assert!(
-            f[5].is_empty(),
+            f[6].is_empty(),
             "{}: frame {} is malformed",
             pcap.display(),
             f[0]
         );
     }
     assert!(lines > 0, "tshark read no frame from {}", pcap.display());
+}
+
+/// For a frame holding an ICMP error whose quote stops short of the
+/// quoted packet's own length: the quoted transport protocol. `f` is
+/// icmp.type, icmpv6.type, ip.len, ip.hdr_len, ip.proto, ipv6.plen,
+/// ipv6.nxt, each listing every header of its kind in the frame,
+/// outermost first: the error's IP header is the last but one of its
+/// family, the quoted one the last.
+fn truncated_quote(f: &[&str]) -> Option<u8> {
+    let list = |s: &str| -> Vec<usize> { s.split(',').filter_map(|v| v.parse().ok()).collect() };
+    let last_two = |v: &[usize]| match v {
+        [.., outer, quoted] => Some((*outer, *quoted)),
+        _ => None,
+    };
+    let v4_error = list(f[0]).last().is_some_and(|t| matches!(t, 3 | 11 | 12));
+    let v6_error = list(f[1]).last().is_some_and(|t| (1..=4).contains(t));
+    let (cut, proto) = if v4_error {
+        let (len, quoted_len) = last_two(&list(f[2]))?;
+        let (hdr, _) = last_two(&list(f[3]))?;
+        (len < hdr + 8 + quoted_len, *list(f[4]).last()?)
+    } else if v6_error {
+        let (plen, quoted_plen) = last_two(&list(f[5]))?;
+        (plen < 8 + 40 + quoted_plen, *list(f[6]).last()?)
+    } else {
+        return None;
+    };
+    cut.then_some(proto as u8)
 }
 
 /// Whether tshark can run here. Under CI its absence is a failure.
