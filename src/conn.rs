@@ -19,7 +19,7 @@
 use crate::conntrack::{addr_hash, expired, flags as cflags, flow_hash, ConnEntry, ConnState, Dir};
 use crate::flow::{Addr, FlowDesc, FlowKey};
 use crate::sched::Scheduler;
-use crate::snapshot::{Snapshot, VipInfo, MAGLEV_SEED};
+use crate::snapshot::{BackendInfo, Snapshot, VipInfo, MAGLEV_SEED};
 use crate::state::{Verdict, WorkerState};
 use crate::stats::{DropReason, WorkerStats};
 use crate::synproxy::SynproxyState;
@@ -79,7 +79,7 @@ pub(crate) fn open(
         proto: d.key.proto,
         state: state as u8,
         flags,
-        xmit: xmit as u8,
+        xmit,
         ..ConnEntry::default()
     };
     entry.expires = ws.now.wrapping_add(snap.timeouts.get(state));
@@ -240,15 +240,35 @@ pub(crate) fn advance(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap:
     e.expires = now.wrapping_add(snap.timeouts.get(st));
 }
 
-/// The FullNAT local address and port of entry `e`, if it has one.
+/// The FullNAT local address number and port of entry `e`, if it has one.
 #[inline]
-pub(crate) fn local_of(e: &ConnEntry, snap: &Snapshot) -> Option<(Addr, u16)> {
-    if e.flags & cflags::HAS_LPORT == 0 {
-        return None;
+pub(crate) fn local_of(e: &ConnEntry) -> Option<(u8, u16)> {
+    (e.flags & cflags::HAS_LPORT != 0).then_some((e.laddr, e.lport))
+}
+
+/// What a packet of a tracked connection needs from its entry, read once
+/// after its state moved.
+#[derive(Clone, Copy)]
+pub(crate) struct Bound {
+    pub vi: u16,
+    pub backend: u32,
+    pub xmit: Xmit,
+    pub client: (Addr, u16),
+    pub local: Option<(u8, u16)>,
+}
+
+/// Moves the state of entry `e` for a packet going `dir` and reads what
+/// its transform needs.
+#[inline(always)]
+pub(crate) fn step(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &Snapshot) -> Bound {
+    advance(e, d, dir, now, snap);
+    Bound {
+        vi: e.vip,
+        backend: e.backend,
+        xmit: e.xmit,
+        client: (e.client, e.client_port),
+        local: local_of(e),
     }
-    snap.local_addrs
-        .get(e.laddr as usize)
-        .map(|a| (*a, e.lport))
 }
 
 /// A client packet of tracked connection `idx`: its state moves and the
@@ -265,48 +285,47 @@ pub(crate) fn forward(
     let Some(e) = ws.conns.get_mut(idx) else {
         return Verdict::Drop(DropReason::NoConn);
     };
-    advance(e, d, Dir::Forward, now, snap);
-    let (vi, backend, xmit) = (e.vip, e.backend, Xmit::from_u8(e.xmit));
-    let (client, local) = ((e.client, e.client_port), local_of(e, snap));
-    send(frame, d, vi, backend, xmit, client, local, ws, snap)
+    let b = step(e, d, Dir::Forward, now, snap);
+    let Some(vip) = snap.vips.get(b.vi as usize) else {
+        return Verdict::Drop(DropReason::NoVip);
+    };
+    send(frame, d, vip, &b, ws, snap)
 }
 
 /// Sends a client packet to `backend_id` through `xmit` and counts it. For
 /// a tracked connection and for a flow that goes without an entry alike.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn send(
     frame: &mut [u8],
     d: &FlowDesc,
-    vi: u16,
-    backend_id: u32,
-    xmit: Xmit,
-    client: (Addr, u16),
-    local: Option<(Addr, u16)>,
+    vip: &VipInfo,
+    b: &Bound,
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let (Some(vip), Some(backend)) = (
-        snap.vips.get(vi as usize),
-        snap.backends.get(backend_id as usize),
-    ) else {
+    let Bound {
+        vi,
+        backend: backend_id,
+        xmit,
+        client,
+        local,
+    } = *b;
+    let Some(backend) = snap.backends.get(backend_id as usize) else {
         return Verdict::Drop(DropReason::NoBackend);
     };
     let len = frame.len() as u64;
-    let mut tx = Tx {
+    let tx = Tx {
         snap,
         vip,
         backend,
         client,
         local,
-        front: None,
     };
-    match xmit.inbound(frame, d, &mut tx) {
+    match xmit.inbound(frame, d, &tx, &mut ws.front) {
         Ok(()) => {}
-        Err(DropReason::TunnelTooBig) => return too_big(frame, d, &tx, ws),
+        Err(DropReason::TunnelTooBig) => return too_big(frame, d, vip, backend, ws, snap),
         Err(r) => return Verdict::Drop(r),
     }
-    ws.front = tx.front;
     ws.stats.count_flow(vi, backend_id, len, Dir::Forward);
     Verdict::Forward
 }
@@ -325,9 +344,27 @@ pub(crate) fn reply(
     let Some(e) = ws.conns.get_mut(idx) else {
         return Verdict::Drop(DropReason::NoConn);
     };
-    advance(e, d, Dir::Reverse, now, snap);
-    let (vi, backend_id, xmit) = (e.vip, e.backend, Xmit::from_u8(e.xmit));
-    let (client, local) = ((e.client, e.client_port), local_of(e, snap));
+    let b = step(e, d, Dir::Reverse, now, snap);
+    send_back(frame, d, &b, ws, snap)
+}
+
+/// Sends a backend's packet back to the client through the connection's
+/// transform and counts it.
+#[inline(always)]
+pub(crate) fn send_back(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    b: &Bound,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let Bound {
+        vi,
+        backend: backend_id,
+        xmit,
+        client,
+        local,
+    } = *b;
     let (Some(vip), Some(backend)) = (
         snap.vips.get(vi as usize),
         snap.backends.get(backend_id as usize),
@@ -335,15 +372,14 @@ pub(crate) fn reply(
         return Verdict::Drop(DropReason::NoVip);
     };
     let len = frame.len() as u64;
-    let mut tx = Tx {
+    let tx = Tx {
         snap,
         vip,
         backend,
         client,
         local,
-        front: None,
     };
-    if let Err(r) = xmit.outbound(frame, d, &mut tx) {
+    if let Err(r) = xmit.outbound(frame, d, &tx) {
         return Verdict::Drop(r);
     }
     ws.stats.count_flow(vi, backend_id, len, Dir::Reverse);
@@ -356,16 +392,23 @@ pub(crate) fn reply(
 /// outbox; the packet itself is consumed.
 #[cold]
 #[inline(never)]
-fn too_big(frame: &[u8], d: &FlowDesc, tx: &Tx, ws: &mut WorkerState) -> Verdict {
-    let encap = tx.vip.encap.unwrap_or(crate::config::Encap::Ipip);
-    let mtu = crate::xmit::tunnel::inner_mtu(tx.snap.mtu, encap, &tx.backend.key.addr);
+fn too_big(
+    frame: &[u8],
+    d: &FlowDesc,
+    vip: &VipInfo,
+    backend: &BackendInfo,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let encap = vip.encap.unwrap_or(crate::config::Encap::Ipip);
+    let mtu = crate::xmit::tunnel::inner_mtu(snap.mtu, encap, &backend.key.addr);
     // IPv6 links carry at least 1280 bytes (RFC 8200 §5).
     let mtu = if d.is_v4() { mtu } else { mtu.max(1280) };
     let Some(slot) = ws.outbox.slot() else {
         return Verdict::Drop(DropReason::OutboxFull);
     };
-    let ttl = tx.snap.synproxy.ttl;
-    match wire::icmp::write_too_big(slot, frame, d, d.key.dst, u32::from(mtu), ttl, tx.snap.mac) {
+    let ttl = snap.synproxy.ttl;
+    match wire::icmp::write_too_big(slot, frame, d, d.key.dst, u32::from(mtu), ttl, snap.mac) {
         Some(len) => {
             ws.outbox.commit(len);
             ws.stats.originated(len);

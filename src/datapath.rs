@@ -84,10 +84,16 @@ fn finish<B: PacketBuf + ?Sized>(buf: &mut B, ws: &mut WorkerState, v: Verdict) 
     if let Some(len) = ws.trim.take() {
         buf.truncate(len);
     }
-    match ws.front.take() {
-        Some(front) if v == Verdict::Forward => encapsulate(buf, &front),
-        _ => v,
+    if ws.front.len == 0 {
+        return v;
     }
+    let v = if v == Verdict::Forward {
+        encapsulate(buf, &ws.front)
+    } else {
+        v
+    };
+    ws.front.len = 0;
+    v
 }
 
 /// Grows the frame at the front by the outer headers and moves the
@@ -274,6 +280,8 @@ const ND_ROUTER_SOLICIT: u8 = 133;
 const ND_REDIRECT: u8 = 137;
 const ND_NEIGHBOR_SOLICIT: u8 = 135;
 
+#[cold]
+#[inline(never)]
 fn icmp(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
     if d.key.proto == proto::ICMPV6 && (ND_ROUTER_SOLICIT..=ND_REDIRECT).contains(&d.icmp_type) {
         if d.icmp_type == ND_NEIGHBOR_SOLICIT {
@@ -344,9 +352,9 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
                 Some(e) => (
                     vi,
                     e.backend,
-                    Xmit::from_u8(e.xmit),
+                    e.xmit,
                     (e.client, e.client_port),
-                    conn::local_of(e, snap),
+                    conn::local_of(e),
                     true,
                 ),
                 None => {
@@ -369,9 +377,9 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
                 Some(e) => (
                     e.vip,
                     e.backend,
-                    Xmit::from_u8(e.xmit),
+                    e.xmit,
                     (e.client, e.client_port),
-                    conn::local_of(e, snap),
+                    conn::local_of(e),
                     false,
                 ),
                 None => return Verdict::Drop(DropReason::IcmpNoConn),
@@ -383,22 +391,20 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
     ) else {
         return Verdict::Drop(DropReason::IcmpNoConn);
     };
-    let mut tx = crate::xmit::Tx {
+    let tx = crate::xmit::Tx {
         snap,
         vip,
         backend,
         client,
         local,
-        front: None,
     };
     let done = if inbound {
-        xmit.icmp_in(frame, d, &q, &mut tx)
+        xmit.icmp_in(frame, d, &q, &tx, &mut ws.front)
     } else {
-        xmit.icmp_out(frame, d, &q, &mut tx)
+        xmit.icmp_out(frame, d, &q, &tx)
     };
     match done {
         Ok(()) => {
-            ws.front = tx.front;
             ws.stats.event(Event::IcmpForwarded);
             Verdict::Forward
         }
@@ -553,10 +559,17 @@ fn forward(
         },
     };
     match target {
-        Target::Conn(idx) => forward_conn(frame, d, idx, ws, snap),
+        Target::Conn(idx) => forward_conn(frame, d, vip, idx, ws, snap),
         Target::Stateless(b) => {
             let client = (d.key.src, d.key.sport);
-            conn::send(frame, d, vi, b, Xmit::of(vip.mode), client, None, ws, snap)
+            let b = conn::Bound {
+                vi,
+                backend: b,
+                xmit: Xmit::of(vip.mode),
+                client,
+                local: None,
+            };
+            conn::send(frame, d, vip, &b, ws, snap)
         }
     }
 }
@@ -567,18 +580,20 @@ fn forward(
 fn forward_conn(
     frame: &mut [u8],
     d: &FlowDesc,
+    vip: &VipInfo,
     idx: u32,
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let proxied = ws
-        .conns
-        .get(idx)
-        .is_some_and(|e| e.flags & cflags::SYNPROXY != 0);
-    if proxied {
+    let now = ws.now;
+    let Some(e) = ws.conns.get_mut(idx) else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    if e.flags & cflags::SYNPROXY != 0 {
         return forward_proxied(frame, d, idx, ws, snap);
     }
-    conn::forward(frame, d, idx, ws, snap)
+    let b = conn::step(e, d, Dir::Forward, now, snap);
+    conn::send(frame, d, vip, &b, ws, snap)
 }
 
 /// A client packet of a SYN proxy connection: held or answered while the
@@ -662,14 +677,15 @@ fn reply(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let proxied = ws
-        .conns
-        .get(idx)
-        .is_some_and(|e| e.flags & cflags::SYNPROXY != 0);
-    if proxied {
+    let now = ws.now;
+    let Some(e) = ws.conns.get_mut(idx) else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    if e.flags & cflags::SYNPROXY != 0 {
         return reply_proxied(frame, d, idx, ws, snap);
     }
-    conn::reply(frame, d, idx, ws, snap)
+    let b = conn::step(e, d, Dir::Reverse, now, snap);
+    conn::send_back(frame, d, &b, ws, snap)
 }
 
 /// A backend packet of a SYN proxy connection: the splice may not be
@@ -716,15 +732,14 @@ fn stateless_reply(
         return Verdict::Drop(DropReason::NoVip);
     };
     let len = frame.len() as u64;
-    let mut tx = crate::xmit::Tx {
+    let tx = crate::xmit::Tx {
         snap,
         vip,
         backend,
         client: (d.key.dst, d.key.dport),
         local: None,
-        front: None,
     };
-    if let Err(r) = Xmit::Nat.outbound(frame, d, &mut tx) {
+    if let Err(r) = Xmit::Nat.outbound(frame, d, &tx) {
         return Verdict::Drop(r);
     }
     ws.stats.event(Event::StatelessReply);

@@ -78,7 +78,11 @@ pub fn run(data: &[u8]) -> crate::stats::WorkerStats {
         ws.set_clock(clock);
         match process(&mut buf, &mut ws, snap) {
             Verdict::Forward | Verdict::Reply => {
-                assert!(buf.len() <= f.len(), "the datapath made a frame longer");
+                // Only encapsulation grows a frame, by at most its outer headers.
+                assert!(
+                    buf.len() <= f.len() + crate::xmit::FRONT_MAX,
+                    "the datapath made a frame longer than encapsulation can"
+                );
                 assert!(
                     wire::parse(&buf).is_ok(),
                     "the datapath sent a frame it cannot parse"

@@ -70,7 +70,7 @@ pub struct WorkerState {
     pub(crate) overflow_until: Option<u32>,
     /// Set by a transform that encapsulates: the outer headers to put in
     /// front of the frame's IP packet once the handler returns.
-    pub(crate) front: Option<crate::xmit::Front>,
+    pub(crate) front: crate::xmit::Front,
     /// Health-check probes this worker sends and the answers it recognizes.
     pub prober: Prober,
     /// Echo replies this worker may still send (`[icmp] echo_rate`).
@@ -106,7 +106,7 @@ impl WorkerState {
             synproxy,
             trim: None,
             overflow_until: None,
-            front: None,
+            front: crate::xmit::Front::EMPTY,
             prober: Prober::new(),
             echo: TokenBucket::new(snap.icmp.echo_rate, snap.icmp.echo_burst),
             echo_limit: (snap.icmp.echo_rate, snap.icmp.echo_burst),

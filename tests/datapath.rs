@@ -1688,10 +1688,11 @@ fn check_one(snap: &Snapshot, ws: &mut WorkerState, mut frame: Vec<u8>) {
     let len = frame.len();
     let v = process(&mut frame, ws, snap);
     if matches!(v, Verdict::Forward | Verdict::Reply) {
-        // Only the SYN proxy's answers (a SYN-ACK, an ACK, a RST written
-        // over the frame) may be shorter than what came in; nothing grows.
+        // The SYN proxy's answers (a SYN-ACK, an ACK, a RST written over
+        // the frame) may be shorter than what came in; only encapsulation
+        // grows a frame, by at most its outer headers.
         assert!(
-            frame.len() <= len,
+            frame.len() <= len + rampart::xmit::FRONT_MAX,
             "a frame grew from {len} to {}",
             frame.len()
         );

@@ -76,9 +76,8 @@ pub struct ConnEntry {
     pub proto: u8,
     pub state: u8,
     pub flags: u8,
-    /// The forwarding mode bound when the connection was created
-    /// ([`crate::xmit::Xmit`] as `u8`).
-    pub xmit: u8,
+    /// The forwarding mode bound when the connection was created.
+    pub xmit: crate::xmit::Xmit,
 }
 
 impl ConnEntry {

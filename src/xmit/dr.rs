@@ -3,7 +3,7 @@
 //! directly. The backend must be on rampart's own L2 segment (a static
 //! neighbor entry), and its replies never pass through rampart.
 
-use super::{Ends, Forwarding, Tx};
+use super::{Ends, Forwarding, Front, Tx};
 use crate::flow::{FlowDesc, FlowKey};
 use crate::snapshot::BackendInfo;
 use crate::stats::DropReason;
@@ -31,7 +31,7 @@ impl Forwarding for Dr {
     }
 
     #[inline(always)]
-    fn inbound(frame: &mut [u8], _: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
+    fn inbound(frame: &mut [u8], _: &FlowDesc, tx: &Tx, _: &mut Front) -> Result<(), DropReason> {
         Self::admits(tx.backend)?;
         rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
         Ok(())
@@ -40,7 +40,7 @@ impl Forwarding for Dr {
     /// Replies go from the backend to the client directly; a DR connection
     /// has no reply key, so none is ever looked up here.
     #[inline]
-    fn outbound(_: &mut [u8], _: &FlowDesc, _: &mut Tx) -> Result<(), DropReason> {
+    fn outbound(_: &mut [u8], _: &FlowDesc, _: &Tx) -> Result<(), DropReason> {
         Err(DropReason::NoConn)
     }
 }

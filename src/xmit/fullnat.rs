@@ -4,7 +4,7 @@
 //! backend; on the way out the reverse. The backend needs no route back to
 //! the client, only to rampart's local addresses, and never sees the client.
 
-use super::{Ends, Forwarding, Tx};
+use super::{Ends, Forwarding, Front, Tx};
 use crate::flow::{FlowDesc, FlowKey};
 use crate::stats::DropReason;
 use crate::wire::icmp::{self, Quoted};
@@ -32,8 +32,8 @@ impl Forwarding for FullNat {
 
     /// client:port -> VIP:port becomes local:lport -> backend:port.
     #[inline(always)]
-    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
-        let local = tx.local.ok_or(DropReason::NoConn)?;
+    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx, _: &mut Front) -> Result<(), DropReason> {
+        let local = tx.local().ok_or(DropReason::NoConn)?;
         let b = &tx.backend.key;
         if !rewrite::rewrite(frame, d, Some(local), Some((b.addr, b.port))) {
             return Err(DropReason::RewriteFailed);
@@ -44,7 +44,7 @@ impl Forwarding for FullNat {
 
     /// backend:port -> local:lport becomes VIP:port -> client:port.
     #[inline(always)]
-    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
         let vip = (tx.vip.addr, tx.vip.port);
         if !rewrite::rewrite(frame, d, Some(vip), Some(tx.client)) {
             return Err(DropReason::RewriteFailed);
@@ -56,8 +56,14 @@ impl Forwarding for FullNat {
     /// The quoted reply went VIP:port -> client:port; the backend sent it
     /// backend:port -> local:lport, and knows only the local address as a
     /// peer, so the error comes from there as the connection's packets do.
-    fn icmp_in(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
-        let local = tx.local.ok_or(DropReason::IcmpNoConn)?;
+    fn icmp_in(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        q: &Quoted,
+        tx: &Tx,
+        _: &mut Front,
+    ) -> Result<(), DropReason> {
+        let local = tx.local().ok_or(DropReason::IcmpNoConn)?;
         let b = (tx.backend.key.addr, tx.backend.key.port);
         if !icmp::translate_error(frame, d, q, Some(local.0), Some(b.0), Some(b), Some(local)) {
             return Err(DropReason::RewriteFailed);
@@ -69,7 +75,7 @@ impl Forwarding for FullNat {
     /// The quoted packet went local:lport -> backend:port; the client sent
     /// it client:port -> VIP:port. An error the backend itself sent comes
     /// from the VIP.
-    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &Tx) -> Result<(), DropReason> {
         let vip = (tx.vip.addr, tx.vip.port);
         let from = (d.key.src == tx.backend.key.addr).then_some(vip.0);
         let to = Some(tx.client.0);

@@ -43,7 +43,7 @@ use crate::stats::DropReason;
 use crate::wire::icmp::Quoted;
 
 /// The forwarding mode bound to a connection (or to a flow forwarded
-/// without one). Stored in the entry as a `u8`.
+/// without one). One byte in the entry.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Xmit {
@@ -63,16 +63,6 @@ impl Xmit {
             Mode::FullNat => Xmit::FullNat,
             Mode::Dr => Xmit::Dr,
             Mode::Tunnel => Xmit::Tunnel,
-        }
-    }
-
-    #[inline]
-    pub fn from_u8(v: u8) -> Xmit {
-        match v {
-            1 => Xmit::FullNat,
-            2 => Xmit::Dr,
-            3 => Xmit::Tunnel,
-            _ => Xmit::Nat,
         }
     }
 
@@ -122,12 +112,18 @@ impl Xmit {
 
     /// Client -> backend.
     #[inline(always)]
-    pub fn inbound(self, frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
+    pub fn inbound(
+        self,
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason> {
         match self {
-            Xmit::Nat => nat::Nat::inbound(frame, d, tx),
-            Xmit::FullNat => fullnat::FullNat::inbound(frame, d, tx),
-            Xmit::Dr => dr::Dr::inbound(frame, d, tx),
-            Xmit::Tunnel => tunnel::Tunnel::inbound(frame, d, tx),
+            Xmit::Nat => nat::Nat::inbound(frame, d, tx, front),
+            Xmit::FullNat => fullnat::FullNat::inbound(frame, d, tx, front),
+            Xmit::Dr => dr::Dr::inbound(frame, d, tx, front),
+            Xmit::Tunnel => tunnel::Tunnel::inbound(frame, d, &tx.copy(), front),
         }
     }
 
@@ -137,13 +133,14 @@ impl Xmit {
         frame: &mut [u8],
         d: &FlowDesc,
         q: &Quoted,
-        tx: &mut Tx,
+        tx: &Tx,
+        front: &mut Front,
     ) -> Result<(), DropReason> {
         match self {
-            Xmit::Nat => nat::Nat::icmp_in(frame, d, q, tx),
-            Xmit::FullNat => fullnat::FullNat::icmp_in(frame, d, q, tx),
-            Xmit::Dr => dr::Dr::icmp_in(frame, d, q, tx),
-            Xmit::Tunnel => tunnel::Tunnel::icmp_in(frame, d, q, tx),
+            Xmit::Nat => nat::Nat::icmp_in(frame, d, q, tx, front),
+            Xmit::FullNat => fullnat::FullNat::icmp_in(frame, d, q, tx, front),
+            Xmit::Dr => dr::Dr::icmp_in(frame, d, q, tx, front),
+            Xmit::Tunnel => tunnel::Tunnel::icmp_in(frame, d, q, tx, front),
         }
     }
 
@@ -153,7 +150,7 @@ impl Xmit {
         frame: &mut [u8],
         d: &FlowDesc,
         q: &Quoted,
-        tx: &mut Tx,
+        tx: &Tx,
     ) -> Result<(), DropReason> {
         match self {
             Xmit::Nat => nat::Nat::icmp_out(frame, d, q, tx),
@@ -165,12 +162,12 @@ impl Xmit {
 
     /// Backend -> client.
     #[inline(always)]
-    pub fn outbound(self, frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
+    pub fn outbound(self, frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
         match self {
             Xmit::Nat => nat::Nat::outbound(frame, d, tx),
             Xmit::FullNat => fullnat::FullNat::outbound(frame, d, tx),
             Xmit::Dr => dr::Dr::outbound(frame, d, tx),
-            Xmit::Tunnel => tunnel::Tunnel::outbound(frame, d, tx),
+            Xmit::Tunnel => tunnel::Tunnel::outbound(frame, d, &tx.copy()),
         }
     }
 }
@@ -186,17 +183,36 @@ pub struct Ends {
 }
 
 /// What a transform reads besides the frame.
+#[derive(Clone, Copy)]
 pub struct Tx<'a> {
     pub snap: &'a Snapshot,
     pub vip: &'a VipInfo,
     pub backend: &'a BackendInfo,
     /// The client's address and port (where replies go).
     pub client: (Addr, u16),
-    /// FullNAT: the local address and port that stands in for the client.
-    pub local: Option<(Addr, u16)>,
-    /// Set by an encapsulating transform: the outer headers the pipeline
-    /// puts in front of the IP packet.
-    pub front: Option<Front>,
+    /// FullNAT: the local address (its number in the snapshot) and port
+    /// that stand in for the client; see [`Tx::local`].
+    pub local: Option<(u8, u16)>,
+}
+
+impl Tx<'_> {
+    /// FullNAT: the local address and port that stand in for the client.
+    #[inline]
+    pub fn local(&self) -> Option<(Addr, u16)> {
+        let (n, port) = self.local?;
+        self.snap
+            .local_addrs
+            .get(usize::from(n))
+            .map(|a| (*a, port))
+    }
+
+    /// A copy for a transform that is not inlined: the caller's `Tx` then
+    /// never has its address taken and stays in registers on the inlined
+    /// modes' paths.
+    #[inline(always)]
+    fn copy(&self) -> Tx<'_> {
+        Tx { ..*self }
+    }
 }
 
 /// One forwarding mode. Implemented by a unit type per module; [`Xmit`]
@@ -221,9 +237,18 @@ pub trait Forwarding {
     /// come back through rampart.
     fn reply_key(ends: &Ends) -> Option<FlowKey>;
 
-    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason>;
+    /// Client -> backend. An encapsulating mode writes the outer headers
+    /// into `front` (the worker's one buffer for them); the pipeline puts
+    /// them in front of the IP packet.
+    fn inbound(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason>;
 
-    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason>;
+    /// Backend -> client.
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason>;
 
     /// An ICMP error from the client's side (sent to the VIP) about a
     /// packet of this connection that went to the client: delivered to the
@@ -231,15 +256,21 @@ pub trait Forwarding {
     /// The default forwards it as the mode forwards a client packet: the
     /// direct-return modes, whose backends sent the quoted packet from the
     /// VIP themselves.
-    fn icmp_in(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+    fn icmp_in(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        q: &Quoted,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason> {
         let _ = q;
-        Self::inbound(frame, d, tx)
+        Self::inbound(frame, d, tx, front)
     }
 
     /// An ICMP error from the backend's side about a client packet this
     /// connection forwarded: delivered to the client, translated back.
     /// Modes whose backends answer directly never see one.
-    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &Tx) -> Result<(), DropReason> {
         let _ = (frame, d, q, tx);
         Err(DropReason::IcmpNoConn)
     }
@@ -252,7 +283,7 @@ pub const FRONT_MAX: usize = 56;
 /// Outer headers to insert between the Ethernet header (with its VLAN tag,
 /// if any) and the IP packet, written by an encapsulating transform and
 /// applied by the pipeline once the buffer can grow at the front
-/// ([`crate::buf::PacketBuf::prepend`]).
+/// ([`crate::buf::PacketBuf::prepend`]). `len == 0`: nothing to insert.
 #[derive(Clone, Copy, Debug)]
 pub struct Front {
     pub bytes: [u8; FRONT_MAX],
@@ -262,6 +293,12 @@ pub struct Front {
 }
 
 impl Front {
+    pub const EMPTY: Front = Front {
+        bytes: [0; FRONT_MAX],
+        len: 0,
+        ethertype: 0,
+    };
+
     pub fn header(&self) -> &[u8] {
         self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
     }

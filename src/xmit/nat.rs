@@ -3,7 +3,7 @@
 //! backend sees the client's own address, and routes its replies through
 //! rampart (rampart is its gateway).
 
-use super::{Ends, Forwarding, Tx};
+use super::{Ends, Forwarding, Front, Tx};
 use crate::flow::{FlowDesc, FlowKey};
 use crate::stats::DropReason;
 use crate::wire::icmp::{self, Quoted};
@@ -27,7 +27,7 @@ impl Forwarding for Nat {
 
     /// Destination VIP:port becomes backend:port.
     #[inline(always)]
-    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
+    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx, _: &mut Front) -> Result<(), DropReason> {
         let b = &tx.backend.key;
         if !rewrite::rewrite(frame, d, None, Some((b.addr, b.port))) {
             return Err(DropReason::RewriteFailed);
@@ -38,7 +38,7 @@ impl Forwarding for Nat {
 
     /// Source backend:port becomes VIP:port.
     #[inline(always)]
-    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
+    fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
         if !rewrite::rewrite(frame, d, Some((tx.vip.addr, tx.vip.port)), None) {
             return Err(DropReason::RewriteFailed);
         }
@@ -48,7 +48,13 @@ impl Forwarding for Nat {
 
     /// The quoted reply came from VIP:port; the backend sent it from its
     /// own address and port.
-    fn icmp_in(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+    fn icmp_in(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        q: &Quoted,
+        tx: &Tx,
+        _: &mut Front,
+    ) -> Result<(), DropReason> {
         let b = (tx.backend.key.addr, tx.backend.key.port);
         if !icmp::translate_error(frame, d, q, None, Some(b.0), Some(b), None) {
             return Err(DropReason::RewriteFailed);
@@ -59,7 +65,7 @@ impl Forwarding for Nat {
 
     /// The quoted client packet went to backend:port; the client sent it
     /// to VIP:port. An error the backend itself sent comes from the VIP.
-    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &mut Tx) -> Result<(), DropReason> {
+    fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &Tx) -> Result<(), DropReason> {
         let vip = (tx.vip.addr, tx.vip.port);
         let from = (d.key.src == tx.backend.key.addr).then_some(vip.0);
         if !icmp::translate_error(frame, d, q, from, None, None, Some(vip)) {

@@ -71,7 +71,12 @@ impl Forwarding for Tunnel {
         None
     }
 
-    fn inbound(frame: &mut [u8], d: &FlowDesc, tx: &mut Tx) -> Result<(), DropReason> {
+    fn inbound(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason> {
         let encap = tx.vip.encap.unwrap_or(Encap::Ipip);
         let backend = tx.backend.key.addr;
         let src = tx
@@ -104,11 +109,7 @@ impl Forwarding for Tunnel {
         } else {
             IPPROTO_IPV6
         };
-        let mut f = Front {
-            bytes: [0; FRONT_MAX],
-            len: 0,
-            ethertype: 0,
-        };
+        let f = front;
         let n = write_outer(
             &mut f.bytes,
             &Outer {
@@ -133,14 +134,13 @@ impl Forwarding for Tunnel {
         .ok_or(DropReason::TunnelNoSource)?;
         f.len = n as u8;
         f.ethertype = if backend.is_v4() { 0x0800 } else { 0x86dd };
-        tx.front = Some(f);
         rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
         Ok(())
     }
 
     /// Replies go from the backend to the client directly.
     #[inline]
-    fn outbound(_: &mut [u8], _: &FlowDesc, _: &mut Tx) -> Result<(), DropReason> {
+    fn outbound(_: &mut [u8], _: &FlowDesc, _: &Tx) -> Result<(), DropReason> {
         Err(DropReason::NoConn)
     }
 }
