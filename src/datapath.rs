@@ -336,6 +336,7 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
     let now = ws.now;
     let live = |e: &&crate::conntrack::ConnEntry| !expired(e.expires, now);
     let h = ws.conns.hash(&back);
+    let mut proxied = None;
     let (vi, backend_id, xmit, client, local, inbound) =
         if let Some(vi) = snap.vip(&q.key.src, q.key.sport, q.key.proto) {
             // It left from a VIP towards a client (our reply, or a DR or
@@ -348,15 +349,23 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
                     && e.proto == back.proto
                     && e.client == back.src
             });
-            match found.and_then(|i| ws.conns.get(i)).filter(live) {
-                Some(e) => (
-                    vi,
-                    e.backend,
-                    e.xmit,
-                    (e.client, e.client_port),
-                    conn::local_of(e),
-                    true,
-                ),
+            match found
+                .and_then(|i| ws.conns.get(i).map(|e| (i, e)))
+                .filter(|(_, e)| live(e))
+            {
+                Some((i, e)) => {
+                    if e.flags & cflags::SYNPROXY != 0 {
+                        proxied = Some(i);
+                    }
+                    (
+                        vi,
+                        e.backend,
+                        e.xmit,
+                        (e.client, e.client_port),
+                        conn::local_of(e),
+                        true,
+                    )
+                }
                 None => {
                     let Some(vip) = snap.vips.get(vi as usize) else {
                         return Verdict::Drop(DropReason::IcmpNoConn);
@@ -403,6 +412,14 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
     } else {
         xmit.icmp_out(frame, d, &q, &tx)
     };
+    // A SYN proxy connection's backend numbers its bytes from its own ISN:
+    // the quoted reply's sequence number goes back into its space, or the
+    // backend would take the error for a stray one (RFC 5927 §4.1).
+    if let (Ok(()), Some(i)) = (&done, proxied) {
+        if let Some(delta) = synproxy::path::seq_delta(ws, i) {
+            wire::icmp::add_quoted_seq(frame, d, &q, delta);
+        }
+    }
     match done {
         Ok(()) => {
             ws.stats.event(Event::IcmpForwarded);

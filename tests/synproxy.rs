@@ -1024,6 +1024,21 @@ fn splice(c: &Case) {
     assert_eq!(to_client.seq, cookie.wrapping_add(1));
     assert_eq!(decode(&out), to_client);
 
+    // 5b. A router on the client's side cannot forward that segment and
+    // says so to the VIP: the backend gets the error, quoting its own
+    // segment: its address and port, and its own sequence numbers.
+    let err = too_big_about(&out, c.v6);
+    let to_backend_err = lb.forward(err);
+    let quoted = quoted_tcp(&to_backend_err, c.v6);
+    assert_eq!(quoted.src, e.backend);
+    assert_eq!(quoted.sport, e.bport);
+    assert_eq!(
+        quoted.seq,
+        b_isn.wrapping_add(1),
+        "the backend's own sequence number"
+    );
+    assert_eq!(lb.event(Event::IcmpForwarded), 1);
+
     // 6. Client -> backend: ack, every SACK edge and TSecr into the
     // backend's spaces.
     let our_next = cookie.wrapping_add(1).wrapping_add(resp.len() as u32);
@@ -1093,6 +1108,75 @@ fn splice(c: &Case) {
     assert_eq!(lb.event(Event::SynCookieSent), 1);
     assert_eq!(lb.ws.stats.consumed, 3);
     assert_eq!(lb.ws.stats.dropped_total(), 2);
+}
+
+/// A router's "fragmentation needed" (IPv4) or Packet Too Big (IPv6) to
+/// the source of `frame`, quoting as much of its IP packet as the minimum
+/// MTU allows.
+fn too_big_about(frame: &[u8], v6: bool) -> Vec<u8> {
+    use etherparse::{icmpv4::DestUnreachableHeader, Icmpv4Type, Icmpv6Type, PacketBuilder};
+    let ip = &frame[14..];
+    let src = |n: usize| -> [u8; 16] { ip[n..n + 16].try_into().unwrap() };
+    let mut out = Vec::new();
+    let eth = PacketBuilder::ethernet2(GATEWAY_MAC.0, NODE_MAC.0);
+    if v6 {
+        let quote = &ip[..ip.len().min(1232)];
+        eth.ipv6(ip6("2001:2:0:60::1"), src(8), 64)
+            .icmpv6(Icmpv6Type::PacketTooBig { mtu: 1400 })
+            .write(&mut out, quote)
+            .unwrap();
+    } else {
+        let quote = &ip[..ip.len().min(548)];
+        eth.ipv4([198, 18, 60, 1], ip[12..16].try_into().unwrap(), 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+            ))
+            .write(&mut out, quote)
+            .unwrap();
+    }
+    out
+}
+
+fn ip6(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}
+
+/// The TCP segment an ICMP error quotes, decoded; the error's own
+/// checksums are checked on the way.
+fn quoted_tcp(frame: &[u8], v6: bool) -> Tcp {
+    let outer_ip = if v6 { 40 } else { 20 };
+    let msg = &frame[14 + outer_ip..];
+    let csum = if v6 {
+        let src: [u8; 16] = frame[22..38].try_into().unwrap();
+        let dst: [u8; 16] = frame[38..54].try_into().unwrap();
+        fold(sum16(&src) + sum16(&dst) + msg.len() as u32 + 58 + sum16(msg))
+    } else {
+        fold(sum16(msg))
+    };
+    assert_eq!(csum, 0xffff, "ICMP checksum");
+    let q = &msg[8..];
+    let qip = if v6 { 40 } else { 20 };
+    let (src, dst) = if v6 {
+        (
+            Addr::from_v6(q[8..24].try_into().unwrap()),
+            Addr::from_v6(q[24..40].try_into().unwrap()),
+        )
+    } else {
+        (
+            Addr::from_v4(q[12..16].try_into().unwrap()),
+            Addr::from_v4(q[16..20].try_into().unwrap()),
+        )
+    };
+    let t = &q[qip..];
+    Tcp {
+        src,
+        dst,
+        sport: be16(t, 0),
+        dport: be16(t, 2),
+        seq: be32(t, 4),
+        ack: be32(t, 8),
+        ..Tcp::default()
+    }
 }
 
 /// (a) timestamps + window scale + SACK and (b) MSS only; backend ISNs

@@ -572,6 +572,14 @@ fn ack_backend(
     }
 }
 
+/// How far the backend's sequence numbers of spliced connection `idx` lie
+/// from the ones the client sees (backend = client-facing + delta), once
+/// the splice is complete.
+pub(crate) fn seq_delta(ws: &WorkerState, idx: u32) -> Option<u32> {
+    let sc = ws.synproxy.as_deref()?.conns.get(idx as usize)?;
+    sc.established().then_some(sc.seq_delta)
+}
+
 /// A client packet of a spliced SYN proxy connection: forwarded through
 /// the connection's transform, then its sequence numbers translated.
 pub(crate) fn forward_spliced(

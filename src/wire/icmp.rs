@@ -473,6 +473,47 @@ pub fn translate_error(
     true
 }
 
+/// Adds `add` to the sequence number of a quoted TCP segment (a SYN proxy
+/// connection's backend counts from another initial sequence number than
+/// the client sees), updating the quoted TCP checksum when the quote holds
+/// it and the ICMP checksum. Returns `false`, changing nothing, when the
+/// quote is not TCP or stops before the sequence number ends, or `q` does
+/// not lie inside this frame's ICMP message.
+pub fn add_quoted_seq(frame: &mut [u8], d: &FlowDesc, q: &Quoted, add: u32) -> bool {
+    let seq = tcp::field::SEQ;
+    let sum = tcp::field::CHECKSUM;
+    if q.key.proto != proto::TCP || usize::from(q.l4_avail) < seq.end {
+        return false;
+    }
+    let (msg_off, msg_end) = (
+        usize::from(d.l4_off),
+        usize::from(d.l4_off) + usize::from(d.l4_len),
+    );
+    let Some(l4) = usize::from(q.l4_off).checked_sub(msg_off) else {
+        return false;
+    };
+    let Some(msg) = frame.get_mut(msg_off..msg_end) else {
+        return false;
+    };
+    if l4 + usize::from(q.l4_avail) > msg.len() || msg.len() < HEADER_LEN {
+        return false;
+    }
+    let old = read_u32(msg, at(l4, seq.clone()));
+    let new = old.wrapping_add(add);
+    write_u32(msg, at(l4, seq), new);
+    let mut icmp = Delta::new().u32(old, new);
+    if usize::from(q.l4_avail) >= sum.end {
+        let old_sum = read_u16(msg, at(l4, sum.clone()));
+        let new_sum = Delta::new().u32(old, new).apply(old_sum);
+        write_u16(msg, at(l4, sum), new_sum);
+        icmp = icmp.u16(old_sum, new_sum);
+    }
+    let mut hdr = IcmpPacket::new_unchecked(msg);
+    let c = icmp.apply(hdr.checksum());
+    hdr.set_checksum(c);
+    true
+}
+
 /// `r` moved to start at `base`.
 #[inline]
 fn at(base: usize, r: Range<usize>) -> Range<usize> {
