@@ -12,8 +12,13 @@ listener the backend runs). Then the negative cases: GUE to another UDP
 port and a GUE header with flags set are not decapsulated (no answer from
 the VIP), and plain traffic to the backend still passes (ping).
 
-Usage (root): python3 tests/netns/xdp/check.py [--obj decap.o]
+Usage (root): python3 tests/netns/xdp/check.py [--obj decap.o] [--control]
 Without --obj it builds decap.c with clang into a temporary directory.
+
+`check.py probe --dev DEV --dst-mac MAC --outer-src A --outer-dst B
+--inner-src C --vip V --encap ipip|gue`, run inside a namespace, sends one
+encapsulated echo request from C to V and exits 0 when the reply from V
+is seen; tests/netns/e2e.py uses it to check its tunnel backends' XDP.
 Addresses: 198.18.10.0/24, 2001:2:0:10::/64, VIPs 198.18.200.1 and
 2001:2:0:200::1; nothing leaves the two namespaces.
 """
@@ -92,9 +97,13 @@ def syn(fam, src, dst, sport, dport):
     return ip4(src, dst, 6, t) if fam == 4 else ip6(src, dst, 6, t)
 
 
-def encap(outer, encap_kind, inner_fam, packet, gue_port=GUE_PORT, gue_flags=0):
+def encap(outer, encap_kind, inner_fam, packet, gue_port=GUE_PORT, gue_flags=0, src=None,
+          dst=None):
+    """PACKET (of version INNER_FAM) in an outer IP header from SRC to DST
+    (default the sender and the backend), plain or with UDP + GUE."""
     proto = 4 if inner_fam == 4 else 41
-    src, dst = (S4, B4) if outer == 4 else (S6, B6)
+    if src is None:
+        src, dst = (S4, B4) if outer == 4 else (S6, B6)
     if encap_kind == "gue":
         payload = struct.pack("!BBH", 0, proto, gue_flags) + packet
         udp = struct.pack("!HHHH", 40000, gue_port, 8 + len(payload), 0) + payload
@@ -104,15 +113,15 @@ def encap(outer, encap_kind, inner_fam, packet, gue_port=GUE_PORT, gue_flags=0):
     return ip4(src, dst, proto, packet) if outer == 4 else ip6(src, dst, proto, packet)
 
 
-def frame(outer_fam, l3):
+def frame(outer_fam, l3, dst_mac=B_MAC, src_mac=S_MAC):
     mac = lambda m: bytes.fromhex(m.replace(":", ""))
-    return mac(B_MAC) + mac(S_MAC) + struct.pack("!H", 0x0800 if outer_fam == 4 else 0x86DD) + l3
+    return mac(dst_mac) + mac(src_mac) + struct.pack("!H", 0x0800 if outer_fam == 4 else 0x86DD) + l3
 
 
-def answered(sock, fam, kind, key, limit=1.0):
+def answered(sock, fam, kind, key, limit=1.0, vip=None):
     """Waits for the answer from the VIP to the sender: an echo reply with
     KEY = (ident, seq) or a TCP segment with KEY = (sport, dport)."""
-    vip = VIP4 if fam == 4 else VIP6
+    vip = vip or (VIP4 if fam == 4 else VIP6)
     deadline = time.time() + limit
     while time.time() < deadline:
         r, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
@@ -141,7 +150,39 @@ def answered(sock, fam, kind, key, limit=1.0):
     return None
 
 
+def probe(a):
+    """One encapsulated echo request sent on DEV; exit 0 when the echo reply
+    from the VIP comes back (seen on any interface of this namespace, so a
+    router can send it and see the answer it forwards to the client)."""
+    vip_fam = 6 if ":" in a.vip else 4
+    outer_fam = 6 if ":" in a.outer_dst else 4
+    with open(f"/sys/class/net/{a.dev}/address") as f:
+        src_mac = f.read().strip()
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    ident, seq = os.getpid() & 0xFFFF, 1
+    l3 = encap(outer_fam, a.encap, vip_fam, echo(vip_fam, a.inner_src, a.vip, ident, seq),
+               src=a.outer_src, dst=a.outer_dst)
+    out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    out.bind((a.dev, 0))
+    got = None
+    for _ in range(3):  # the first may wait for the backend's neighbour entry
+        out.send(frame(outer_fam, l3, dst_mac=a.dst_mac, src_mac=src_mac))
+        got = answered(sock, vip_fam, "echo", (ident, seq), limit=1.0, vip=a.vip)
+        if got:
+            break
+    print(f"{a.encap} v{vip_fam}-in-v{outer_fam} to {a.outer_dst}, echo {a.inner_src} -> {a.vip}: "
+          + (got or "no answer"))
+    sys.exit(0 if got else 1)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "probe":
+        p = argparse.ArgumentParser(prog="check.py probe", description=probe.__doc__.split("\n")[0])
+        for opt in ("--dev", "--dst-mac", "--outer-src", "--outer-dst", "--inner-src", "--vip"):
+            p.add_argument(opt, required=True)
+        p.add_argument("--encap", choices=("ipip", "gue"), required=True)
+        probe(p.parse_args(sys.argv[2:]))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--obj", help="decap.o (default: build decap.c)")
     p.add_argument("--control", action="store_true",
