@@ -412,6 +412,10 @@ table ip e2e {
             self.up("lan", port)
             self.up(role, dev)
 
+        # no duplicate address detection on the new links: their link-local
+        # addresses are usable at once (the first IPv6 request comes soon)
+        for role in ["router"] + [t.name for t in TUN_BACKENDS]:
+            self.sysctl(role, "net.ipv6.conf.default.accept_dad=0")
         on_tun_lan("router", "rt0", "p-rtt", ROUTER_TUN_MAC)
         self.sysctl("router", "net.ipv4.conf.rt0.rp_filter=0")
         self.addr("router", "rt0", f"{RTR_T4}/24")
