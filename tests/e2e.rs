@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn tools_missing() -> Vec<&'static str> {
-    [
+    let mut missing: Vec<&'static str> = [
         "ip", "ethtool", "curl", "wrk", "hping3", "nginx", "nft", "python3", "ping", "clang",
     ]
     .into_iter()
@@ -34,7 +34,12 @@ fn tools_missing() -> Vec<&'static str> {
             .status()
             .is_ok_and(|s| s.success())
     })
-    .collect()
+    .collect();
+    // The tunnel backends' XDP program is built against libbpf's headers.
+    if !std::path::Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
+        missing.push("libbpf-dev");
+    }
+    missing
 }
 
 fn is_root() -> bool {
