@@ -3,15 +3,17 @@
 //! `rampart` (see the README's "End to end in network namespaces").
 //!
 //! The script builds a bed of namespaces it always deletes (a client, a
-//! router, a switch, four nginx backends and `rampart run` on
-//! net_af_packet), asserts every case itself and exits non-zero on any
+//! router, a switch, four nginx backends, two tunnel backends behind the
+//! router decapsulating in XDP, and `rampart run` on net_af_packet),
+//! asserts every case itself and exits non-zero on any
 //! failure; here its exit status decides, and its summary must hold a row
 //! for every case, so a suite that silently skipped one fails too.
 //!
 //! Runs on an optimised build only (`cargo test --release --features dpdk
 //! --test e2e`, as `.ci/run` does); a debug build skips with a note.
 //! Needs the `dpdk` feature, root, and iproute2, ethtool, curl, wrk,
-//! hping3, nginx-light, nftables and python3 (`.ci/run` installs them).
+//! hping3, nginx-light, nftables, iputils-ping, clang, libbpf-dev and
+//! python3 (`.ci/run` installs them).
 //! Outside CI a machine without them skips with a note; under CI (`CI` set)
 //! they are required.
 #![cfg(feature = "dpdk")]
@@ -21,8 +23,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn tools_missing() -> Vec<&'static str> {
-    [
-        "ip", "ethtool", "curl", "wrk", "hping3", "nginx", "nft", "python3",
+    let mut missing: Vec<&'static str> = [
+        "ip", "ethtool", "curl", "wrk", "hping3", "nginx", "nft", "python3", "ping", "clang",
     ]
     .into_iter()
     .filter(|t| {
@@ -32,7 +34,12 @@ fn tools_missing() -> Vec<&'static str> {
             .status()
             .is_ok_and(|s| s.success())
     })
-    .collect()
+    .collect();
+    // The tunnel backends' XDP program is built against libbpf's headers.
+    if !std::path::Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
+        missing.push("libbpf-dev");
+    }
+    missing
 }
 
 fn is_root() -> bool {
@@ -132,6 +139,36 @@ fn netns_end_to_end_quick() {
         "wrk across the reload: {stdout}"
     );
     assert!(has("curl across the reload", "nat", "IPv6"), "{stdout}");
+    // Tunnel VIPs (--quick: IPv4 in IPv4 over IPIP, IPv6 in IPv6 over GUE,
+    // IPv4 in IPv6 over IPIP), the tunnel bed's own check, ICMP echo, and
+    // downloads across a hop with a smaller MTU (ICMP errors through rampart).
+    assert!(has("tunnel bed without rampart", "tunnel", "-"), "{stdout}");
+    for (mode, family) in [("tunnel ipip", "IPv4"), ("tunnel gue", "IPv6")] {
+        assert!(
+            has("curl, new connections", mode, family),
+            "{mode} {family}: {stdout}"
+        );
+        assert!(
+            has("10 MB download (curl)", mode, family),
+            "{mode} {family}: {stdout}"
+        );
+        assert!(
+            has("10 MB download, 1400-byte MTU hop", mode, family),
+            "{mode} {family} PMTU: {stdout}"
+        );
+    }
+    assert!(
+        has("curl, new connections, over IPv6", "tunnel ipip", "IPv4"),
+        "{stdout}"
+    );
+    for family in ["IPv4", "IPv6"] {
+        assert!(
+            has("10 MB download, 1400-byte MTU hop", "nat", family),
+            "nat {family} PMTU: {stdout}"
+        );
+        assert!(has("ping -c 3", "nat", family), "{stdout}");
+        assert!(has("ping -c 3", "node address", family), "{stdout}");
+    }
     // Every row of a rampart case has no errors (the nftables rows are
     // reported, not asserted), but for curl under the flood, where the
     // issue's bound is 99% and the script checks it (flood_checks).

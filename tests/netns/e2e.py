@@ -14,16 +14,36 @@ it to real servers (nginx, a Python echo server):
                        routes the VIPs              +-- b3 198.18.1.13  (same)
                        198.18.100.0/24 and          +-- b4 198.18.1.14  (same; in no VIP
                        2001:2:0:100::/64 to 1.2                          until the reload case)
+                       rt0 198.18.2.1 -------------- br1 (lan ns)
+                           2001:2:0:2::1            +-- t1 198.18.2.11  nginx :80, tunnel VIPs on lo,
+                                                    |                  XDP decap on its veth
+                                                    +-- t2 198.18.2.12  (same)
 
 The router sends the VIPs to rampart's node address; rampart answers ARP and
 ND for it. Backends route to the clients through rampart (NAT return path)
 except for replies from the DR VIPs, which a policy rule sends straight to
-the router. Spoofed flood sources (198.19.0.0/16) are routed back to the
-client namespace, whose kernel drops what comes back.
+the router. The tunnel backends t1 and t2 sit one routed hop from rampart
+(through the router): rampart's encapsulated packets reach them through
+its gateway, xdp/decap.c takes the outer headers off, and they answer the
+client straight through the router. Spoofed flood sources (198.19.0.0/16)
+are routed back to the client namespace, whose kernel drops what comes back.
 
 Cases (IPv4 and IPv6 unless said):
+  tunnel bed           before rampart starts: the client reaches t1 and t2
+                       through the router, and every tunnel VIP's
+                       encapsulation sent by the router is decapsulated
+                       (an echo to the VIP is answered to the client).
   nat, fullnat, dr     curl reaches every backend in proportion to its
                        weight; wrk with no socket errors and no non-2xx.
+  tunnel               IPIP and GUE VIPs, IPv4 and IPv6 and across families:
+                       curl reaches both tunnel backends, 10 MB downloaded
+                       with the right digest, the answers bypass rampart.
+  ping                 ICMP echo to a NAT VIP and the node addresses.
+  pmtu                 the router's client-facing MTU set to 1400: its
+                       frag-needed / packet-too-big to the VIP must reach
+                       the backend through rampart (NAT: translated, DR:
+                       forwarded, tunnel: encapsulated) for a 10 MB
+                       download to finish.
   synproxy             handshakes complete through cookies (rampart's
                        counters), 10 MB echoed byte for byte and 10 MB
                        downloaded with the right digest; IPv4: under an
@@ -47,8 +67,13 @@ Writes WORK/summary.md (the tables the README shows), WORK/summary.json and
 every tool's output. Exit 0 when every assertion held.
 
 Usage (root): python3 tests/netns/e2e.py [--quick] [--binary PATH] [--work DIR]
+                 [--only CASE,...] [--no-tunnel-vips]
 Without --binary it builds `cargo build --release --features dpdk` first.
-Needs iproute2, ethtool, curl, wrk, hping3, nginx-light, nftables, python3.
+--only runs the named cases (modes, tunnel, ping, pmtu, pmtu-nat [its NAT
+half], synproxy, health, reload, nftables); the bed and its tunnel check
+always run. --no-tunnel-vips leaves the tunnel VIPs out of the config.
+Needs iproute2, ethtool, curl, wrk, hping3, nginx-light, nftables,
+iputils-ping, clang, libbpf-dev, python3.
 
 Test traffic stays inside these namespaces, on 198.18.0.0/15 and
 2001:2::/48. Every load is bounded in time (wrk -d, timeout around hping3
@@ -84,14 +109,19 @@ FLOODNET = "198.19.0.0/16"
 
 RAMPART_MAC = "02:00:00:00:00:01"
 ROUTER_LAN_MAC = "02:00:00:00:00:fe"
+# the tunnel backends' subnet, one routed hop (the router) from rampart
+RTR_T4, RTR_T6 = "198.18.2.1", "2001:2:0:2::1"
+ROUTER_TUN_MAC = "02:00:00:00:02:fe"
+DECAP_C = os.path.join(os.path.dirname(SELF), "xdp", "decap.c")
+DECAP_CHECK = os.path.join(os.path.dirname(SELF), "xdp", "check.py")
 
 
 class Backend:
-    def __init__(self, name, n, weight):
+    def __init__(self, name, n, weight, net=1):
         self.name = name
-        self.v4 = f"198.18.1.{10 + n}"
-        self.v6 = f"2001:2:0:1::{10 + n:x}"
-        self.mac = f"02:00:00:00:01:{10 + n:02x}"
+        self.v4 = f"198.18.{net}.{10 + n}"
+        self.v6 = f"2001:2:0:{net}::{10 + n:x}"
+        self.mac = f"02:00:00:00:{net:02x}:{10 + n:02x}"
         self.weight = weight
 
     def addr(self, fam):
@@ -100,6 +130,9 @@ class Backend:
 
 BACKENDS = [Backend("b1", 1, 1), Backend("b2", 2, 1), Backend("b3", 3, 2), Backend("b4", 4, 1)]
 IN_VIPS = BACKENDS[:3]  # b4 joins in the reload case
+# Tunnel backends: behind the router on 198.18.2.0/24 and 2001:2:0:2::/64,
+# decapsulating in XDP (xdp/decap.c), every tunnel VIP on lo.
+TUN_BACKENDS = [Backend("t1", 1, 1, net=2), Backend("t2", 2, 1, net=2)]
 ECHO_PORT = 9000
 BLOB_BYTES = 10 * 1024 * 1024
 
@@ -115,6 +148,33 @@ VIPS = {
     ("dr", 6): "2001:2:0:100::3",
     ("synproxy", 6): "2001:2:0:100::4",
 }
+
+
+class Tunnel:
+    """A tunnel VIP: the VIP's family, the encapsulation and the family of
+    the backends' addresses (the outer header's); QUICK ones run in --quick."""
+
+    def __init__(self, fam, encap, outer, vip, quick):
+        self.fam, self.encap, self.outer, self.vip, self.quick = fam, encap, outer, vip, quick
+        self.name = f"tun{fam}-{encap}" + (f"-over{outer}" if outer != fam else "")
+        self.mode = f"tunnel {encap}"
+
+    def label(self):
+        return "" if self.outer == self.fam else f", over {fam_name(self.outer)}"
+
+
+TUNNELS = [
+    Tunnel(4, "ipip", 4, "198.18.100.5", True),       # IPv4 in IPv4, protocol 4
+    Tunnel(4, "gue", 4, "198.18.100.6", False),       # IPv4 + UDP 6080 + GUE
+    Tunnel(6, "ipip", 6, "2001:2:0:100::5", False),   # IPv6 in IPv6, next header 41
+    Tunnel(6, "gue", 6, "2001:2:0:100::6", True),
+    Tunnel(4, "ipip", 6, "198.18.100.7", True),       # IPv4 in IPv6, next header 4
+    Tunnel(6, "gue", 4, "2001:2:0:100::7", False),    # IPv6 in IPv4 + UDP + GUE
+]
+GUE_PORT = 6080  # rampart's default gue_port; decap.c is built for it
+# The PMTU case: the router's client-facing MTU while it runs (the client's
+# own stays 1500, so it still advertises an MSS of 1460).
+PMTU_HOP_MTU = 1400
 LOCALS = {("fullnat", 4): "198.18.1.100", ("fullnat", 6): "2001:2:0:1::100",
           ("synproxy", 6): "2001:2:0:1::101"}
 HEALTH = {"interval_ms": 300, "timeout_ms": 200, "rise": 2, "fall": 2}
@@ -168,7 +228,8 @@ class Bed:
         self.work = work
         self.tag = tag
         self.procs = []  # (name, Popen)
-        self.names = ["client", "router", "lan", "lb"] + [b.name for b in BACKENDS]
+        self.names = (["client", "router", "lan", "lb"] + [b.name for b in BACKENDS]
+                      + [t.name for t in TUN_BACKENDS])
 
     def ns(self, role):
         return f"{self.tag}-{role}"
@@ -312,6 +373,8 @@ class Bed:
                 sh(["ip", "-n", self.ns(b.name), *ipf, "rule", "add", "from",
                     VIPS[("dr", fam)], "table", "100"])
 
+        self.build_tunnel_side()
+
         # the router's counters: flood SYNs in, SYN-ACKs to the flood
         # sources (forwarded from an LB, or sent by the router's own synproxy)
         self.nft("router", """
@@ -330,6 +393,49 @@ table ip e2e {
     }
 }
 """)
+
+    def build_tunnel_side(self):
+        """The tunnel backends: the router's rt0 on a second switch (br1 in
+        the lan namespace) with t1 and t2, which hold every tunnel VIP on
+        lo, take the outer headers off in XDP on their veth and answer the
+        client straight through the router."""
+        obj = os.path.join(self.work, "decap.o")
+        sh(["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
+            DECAP_C, "-o", obj], timeout=60)
+        sh(["ip", "-n", self.ns("lan"), "link", "add", "br1", "type", "bridge",
+            "mcast_snooping", "0"])
+        self.up("lan", "br1")
+
+        def on_tun_lan(role, dev, port, mac):
+            self.veth(role, dev, "lan", port, mac_a=mac)
+            sh(["ip", "-n", self.ns("lan"), "link", "set", port, "master", "br1"])
+            self.up("lan", port)
+            self.up(role, dev)
+
+        # no duplicate address detection on the new links: their link-local
+        # addresses are usable at once (the first IPv6 request comes soon)
+        for role in ["router"] + [t.name for t in TUN_BACKENDS]:
+            self.sysctl(role, "net.ipv6.conf.default.accept_dad=0")
+        on_tun_lan("router", "rt0", "p-rtt", ROUTER_TUN_MAC)
+        self.sysctl("router", "net.ipv4.conf.rt0.rp_filter=0")
+        self.addr("router", "rt0", f"{RTR_T4}/24")
+        self.addr("router", "rt0", f"{RTR_T6}/64")
+        for t in TUN_BACKENDS:
+            on_tun_lan(t.name, "t0", f"p-{t.name}", t.mac)
+            self.addr(t.name, "t0", f"{t.v4}/24")
+            self.addr(t.name, "t0", f"{t.v6}/64")
+            for tun in TUNNELS:
+                self.addr(t.name, "lo", f"{tun.vip}/{32 if tun.fam == 4 else 128}")
+            # the decapsulated packet comes in on t0 from the client's
+            # address, which t0 would not route back to: no reverse-path filter
+            for kv in ("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+                       "net.ipv4.conf.t0.rp_filter=0", "net.ipv4.conf.all.arp_ignore=1",
+                       "net.core.somaxconn=4096"):
+                self.sysctl(t.name, kv)
+            self.route(t.name, "default", "via", RTR_T4)
+            self.route(t.name, "default", "via", RTR_T6)
+            sh(["ip", "-n", self.ns(t.name), "link", "set", "dev", "t0", "xdp", "obj", obj,
+                "sec", "xdp"])
 
     def nft(self, role, ruleset):
         path = os.path.join(self.work, f"nft-{role}-{abs(hash(ruleset)) % 10**8}.nft")
@@ -589,9 +695,10 @@ def toml_list(xs):
     return "[" + ", ".join(f'"{x}"' for x in xs) + "]"
 
 
-def rampart_config(work, nat_backends=None):
-    """The config: one VIP per mode and family. NAT_BACKENDS replaces the
-    NAT VIPs' backend set (the reload case)."""
+def rampart_config(work, nat_backends=None, tunnels=True):
+    """The config: one VIP per mode and family, and the tunnel VIPs unless
+    TUNNELS is false (a rampart from before tunnel mode). NAT_BACKENDS
+    replaces the NAT VIPs' backend set (the reload case)."""
     lines = [
         "[node]",
         f'mac = "{RAMPART_MAC}"',
@@ -636,16 +743,30 @@ def rampart_config(work, nat_backends=None):
             for b in backends:
                 lines += ["[[vip.backend]]", f'address = "{b.addr(fam)}"', f"port = {port}",
                           f"weight = {b.weight}", ""]
+    # Tunnel VIPs: the backends are one routed hop away (through
+    # gateway_mac, no [[neighbor]]), addressed in the outer header's family.
+    for tun in TUNNELS if tunnels else []:
+        lines += ["[[vip]]", f'name = "{tun.name}"', f'address = "{tun.vip}"', "port = 80",
+                  'protocol = "tcp"', 'mode = "tunnel"', f'encap = "{tun.encap}"']
+        if tun.encap == "gue":
+            lines.append(f"gue_port = {GUE_PORT}")
+        lines += ["", "[vip.health]", 'kind = "tcp"']
+        lines += [f"{k} = {v}" for k, v in HEALTH.items()]
+        lines.append("")
+        for b in TUN_BACKENDS:
+            lines += ["[[vip.backend]]", f'address = "{b.addr(tun.outer)}"', "port = 80",
+                      f"weight = {b.weight}", ""]
     return "\n".join(lines)
 
 
 class Rampart:
-    def __init__(self, bed, binary, lifetime):
+    def __init__(self, bed, binary, lifetime, tunnels):
         self.bed = bed
         self.bin = binary
+        self.tunnels = tunnels
         self.cfg = os.path.join(bed.work, "rampart.toml")
         with open(self.cfg, "w") as f:
-            f.write(rampart_config(bed.work))
+            f.write(rampart_config(bed.work, tunnels=tunnels))
         self.proc = bed.spawn("lb", [
             binary, "run", "--config", self.cfg, "--stats-json", f"{bed.work}/rampart.json", "--",
             "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--no-telemetry",
@@ -725,7 +846,10 @@ class Suite:
         self.dist_n = 120 if q else 400
         self.flood_s = 6 if q else 15
         self.reload_s = 6 if q else 12
+        self.tun_n = 40 if q else 100
         self.lifetime = args.deadline
+        self.tunnels = not args.no_tunnel_vips
+        self.tun_cases = [t for t in TUNNELS if t.quick or not q]
 
     def check(self, ok, what):
         self.checks.append((bool(ok), what))
@@ -771,13 +895,19 @@ class Suite:
             self.bed.spawn(b.name, [sys.executable, SELF, "echo-server", "--port", str(ECHO_PORT),
                                     "--lifetime", str(self.lifetime)], f"{b.name}-echo",
                            self.lifetime + 5)
+        for t in TUN_BACKENDS:
+            self.nginx[t.name] = start_nginx(self.bed, t, self.lifetime)
         for b in BACKENDS:
             wait_listening(self.bed, b.name, 80, f"nginx on {b.name}")
             wait_listening(self.bed, b.name, ECHO_PORT, f"echo server on {b.name}")
+        for t in TUN_BACKENDS:
+            wait_listening(self.bed, t.name, 80, f"nginx on {t.name}")
 
     def start_rampart(self):
-        self.rp = Rampart(self.bed, self.bin, self.lifetime)
+        self.rp = Rampart(self.bed, self.bin, self.lifetime, self.tunnels)
         t = wait_health(self.rp, IN_VIPS, (4, 6), (80, ECHO_PORT), "up", 15)
+        if self.tunnels:
+            t = wait_health(self.rp, TUN_BACKENDS, (4, 6), (80,), "up", 15)
         log(f"rampart up, every backend healthy after {t:.1f} s")
 
     # cases
@@ -829,6 +959,167 @@ class Suite:
         d = self.rp.drops()
         log(f"rampart drops after the mode cases: {d or 'none'}")
 
+    def download(self, vip, max_time=60):
+        """The 10 MB blob from VIP: (same bytes as served, bytes received,
+        seconds, curl's exit code)."""
+        out = os.path.join(self.bed.work, "blob.download")
+        if os.path.exists(out):
+            os.unlink(out)
+        r = self.bed.run("client", "curl", "-sg", "--max-time", str(max_time), "-o", out,
+                         "-w", "%{size_download} %{time_total}", url(vip, "/blob"),
+                         timeout=max_time + 30, check=False)
+        f = r.stdout.split()
+        got = int(f[0]) if len(f) == 2 else 0
+        secs = float(f[1]) if len(f) == 2 else float(max_time)
+        good = (r.returncode == 0 and os.path.exists(out) and
+                open(out, "rb").read() == open(os.path.join(self.bed.work, "www", "blob"),
+                                               "rb").read())
+        return good, got, secs, r.returncode
+
+    def vip_stats(self, name):
+        return next(x for x in self.rp.ctl("stats")["vips"] if x["name"] == name)
+
+    # the tunnel side
+
+    def tunnel_plumbing(self):
+        """The tunnel backends without rampart: the client reaches their own
+        addresses through the router, and an encapsulated echo the router
+        sends them (every tunnel VIP's encapsulation) is answered from the
+        VIP to the client: the XDP program decapsulates in this bed."""
+        bed = self.bed
+        fails = 0
+        n = 0
+        for t in TUN_BACKENDS:
+            for fam in (4, 6):
+                res = curl_batch(bed, url(t.addr(fam)), 1)
+                client = CLIENT4 if fam == 4 else CLIENT6
+                ok = (res[0][0] and res[0][2] == t.name
+                      and res[0][3] and str(ipaddress.ip_address(res[0][3])) == client)
+                n += 1
+                fails += not ok
+                self.check(ok, f"tunnel bed: the client reaches {t.name} at {t.addr(fam)} "
+                               f"through the router ({res[0]})")
+        for t in TUN_BACKENDS:
+            for tun in TUNNELS:
+                r = bed.run("router", sys.executable, DECAP_CHECK, "probe", "--dev", "rt0",
+                            "--dst-mac", t.mac,
+                            "--outer-src", RTR_T4 if tun.outer == 4 else RTR_T6,
+                            "--outer-dst", t.addr(tun.outer),
+                            "--inner-src", CLIENT4 if tun.fam == 4 else CLIENT6,
+                            "--vip", tun.vip, "--encap", tun.encap, timeout=20, check=False)
+                n += 1
+                fails += r.returncode != 0
+                self.check(r.returncode == 0, f"tunnel bed: XDP on {t.name}: "
+                                              f"{(r.stdout or r.stderr).strip()}")
+        self.row("tunnel bed without rampart: plain curl, decap probes", "tunnel", None, n,
+                 fails, None, None, "router -> t1, t2: every encapsulation of the tunnel VIPs")
+
+    def tunnel(self):
+        """Tunnel VIPs: the client's packets reach t1 and t2 encapsulated,
+        their answers go from the VIP straight to the client."""
+        bed = self.bed
+        for tun in self.tun_cases:
+            fam = tun.fam
+            client = CLIENT4 if fam == 4 else CLIENT6
+            res = curl_batch(bed, url(tun.vip), self.tun_n)
+            names = {n for ok, _, n, _ in res if ok}
+            seen = {str(ipaddress.ip_address(c)) for ok, _, _, c in res if ok and c}
+            fails = sum(1 for r in res if not r[0])
+            self.curl_row("curl, new connections" + tun.label(), tun.mode, fam, res,
+                          ", ".join(f"{t.name} {sum(1 for r in res if r[2] == t.name)}"
+                                    for t in TUN_BACKENDS))
+            self.check(not fails and names == {t.name for t in TUN_BACKENDS},
+                       f"{tun.name}: {len(res)} curl requests, {fails} failed, answered by "
+                       f"{sorted(names)} (both tunnel backends expected)")
+            self.check(seen == {client}, f"{tun.name}: the backends saw the client as "
+                                         f"{sorted(seen)} (expected {client})")
+            good, got, secs, rc = self.download(tun.vip)
+            self.row("10 MB download (curl)" + tun.label(), tun.mode, fam, 1, 0 if good else 1,
+                     secs, secs, "" if good else f"{got} bytes, curl exit {rc}")
+            self.check(good, f"{tun.name}: 10 MB downloaded, same bytes as served "
+                             f"({got} bytes, {secs:.2f} s)")
+            v = self.vip_stats(tun.name)
+            self.check(v["packets_in"] > 0 and v["packets_out"] == 0,
+                       f"{tun.name}: rampart saw {v['packets_in']} packets to the VIP and "
+                       f"{v['packets_out']} answers from the backends (expected 0: they answer "
+                       f"the client directly)")
+
+    # ICMP
+
+    def ping(self):
+        """rampart answers ICMP echo to a VIP and to its node addresses."""
+        targets = [("nat", VIPS[("nat", 4)], 4), ("nat", VIPS[("nat", 6)], 6),
+                   ("node address", NODE4, 4), ("node address", NODE6, 6)]
+        for what, addr, fam in targets:
+            r = self.bed.run("client", "ping", f"-{fam}", "-c", "3", "-W", "2", "-i", "0.2", addr,
+                             timeout=20, check=False)
+            m = re.search(r"(\d+) packets transmitted, (\d+) received", r.stdout)
+            sent, got = (int(m.group(1)), int(m.group(2))) if m else (3, 0)
+            rtts = [float(x) / 1000 for x in re.findall(r"time=([\d.]+) ms", r.stdout)]
+            self.row(f"ping -c 3 {addr}", what, fam, sent, sent - got, percentile(rtts, 50),
+                     percentile(rtts, 99))
+            self.check(got == sent == 3, f"ping {what} {addr}: {got} of {sent} answered")
+
+    def pmtu(self):
+        """The router's client-facing MTU drops to PMTU_HOP_MTU while the
+        client's stays 1500: the backends' full-size segments to the client
+        make the router send ICMP frag-needed / packet-too-big to their
+        source, the VIP, i.e. to rampart, which must hand it to the backend
+        of the connection (translated for NAT, as it is for DR, encapsulated
+        for a tunnel) or the download stalls. `--only pmtu-nat`: NAT only."""
+        bed = self.bed
+        targets = self.pmtu_targets()
+        sh(["ip", "-n", bed.ns("router"), "link", "set", "rc0", "mtu", str(PMTU_HOP_MTU)])
+        try:
+            for mode, fam, vip in targets:
+                icmp0 = self.router_icmp_errors()
+                drops0 = self.rp.drops()
+                good, got, secs, rc = self.download(vip, max_time=20)
+                icmp = {k: v - icmp0[k] for k, v in self.router_icmp_errors().items()}
+                drops = self.rp.drops()
+                dd = {k: v - drops0.get(k, 0) for k, v in drops.items()
+                      if v - drops0.get(k, 0) > 0}
+                sent = icmp[4] if fam == 4 else icmp[6]
+                what = "frag-needed" if fam == 4 else "packet-too-big"
+                note = (f"router sent {sent} {what}; rampart drops "
+                        + (", ".join(f"{k} +{v}" for k, v in sorted(dd.items())) or "none"))
+                if not good:
+                    note = f"{got} of {BLOB_BYTES} bytes in {secs:.1f} s, curl exit {rc}; " + note
+                self.row(f"10 MB download, {PMTU_HOP_MTU}-byte MTU hop to the client", mode, fam,
+                         1, 0 if good else 1, secs, secs, note)
+                log(f"pmtu {mode} {fam_name(fam)}: {note}")
+                self.check(sent > 0, f"pmtu {mode} {fam_name(fam)}: the router sent {sent} ICMP "
+                                     f"{what} for the VIP (the case tests what it should)")
+                self.check(good, f"pmtu {mode} {fam_name(fam)}: 10 MB downloaded through a "
+                                 f"{PMTU_HOP_MTU}-byte hop, same bytes as served ({got} bytes, "
+                                 f"{secs:.2f} s)")
+        finally:
+            sh(["ip", "-n", bed.ns("router"), "link", "set", "rc0", "mtu", "1500"])
+            # the backends forget the path MTU they learnt toward the client
+            for b in BACKENDS + TUN_BACKENDS:
+                for fam in ("-4", "-6"):
+                    sh(["ip", "-n", bed.ns(b.name), fam, "route", "flush", "cache"], check=False)
+
+    def pmtu_targets(self):
+        """(mode, family, VIP) of the pmtu case's downloads."""
+        targets = [("nat", 4, VIPS[("nat", 4)]), ("nat", 6, VIPS[("nat", 6)])]
+        if "pmtu-nat" not in self.a.only:
+            targets += [("dr", 4, VIPS[("dr", 4)]), ("dr", 6, VIPS[("dr", 6)])]
+            if self.tunnels:
+                targets += [(t.mode, t.fam, t.vip) for t in TUNNELS
+                            if t.name in ("tun4-ipip", "tun6-gue")]
+        return targets
+
+    def router_icmp_errors(self):
+        """The router's ICMP errors sent so far: {4: destination unreachable
+        (frag-needed among them), 6: packet too big}."""
+        snmp = self.bed.run("router", "cat", "/proc/net/snmp").stdout.splitlines()
+        heads = [line.split() for line in snmp if line.startswith("Icmp:")]
+        v4 = dict(zip(heads[0][1:], map(int, heads[1][1:])))["OutDestUnreachs"]
+        snmp6 = self.bed.run("router", "cat", "/proc/net/snmp6").stdout
+        v6 = int(re.search(r"^Icmp6OutPktTooBigs\s+(\d+)", snmp6, re.M).group(1))
+        return {4: v4, 6: v6}
+
     def synproxy(self):
         rp = self.rp
         for fam in (4, 6):
@@ -845,14 +1136,9 @@ class Suite:
                                 f"byte ({e.get('received')} bytes back, {e.get('seconds', 0):.2f} s)")
             self.row("10 MB echo (both ways)", "synproxy", fam, 1, 0 if e["ok"] else 1,
                      e.get("seconds"), e.get("seconds"))
-            out = os.path.join(self.bed.work, f"blob.{fam}")
-            r = self.bed.run("client", "curl", "-sg", "--max-time", "60", "-o", out,
-                             "-w", "%{time_total}", url(vip, "/blob"), timeout=90, check=False)
-            good = (r.returncode == 0 and os.path.exists(out) and
-                    open(out, "rb").read() == open(os.path.join(self.bed.work, "www", "blob"),
-                                                   "rb").read())
-            self.check(good, f"synproxy {fam_name(fam)}: 10 MB downloaded, same bytes as served")
-            t = float(r.stdout or 0)
+            good, got, t, rc = self.download(vip)
+            self.check(good, f"synproxy {fam_name(fam)}: 10 MB downloaded, same bytes as served "
+                             f"({got} bytes, curl exit {rc})")
             self.row("10 MB download (curl)", "synproxy", fam, 1, 0 if good else 1, t, t)
             res = curl_batch(self.bed, url(vip), 50)
             self.curl_row("curl, new connections", "synproxy", fam, res)
@@ -1032,7 +1318,7 @@ class Suite:
         ct.start()
         time.sleep(secs / 2)
         with open(rp.cfg, "w") as f:
-            f.write(rampart_config(bed.work, nat_backends=new_set))
+            f.write(rampart_config(bed.work, nat_backends=new_set, tunnels=rp.tunnels))
         rep = rp.ctl("reload")
         self.check(sorted(rep.get("vips_changed", [])) == ["nat-4", "nat-6"],
                    f"reload: generation {rep.get('generation')}, changed {rep.get('vips_changed')}")
@@ -1138,13 +1424,29 @@ table ip shield {{
         self.flood("nftables", sp, conntrack_roles=("router", "lb"))
 
     def run(self):
+        only = self.a.only
+
+        def want(case):
+            return not only or case in only
+
         self.start_servers()
+        self.tunnel_plumbing()
         self.start_rampart()
-        self.modes()
-        self.synproxy()
-        self.flood_checks()
-        self.health()
-        self.reload()
+        if want("modes"):
+            self.modes()
+        if want("tunnel") and self.tunnels:
+            self.tunnel()
+        if want("ping"):
+            self.ping()
+        if want("pmtu") or want("pmtu-nat"):
+            self.pmtu()
+        if want("synproxy"):
+            self.synproxy()
+            self.flood_checks()
+        if want("health"):
+            self.health()
+        if want("reload"):
+            self.reload()
         drops = self.rp.drops()
         self.rp.stop()
         run = json.load(open(os.path.join(self.bed.work, "rampart.json")))
@@ -1153,7 +1455,8 @@ table ip shield {{
         self.rampart_stats["drops"] = drops
         self.rampart_stats["tx_dropped"] = run["dpdk"]["tx_dropped"]
         log(f"rampart stopped: {self.rampart_stats}")
-        self.nftables()
+        if want("nftables"):
+            self.nftables()
 
 
 # --- report ---------------------------------------------------------------------------
@@ -1191,10 +1494,12 @@ def main_suite(args):
     if os.geteuid() != 0:
         sys.exit("e2e: needs root (network namespaces, AF_PACKET)")
     missing = [t for t in ("ip", "ethtool", "curl", "wrk", "hping3", "nginx", "nft", "ss",
-                           "timeout") if not shutil.which(t)]
+                           "timeout", "ping", "clang") if not shutil.which(t)]
+    if not os.path.exists("/usr/include/bpf/bpf_helpers.h"):
+        missing.append("bpf/bpf_helpers.h")
     if missing:
         sys.exit(f"e2e: missing {', '.join(missing)} (apt-get install iproute2 ethtool curl wrk "
-                 "hping3 nginx-light nftables)")
+                 "hping3 nginx-light nftables iputils-ping clang libbpf-dev)")
     binary = args.binary
     if not binary:
         log("building: cargo build --release --features dpdk")
@@ -1239,6 +1544,10 @@ def main_suite(args):
     log(f"all {len(suite.checks)} checks passed")
 
 
+CASES = ("modes", "tunnel", "ping", "pmtu", "pmtu-nat", "synproxy", "health", "reload",
+         "nftables")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="role")
@@ -1260,7 +1569,18 @@ def main():
     p.add_argument("--work", default=os.path.join(ROOT, "target", "e2e"),
                    help="where outputs and summary.md go (default target/e2e)")
     p.add_argument("--deadline", type=int, default=900, help="seconds for the whole run")
+    p.add_argument("--only", default="",
+                   help="comma-separated cases to run (the bed and its tunnel checks always): "
+                        + ", ".join(CASES))
+    p.add_argument("--no-tunnel-vips", action="store_true",
+                   help="leave the tunnel VIPs out of rampart's config and skip their cases "
+                        "(for a rampart without tunnel mode; the tunnel backends are still "
+                        "built and checked)")
     args = p.parse_args()
+    args.only = [c for c in args.only.split(",") if c]
+    unknown = [c for c in args.only if c not in CASES]
+    if unknown:
+        p.error(f"unknown case(s) {unknown}; cases: {', '.join(CASES)}")
     if args.role == "echo-server":
         echo_server(args)
     elif args.role == "echo-client":
