@@ -81,3 +81,35 @@ impl PacketBuf for Vec<u8> {
         vec_strip_front(self, n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::RxPacket;
+
+    fn grows_and_shrinks<B: PacketBuf>(mut b: B) {
+        let before = b.data().to_vec();
+        assert!(b.prepend(20));
+        assert_eq!(b.data().len(), before.len() + 20);
+        assert_eq!(
+            &b.data()[20..],
+            &before[..],
+            "the frame itself does not change"
+        );
+        b.data_mut()[..20].fill(0xee);
+        assert!(b.strip_front(20));
+        assert_eq!(b.data(), &before[..]);
+        assert!(b.prepend(HEADROOM), "a whole headroom's worth");
+        assert!(b.strip_front(HEADROOM));
+        assert!(!b.prepend(HEADROOM + 1), "more than an mbuf could hold");
+        assert!(!b.strip_front(before.len() + 1), "more than the frame");
+        assert_eq!(b.data(), &before[..], "refusals change nothing");
+    }
+
+    #[test]
+    fn vec_and_rx_packet_grow_and_shrink_at_the_front() {
+        let frame: Vec<u8> = (0..60u8).collect();
+        grows_and_shrinks(frame.clone());
+        grows_and_shrinks(RxPacket::new(frame, 7));
+    }
+}
