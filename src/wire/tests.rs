@@ -734,38 +734,6 @@ fn nd_refusals() {
     assert!(!nd::nd_advert_in_place(&mut f, &d, OUR));
 }
 
-// ---------------------------------------------------------------- speed
-
-/// `cargo test --release --lib wire::tests::parse_speed -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn parse_speed() {
-    use std::hint::black_box;
-    use std::time::Instant;
-    let f = tcp4();
-    let n = 20_000_000u32;
-    let mut acc = 0u64;
-    let t = Instant::now();
-    for _ in 0..n {
-        let d: FlowDesc = parse(black_box(&f)).unwrap();
-        acc = acc.wrapping_add(u64::from(d.key.sport));
-    }
-    let per = t.elapsed().as_nanos() as f64 / f64::from(n);
-    println!("parse tcp4: {per:.2} ns/packet ({acc})");
-
-    let mut g = f.clone();
-    let d = parse(&g).unwrap();
-    let a = (v4([198, 18, 10, 1]), 8080);
-    let b = (v4([198, 18, 2, 10]), 80);
-    let t = Instant::now();
-    for i in 0..n {
-        let to = if i & 1 == 0 { a } else { b };
-        rewrite(black_box(&mut g), black_box(&d), None, Some(to));
-    }
-    let per = t.elapsed().as_nanos() as f64 / f64::from(n);
-    println!("rewrite tcp4 dst addr+port: {per:.2} ns/packet");
-}
-
 proptest! {
     /// The transforms trust a descriptor's offsets but must not panic even
     /// when it does not describe the buffer at all.
