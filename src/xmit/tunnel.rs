@@ -32,6 +32,7 @@ use crate::conntrack::flow_hash;
 use crate::flow::{proto, Addr, FlowDesc, FlowKey};
 use crate::snapshot::MAGLEV_SEED;
 use crate::stats::DropReason;
+use crate::wire::icmp::Quoted;
 use crate::wire::{checksum, rewrite};
 
 pub struct Tunnel;
@@ -77,65 +78,21 @@ impl Forwarding for Tunnel {
         tx: &Tx,
         front: &mut Front,
     ) -> Result<(), DropReason> {
-        let encap = tx.vip.encap.unwrap_or(Encap::Ipip);
-        let backend = tx.backend.key.addr;
-        let src = tx
-            .snap
-            .node_addr_for(&backend)
-            .ok_or(DropReason::TunnelNoSource)?;
-        let l3 = usize::from(d.l3_off);
-        let inner_len = usize::from(d.l4_off - d.l3_off) + usize::from(d.l4_len);
-        let inner = frame.get(l3..l3 + inner_len).ok_or(DropReason::Malformed)?;
-        let df = !d.is_v4() || inner.get(6).is_some_and(|b| b & 0x40 != 0);
-        if inner_len + overhead(encap, &backend) > usize::from(tx.snap.mtu) {
-            return Err(if df {
-                DropReason::TunnelTooBig
-            } else {
-                DropReason::TunnelNoDf
-            });
-        }
-        let hash = flow_hash(&d.key, MAGLEV_SEED);
-        let tos = if d.is_v4() {
-            inner.get(1).copied().unwrap_or(0)
-        } else {
-            let w = u16::from_be_bytes([
-                inner.first().copied().unwrap_or(0),
-                inner.get(1).copied().unwrap_or(0),
-            ]);
-            (w >> 4) as u8
-        };
-        let inner_proto = if d.is_v4() {
-            IPPROTO_IPIP
-        } else {
-            IPPROTO_IPV6
-        };
-        let f = front;
-        let n = write_outer(
-            &mut f.bytes,
-            &Outer {
-                src,
-                dst: backend,
-                encap,
-                inner_proto,
-                tos,
-                df,
-                ipv4_id: if d.is_v4() {
-                    u16::from_be_bytes([
-                        inner.get(4).copied().unwrap_or(0),
-                        inner.get(5).copied().unwrap_or(0),
-                    ])
-                } else {
-                    0
-                },
-                hash,
-            },
-            inner,
-        )
-        .ok_or(DropReason::TunnelNoSource)?;
-        f.len = n as u8;
-        f.ethertype = if backend.is_v4() { 0x0800 } else { 0x86dd };
-        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
-        Ok(())
+        wrap(frame, d, &d.key, tx, front)
+    }
+
+    /// An error about a backend's direct answer goes to that backend
+    /// wrapped like the connection's packets, its outer flow label and GUE
+    /// source port those of the quoted connection, so it lands on the
+    /// backend's queue where that connection's packets land.
+    fn icmp_in(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        q: &Quoted,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason> {
+        wrap(frame, d, &q.key.reversed(), tx, front)
     }
 
     /// Replies go from the backend to the client directly.
@@ -143,6 +100,76 @@ impl Forwarding for Tunnel {
     fn outbound(_: &mut [u8], _: &FlowDesc, _: &Tx) -> Result<(), DropReason> {
         Err(DropReason::NoConn)
     }
+}
+
+/// Wraps the IP packet `d` describes for the connection's backend; the
+/// outer header's hash-derived fields follow the client's flow `flow`.
+fn wrap(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    flow: &FlowKey,
+    tx: &Tx,
+    front: &mut Front,
+) -> Result<(), DropReason> {
+    let encap = tx.vip.encap.unwrap_or(Encap::Ipip);
+    let backend = tx.backend.key.addr;
+    let src = tx
+        .snap
+        .node_addr_for(&backend)
+        .ok_or(DropReason::TunnelNoSource)?;
+    let l3 = usize::from(d.l3_off);
+    let inner_len = usize::from(d.l4_off - d.l3_off) + usize::from(d.l4_len);
+    let inner = frame.get(l3..l3 + inner_len).ok_or(DropReason::Malformed)?;
+    let df = !d.is_v4() || inner.get(6).is_some_and(|b| b & 0x40 != 0);
+    if inner_len + overhead(encap, &backend) > usize::from(tx.snap.mtu) {
+        return Err(if df {
+            DropReason::TunnelTooBig
+        } else {
+            DropReason::TunnelNoDf
+        });
+    }
+    let hash = flow_hash(flow, MAGLEV_SEED);
+    let tos = if d.is_v4() {
+        inner.get(1).copied().unwrap_or(0)
+    } else {
+        let w = u16::from_be_bytes([
+            inner.first().copied().unwrap_or(0),
+            inner.get(1).copied().unwrap_or(0),
+        ]);
+        (w >> 4) as u8
+    };
+    let inner_proto = if d.is_v4() {
+        IPPROTO_IPIP
+    } else {
+        IPPROTO_IPV6
+    };
+    let f = front;
+    let n = write_outer(
+        &mut f.bytes,
+        &Outer {
+            src,
+            dst: backend,
+            encap,
+            inner_proto,
+            tos,
+            df,
+            ipv4_id: if d.is_v4() {
+                u16::from_be_bytes([
+                    inner.get(4).copied().unwrap_or(0),
+                    inner.get(5).copied().unwrap_or(0),
+                ])
+            } else {
+                0
+            },
+            hash,
+        },
+        inner,
+    )
+    .ok_or(DropReason::TunnelNoSource)?;
+    f.len = n as u8;
+    f.ethertype = if backend.is_v4() { 0x0800 } else { 0x86dd };
+    rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
+    Ok(())
 }
 
 /// What the outer headers say.
