@@ -187,7 +187,7 @@ fn syn_cookies(c: &mut Criterion) {
     let mut ws = WorkerState::new(&snap, 0, 1, 11);
     ws.set_clock(1_700_000_000);
     // 64K distinct spoofed sources, ports and ISNs, Linux SYN options.
-    let templates: Vec<Vec<u8>> = (0..1 << 12).map(rampart::fixtures::flood_syn).collect();
+    let templates: Vec<Vec<u8>> = (0..1 << 12).map(rampart::workload::flood_syn).collect();
     let mut burst: Vec<Vec<u8>> = (0..32).map(|_| templates[0].clone()).collect();
     let mut verdicts = [Verdict::Forward; 32];
     let mut k = 0usize;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::fixtures;
+use crate::workload;
 
 /// What `rampart bench` was asked for.
 pub struct BenchOptions {
@@ -79,21 +79,21 @@ fn run_in(o: &BenchOptions, dir: &Path) -> Result<Vec<Row>, String> {
     for (i, (name, file)) in workloads.iter().enumerate() {
         let pcap = dir.join(file);
         let frames = match i {
-            0 => fixtures::write_traffic(&pcap, o.flows, ESTABLISHED_PACKETS_PER_FLOW)?,
-            1 => fixtures::write_new_connections(&pcap, o.new_conns)?,
-            2 => fixtures::write_syn_flood(&pcap, o.syns)?,
+            0 => workload::write_traffic(&pcap, o.flows, ESTABLISHED_PACKETS_PER_FLOW)?,
+            1 => workload::write_new_connections(&pcap, o.new_conns)?,
+            2 => workload::write_syn_flood(&pcap, o.syns)?,
             // The reference config's FullNAT VIP `api` and DR VIP `static`.
-            3 => fixtures::write_client_flows(
+            3 => workload::write_client_flows(
                 &pcap,
                 o.flows,
                 ESTABLISHED_PACKETS_PER_FLOW,
-                (fixtures::net::API4, 443),
+                (workload::net::API4, 443),
             )?,
-            _ => fixtures::write_client_flows(
+            _ => workload::write_client_flows(
                 &pcap,
                 o.flows,
                 ESTABLISHED_PACKETS_PER_FLOW,
-                (fixtures::net::STATIC4, 80),
+                (workload::net::STATIC4, 80),
             )?,
         };
         eprintln!("bench: {name}: {frames} frames, {} s per run", o.seconds);
@@ -238,7 +238,7 @@ fn rampart(
     // a rampart already running on this box.
     let mut text = format!(
         "[control]\nsocket = \"\"\nprometheus = \"\"\n\n{}",
-        fixtures::CONFIG_TEXT
+        workload::CONFIG_TEXT
     );
     let _ = write!(
         text,

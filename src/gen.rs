@@ -1,4 +1,5 @@
-//! Packet builder for fixtures, golden tests and `rampart gen`.
+//! Packet builder for `rampart gen`, `rampart bench`'s captures, the golden
+//! fixtures (rampart-testkit) and tests.
 //!
 //! Golden tests state the packet they expect field by field, so this builder
 //! is deliberately independent of the datapath: it writes every header by

@@ -99,16 +99,13 @@ enum Cmd {
     },
     /// Validate a config file; exits non-zero with FILE:LINE:COL: KEY: reason.
     CheckConfig { file: PathBuf },
-    /// Write the replay fixtures (pcaps and expected outputs) into a directory.
+    /// Write a synthetic capture for throughput runs against
+    /// configs/rampart.toml (the replay fixtures are written by
+    /// `cargo run -p rampart-testkit --bin fixtures`).
+    #[command(group(clap::ArgGroup::new("workload").required(true).args(["traffic", "syn_flood"])))]
     Gen {
-        /// Output directory.
-        #[arg(long, short, default_value = "pcap-fixtures")]
-        dir: PathBuf,
-        /// Also write the fuzz seed corpus (one input per scenario and per frame) here.
-        #[arg(long)]
-        fuzz_corpus: Option<PathBuf>,
-        /// Instead of the fixtures, write a synthetic NAT capture for
-        /// throughput runs to this file.
+        /// A NAT capture: concurrent TCP connections to the VIP `web`,
+        /// handshake then data both ways.
         #[arg(long, value_name = "OUT.pcap")]
         traffic: Option<PathBuf>,
         /// --traffic: concurrent TCP connections (distinct clients).
@@ -117,8 +114,8 @@ enum Cmd {
         /// --traffic: frames per connection (handshake included, at least 3).
         #[arg(long, default_value_t = 10, requires = "traffic")]
         packets_per_flow: u32,
-        /// Instead of the fixtures, write a SYN flood to this file: spoofed
-        /// SYNs from 198.19.0.0/16 to the SYN proxy VIP `shield`.
+        /// A SYN flood: spoofed SYNs from 198.19.0.0/16 to the SYN proxy
+        /// VIP `shield`.
         #[arg(long, value_name = "OUT.pcap", conflicts_with = "traffic")]
         syn_flood: Option<PathBuf>,
         /// --syn-flood: number of SYNs.
@@ -216,7 +213,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             packets_per_flow,
             ..
         } => {
-            let n = rampart::fixtures::write_traffic(&out, flows, packets_per_flow)?;
+            let n = rampart::workload::write_traffic(&out, flows, packets_per_flow)?;
             println!("{}: {n} frames, {flows} flows", out.display());
             Ok(())
         }
@@ -225,26 +222,11 @@ fn run(cmd: Cmd) -> Result<(), String> {
             count,
             ..
         } => {
-            let n = rampart::fixtures::write_syn_flood(&out, count)?;
+            let n = rampart::workload::write_syn_flood(&out, count)?;
             println!("{}: {n} SYNs", out.display());
             Ok(())
         }
-        Cmd::Gen {
-            dir,
-            fuzz_corpus,
-            traffic: None,
-            syn_flood: None,
-            ..
-        } => {
-            let mut written = rampart::fixtures::write_all(&dir)?;
-            if let Some(c) = fuzz_corpus {
-                written.extend(rampart::fixtures::write_fuzz_corpus(&c)?);
-            }
-            for f in &written {
-                println!("{}", f.display());
-            }
-            Ok(())
-        }
+        Cmd::Gen { .. } => Err("gen needs --traffic OUT.pcap or --syn-flood OUT.pcap".into()),
     }
 }
 

@@ -552,7 +552,7 @@ mod tests {
     /// for reset only when its check says `down = "reset"`.
     #[test]
     fn down_backends_leave_the_table_and_reset_by_policy() {
-        let text = crate::fixtures::CONFIG_TEXT;
+        let text = crate::workload::CONFIG_TEXT;
         let cfg = crate::config::parse(text, "t.toml").unwrap();
         let prev = Snapshot::build(&cfg);
         let down = BackendKey {

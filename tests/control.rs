@@ -4,7 +4,6 @@
 //! whose probes are answered by backend SYN-ACKs and RSTs in the capture.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use rampart::config;
 use rampart::control::health::{Checker, ProbeParams, Target};
@@ -16,9 +15,7 @@ use rampart::probe::{ProbeOrder, ProbeOutcome, ProbeResult};
 use rampart::replay::REPLAY_PROBE_KEY;
 use rampart::snapshot::{BackendState, Snapshot};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-}
+use rampart_testkit::rampart_bin as bin;
 
 const T0: u64 = 1_700_000_000 * 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -113,7 +110,7 @@ fn run_replay(
     stats: &Path,
     extra: &[&str],
 ) -> serde_json::Value {
-    let o = bin()
+    let o = bin!()
         .args(["replay", "--no-progress", "-c"])
         .arg(cfg)
         .arg("--out")
@@ -137,7 +134,7 @@ fn run_replay(
 /// The shipped config with `web`'s backends changed: 198.18.1.11 removed,
 /// 198.18.1.14 added, 198.18.1.12 re-weighted from 1 to 3.
 fn reloaded_text() -> String {
-    let t = rampart::fixtures::CONFIG_TEXT;
+    let t = rampart_testkit::fixtures::CONFIG_TEXT;
     let old11 = "address = \"198.18.1.11\"\nport = 8080\nweight = 1";
     let old12 = "address = \"198.18.1.12\"\nport = 8080\nweight = 1";
     assert!(
@@ -153,7 +150,8 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let new_cfg = dir.path().join("new.toml");
     std::fs::write(&new_cfg, reloaded_text()).unwrap();
-    let old_cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart::fixtures::CONFIG_PATH);
+    let old_cfg =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart_testkit::fixtures::CONFIG_PATH);
 
     // 300 clients open a connection; the reload comes after their SYNs;
     // then each sends data on its connection and 300 new clients arrive.
@@ -187,7 +185,8 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
     assert_eq!(s["tx_packets"], 3 * u64::from(n));
     assert_eq!(s["reloads"], 1);
 
-    let old_snap = Snapshot::build(&config::parse(rampart::fixtures::CONFIG_TEXT, "old").unwrap());
+    let old_snap =
+        Snapshot::build(&config::parse(rampart_testkit::fixtures::CONFIG_TEXT, "old").unwrap());
     let new_conf = config::parse(&reloaded_text(), "new").unwrap();
     let new_snap = Snapshot::derive(&new_conf, Some(&old_snap), |_| BackendState::Up, 1);
     let key = |(c, p): (Addr, u16)| FlowKey {
@@ -256,7 +255,7 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
 
 /// The shipped config without VIP `web`, with `extra` prepended.
 fn without_web(extra: &str) -> String {
-    let t = rampart::fixtures::CONFIG_TEXT;
+    let t = rampart_testkit::fixtures::CONFIG_TEXT;
     let name = t.find("name = \"web\"\n").unwrap();
     let start = t[..name].rfind("[[vip]]").unwrap();
     let end = name + t[name..].find("[[vip]]").unwrap();
@@ -270,7 +269,8 @@ fn without_web(extra: &str) -> String {
 #[test]
 fn removed_vips_and_backends_drain_or_reset() {
     let dir = tempfile::tempdir().unwrap();
-    let old_cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart::fixtures::CONFIG_PATH);
+    let old_cfg =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart_testkit::fixtures::CONFIG_PATH);
     let n = 100u16;
     let client = |i: u16| (Addr::from_v4([198, 18, 62, (i % 250) as u8]), 20000 + i);
     let mut frames = Vec::new();
@@ -291,7 +291,8 @@ fn removed_vips_and_backends_drain_or_reset() {
     }
     let input = dir.path().join("in.pcap");
     write_pcap(&input, &frames);
-    let old_snap = Snapshot::build(&config::parse(rampart::fixtures::CONFIG_TEXT, "old").unwrap());
+    let old_snap =
+        Snapshot::build(&config::parse(rampart_testkit::fixtures::CONFIG_TEXT, "old").unwrap());
     let on11: Vec<bool> = (0..n)
         .map(|i| {
             let (c, p) = client(i);
@@ -391,7 +392,8 @@ fn removed_vips_and_backends_drain_or_reset() {
 #[test]
 fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let old_cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart::fixtures::CONFIG_PATH);
+    let old_cfg =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart_testkit::fixtures::CONFIG_PATH);
     let input = dir.path().join("in.pcap");
     write_pcap(
         &input,
@@ -404,10 +406,10 @@ fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
     let bigger = dir.path().join("bigger.toml");
     std::fs::write(
         &bigger,
-        rampart::fixtures::CONFIG_TEXT.replace("capacity = 65536", "capacity = 131072"),
+        rampart_testkit::fixtures::CONFIG_TEXT.replace("capacity = 65536", "capacity = 131072"),
     )
     .unwrap();
-    let o = bin()
+    let o = bin!()
         .args(["replay", "-c"])
         .arg(&old_cfg)
         .arg("--reload")
@@ -425,10 +427,14 @@ fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
     let broken = dir.path().join("broken.toml");
     std::fs::write(
         &broken,
-        rampart::fixtures::CONFIG_TEXT.replacen("table_size = 65537", "table_size = 65536", 1),
+        rampart_testkit::fixtures::CONFIG_TEXT.replacen(
+            "table_size = 65537",
+            "table_size = 65536",
+            1,
+        ),
     )
     .unwrap();
-    let o = bin()
+    let o = bin!()
         .args(["replay", "-c"])
         .arg(&old_cfg)
         .arg("--reload")

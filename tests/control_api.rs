@@ -164,7 +164,7 @@ impl Harness {
     fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("rampart.toml");
-        let text = rampart::fixtures::CONFIG_TEXT;
+        let text = rampart_testkit::fixtures::CONFIG_TEXT;
         std::fs::write(&config_path, text).unwrap();
         let cfg = config::parse(text, &config_path.display().to_string()).unwrap();
         let (control, links) =
@@ -897,7 +897,7 @@ fn ctl_reload_rereads_the_file_and_refuses_a_broken_one() {
 
     // A good edit: web's third backend reweighted, a VIP added.
     let old13 = "address = \"198.18.1.13\"\nport = 8080\nweight = 2";
-    let text = rampart::fixtures::CONFIG_TEXT;
+    let text = rampart_testkit::fixtures::CONFIG_TEXT;
     assert!(text.contains(old13), "configs/rampart.toml changed shape");
     let good = text.replace(old13, "address = \"198.18.1.13\"\nport = 8080\nweight = 4")
         + "\n[[vip]]\nname = \"web3\"\naddress = \"198.18.100.60\"\nport = 80\nprotocol = \"tcp\"\n\

@@ -17,16 +17,16 @@ use proptest::prelude::*;
 use rampart::config;
 use rampart::conntrack::{addr_hash, ConnState};
 use rampart::datapath::{process, Verdict, WorkerState};
-use rampart::fixtures::{
-    self,
-    net::{parse as ip, GATEWAY_MAC, NODE_MAC},
-};
 use rampart::flow::tcp_flags::{ACK, FIN, PSH, RST, SYN};
 use rampart::flow::{proto, Addr, FlowKey, Mac};
 use rampart::gen::{self, Eth, TcpSeg};
 use rampart::snapshot::{Snapshot, MAGLEV_SEED};
 use rampart::stats::{DropReason, Event, FlowCounters};
 use rampart::xmit::lport::FIRST_PORT;
+use rampart_testkit::fixtures::{
+    self,
+    net::{parse as ip, GATEWAY_MAC, NODE_MAC},
+};
 
 const SEED: u64 = 0x5eed_0f7e_5700;
 

@@ -20,9 +20,7 @@ use rampart::control::state::Control;
 use rampart::stats::{DropReason, Event};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use rampart_testkit::common::root;
 
 fn read(rel: &str) -> String {
     let path = root().join(rel);

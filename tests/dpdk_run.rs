@@ -25,17 +25,11 @@
 //! installs). Without the feature only the last test runs: `rampart run`
 //! refuses in one line.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use rampart_testkit::common::root;
+use rampart_testkit::rampart_bin as bin;
 
 /// Runs `cmd` to the end, killing it (and failing the test) after `limit`.
 fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
@@ -86,8 +80,7 @@ mod dpdk {
 
     use std::path::Path;
 
-    use rampart::fixtures;
-    use rampart::io::PcapReader;
+    use rampart_testkit::fixtures;
 
     /// Per-process EAL arguments: no hugepages, no PCI scan, no shared
     /// config, no telemetry socket, a file prefix of its own.
@@ -120,16 +113,12 @@ mod dpdk {
             let _ = std::fs::remove_dir_all(Path::new(base).join(prefix(tag)));
         }
         if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
-            let _ = std::fs::remove_dir_all(PathBuf::from(d).join("dpdk").join(prefix(tag)));
+            let _ =
+                std::fs::remove_dir_all(std::path::PathBuf::from(d).join("dpdk").join(prefix(tag)));
         }
     }
 
-    fn frames(p: &Path) -> Vec<Vec<u8>> {
-        PcapReader::open(p)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .map(|r| r.unwrap_or_else(|e| panic!("{e}")).data)
-            .collect()
-    }
+    use rampart_testkit::common::frames;
 
     /// `[control]` of every run but the control API's own tests: neither
     /// the API socket nor the metrics listener, whose defaults
@@ -176,7 +165,7 @@ mod dpdk {
             out.display()
         );
         config_with(cfg_base, TEST_DPDK, &[port], &cfg);
-        let mut cmd = bin();
+        let mut cmd = bin!();
         cmd.arg("run")
             .arg("--config")
             .arg(&cfg)
@@ -206,7 +195,7 @@ mod dpdk {
     ) -> (Vec<Vec<u8>>, serde_json::Value) {
         let out = dir.join(format!("{tag}.replay.pcap"));
         let json = dir.join(format!("{tag}.replay.json"));
-        let mut cmd = bin();
+        let mut cmd = bin!();
         cmd.arg("replay")
             .arg("--config")
             .arg(cfg)
@@ -315,7 +304,7 @@ mod dpdk {
     fn run_on_net_pcap_matches_replay_over_many_bursts() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("traffic.pcap");
-        let o = bin()
+        let o = bin!()
             .args(["gen", "--traffic"])
             .arg(&input)
             .args(["--flows", "300", "--packets-per-flow", "8"])
@@ -531,7 +520,7 @@ port = 8443
             &run_cfg,
         );
         let json = dir.path().join("two.json");
-        let mut cmd = bin();
+        let mut cmd = bin!();
         cmd.arg("run")
             .arg("--config")
             .arg(&run_cfg)
@@ -598,7 +587,7 @@ port = 8443
             &[port],
             &cfg,
         );
-        let mut cmd = bin();
+        let mut cmd = bin!();
         // The rate lines are logged at info (to stderr).
         cmd.env("RUST_LOG", "info")
             .arg("run")
@@ -689,7 +678,7 @@ port = 8443
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
         config_with(&root().join(fixtures::CONFIG_PATH), dpdk, ports, &cfg);
-        let mut cmd = bin();
+        let mut cmd = bin!();
         cmd.arg("run")
             .arg("--config")
             .arg(&cfg)
@@ -750,7 +739,7 @@ port = 8443
         // A pool too small for an infinite_rx capture (it needs the whole
         // file in mbufs): the rx queue cannot be set up.
         let big = dir.path().join("big.pcap");
-        let g = bin()
+        let g = bin!()
             .args(["gen", "--traffic"])
             .arg(&big)
             .args(["--flows", "300", "--packets-per-flow", "8"])
@@ -851,7 +840,7 @@ port = 8443
             &["net_ring0".to_string()],
             &cfg,
         );
-        let mut cmd = bin();
+        let mut cmd = bin!();
         cmd.arg("run")
             .arg("--config")
             .arg(&cfg)
@@ -989,7 +978,7 @@ port = 8443
 
     /// `rampart ctl --socket SOCK ARGS`, bounded.
     fn ctl(sock: &Path, args: &[&str]) -> Output {
-        let mut cmd = bin();
+        let mut cmd = bin!();
         cmd.arg("ctl").arg("--socket").arg(sock).args(args);
         run_bounded(cmd, Duration::from_secs(30))
     }
@@ -1119,7 +1108,7 @@ port = 8443
         };
         write_cfg("");
         let json = dir.path().join("ctl.json");
-        let mut cmd = bin();
+        let mut cmd = bin!();
         // Reloads are logged at info.
         cmd.env("RUST_LOG", "info")
             .arg("run")
@@ -1340,7 +1329,7 @@ port = 8443
                 &[port],
                 &cfg,
             );
-            let mut cmd = bin();
+            let mut cmd = bin!();
             cmd.arg("run")
                 .arg("--config")
                 .arg(&cfg)
@@ -1408,7 +1397,7 @@ port = 8443
 #[cfg(not(feature = "dpdk"))]
 #[test]
 fn run_without_the_feature_says_how_to_build() {
-    let mut cmd = bin();
+    let mut cmd = bin!();
     cmd.arg("run")
         .arg("--config")
         .arg(root().join("configs/rampart.toml"));
@@ -1423,7 +1412,7 @@ fn run_without_the_feature_says_how_to_build() {
 #[cfg(not(feature = "dpdk"))]
 #[test]
 fn bench_without_the_feature_says_how_to_build() {
-    let mut cmd = bin();
+    let mut cmd = bin!();
     cmd.args(["bench", "--seconds", "1"]);
     let o = run_bounded(cmd, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&o.stderr);

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rampart::{fixtures, harness};
+use rampart_testkit::{fixtures, harness};
 
 #[test]
 fn seeds_run_clean() {

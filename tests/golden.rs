@@ -1,10 +1,10 @@
 //! Golden fixtures: every row of every scenario through the datapath, the
 //! verdict and the transmitted frame compared with the expectation built
-//! field by field in `rampart::fixtures`.
+//! field by field in `rampart_testkit::fixtures`.
 
 use rampart::datapath::{process, Verdict, WorkerState};
-use rampart::fixtures::{self, timestamp};
 use rampart::snapshot::Snapshot;
+use rampart_testkit::fixtures::{self, timestamp};
 
 fn first_difference(a: &[u8], b: &[u8]) -> String {
     let at = a

@@ -9,51 +9,29 @@
 //! --include-ignored` runs them, as CI does, and there a missing tshark
 //! fails them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use rampart::datapath::Verdict;
-use rampart::fixtures;
-use rampart::io::PcapReader;
+use rampart_testkit::fixtures;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn frames(p: &Path) -> Vec<Vec<u8>> {
-    PcapReader::open(p)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .map(|r| r.unwrap_or_else(|e| panic!("{e}")).data)
-        .collect()
-}
+use rampart_testkit::common::{frames, root};
+use rampart_testkit::rampart_bin as bin;
 
 #[test]
 fn shipped_fixtures_match_the_generator() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args(["gen", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fixtures::write_all(dir.path()).unwrap();
     let mut n = 0;
     for sc in fixtures::scenarios() {
         for suffix in ["in", "expected"] {
             let name = format!("{}.{suffix}.pcap", sc.name);
             let fresh = std::fs::read(dir.path().join(&name)).unwrap();
             let shipped = std::fs::read(root().join("pcap-fixtures").join(&name))
-                .unwrap_or_else(|e| panic!("pcap-fixtures/{name}: {e} (run `rampart gen`)"));
+                .unwrap_or_else(|e| panic!("pcap-fixtures/{name}: {e} (run `cargo run -p rampart-testkit --bin fixtures`)"));
             assert!(
                 fresh == shipped,
-                "pcap-fixtures/{name} is stale: run `cargo run -- gen`"
+                "pcap-fixtures/{name} is stale: run `cargo run -p rampart-testkit --bin fixtures`"
             );
             n += 1;
         }
@@ -73,7 +51,7 @@ fn replay_every_fixture() {
             .join(format!("{}.expected.pcap", sc.name));
         let out = tmp.path().join(format!("{}.out.pcap", sc.name));
         let stats = tmp.path().join(format!("{}.json", sc.name));
-        let run = bin()
+        let run = bin!()
             .arg("replay")
             .arg("--config")
             .arg(root().join(fixtures::CONFIG_PATH))
@@ -318,7 +296,7 @@ fn bad_inputs_give_clear_errors() {
         (&junk, "junk.pcap"),
         (&missing, "missing.pcap"),
     ] {
-        let out = bin()
+        let out = bin!()
             .arg("replay")
             .arg("--config")
             .arg(&cfg)
@@ -339,7 +317,7 @@ fn bad_inputs_give_clear_errors() {
 #[test]
 fn check_config_names_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let ok = bin()
+    let ok = bin!()
         .arg("check-config")
         .arg(root().join("configs/rampart.toml"))
         .output()
@@ -360,7 +338,7 @@ fn check_config_names_file_line_and_key() {
         text.contains("table_size = 65537"),
         "configs/rampart.toml should set table_size"
     );
-    let out = bin().arg("check-config").arg(&bad).output().unwrap();
+    let out = bin!().arg("check-config").arg(&bad).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     let line = text.lines().position(|l| l.contains("table_size")).unwrap() + 1;
@@ -383,7 +361,7 @@ fn syn_flood_creates_nothing() {
         let flood = tmp.path().join(format!("flood-{count}.pcap"));
         let out = tmp.path().join(format!("flood-{count}.out.pcap"));
         let stats = tmp.path().join(format!("flood-{count}.json"));
-        let gen = bin()
+        let gen = bin!()
             .args(["gen", "--count", &count.to_string(), "--syn-flood"])
             .arg(&flood)
             .output()
@@ -393,7 +371,7 @@ fn syn_flood_creates_nothing() {
             "{}",
             String::from_utf8_lossy(&gen.stderr)
         );
-        let run = bin()
+        let run = bin!()
             .arg("replay")
             .arg("--config")
             .arg(root().join(fixtures::CONFIG_PATH))

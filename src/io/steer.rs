@@ -86,7 +86,6 @@ fn icmp_error_owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &FlowDesc) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures;
     use crate::flow::Mac;
     use crate::gen;
 
@@ -97,7 +96,7 @@ mod tests {
     #[test]
     fn one_worker_owns_everything() {
         assert_eq!(client_owner(&a("198.18.200.1"), 1234, 1), 0);
-        let snap = Snapshot::build(&fixtures::config());
+        let snap = Snapshot::build(&crate::workload::reference_config());
         let mut d = FlowDesc::default();
         assert_eq!(owner(&[0u8; 60], &snap, 1, &mut d), None);
     }
@@ -136,7 +135,7 @@ mod tests {
 
     #[test]
     fn both_directions_of_a_connection_have_one_owner() {
-        let snap = Snapshot::build(&fixtures::config());
+        let snap = Snapshot::build(&crate::workload::reference_config());
         let mut d = FlowDesc::default();
         let eth = gen::Eth {
             src: Mac([2, 0, 0, 0, 0, 9]),

@@ -7,10 +7,10 @@
 //! datapath must return a verdict without panicking, and a frame it
 //! forwards must still parse.
 
-use crate::datapath::{process, Verdict, WorkerState};
 use crate::fixtures;
-use crate::snapshot::Snapshot;
-use crate::wire;
+use rampart::datapath::{process, Verdict, WorkerState};
+use rampart::snapshot::Snapshot;
+use rampart::wire;
 
 /// Frames per input at most: bounds the work one input can cause.
 pub const MAX_FRAMES: usize = 64;
@@ -59,7 +59,7 @@ const WORKERS: u16 = 256;
 
 /// Runs one fuzz input and returns the worker's counters. Panics only if an
 /// invariant breaks.
-pub fn run(data: &[u8]) -> crate::stats::WorkerStats {
+pub fn run(data: &[u8]) -> rampart::stats::WorkerStats {
     let snap = snapshot();
     let mut ws = WorkerState::new(snap, 0, WORKERS, 0x0f0f);
     // The fixtures' capture time, so the SYN proxy seeds' cookies are live
@@ -80,7 +80,7 @@ pub fn run(data: &[u8]) -> crate::stats::WorkerStats {
             Verdict::Forward | Verdict::Reply => {
                 // Only encapsulation grows a frame, by at most its outer headers.
                 assert!(
-                    buf.len() <= f.len() + crate::xmit::FRONT_MAX,
+                    buf.len() <= f.len() + rampart::xmit::FRONT_MAX,
                     "the datapath made a frame longer than encapsulation can"
                 );
                 assert!(

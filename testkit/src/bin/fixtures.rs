@@ -1,0 +1,44 @@
+//! Writes the replay fixtures (`NAME.in.pcap`, `NAME.expected.pcap`) into a
+//! directory, and the fuzz seed corpus if asked:
+//!
+//!     cargo run -p rampart-testkit --bin fixtures -- [--dir pcap-fixtures] [--fuzz-corpus DIR]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Write rampart's replay fixtures and fuzz seed corpus")]
+struct Args {
+    /// Output directory of the fixtures.
+    #[arg(long, short, default_value = "pcap-fixtures")]
+    dir: PathBuf,
+    /// Also write the fuzz seed corpus (one input per scenario and per frame) here.
+    #[arg(long)]
+    fuzz_corpus: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut written = match rampart_testkit::fixtures::write_all(&args.dir) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("fixtures: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(c) = args.fuzz_corpus {
+        match rampart_testkit::fixtures::write_fuzz_corpus(&c) {
+            Ok(w) => written.extend(w),
+            Err(e) => {
+                eprintln!("fixtures: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for f in &written {
+        println!("{}", f.display());
+    }
+    ExitCode::SUCCESS
+}
