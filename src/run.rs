@@ -339,7 +339,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                     Some(a)
                 }
                 Err(e) => {
-                    startup_error = Some(e);
+                    startup_error = Some(e.to_string());
                     None
                 }
             }
@@ -357,7 +357,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                     Some(m)
                 }
                 Err(e) => {
-                    startup_error = Some(e);
+                    startup_error = Some(e.to_string());
                     None
                 }
             }

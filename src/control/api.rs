@@ -1,10 +1,12 @@
 //! The control API socket: newline-delimited JSON over a Unix stream socket
 //! (protocol in [`super::model`]).
 //!
-//! [`ApiServer`] owns the socket file and an accept thread; each client gets
-//! its own thread, at most [`MAX_CLIENTS`] at a time. The server owns framing
-//! and error answers only: every well-formed [`Request`] goes to a
-//! [`Handler`], which the control thread implements.
+//! [`ApiServer`] owns the socket file and runs it on the control plane's
+//! bounded server ([`super::server`]): each client gets its own thread, at
+//! most [`MAX_CLIENTS`] at a time, one more is answered "too many clients"
+//! and closed. This module owns framing and error answers only: every
+//! well-formed [`Request`] goes to a [`Handler`], which the control thread
+//! implements.
 //!
 //! Invariants:
 //! - The socket is never reachable with a mode wider than 0600: it is bound
@@ -23,14 +25,14 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::model::{code, ApiError, Request, MAX_REQUEST_BYTES};
+use super::server::{Limits, Server};
 
 /// Clients served at the same time; one more is answered "too many clients"
 /// and closed.
@@ -43,7 +45,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long writing one answer may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often the accept loop and idle clients look at the stop flag.
+/// The read timeout of a client's socket: how often a client's thread looks
+/// at the stop flag and its idle clock.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Bytes read from a client at a time.
@@ -54,31 +57,81 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request) -> Result<Value, ApiError>;
 }
 
+/// Why the control socket did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("control socket {}: not a file path", .path.display())]
+    NotAFilePath { path: PathBuf },
+    #[error("control socket {}: exists and is not a socket; not replacing it", .path.display())]
+    NotASocket { path: PathBuf },
+    #[error("control socket {}: in use by a running process (another rampart?)", .path.display())]
+    InUse { path: PathBuf },
+    #[error("control socket {}: no free temporary directory name in {}", .path.display(), .dir.display())]
+    NoTempName { path: PathBuf, dir: PathBuf },
+    #[error("control socket {}: {step}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        step: Step,
+        source: io::Error,
+    },
+}
+
+/// What starting the control socket was doing when an I/O error ended it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Step {
+    #[error("creating {}", .0.display())]
+    CreateParent(PathBuf),
+    #[error("inspecting the path")]
+    Inspect,
+    #[error("probing the existing socket")]
+    Probe,
+    #[error("creating a directory in {}", .0.display())]
+    CreateTempDir(PathBuf),
+    #[error("binding")]
+    Bind,
+    #[error("chmod 0600")]
+    Chmod,
+    #[error("moving into place")]
+    Rename,
+    #[error("starting the accept thread")]
+    Start,
+}
+
+impl SocketError {
+    fn io(path: &Path, step: Step) -> impl FnOnce(io::Error) -> SocketError + '_ {
+        move |source| SocketError::Io {
+            path: path.to_path_buf(),
+            step,
+            source,
+        }
+    }
+}
+
 /// A listening control socket. Dropping it stops accepting, ends idle
 /// clients and removes the socket file.
+#[derive(Debug)]
 pub struct ApiServer {
+    // Dropped in this order: no more clients, then no more socket file.
+    server: Server,
+    file: SocketFile,
+}
+
+/// The socket file this process created; removed on drop unless someone
+/// else's file has taken its place since.
+#[derive(Debug)]
+struct SocketFile {
     path: PathBuf,
-    /// (device, inode) of the socket file we created, so drop never removes
-    /// a file someone else put there since.
+    /// (device, inode) of the socket file we created.
     ident: (u64, u64),
-    shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
 }
 
-/// What the accept thread and the client threads share.
-struct Shared {
-    handler: Arc<dyn Handler>,
-    /// Set on drop: stop accepting, end clients between requests.
-    stop: AtomicBool,
-    /// How long a client may take to send a complete line.
-    idle: Duration,
-    /// Clients being served.
-    active: AtomicUsize,
-}
-
-impl Shared {
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(meta) = fs::symlink_metadata(&self.path) {
+            if (meta.dev(), meta.ino()) == self.ident {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
     }
 }
 
@@ -86,7 +139,7 @@ impl ApiServer {
     /// Binds `path` (mode 0600; a stale socket file from a dead process is
     /// replaced, a live one — something answers connect() — is an error
     /// naming the path) and serves in background threads.
-    pub fn start(path: &Path, handler: Arc<dyn Handler>) -> Result<ApiServer, String> {
+    pub fn start(path: &Path, handler: Arc<dyn Handler>) -> Result<ApiServer, SocketError> {
         ApiServer::start_with(path, handler, IDLE_TIMEOUT)
     }
 
@@ -94,10 +147,11 @@ impl ApiServer {
         path: &Path,
         handler: Arc<dyn Handler>,
         idle: Duration,
-    ) -> Result<ApiServer, String> {
-        let shown = path.display();
+    ) -> Result<ApiServer, SocketError> {
         if path.file_name().is_none() {
-            return Err(format!("control socket {shown}: not a file path"));
+            return Err(SocketError::NotAFilePath {
+                path: path.to_path_buf(),
+            });
         }
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -107,99 +161,75 @@ impl ApiServer {
             .recursive(true)
             .mode(0o755)
             .create(parent)
-            .map_err(|e| format!("control socket {shown}: creating {}: {e}", parent.display()))?;
+            .map_err(SocketError::io(path, Step::CreateParent(parent.into())))?;
         check_replaceable(path)?;
 
         let listener = bind_private(parent, path)?;
-        let meta =
-            fs::symlink_metadata(path).map_err(|e| format!("control socket {shown}: {e}"))?;
-        let ident = (meta.dev(), meta.ino());
-        if let Err(e) = listener.set_nonblocking(true) {
-            let _ = fs::remove_file(path);
-            return Err(format!("control socket {shown}: {e}"));
-        }
-
-        let shared = Arc::new(Shared {
-            handler,
-            stop: AtomicBool::new(false),
-            idle,
-            active: AtomicUsize::new(0),
-        });
-        let accept = {
-            let shared = Arc::clone(&shared);
-            thread::Builder::new()
-                .name("rampart-api".into())
-                .spawn(move || accept_loop(listener, &shared))
-        };
-        let accept = match accept {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = fs::remove_file(path);
-                return Err(format!(
-                    "control socket {shown}: starting the accept thread: {e}"
-                ));
-            }
-        };
-        log::debug!("control API listening on {shown}");
-        Ok(ApiServer {
+        let meta = fs::symlink_metadata(path).map_err(SocketError::io(path, Step::Inspect))?;
+        let file = SocketFile {
             path: path.to_path_buf(),
-            ident,
-            shared,
-            accept: Some(accept),
-        })
+            ident: (meta.dev(), meta.ino()),
+        };
+        let limits = Limits {
+            max_connections: MAX_CLIENTS,
+            read_timeout: POLL,
+            write_timeout: WRITE_TIMEOUT,
+        };
+        let refusal = error_line(code::FAILED, "too many clients");
+        let server = Server::start(
+            "rampart-api",
+            listener,
+            limits,
+            refusal,
+            move |stream, stop: &AtomicBool| {
+                if let Err(e) = serve(stream, &*handler, stop, idle) {
+                    log::debug!("control API client: {e}");
+                }
+            },
+        )
+        .map_err(SocketError::io(path, Step::Start))?;
+        log::debug!("control API listening on {}", path.display());
+        Ok(ApiServer { server, file })
     }
 
     /// Where the socket is.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.file.path
     }
-}
 
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-        if let Ok(meta) = fs::symlink_metadata(&self.path) {
-            if (meta.dev(), meta.ino()) == self.ident {
-                let _ = fs::remove_file(&self.path);
-            }
-        }
+    /// Clients answered "too many clients" since the start.
+    pub fn refused(&self) -> u64 {
+        self.server.refused()
     }
 }
 
 /// Refuses to take over `path` when it is something other than a socket,
 /// or a socket a live process still listens on.
-fn check_replaceable(path: &Path) -> Result<(), String> {
-    let shown = path.display();
+fn check_replaceable(path: &Path) -> Result<(), SocketError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("control socket {shown}: {e}")),
+        Err(e) => return Err(SocketError::io(path, Step::Inspect)(e)),
     };
     if !meta.file_type().is_socket() {
-        return Err(format!(
-            "control socket {shown}: exists and is not a socket; not replacing it"
-        ));
+        return Err(SocketError::NotASocket {
+            path: path.to_path_buf(),
+        });
     }
     match UnixStream::connect(path) {
-        Ok(_) => Err(format!(
-            "control socket {shown}: in use by a running process (another rampart?)"
-        )),
+        Ok(_) => Err(SocketError::InUse {
+            path: path.to_path_buf(),
+        }),
         // Nobody listens: a leftover of a process that died without cleaning up.
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
-        Err(e) => Err(format!(
-            "control socket {shown}: probing the existing socket: {e}"
-        )),
+        Err(e) => Err(SocketError::io(path, Step::Probe)(e)),
     }
 }
 
 /// Binds the socket inside a fresh 0700 directory in `parent`, sets mode
 /// 0600, and renames it to `path`: no other user can ever connect to it, and
 /// a stale socket at `path` is replaced atomically.
-fn bind_private(parent: &Path, path: &Path) -> Result<UnixListener, String> {
-    let shown = path.display();
+fn bind_private(parent: &Path, path: &Path) -> Result<UnixListener, SocketError> {
     // Short names: a Unix socket path has to fit in sun_path (108 bytes).
     let pid = std::process::id();
     let mut dir = None;
@@ -211,105 +241,37 @@ fn bind_private(parent: &Path, path: &Path) -> Result<UnixListener, String> {
                 break;
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(format!(
-                    "control socket {shown}: creating a directory in {}: {e}",
-                    parent.display()
-                ))
-            }
+            Err(e) => return Err(SocketError::io(path, Step::CreateTempDir(parent.into()))(e)),
         }
     }
-    let dir = dir.ok_or_else(|| {
-        format!(
-            "control socket {shown}: no free temporary directory name in {}",
-            parent.display()
-        )
+    let dir = dir.ok_or_else(|| SocketError::NoTempName {
+        path: path.to_path_buf(),
+        dir: parent.to_path_buf(),
     })?;
     let tmp = dir.join("s");
     let result = (|| {
-        let listener = UnixListener::bind(&tmp).map_err(|e| format!("binding: {e}"))?;
+        let listener = UnixListener::bind(&tmp).map_err(SocketError::io(path, Step::Bind))?;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("chmod 0600: {e}"))?;
-        fs::rename(&tmp, path).map_err(|e| format!("moving into place: {e}"))?;
+            .map_err(SocketError::io(path, Step::Chmod))?;
+        fs::rename(&tmp, path).map_err(SocketError::io(path, Step::Rename))?;
         Ok(listener)
     })();
     let _ = fs::remove_file(&tmp);
     let _ = fs::remove_dir(&dir);
-    result.map_err(|e: String| format!("control socket {shown}: {e}"))
-}
-
-fn accept_loop(listener: UnixListener, shared: &Arc<Shared>) {
-    while !shared.stopping() {
-        match listener.accept() {
-            Ok((stream, _)) => admit(stream, shared),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                // EMFILE and friends: back off rather than spin.
-                log::debug!("control API: accept: {e}");
-                thread::sleep(POLL);
-            }
-        }
-    }
-}
-
-/// Decrements the client count when a client thread ends, however it ends.
-struct Slot(Arc<Shared>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-fn admit(mut stream: UnixStream, shared: &Arc<Shared>) {
-    // Only the accept thread increments, so check-then-add does not race.
-    if shared.active.load(Ordering::Relaxed) >= MAX_CLIENTS {
-        log::debug!("control API: refusing a client, {MAX_CLIENTS} already connected");
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = stream.write_all(&error_line(code::FAILED, "too many clients"));
-        return;
-    }
-    shared.active.fetch_add(1, Ordering::Relaxed);
-    let slot = Slot(Arc::clone(shared));
-    let spawned = thread::Builder::new()
-        .name("rampart-api-client".into())
-        .spawn(move || {
-            if let Err(e) = serve(stream, &slot.0) {
-                log::debug!("control API client: {e}");
-            }
-        });
-    // On failure the closure, and with it the slot and the stream, is dropped.
-    if let Err(e) = spawned {
-        log::debug!("control API: cannot start a client thread: {e}");
-    }
+    result
 }
 
 /// Why a client's connection ended early (logged at debug).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum ClientEnd {
-    Io(io::Error),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("request longer than {MAX_REQUEST_BYTES} bytes")]
     TooLong,
+    #[error("no complete request in {0:?}")]
     Idle(Duration),
+    #[error("hung up after {0} bytes of a request")]
     HalfLine(usize),
-}
-
-impl std::fmt::Display for ClientEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientEnd::Io(e) => write!(f, "{e}"),
-            ClientEnd::TooLong => write!(f, "request longer than {MAX_REQUEST_BYTES} bytes"),
-            ClientEnd::Idle(t) => write!(f, "no complete request in {t:?}"),
-            ClientEnd::HalfLine(n) => write!(f, "hung up after {n} bytes of a request"),
-        }
-    }
-}
-
-impl From<io::Error> for ClientEnd {
-    fn from(e: io::Error) -> ClientEnd {
-        ClientEnd::Io(e)
-    }
 }
 
 /// What [`LineReader::next_line`] found.
@@ -388,14 +350,17 @@ impl LineReader {
 }
 
 /// Serves one client until it hangs up, misbehaves, idles out, or the
-/// server stops.
-fn serve(mut stream: UnixStream, shared: &Shared) -> Result<(), ClientEnd> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(POLL))?;
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+/// server stops. The stream's read timeout is [`POLL`], its write timeout
+/// [`WRITE_TIMEOUT`] (set by the server).
+fn serve(
+    mut stream: UnixStream,
+    handler: &dyn Handler,
+    stop: &AtomicBool,
+    idle: Duration,
+) -> Result<(), ClientEnd> {
     let mut reader = LineReader::new();
     loop {
-        let line = match reader.next_line(&mut stream, &shared.stop, shared.idle) {
+        let line = match reader.next_line(&mut stream, stop, idle) {
             Ok(Next::Line(line)) => line,
             Ok(Next::Eof | Next::Stopped) => return Ok(()),
             Err(ClientEnd::TooLong) => {
@@ -409,38 +374,53 @@ fn serve(mut stream: UnixStream, shared: &Shared) -> Result<(), ClientEnd> {
             continue;
         }
         let answer = match parse_request(&line) {
-            Ok(req) => call(&*shared.handler, req),
-            Err(msg) => Err(ApiError {
+            Ok(req) => call(handler, req),
+            Err(bad) => Err(ApiError {
                 code: code::BAD_REQUEST.into(),
-                message: msg,
+                message: bad.to_string(),
             }),
         };
         stream.write_all(&answer_line(answer))?;
     }
 }
 
+/// What is wrong with a request line; its text is the `bad_request`
+/// answer's message.
+#[derive(Debug, thiserror::Error)]
+enum BadRequest {
+    #[error("request is not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    #[error("request is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("request must be a JSON object like {{\"cmd\": \"status\"}}, not {0}")]
+    NotAnObject(&'static str),
+    #[error("{0}")]
+    NotARequest(#[source] serde_json::Error),
+    #[error("unknown field `{field}` for `{cmd}`")]
+    UnknownField { field: String, cmd: String },
+}
+
 /// Turns one line into a request, or says what is wrong with it.
-fn parse_request(line: &[u8]) -> Result<Request, String> {
-    let text = std::str::from_utf8(line).map_err(|e| format!("request is not UTF-8: {e}"))?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| format!("request is not JSON: {e}"))?;
+fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
+    let text = std::str::from_utf8(line)?;
+    let value: Value = serde_json::from_str(text).map_err(BadRequest::NotJson)?;
     if !value.is_object() {
-        return Err(format!(
-            "request must be a JSON object like {{\"cmd\": \"status\"}}, not {}",
-            json_kind(&value)
-        ));
+        return Err(BadRequest::NotAnObject(json_kind(&value)));
     }
     let given: Vec<String> = value
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let req: Request = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let req: Request = serde_json::from_value(value).map_err(BadRequest::NotARequest)?;
     // serde does not apply `deny_unknown_fields` to the argument-less
     // commands (`status`, `vip_list`, `stats`, `reload`) of an internally
     // tagged enum: check every key against the request's own fields.
     if let Ok(Value::Object(known)) = serde_json::to_value(&req) {
         if let Some(k) = given.iter().find(|k| !known.contains_key(k.as_str())) {
-            return Err(format!("unknown field `{k}` for `{}`", cmd_name(&known)));
+            return Err(BadRequest::UnknownField {
+                field: k.clone(),
+                cmd: cmd_name(&known).to_string(),
+            });
         }
     }
     Ok(req)
@@ -502,6 +482,7 @@ fn error_line(code: &str, message: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
+    use std::thread;
 
     struct Mock;
 
@@ -683,6 +664,7 @@ mod tests {
             }
         }
         assert_eq!((served, refused), (MAX_CLIENTS, 40 - MAX_CLIENTS));
+        assert_eq!(srv.refused(), (40 - MAX_CLIENTS) as u64);
         drop(clients);
         // Slots free up as the served clients' threads see them hang up.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -769,6 +751,8 @@ mod tests {
         assert_status_ok(&Client::connect(&path).ask(b"{\"cmd\":\"status\"}\n"));
 
         let err = ApiServer::start(&path, Arc::new(Mock)).err().unwrap();
+        assert!(matches!(err, SocketError::InUse { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(err.contains("in use"), "{err}");
         // The first server is untouched.
@@ -777,6 +761,8 @@ mod tests {
 
         fs::write(&path, b"not a socket").unwrap();
         let err = ApiServer::start(&path, Arc::new(Mock)).err().unwrap();
+        assert!(matches!(err, SocketError::NotASocket { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains("not a socket"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"not a socket");
     }

@@ -1,15 +1,18 @@
 //! The Prometheus exposition: [`render`] turns a [`model::StatsReport`] into
-//! the text format 0.0.4, and [`MetricsServer`] serves it over HTTP/1.1.
+//! the text format 0.0.4 through prometheus-client, and [`MetricsServer`]
+//! serves it over HTTP/1.1 on the control plane's bounded server
+//! ([`super::server`]), with request heads parsed by httparse.
 //!
-//! Invariants of the text: every family is written as one block (`# HELP`,
-//! `# TYPE`, then all its samples), so no family name appears twice; label
-//! values and help texts are escaped as the format requires (backslash,
-//! double quote in label values, newline); counters end in `_total` and sizes
-//! are in bytes. Every drop reason and event in a worker's map is written,
-//! zeros included, so `rate()` has a first point from the first scrape. Two
-//! VIP reports with the same labels (a retired VIP draining beside a new one
-//! of the same name and address) become one series with their counters
-//! summed, since a scrape must not carry a series twice.
+//! Invariants of the text: every family is one block (`# HELP`, `# TYPE`,
+//! then all its samples), so no family name appears twice; counters end in
+//! `_total` and sizes are in bytes. Every drop reason and event in a
+//! worker's map is written, zeros included, so `rate()` has a first point
+//! from the first scrape. Two VIP reports with the same labels (a retired VIP
+//! draining beside a new one of the same name and address) become one series
+//! with their counters summed, since a scrape must not carry a series twice.
+//! The report is a prometheus-client [`Collector`] of constant metrics: a
+//! scrape writes the snapshot the control thread holds, it keeps no metric
+//! state of its own.
 //!
 //! Directions follow the datapath's counters: `in` is client to backend,
 //! `out` is backend to client.
@@ -17,14 +20,11 @@
 //! The server answers one request per connection (`Connection: close`):
 //! `GET`/`HEAD` on `/metrics` and `/`, 404 for other paths, 405 for other
 //! methods. A request head is read within [`READ_TIMEOUT`] and
-//! [`MAX_HEAD_BYTES`] (408 and 431 otherwise); a request line that is not
-//! HTTP gets 400 as soon as it is seen. At most [`MAX_CONNECTIONS`]
-//! connections are served at once, each on its own thread, so one slow
-//! client does not hold up a scrape; a connection beyond that gets 503 and is
-//! closed at once. The accept loop waits for connections on a non-blocking
-//! listener in `poll(2)`, at most [`POLL_INTERVAL`] at a time, so a scrape
-//! is accepted at once and the loop sees the stop flag that dropping the
-//! server sets within that interval.
+//! [`MAX_HEAD_BYTES`] (408 and 431 otherwise; 431 too past [`MAX_HEADERS`]
+//! fields); a request that is not HTTP/1.x gets 400 as soon as the parser
+//! sees it. At most [`MAX_CONNECTIONS`] connections are served at once, each
+//! on its own thread, so one slow client does not hold up a scrape; a
+//! connection beyond that gets 503 and is closed at once.
 
 #![deny(
     clippy::unwrap_used,
@@ -36,27 +36,32 @@
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
 use super::model::{self, BackendReport, VipReport, WorkerReport};
+use super::server::{Limits, Server};
 
 /// The exposition's content type.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 /// Longest request head (request line and headers) the server reads.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// Most header fields in a request head.
+pub const MAX_HEADERS: usize = 64;
 /// Time a client has to send its whole request head.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time one write of the response may block.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 8;
-/// How often the accept loop looks at the stop flag.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// After the response, how long and how much the server keeps reading what
 /// the client still sends, so that closing with unread data (which makes the
@@ -71,15 +76,6 @@ const LINGER_BYTES: usize = 256 * 1024;
 enum Kind {
     Counter,
     Gauge,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        }
-    }
 }
 
 /// A sample value: counters stay exact integers, rates are floats.
@@ -113,83 +109,33 @@ impl From<bool> for Num {
     }
 }
 
-/// Writes the text; `String` as a `fmt::Write` cannot fail, so its results
-/// are ignored.
-struct Exposition {
-    out: String,
+type Labels<'a> = [(&'a str, &'a str)];
+
+/// Starts a family. Names are written here as they are exposed; a
+/// counter's `_total` comes off because the encoder adds it.
+fn family<'e>(
+    e: &'e mut DescriptorEncoder<'_>,
+    name: &'e str,
+    kind: Kind,
+    help: &str,
+) -> Result<MetricEncoder<'e>, std::fmt::Error> {
+    let (name, ty) = match kind {
+        Kind::Counter => (
+            name.strip_suffix("_total").unwrap_or(name),
+            MetricType::Counter,
+        ),
+        Kind::Gauge => (name, MetricType::Gauge),
+    };
+    e.encode_descriptor(name, help, None, ty)
 }
 
-impl Exposition {
-    fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        self.out.push_str("# HELP ");
-        self.out.push_str(name);
-        self.out.push(' ');
-        escape_help(&mut self.out, help);
-        self.out.push_str("\n# TYPE ");
-        self.out.push_str(name);
-        self.out.push(' ');
-        self.out.push_str(kind.name());
-        self.out.push('\n');
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: Num) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(k);
-                self.out.push_str("=\"");
-                escape_label(&mut self.out, v);
-                self.out.push('"');
-            }
-            self.out.push('}');
-        }
-        self.out.push(' ');
-        match value {
-            Num::Int(v) => {
-                let _ = write!(self.out, "{v}");
-            }
-            Num::Float(v) => write_float(&mut self.out, v),
-        }
-        self.out.push('\n');
-    }
-}
-
-/// Go's `ParseFloat` spellings, which the format uses: `+Inf`, `-Inf`,
-/// `NaN`; finite values in Rust's shortest round-trip form.
-fn write_float(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        let _ = write!(out, "{v}");
-    }
-}
-
-/// Label values: backslash, double quote and line feed are escaped.
-fn escape_label(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Help texts: backslash and line feed are escaped (a quote is literal).
-fn escape_help(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+fn sample(m: &mut MetricEncoder<'_>, kind: Kind, labels: &Labels, v: Num) -> std::fmt::Result {
+    let m = m.encode_family(&labels)?;
+    match (kind, v) {
+        (Kind::Counter, Num::Int(v)) => ConstCounter::new(v).encode(m),
+        (Kind::Counter, Num::Float(v)) => ConstCounter::new(v).encode(m),
+        (Kind::Gauge, Num::Int(v)) => ConstGauge::new(v).encode(m),
+        (Kind::Gauge, Num::Float(v)) => ConstGauge::new(v).encode(m),
     }
 }
 
@@ -336,73 +282,87 @@ const HEALTH_STATES: [&str; 3] = ["up", "down", "unchecked"];
 
 /// The exposition of one stats report, text format 0.0.4.
 pub fn render(stats: &model::StatsReport) -> String {
-    let mut e = Exposition {
-        out: String::with_capacity(4096),
-    };
-    render_process(&mut e, stats);
-    render_workers(&mut e, &stats.workers);
-    render_vips(&mut e, &merge_vips(&stats.vips));
-    render_backends(&mut e, &stats.backends);
-    e.out
+    let mut report = stats.clone();
+    report.vips = merge_vips(&stats.vips);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Report(report)));
+    let mut out = String::with_capacity(4096);
+    // Writing into a String cannot fail, and neither can the collector.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+    out
 }
 
-fn render_process(e: &mut Exposition, s: &model::StatsReport) {
-    e.family(
-        "rampart_uptime_seconds",
-        Kind::Gauge,
-        "Seconds since rampart started.",
-    );
-    e.sample("rampart_uptime_seconds", &[], s.uptime_secs.into());
-    e.family(
-        "rampart_config_generation",
-        Kind::Gauge,
-        "Generation of the published snapshot (bumped by reloads, API changes, health).",
-    );
-    e.sample("rampart_config_generation", &[], s.generation.into());
-    e.family(
-        "rampart_reloads_total",
-        Kind::Counter,
-        "Config reloads that succeeded.",
-    );
-    e.sample("rampart_reloads_total", &[], s.reloads.into());
-    e.family(
-        "rampart_reload_failures_total",
-        Kind::Counter,
-        "Config reloads that failed (the running config stayed).",
-    );
-    e.sample(
-        "rampart_reload_failures_total",
-        &[],
-        s.reload_failures.into(),
-    );
+/// One scrape's snapshot, its VIPs merged.
+#[derive(Debug)]
+struct Report(model::StatsReport);
+
+impl Collector for Report {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let s = &self.0;
+        encode_process(&mut e, s)?;
+        encode_workers(&mut e, &s.workers)?;
+        encode_vips(&mut e, &s.vips)?;
+        encode_backends(&mut e, &s.backends)
+    }
 }
 
-fn render_workers(e: &mut Exposition, workers: &[WorkerReport]) {
+fn encode_process(e: &mut DescriptorEncoder<'_>, s: &model::StatsReport) -> std::fmt::Result {
+    let families: [(&str, Kind, &str, Num); 4] = [
+        (
+            "rampart_uptime_seconds",
+            Kind::Gauge,
+            "Seconds since rampart started.",
+            s.uptime_secs.into(),
+        ),
+        (
+            "rampart_config_generation",
+            Kind::Gauge,
+            "Generation of the published snapshot (bumped by reloads, API changes, health).",
+            s.generation.into(),
+        ),
+        (
+            "rampart_reloads_total",
+            Kind::Counter,
+            "Config reloads that succeeded.",
+            s.reloads.into(),
+        ),
+        (
+            "rampart_reload_failures_total",
+            Kind::Counter,
+            "Config reloads that failed (the running config stayed).",
+            s.reload_failures.into(),
+        ),
+    ];
+    for (name, kind, help, v) in families {
+        sample(&mut family(e, name, kind, help)?, kind, &[], v)?;
+    }
+    Ok(())
+}
+
+fn encode_workers(e: &mut DescriptorEncoder<'_>, workers: &[WorkerReport]) -> std::fmt::Result {
     let ids: Vec<String> = workers.iter().map(|w| w.worker.to_string()).collect();
     for &(name, kind, help, field) in WORKER_FAMILIES {
-        e.family(name, kind, help);
+        let mut m = family(e, name, kind, help)?;
         for (w, id) in workers.iter().zip(&ids) {
-            e.sample(name, &[("worker", id)], field(w));
+            sample(&mut m, kind, &[("worker", id)], field(w))?;
         }
     }
-    let name = "rampart_drops_total";
-    e.family(name, Kind::Counter, "Frames the worker dropped, by reason.");
+    let c = Kind::Counter;
+    let help = "Frames the worker dropped, by reason.";
+    let mut m = family(e, "rampart_drops_total", c, help)?;
     for (w, id) in workers.iter().zip(&ids) {
         for (reason, &n) in &w.drops {
-            e.sample(name, &[("worker", id), ("reason", reason)], n.into());
+            sample(&mut m, c, &[("worker", id), ("reason", reason)], n.into())?;
         }
     }
-    let name = "rampart_events_total";
-    e.family(
-        name,
-        Kind::Counter,
-        "Datapath events of the worker, by name.",
-    );
+    let help = "Datapath events of the worker, by name.";
+    let mut m = family(e, "rampart_events_total", c, help)?;
     for (w, id) in workers.iter().zip(&ids) {
         for (event, &n) in &w.events {
-            e.sample(name, &[("worker", id), ("event", event)], n.into());
+            sample(&mut m, c, &[("worker", id), ("event", event)], n.into())?;
         }
     }
+    Ok(())
 }
 
 fn vip_labels(v: &VipReport) -> [(&'static str, &str); 4] {
@@ -414,102 +374,115 @@ fn vip_labels(v: &VipReport) -> [(&'static str, &str); 4] {
     ]
 }
 
-fn render_vips(e: &mut Exposition, vips: &[VipReport]) {
-    let name = "rampart_vip_packets_total";
-    e.family(
-        name,
-        Kind::Counter,
+/// Families with one sample per direction: (name, help, in, out).
+type DirectedFamily<'a, T> = (&'a str, &'a str, fn(&T) -> (u64, u64));
+
+const VIP_DIRECTED: [DirectedFamily<VipReport>; 2] = [
+    (
+        "rampart_vip_packets_total",
         "Frames forwarded for the VIP: in = client to backend, out = backend to client.",
-    );
-    for v in vips {
-        let [a, b, c, d] = vip_labels(v);
-        e.sample(
-            name,
-            &[a, b, c, d, ("direction", "in")],
-            v.packets_in.into(),
-        );
-        e.sample(
-            name,
-            &[a, b, c, d, ("direction", "out")],
-            v.packets_out.into(),
-        );
-    }
-    let name = "rampart_vip_bytes_total";
-    e.family(
-        name,
-        Kind::Counter,
+        |v| (v.packets_in, v.packets_out),
+    ),
+    (
+        "rampart_vip_bytes_total",
         "Bytes of the frames forwarded for the VIP: in = client to backend, out = backend to client.",
-    );
-    for v in vips {
-        let [a, b, c, d] = vip_labels(v);
-        e.sample(name, &[a, b, c, d, ("direction", "in")], v.bytes_in.into());
-        e.sample(
-            name,
-            &[a, b, c, d, ("direction", "out")],
-            v.bytes_out.into(),
-        );
+        |v| (v.bytes_in, v.bytes_out),
+    ),
+];
+
+const BACKEND_DIRECTED: [DirectedFamily<BackendReport>; 2] = [
+    (
+        "rampart_backend_packets_total",
+        "Frames forwarded for the backend: in = client to backend, out = backend to client.",
+        |b| (b.packets_in, b.packets_out),
+    ),
+    (
+        "rampart_backend_bytes_total",
+        "Bytes of the frames forwarded for the backend: in = client to backend, out = backend to client.",
+        |b| (b.bytes_in, b.bytes_out),
+    ),
+];
+
+fn encode_vips(e: &mut DescriptorEncoder<'_>, vips: &[VipReport]) -> std::fmt::Result {
+    let c = Kind::Counter;
+    for (name, help, field) in VIP_DIRECTED {
+        let mut m = family(e, name, c, help)?;
+        for v in vips {
+            let [a, b, cc, d] = vip_labels(v);
+            let (n_in, n_out) = field(v);
+            sample(&mut m, c, &[a, b, cc, d, ("direction", "in")], n_in.into())?;
+            sample(
+                &mut m,
+                c,
+                &[a, b, cc, d, ("direction", "out")],
+                n_out.into(),
+            )?;
+        }
     }
     for &(name, kind, help, field) in VIP_FAMILIES {
-        e.family(name, kind, help);
+        let mut m = family(e, name, kind, help)?;
         for v in vips {
-            e.sample(name, &vip_labels(v), field(v));
+            sample(&mut m, kind, &vip_labels(v), field(v))?;
         }
     }
+    Ok(())
 }
 
-fn render_backends(e: &mut Exposition, backends: &[BackendReport]) {
-    let name = "rampart_backend_packets_total";
-    e.family(
-        name,
-        Kind::Counter,
-        "Frames forwarded for the backend: in = client to backend, out = backend to client.",
-    );
-    for b in backends {
-        let l = ("backend", b.address.as_str());
-        e.sample(name, &[l, ("direction", "in")], b.packets_in.into());
-        e.sample(name, &[l, ("direction", "out")], b.packets_out.into());
-    }
-    let name = "rampart_backend_bytes_total";
-    e.family(
-        name,
-        Kind::Counter,
-        "Bytes of the frames forwarded for the backend: in = client to backend, out = backend to client.",
-    );
-    for b in backends {
-        let l = ("backend", b.address.as_str());
-        e.sample(name, &[l, ("direction", "in")], b.bytes_in.into());
-        e.sample(name, &[l, ("direction", "out")], b.bytes_out.into());
+/// Families with a sample for each value a backend's field can take, 1 for
+/// the current one: (name, help, label, values, field).
+type OneOfFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    fn(&BackendReport) -> &str,
+);
+
+const BACKEND_ONE_OF: [OneOfFamily; 2] = [
+    (
+        "rampart_backend_state",
+        "What schedulers see of the backend (operator override, else health): 1 for the current state.",
+        "state",
+        &BACKEND_STATES,
+        |b| &b.state,
+    ),
+    (
+        "rampart_backend_health",
+        "The backend's health check result: 1 for the current one.",
+        "health",
+        &HEALTH_STATES,
+        |b| &b.health,
+    ),
+];
+
+fn encode_backends(e: &mut DescriptorEncoder<'_>, backends: &[BackendReport]) -> std::fmt::Result {
+    let c = Kind::Counter;
+    for (name, help, field) in BACKEND_DIRECTED {
+        let mut m = family(e, name, c, help)?;
+        for b in backends {
+            let l = ("backend", b.address.as_str());
+            let (n_in, n_out) = field(b);
+            sample(&mut m, c, &[l, ("direction", "in")], n_in.into())?;
+            sample(&mut m, c, &[l, ("direction", "out")], n_out.into())?;
+        }
     }
     for &(name, kind, help, field) in BACKEND_FAMILIES {
-        e.family(name, kind, help);
+        let mut m = family(e, name, kind, help)?;
         for b in backends {
-            e.sample(name, &[("backend", &b.address)], field(b));
+            sample(&mut m, kind, &[("backend", &b.address)], field(b))?;
         }
     }
-    let name = "rampart_backend_state";
-    e.family(
-        name,
-        Kind::Gauge,
-        "What schedulers see of the backend (operator override, else health): 1 for the current state.",
-    );
-    for b in backends {
-        for state in BACKEND_STATES {
-            let l = [("backend", b.address.as_str()), ("state", state)];
-            e.sample(name, &l, (b.state == state).into());
+    let g = Kind::Gauge;
+    for (name, help, label, values, current) in BACKEND_ONE_OF {
+        let mut m = family(e, name, g, help)?;
+        for b in backends {
+            for &value in values {
+                let l = [("backend", b.address.as_str()), (label, value)];
+                sample(&mut m, g, &l, (current(b) == value).into())?;
+            }
         }
     }
-    let name = "rampart_backend_health";
-    e.family(
-        name,
-        Kind::Gauge,
-        "The backend's health check result: 1 for the current one.",
-    );
-    for b in backends {
-        for health in HEALTH_STATES {
-            let l = [("backend", b.address.as_str()), ("health", health)];
-            e.sample(name, &l, (b.health == health).into());
-        }
-    }
+    Ok(())
 }
 
 /// One report per label set: counters and connection counts of VIPs with
@@ -540,26 +513,43 @@ fn merge_vips(vips: &[VipReport]) -> Vec<VipReport> {
 }
 
 // ---------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------
 // HTTP server
 
 /// What `/metrics` serves; called once per scrape.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// The HTTP endpoint Prometheus scrapes. Dropping it stops the accept loop
-/// (within [`POLL_INTERVAL`]) and closes the listener; requests in flight
-/// finish on their own threads.
-pub struct MetricsServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// Why the metrics endpoint did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address cannot be listened on (in use, not local, no permission).
+    #[error(
+        "prometheus listen {addr}: {} (hint: set [control].prometheus to another \
+         address, or \"\" to turn it off)",
+        os_reason(source)
+    )]
+    Listen { addr: SocketAddr, source: io::Error },
+    /// The accept thread did not start.
+    #[error("prometheus listen {addr}: cannot start its thread: {source}")]
+    Thread { addr: SocketAddr, source: io::Error },
 }
 
-impl std::fmt::Debug for MetricsServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+/// An OS error's text without the "(os error N)" tail it carries.
+fn os_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_string(),
+        None => text,
     }
+}
+
+/// The HTTP endpoint Prometheus scrapes. Dropping it stops the accept loop
+/// and closes the listener; requests in flight finish on their own threads.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    server: Server,
 }
 
 impl MetricsServer {
@@ -567,22 +557,33 @@ impl MetricsServer {
     /// (Content-Type [`CONTENT_TYPE`]), `GET /` with a short page pointing
     /// to `/metrics`; `HEAD` works on both. Other paths get 404, other
     /// methods 405. One request per connection (`Connection: close`).
-    pub fn start(addr: SocketAddr, source: MetricsSource) -> Result<MetricsServer, String> {
-        let listener = TcpListener::bind(addr).map_err(|e| listen_error(addr, &e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| listen_error(addr, &e))?;
-        let local = listener.local_addr().map_err(|e| listen_error(addr, &e))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name("rampart-metrics".into())
-            .spawn(move || accept_loop(&listener, &flag, &source))
-            .map_err(|e| format!("prometheus listen {addr}: cannot start its thread: {e}"))?;
+    pub fn start(addr: SocketAddr, source: MetricsSource) -> Result<MetricsServer, MetricsError> {
+        let listen = |source| MetricsError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).map_err(listen)?;
+        let local = listener.local_addr().map_err(listen)?;
+        let limits = Limits {
+            max_connections: MAX_CONNECTIONS,
+            read_timeout: READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+        };
+        let refusal = response(
+            503,
+            "text/plain; charset=utf-8",
+            b"too many connections\n",
+            false,
+            "Retry-After: 1\r\n",
+        );
+        let server = Server::start(
+            "rampart-metrics",
+            listener,
+            limits,
+            refusal,
+            move |stream, _stop: &_| serve(stream, &source),
+        )
+        .map_err(|source| MetricsError::Thread { addr, source })?;
         Ok(MetricsServer {
             addr: local,
-            stop,
-            thread: Some(thread),
+            server,
         })
     }
 
@@ -590,126 +591,39 @@ impl MetricsServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
-}
 
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// Connections answered 503 because [`MAX_CONNECTIONS`] were served.
+    pub fn refused(&self) -> u64 {
+        self.server.refused()
     }
 }
 
-/// "prometheus listen ADDR: REASON (hint: ...)", without the "(os error N)"
-/// tail the OS error's text carries.
-fn listen_error(addr: SocketAddr, e: &io::Error) -> String {
-    let text = e.to_string();
-    let reason = match text.rfind(" (os error ") {
-        Some(i) => text.get(..i).unwrap_or(&text),
-        None => &text,
-    };
-    format!(
-        "prometheus listen {addr}: {reason} (hint: set [control].prometheus to another \
-         address, or \"\" to turn it off)"
-    )
-}
-
-fn accept_loop(listener: &TcpListener, stop: &AtomicBool, source: &MetricsSource) {
-    let active = Arc::new(AtomicUsize::new(0));
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((stream, _)) => admit(stream, &active, source),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_for_connection(listener),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // Out of descriptors and the like: back off rather than spin.
-                log::debug!("prometheus accept: {e}");
-                thread::sleep(POLL_INTERVAL);
-            }
-        }
-    }
-}
-
-/// Returns when a connection is waiting on `listener`, or after
-/// [`POLL_INTERVAL`].
-fn wait_for_connection(listener: &TcpListener) {
-    let mut pfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(POLL_INTERVAL.as_millis()).unwrap_or(50);
-    // SAFETY: `pfd` is one live, initialised pollfd and the count passed is
-    // 1; the descriptor stays open since `listener` is borrowed.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if n < 0 {
-        // Interrupted or worse: never spin.
-        thread::sleep(POLL_INTERVAL);
-    }
-}
-
-/// Releases a connection slot when the connection's thread ends (or never
-/// starts).
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-fn admit(mut stream: TcpStream, active: &Arc<AtomicUsize>, source: &MetricsSource) {
-    if active.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
-        active.fetch_sub(1, Ordering::Relaxed);
-        // Best effort and never blocking: the accept loop must not wait on
-        // a client.
-        let _ = stream.set_nonblocking(true);
-        let _ = stream.write_all(&response(
-            503,
-            "text/plain; charset=utf-8",
-            b"too many connections\n",
-            false,
-            "Retry-After: 1\r\n",
-        ));
-        return;
-    }
-    let slot = Slot(Arc::clone(active));
-    let source = Arc::clone(source);
-    let spawned = thread::Builder::new()
-        .name("rampart-metrics-conn".into())
-        .spawn(move || {
-            let _slot = slot;
-            serve(stream, &source);
-        });
-    if let Err(e) = spawned {
-        log::debug!("prometheus: cannot start a connection thread: {e}");
-    }
-}
-
-/// Why no request head could be read.
+/// Why no request could be routed.
 #[derive(Debug, PartialEq, Eq)]
 enum HeadError {
     /// The client closed or reset before sending anything useful.
     Closed,
-    /// Not an HTTP request line.
+    /// Not an HTTP/1.x request head.
     Garbage,
-    /// No end of head within [`MAX_HEAD_BYTES`].
+    /// No end of head within [`MAX_HEAD_BYTES`], or more than
+    /// [`MAX_HEADERS`] fields.
     TooLarge,
     /// No end of head within [`READ_TIMEOUT`].
     Timeout,
 }
 
+/// The request line's parts routing needs.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    method: String,
+    /// The target's path, without query or fragment.
+    path: String,
+}
+
 fn serve(mut stream: TcpStream, source: &MetricsSource) {
-    // Accepted sockets do not inherit the listener's O_NONBLOCK on Linux,
-    // but other systems differ.
-    let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let deadline = Instant::now() + READ_TIMEOUT;
-    let mut buf = [0u8; MAX_HEAD_BYTES];
-    let reply = match read_head(&mut stream, &mut buf, deadline) {
-        Ok(end) => route(buf.get(..end).unwrap_or_default(), source),
+    let reply = match read_head(&mut stream, Instant::now() + READ_TIMEOUT) {
+        Ok(head) => route(&head, source),
         Err(HeadError::Closed) => return,
         Err(HeadError::Garbage) => plain(400, "bad request\n"),
         Err(HeadError::TooLarge) => plain(431, "request head too large\n"),
@@ -722,17 +636,12 @@ fn serve(mut stream: TcpStream, source: &MetricsSource) {
     linger(&mut stream);
 }
 
-/// Reads until the blank line that ends the head; returns the head's length
-/// without it. The request line is checked as soon as it is complete, and each byte
-/// of it as it arrives, so a client speaking something else (TLS, a wrong
+/// Reads until the head is complete, whole within `deadline`. The parser
+/// sees every read, so a client speaking something else (TLS, a wrong
 /// protocol) is answered at once.
-fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut [u8; MAX_HEAD_BYTES],
-    deadline: Instant,
-) -> Result<usize, HeadError> {
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> Result<Head, HeadError> {
+    let mut buf = [0u8; MAX_HEAD_BYTES];
     let mut len = 0usize;
-    let mut line_checked = false;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -741,12 +650,9 @@ fn read_head(
         if stream.set_read_timeout(Some(remaining)).is_err() {
             return Err(HeadError::Closed);
         }
-        let Some(free) = buf.get_mut(len..) else {
+        let Some(free) = buf.get_mut(len..).filter(|f| !f.is_empty()) else {
             return Err(HeadError::TooLarge);
         };
-        if free.is_empty() {
-            return Err(HeadError::TooLarge);
-        }
         let n = match stream.read(free) {
             Ok(0) if len == 0 => return Err(HeadError::Closed),
             Ok(0) => return Err(HeadError::Garbage),
@@ -759,103 +665,61 @@ fn read_head(
             }
             Err(_) => return Err(HeadError::Closed),
         };
-        let start = len.saturating_sub(3);
         len = len.saturating_add(n).min(MAX_HEAD_BYTES);
-        let got = buf.get(..len).unwrap_or_default();
-        if !line_checked {
-            let line_end = got.iter().position(|&b| b == b'\n');
-            let line = got.get(..line_end.unwrap_or(len)).unwrap_or_default();
-            if !line
-                .iter()
-                .all(|&b| b == b'\r' || (0x20..0x7f).contains(&b))
-            {
-                return Err(HeadError::Garbage);
-            }
-            if line_end.is_some() {
-                if parse_request_line(trim_cr(line)).is_none() {
-                    return Err(HeadError::Garbage);
-                }
-                line_checked = true;
-            }
-        }
-        if let Some(end) = find_head_end(got, start) {
-            return Ok(end);
+        if let Some(head) = parse_head(buf.get(..len).unwrap_or_default())? {
+            return Ok(head);
         }
     }
 }
 
-/// Where the head ends (the index of its blank line's first byte), looking
-/// from `from` on; accepts bare LF line ends as RFC 9112 §2.2 allows.
-fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let tail = buf.get(from..)?;
-    let crlf = tail.windows(4).position(|w| w == b"\r\n\r\n");
-    let lf = tail.windows(2).position(|w| w == b"\n\n");
-    let lf_cr = tail.windows(3).position(|w| w == b"\n\r\n");
-    // The earliest of them ends the head; each one's blank line starts after
-    // its first line feed (or its CR for CRLF CRLF).
-    [crlf.map(|i| i + 2), lf.map(|i| i + 1), lf_cr.map(|i| i + 1)]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(|i| from + i)
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// `token` characters of RFC 9110 §5.6.2.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `METHOD SP TARGET SP HTTP/1.x` (RFC 9112 §3); the target in origin form
-/// or absolute form.
-fn parse_request_line(line: &[u8]) -> Option<(&str, &str)> {
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || method.is_empty() || !method.bytes().all(is_tchar) {
-        return None;
+/// The head in `bytes` if it is complete, `None` if more is needed.
+fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Garbage),
     }
-    if version != "HTTP/1.1" && version != "HTTP/1.0" {
-        return None;
-    }
-    let target = if target.starts_with('/') {
-        target
-    } else {
-        // Absolute form: "http://host:port/path"; the path is what counts.
-        let rest = target
-            .strip_prefix("http://")
-            .or_else(|| target.strip_prefix("https://"))?;
-        rest.find('/').map_or("/", |i| rest.get(i..).unwrap_or("/"))
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return Err(HeadError::Garbage);
     };
-    if target.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-        return None;
+    // httparse admits obs-text (bytes past ASCII) in the target and in
+    // field values; this server answers only printable ASCII targets and
+    // UTF-8 values.
+    let values_ok = req
+        .headers
+        .iter()
+        .all(|h| std::str::from_utf8(h.value).is_ok());
+    if !values_ok || !target.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(HeadError::Garbage);
     }
-    Some((method, target))
+    let path = origin_path(target).ok_or(HeadError::Garbage)?;
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    Ok(Some(Head {
+        method: method.to_string(),
+        path: path.to_string(),
+    }))
+}
+
+/// The path of a target in origin form (`/metrics`) or absolute form
+/// (`http://host:port/metrics`), RFC 9112 §3.2.
+fn origin_path(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    Some(rest.find('/').map_or("/", |i| rest.get(i..).unwrap_or("/")))
 }
 
 /// The response to a complete head.
-fn route(head: &[u8], source: &MetricsSource) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return plain(400, "bad request\n");
-    };
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let Some((method, target)) = lines.next().and_then(|l| parse_request_line(l.as_bytes())) else {
-        return plain(400, "bad request\n");
-    };
-    for h in lines.filter(|l| !l.is_empty()) {
-        // A field line is `name: value`; no whitespace before the colon and
-        // no obsolete line folding (RFC 9112 §5.1, §5.2).
-        let name = h.split_once(':').map(|(n, _)| n);
-        if !name.is_some_and(|n| !n.is_empty() && n.bytes().all(is_tchar)) {
-            return plain(400, "bad request\n");
-        }
-    }
-    let path = target.split(['?', '#']).next().unwrap_or(target);
-    let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
+fn route(head: &Head, source: &MetricsSource) -> Vec<u8> {
+    let path = head.path.as_str();
+    let head_only = head.method == "HEAD";
+    if head.method != "GET" && !head_only {
         return match path {
             "/metrics" | "/" => response(
                 405,
@@ -964,6 +828,7 @@ mod tests {
     use model::StatsReport;
     use prometheus_parse::{Scrape, Value};
     use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::thread;
 
     const QUOTED: &str = "v6 \"edge\" svc";
 
@@ -1335,14 +1200,7 @@ mod tests {
     }
 
     #[test]
-    fn escapes_label_values_and_help() {
-        let mut s = String::new();
-        escape_label(&mut s, "a\\b\"c\nd");
-        assert_eq!(s, r#"a\\b\"c\nd"#);
-        let mut s = String::new();
-        escape_help(&mut s, "a\\b\"c\nd");
-        assert_eq!(s, r#"a\\b"c\nd"#);
-
+    fn escapes_label_values() {
         let mut r = report();
         r.vips[0].name = "back\\slash \"q\"\nline".into();
         let text = render(&r);
@@ -1576,6 +1434,8 @@ mod tests {
         let extra = connect(addr);
         let r = read_reply(extra);
         assert_eq!(r.status, 503);
+        assert_eq!(r.headers["retry-after"], "1");
+        assert_eq!(srv.refused(), 1);
         drop(idle);
         // Their threads see the close and free the slots.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -1632,6 +1492,8 @@ mod tests {
         let addr = srv.local_addr();
         let source: MetricsSource = Arc::new(String::new);
         let err = MetricsServer::start(addr, source).unwrap_err();
+        assert!(matches!(err, MetricsError::Listen { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(
             err.starts_with(&format!("prometheus listen {addr}: ")),
             "{err}"
@@ -1653,11 +1515,41 @@ mod tests {
     }
 
     #[test]
-    fn head_end_detection() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\n", 0), Some(16));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\n", 0), Some(15));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\r\n", 0), Some(20));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
-        assert_eq!(find_head_end(b"ab", 5), None);
+    fn head_parsing() {
+        let head = |method: &str, path: &str| {
+            Ok(Some(Head {
+                method: method.into(),
+                path: path.into(),
+            }))
+        };
+        assert_eq!(
+            parse_head(b"GET /metrics HTTP/1.1\r\n\r\n"),
+            head("GET", "/metrics")
+        );
+        assert_eq!(parse_head(b"HEAD /?a=b#c HTTP/1.0\n\n"), head("HEAD", "/"));
+        let abs = b"GET https://h:9/metrics?x HTTP/1.1\r\n\r\n";
+        assert_eq!(parse_head(abs), head("GET", "/metrics"));
+        assert_eq!(
+            parse_head(b"GET http://h HTTP/1.1\r\n\r\n"),
+            head("GET", "/")
+        );
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nA: b\r\n"), Ok(None));
+        assert_eq!(parse_head(b"GET /met"), Ok(None));
+        let e = Err(HeadError::Garbage);
+        assert_eq!(parse_head(b"GET * HTTP/1.1\r\n\r\n"), e);
+        assert_eq!(parse_head(b"GET h:80 HTTP/1.1\r\n\r\n"), e);
+    }
+
+    #[test]
+    fn too_many_header_fields_get_431() {
+        let srv = server();
+        let addr = srv.local_addr();
+        let mut raw = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n");
+        for i in 1..MAX_HEADERS {
+            raw.push_str(&format!("X-{i}: y\r\n"));
+        }
+        assert_eq!(request(addr, format!("{raw}\r\n").as_bytes()).status, 200);
+        raw.push_str("X-Last: y\r\n\r\n");
+        assert_eq!(request(addr, raw.as_bytes()).status, 431);
     }
 }

@@ -1,0 +1,376 @@
+//! The one bounded server behind the control plane's two listeners: the
+//! Unix control socket ([`super::api`]) and the Prometheus endpoint
+//! ([`super::prom`]). It owns what a listener open to clients that may be
+//! slow, hostile or many needs, so the protocols above it own only their
+//! framing:
+//!
+//! - accepting on a non-blocking listener that waits in `poll(2)` at most
+//!   [`POLL_INTERVAL`] at a time, so a connection is taken at once and the
+//!   stop flag set by dropping the [`Server`] is seen within that interval;
+//! - at most [`Limits::max_connections`] connections served at once, each on
+//!   its own thread, so one slow client holds up no other; a connection
+//!   beyond that is sent the protocol's refusal, closed, and counted
+//!   ([`Server::refused`]);
+//! - every connection starts blocking with the read and write timeouts of
+//!   its [`Limits`], so no read or write waits on a client forever. Deadlines
+//!   that span reads (a whole request within so long) are the protocol's.
+//!
+//! Invariant: the connection count is raised only by the accept thread and
+//! lowered when a connection's thread ends however it ends (or never
+//! starts), so it never exceeds the bound and never leaks a slot.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// The longest the accept loop waits before it looks at the stop flag.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A listening socket the server can accept from.
+pub trait Listener: AsRawFd + Send + 'static {
+    type Stream: Stream;
+    fn accept_stream(&self) -> io::Result<Self::Stream>;
+    fn set_nonblocking(&self, on: bool) -> io::Result<()>;
+}
+
+/// An accepted connection.
+pub trait Stream: Read + Write + Send + 'static {
+    fn set_nonblocking(&self, on: bool) -> io::Result<()>;
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+}
+
+macro_rules! socket_impls {
+    ($listener:ty, $stream:ty) => {
+        impl Listener for $listener {
+            type Stream = $stream;
+            fn accept_stream(&self) -> io::Result<$stream> {
+                self.accept().map(|(s, _)| s)
+            }
+            fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+                <$listener>::set_nonblocking(self, on)
+            }
+        }
+
+        impl Stream for $stream {
+            fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+                <$stream>::set_nonblocking(self, on)
+            }
+            fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                <$stream>::set_read_timeout(self, t)
+            }
+            fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                <$stream>::set_write_timeout(self, t)
+            }
+        }
+    };
+}
+
+socket_impls!(TcpListener, TcpStream);
+socket_impls!(UnixListener, UnixStream);
+
+/// What one server allows.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The read timeout each connection starts with.
+    pub read_timeout: Duration,
+    /// The write timeout each connection starts with.
+    pub write_timeout: Duration,
+}
+
+/// Serves one connection on its thread; the flag is set when the server is
+/// dropped, for protocols that keep a connection open between requests.
+pub trait ConnHandler<S>: Fn(S, &AtomicBool) + Send + Sync + 'static {}
+impl<S, F: Fn(S, &AtomicBool) + Send + Sync + 'static> ConnHandler<S> for F {}
+
+/// A running server: an accept thread and a thread per connection.
+/// Dropping it stops the accept loop and closes the listener; connections in
+/// flight finish on their own threads, told by the stop flag.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("refused", &self.refused())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Serves `listener` on a thread named `name` (connections on
+    /// `name-conn`), handing each admitted connection to `handler` and
+    /// writing `refusal` to each one beyond the limit.
+    pub fn start<L, H>(
+        name: &str,
+        listener: L,
+        limits: Limits,
+        refusal: Vec<u8>,
+        handler: H,
+    ) -> io::Result<Server>
+    where
+        L: Listener,
+        H: ConnHandler<L::Stream>,
+    {
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicU64::new(0));
+        let acceptor = Acceptor {
+            conn_name: format!("{name}-conn"),
+            limits,
+            refusal,
+            handler: Arc::new(handler),
+            stop: Arc::clone(&stop),
+            refused: Arc::clone(&refused),
+            active: Arc::new(AtomicUsize::new(0)),
+        };
+        let accept = thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || acceptor.run(&listener))?;
+        Ok(Server {
+            stop,
+            refused,
+            accept: Some(accept),
+        })
+    }
+
+    /// Connections refused because the limit was reached, since the start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the accept thread owns.
+struct Acceptor<H> {
+    conn_name: String,
+    limits: Limits,
+    refusal: Vec<u8>,
+    handler: Arc<H>,
+    stop: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
+    active: Arc<AtomicUsize>,
+}
+
+/// Gives a connection's place back when its thread ends, or never starts.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<H> Acceptor<H> {
+    fn run<L: Listener>(&self, listener: &L)
+    where
+        H: ConnHandler<L::Stream>,
+    {
+        while !self.stop.load(Ordering::Relaxed) {
+            match listener.accept_stream() {
+                Ok(stream) => self.admit(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_readable(listener),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors and the like: back off rather than spin.
+                    log::debug!("{}: accept: {e}", self.conn_name);
+                    thread::sleep(POLL_INTERVAL);
+                }
+            }
+        }
+    }
+
+    fn admit<S: Stream>(&self, mut stream: S)
+    where
+        H: ConnHandler<S>,
+    {
+        // Only this thread raises the count, so check-then-add does not race.
+        if self.active.load(Ordering::Relaxed) >= self.limits.max_connections {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            log::debug!(
+                "{}: refusing a connection, {} already served",
+                self.conn_name,
+                self.limits.max_connections
+            );
+            // Best effort and never blocking: the accept loop must not wait
+            // on a client. A fresh socket's buffer takes a short refusal.
+            let _ = stream.set_nonblocking(true);
+            let _ = stream.write_all(&self.refusal);
+            return;
+        }
+        self.active.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot(Arc::clone(&self.active));
+        let handler = Arc::clone(&self.handler);
+        let stop = Arc::clone(&self.stop);
+        let limits = self.limits;
+        let spawned = thread::Builder::new()
+            .name(self.conn_name.clone())
+            .spawn(move || {
+                let _slot = slot;
+                // Accepted sockets do not inherit the listener's O_NONBLOCK
+                // on Linux, but other systems differ.
+                let ready = stream.set_nonblocking(false).is_ok()
+                    && stream.set_read_timeout(Some(limits.read_timeout)).is_ok()
+                    && stream.set_write_timeout(Some(limits.write_timeout)).is_ok();
+                if ready {
+                    handler(stream, &stop);
+                }
+            });
+        // On failure the closure, and with it the slot and the stream, is
+        // dropped.
+        if let Err(e) = spawned {
+            log::debug!("{}: cannot start a connection thread: {e}", self.conn_name);
+        }
+    }
+}
+
+/// Returns when a connection is waiting on `listener`, or after
+/// [`POLL_INTERVAL`].
+fn wait_readable<L: AsRawFd>(listener: &L) {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(POLL_INTERVAL.as_millis()).unwrap_or(50);
+    // SAFETY: `pfd` is one live, initialised pollfd and the count passed is
+    // 1; the descriptor stays open since `listener` is borrowed.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if n < 0 {
+        // Interrupted or worse: never spin.
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    const LIMITS: Limits = Limits {
+        max_connections: 2,
+        read_timeout: Duration::from_millis(200),
+        write_timeout: Duration::from_millis(300),
+    };
+
+    /// A server on a fresh Unix socket whose handler reports each
+    /// connection's timeouts, then echoes one line and holds the
+    /// connection until the client closes or the server stops.
+    fn echo(
+        dir: &tempfile::TempDir,
+    ) -> (Server, std::path::PathBuf, mpsc::Receiver<[Duration; 2]>) {
+        let path = dir.path().join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let srv = Server::start(
+            "test",
+            listener,
+            LIMITS,
+            b"busy\n".to_vec(),
+            move |mut s: UnixStream, stop: &AtomicBool| {
+                let timeouts = [
+                    s.read_timeout().unwrap().unwrap(),
+                    s.write_timeout().unwrap().unwrap(),
+                ];
+                let _ = tx.lock().unwrap().send(timeouts);
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    match s.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            let _ = s.write_all(&buf[..n]);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                }
+            },
+        )
+        .unwrap();
+        (srv, path, rx)
+    }
+
+    fn connect(path: &std::path::Path) -> UnixStream {
+        let c = UnixStream::connect(path).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c
+    }
+
+    fn roundtrip(c: &mut UnixStream) -> Vec<u8> {
+        c.write_all(b"hi\n").unwrap();
+        let mut buf = [0u8; 16];
+        let n = c.read(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn bounds_connections_counts_refusals_and_frees_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (srv, path, timeouts) = echo(&dir);
+        let mut held: Vec<UnixStream> = (0..LIMITS.max_connections)
+            .map(|_| connect(&path))
+            .collect();
+        for c in &mut held {
+            assert_eq!(roundtrip(c), b"hi\n");
+        }
+        let mut extra = connect(&path);
+        let mut got = Vec::new();
+        extra.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"busy\n");
+        assert_eq!(srv.refused(), 1);
+
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut c = connect(&path);
+            if roundtrip(&mut c) == b"hi\n" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "slots never freed");
+            thread::sleep(Duration::from_millis(20));
+        }
+        // Every admitted connection started with the limits' timeouts.
+        let seen: Vec<_> = timeouts.try_iter().collect();
+        assert!(seen.len() >= 3, "{seen:?}");
+        for t in seen {
+            assert_eq!(t, [LIMITS.read_timeout, LIMITS.write_timeout]);
+        }
+    }
+
+    #[test]
+    fn drop_stops_accepting_and_tells_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let (srv, path, _timeouts) = echo(&dir);
+        let mut c = connect(&path);
+        assert_eq!(roundtrip(&mut c), b"hi\n");
+        let t = Instant::now();
+        drop(srv);
+        assert!(t.elapsed() < Duration::from_secs(2));
+        // The held connection's handler sees the flag within its read
+        // timeout and ends, closing it.
+        let mut buf = [0u8; 4];
+        assert_eq!(c.read(&mut buf).unwrap(), 0);
+        // The listener is closed: nothing accepts any more.
+        assert!(UnixStream::connect(&path).is_err());
+    }
+}
