@@ -1238,7 +1238,11 @@ port = 8443
         assert_eq!(s2["generation"].as_u64(), Some(gen1), "{s2}");
         let why = s2["last_reload_error"].as_str().unwrap_or_default();
         assert!(
-            why.contains(&cfg.display().to_string()) && why.contains("vip[9].backend[0].weight"),
+            why.contains(&cfg.display().to_string())
+                && why.contains(&format!(
+                    "vip[{}].backend[0].weight",
+                    rampart_testkit::fixtures::config().vips.len()
+                )),
             "the file and the key: {s2}"
         );
         assert_eq!(
@@ -1291,7 +1295,10 @@ port = 8443
         );
         assert!(
             stderr.contains("reload refused, the running config stays: ")
-                && stderr.contains("vip[9].backend[0].weight"),
+                && stderr.contains(&format!(
+                    "vip[{}].backend[0].weight",
+                    rampart_testkit::fixtures::config().vips.len()
+                )),
             "{stderr}"
         );
         let doc: serde_json::Value =
