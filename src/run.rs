@@ -26,7 +26,6 @@
 //! vdev.
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -165,7 +164,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     // One cookie key for every worker, whichever worker sees the ACK.
     let mut cfg = cfg.clone();
     if cfg.synproxy.secret.is_none() {
-        cfg.synproxy.secret = Some(os_random_key()?);
+        cfg.synproxy.secret = Some(crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?);
     }
     let text = std::fs::read_to_string(&opts.config_path).map_err(|e| format!("{file}: {e}"))?;
     let (control, links) = Control::new(
@@ -173,7 +172,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
         &text,
         Some(opts.config_path.clone()),
         plan.workers.len() as u16,
-        os_random_key()?,
+        crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?,
         0,
     )?;
     let store = control.store();
@@ -263,7 +262,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
             .collect(),
     );
     let start = Instant::now();
-    let seed = run_seed();
+    let seed = crate::random::seed().map_err(|e| format!("connection-hash seed: {e}"))?;
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut handles: Vec<JoinHandle<Option<WorkerResult>>> = Vec::with_capacity(workers);
     let mut startup_error = None;
@@ -940,23 +939,6 @@ fn with_handover(
         to,
         from,
     }))
-}
-
-/// 16 bytes from the OS for the SYN cookie key.
-fn os_random_key() -> Result<[u8; 16], String> {
-    let mut key = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(|e| format!("cannot read /dev/urandom for the SYN cookie key: {e}"))?;
-    Ok(key)
-}
-
-/// Seed of the connection hash: different every run.
-fn run_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id().into());
-    h.finish()
 }
 
 fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {

@@ -53,7 +53,6 @@
 
 use std::fmt;
 use std::hash::Hasher;
-use std::io;
 use std::num::NonZeroU32;
 
 use siphasher::sip::SipHasher13;
@@ -117,15 +116,17 @@ impl Secrets {
         }
     }
 
-    /// Like [`Secrets::new`] with a master key from the kernel's CSPRNG
-    /// (`getrandom(2)`, blocking until the pool is initialised, which only
-    /// matters early in boot).
+    /// Like [`Secrets::new`] with a master key from the OS random source
+    /// ([`crate::random`]).
     ///
     /// # Errors
     ///
-    /// The OS error when `getrandom(2)` fails for any reason but EINTR.
-    pub fn from_os_random(rotate_secs: u32, now_secs: u32) -> io::Result<Secrets> {
-        Ok(Secrets::new(os_random_key()?, rotate_secs, now_secs))
+    /// When the OS has no random bytes to give.
+    pub fn from_os_random(
+        rotate_secs: u32,
+        now_secs: u32,
+    ) -> Result<Secrets, crate::random::RandomError> {
+        Ok(Secrets::new(crate::random::key()?, rotate_secs, now_secs))
     }
 
     /// Move to the generation of `now_secs`. One step forward keeps the old
@@ -352,33 +353,6 @@ fn derive(master: &[u8; 16], gen: u32) -> SipKey {
     let mut h = SipHasher13x128::new_with_key(master);
     h.write(&gen.to_le_bytes());
     h.finish128().as_u64()
-}
-
-/// 16 bytes from `getrandom(2)`, retrying on EINTR and short reads.
-fn os_random_key() -> io::Result<[u8; 16]> {
-    let mut key = [0u8; 16];
-    let mut filled = 0;
-    while let Some(rest) = key.get_mut(filled..).filter(|r| !r.is_empty()) {
-        // SAFETY: `rest` is a live, writable slice of `rest.len()` bytes and
-        // getrandom writes at most that many.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        match usize::try_from(n) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "getrandom returned no bytes",
-                ))
-            }
-            Ok(n) => filled += n,
-            Err(_) => {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
-        }
-    }
-    Ok(key)
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ impl SynproxyState {
         capacity: u32,
         seed: u64,
         now_secs: u32,
-    ) -> std::io::Result<SynproxyState> {
+    ) -> Result<SynproxyState, crate::random::RandomError> {
         let c = &snap.synproxy;
         let secrets = match c.secret {
             Some(k) => Secrets::new(k, c.secret_rotate, now_secs),

@@ -26,15 +26,19 @@ use crate::wire::tcpopt::{self, Translate};
 use crate::wire::{self, TcpPacket};
 
 /// The SYN proxy state for a worker. The cookie master key comes from
-/// `synproxy.secret`, else the OS random source; should that fail, from
-/// the standard library's randomly seeded hasher keys, with a warning.
+/// `synproxy.secret`, else the OS random source ([`crate::random`]). The
+/// DPDK runtime draws one key at start for every worker (so a cookie
+/// checks on any of them); should the OS fail a worker that draws its own
+/// later (a reload that brings the first SYN proxy VIP), the worker logs
+/// it and keeps a key made from its connection-hash seed and the clock,
+/// which the OS seeded at start.
 pub fn new_state(snap: &Snapshot, capacity: u32, seed: u64) -> SynproxyState {
     match SynproxyState::new(snap, capacity, seed, 0) {
         Ok(s) => s,
         Err(e) => {
-            log::warn!("no OS random source for SYN cookie secrets ({e}); using hasher keys");
+            log::warn!("SYN cookie secret: {e}; keying the cookies from the worker's seed");
             let mut snap = snap.clone();
-            snap.synproxy.secret = Some(fallback_key());
+            snap.synproxy.secret = Some(seed_key(seed));
             match SynproxyState::new(&snap, capacity, seed, 0) {
                 Ok(s) => s,
                 // Unreachable: a configured key needs no random source.
@@ -44,15 +48,16 @@ pub fn new_state(snap: &Snapshot, capacity: u32, seed: u64) -> SynproxyState {
     }
 }
 
-fn fallback_key() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = [0u8; 16];
-    for (i, half) in out.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(i);
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
+/// A 128-bit key spread from a 64-bit seed and the time (SipHash).
+fn seed_key(seed: u64) -> [u8; 16] {
+    use siphasher::sip128::{Hasher128, SipHasher13};
+    use std::hash::Hasher;
+    let mut h = SipHasher13::new_with_keys(seed, seed.rotate_left(32));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.finish128().as_bytes()
 }
 
 // ---- reading the TCP header -------------------------------------------------
