@@ -164,7 +164,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     // One cookie key for every worker, whichever worker sees the ACK.
     let mut cfg = cfg.clone();
     if cfg.synproxy.secret.is_none() {
-        cfg.synproxy.secret = Some(crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?);
+        cfg.synproxy.secret =
+            Some(crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?);
     }
     let text = std::fs::read_to_string(&opts.config_path).map_err(|e| format!("{file}: {e}"))?;
     let (control, links) = Control::new(
