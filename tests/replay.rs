@@ -139,9 +139,9 @@ fn every_expected_output_dissects_clean() {
 /// over the bytes present and reported bad; the golden rows hold those
 /// bytes exactly, so such a quote's checksum is left out here.
 ///
-/// tshark 4.0 has no GUE dissector: a GUE datagram (UDP port 6080 in the
-/// fixtures) is checked up to its UDP checksum, its inner packet is not
-/// dissected.
+/// tshark has no GUE dissector of its own: `tests/tshark/gue.lua` decodes
+/// GUE on UDP port 6080 (the fixtures' `gue_port`) and hands the inner
+/// packet on, so its checksums are checked too.
 fn tshark_clean(pcap: &Path) {
     const FIELDS: [&str; 15] = [
         "frame.number",
@@ -161,6 +161,8 @@ fn tshark_clean(pcap: &Path) {
         "ipv6.nxt",
     ];
     let mut cmd = Command::new("tshark");
+    let gue = root().join("tests/tshark/gue.lua");
+    cmd.arg("-X").arg(format!("lua_script:{}", gue.display()));
     cmd.args(["-n", "-r"]).arg(pcap).args([
         "-o",
         "ip.check_checksum:TRUE",
@@ -261,22 +263,31 @@ fn require_tshark() {
 #[test]
 #[ignore = "needs tshark (apt-get install tshark); run with --include-ignored, as CI does"]
 fn tshark_catches_a_bad_checksum() {
-    // The checker itself must be able to fail: corrupt one TCP checksum.
+    // The checker itself must be able to fail: corrupt one TCP checksum,
+    // in a plain frame and inside GUE over IPv4 (whose UDP checksum is
+    // zero, so only the inner packet's own checksum can tell).
     require_tshark();
     let tmp = tempfile::tempdir().unwrap();
-    let good = root().join("pcap-fixtures/nat-v4.expected.pcap");
-    let mut frames = frames(&good);
-    let f = &mut frames[0];
-    let csum = 14 + 20 + 16;
-    f[csum] ^= 0xff;
-    let bad = tmp.path().join("bad.pcap");
-    let mut w = rampart::io::PcapWriter::create(&bad).unwrap();
-    for f in &frames {
-        w.write(f, 0).unwrap();
+    for (capture, frame, csum) in [
+        ("nat-v4", 0, 14 + 20 + 16),
+        // Frame 7 of the tunnel capture: an IPv6 SYN in GUE over IPv4.
+        ("tunnel", 6, 14 + 20 + 8 + 4 + 40 + 16),
+    ] {
+        let good = root().join(format!("pcap-fixtures/{capture}.expected.pcap"));
+        let mut frames = frames(&good);
+        frames[frame][csum] ^= 0xff;
+        let bad = tmp.path().join(format!("{capture}-bad.pcap"));
+        let mut w = rampart::io::PcapWriter::create(&bad).unwrap();
+        for f in &frames {
+            w.write(f, 0).unwrap();
+        }
+        w.finish().unwrap();
+        let caught = std::panic::catch_unwind(|| tshark_clean(&bad));
+        assert!(
+            caught.is_err(),
+            "{capture}: a corrupted checksum went unnoticed"
+        );
     }
-    w.finish().unwrap();
-    let caught = std::panic::catch_unwind(|| tshark_clean(&bad));
-    assert!(caught.is_err(), "a corrupted checksum went unnoticed");
 }
 
 #[test]
