@@ -3,45 +3,27 @@
 //! follow the new table, nothing is lost at the swap), and health checks
 //! whose probes are answered by backend SYN-ACKs and RSTs in the capture.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rampart::config;
 use rampart::control::health::{Checker, ProbeParams, Target};
 use rampart::flow::{proto, tcp_flags, Addr, FlowKey, Mac};
-use rampart::gen::{self, Eth, TcpSeg};
-use rampart::io::{PcapReader, PcapWriter};
+use rampart::gen::{self, TcpSeg};
 use rampart::maglev::BackendKey;
 use rampart::probe::{ProbeOrder, ProbeOutcome, ProbeResult};
 use rampart::replay::REPLAY_PROBE_KEY;
 use rampart::snapshot::{BackendState, Snapshot};
 
+use rampart_testkit::common::{frames as read_pcap, root, write_pcap};
+use rampart_testkit::fixtures::eth;
+use rampart_testkit::fixtures::net::{
+    parse as a, GATEWAY_MAC as CLIENT_MAC, NODE4 as NODE, NODE_MAC, WEB4 as VIP,
+};
 use rampart_testkit::rampart_bin as bin;
+use rampart_testkit::toml::{self, Vip};
 
 const T0: u64 = 1_700_000_000 * 1_000_000_000;
 const MS: u64 = 1_000_000;
-const NODE_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
-const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 0, 0xfe]);
-const VIP: Addr = Addr::from_v4([198, 18, 100, 10]);
-const NODE: Addr = Addr::from_v4([198, 18, 0, 1]);
-
-fn a(s: &str) -> Addr {
-    Addr::from(s.parse::<std::net::IpAddr>().unwrap())
-}
-
-fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
-    let mut w = PcapWriter::create(path).unwrap();
-    for (ts, f) in frames {
-        w.write(f, *ts).unwrap();
-    }
-    w.finish().unwrap();
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    PcapReader::open(path)
-        .unwrap()
-        .map(|r| r.unwrap().data)
-        .collect()
-}
 
 /// (destination address, destination port, TCP flags, source address) of
 /// an IPv4 TCP frame.
@@ -59,11 +41,7 @@ fn tcp_fields(f: &[u8]) -> (Addr, u16, u8, Addr) {
 
 fn client_syn(client: Addr, sport: u16) -> Vec<u8> {
     gen::tcp(
-        &Eth {
-            src: CLIENT_MAC,
-            dst: NODE_MAC,
-            vlan: None,
-        },
+        &eth(CLIENT_MAC, NODE_MAC),
         client,
         VIP,
         64,
@@ -81,11 +59,7 @@ fn client_syn(client: Addr, sport: u16) -> Vec<u8> {
 
 fn client_data(client: Addr, sport: u16) -> Vec<u8> {
     gen::tcp(
-        &Eth {
-            src: CLIENT_MAC,
-            dst: NODE_MAC,
-            vlan: None,
-        },
+        &eth(CLIENT_MAC, NODE_MAC),
         client,
         VIP,
         64,
@@ -150,8 +124,7 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let new_cfg = dir.path().join("new.toml");
     std::fs::write(&new_cfg, reloaded_text()).unwrap();
-    let old_cfg =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart_testkit::fixtures::CONFIG_PATH);
+    let old_cfg = root().join(rampart_testkit::fixtures::CONFIG_PATH);
 
     // 300 clients open a connection; the reload comes after their SYNs;
     // then each sends data on its connection and 300 new clients arrive.
@@ -173,7 +146,7 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
         ts += MS;
     }
     let input = dir.path().join("in.pcap");
-    write_pcap(&input, &frames);
+    write_pcap(&input, frames);
     let out = dir.path().join("out.pcap");
     let stats = dir.path().join("stats.json");
     let reload = format!("{n}:{}", new_cfg.display());
@@ -269,8 +242,7 @@ fn without_web(extra: &str) -> String {
 #[test]
 fn removed_vips_and_backends_drain_or_reset() {
     let dir = tempfile::tempdir().unwrap();
-    let old_cfg =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart_testkit::fixtures::CONFIG_PATH);
+    let old_cfg = root().join(rampart_testkit::fixtures::CONFIG_PATH);
     let n = 100u16;
     let client = |i: u16| (Addr::from_v4([198, 18, 62, (i % 250) as u8]), 20000 + i);
     let mut frames = Vec::new();
@@ -290,7 +262,7 @@ fn removed_vips_and_backends_drain_or_reset() {
         ts += MS;
     }
     let input = dir.path().join("in.pcap");
-    write_pcap(&input, &frames);
+    write_pcap(&input, frames);
     let old_snap =
         Snapshot::build(&config::parse(rampart_testkit::fixtures::CONFIG_TEXT, "old").unwrap());
     let on11: Vec<bool> = (0..n)
@@ -392,12 +364,11 @@ fn removed_vips_and_backends_drain_or_reset() {
 #[test]
 fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let old_cfg =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rampart_testkit::fixtures::CONFIG_PATH);
+    let old_cfg = root().join(rampart_testkit::fixtures::CONFIG_PATH);
     let input = dir.path().join("in.pcap");
     write_pcap(
         &input,
-        &[
+        [
             (T0, client_syn(a("198.18.60.1"), 2000)),
             (T0 + MS, client_syn(a("198.18.60.2"), 2000)),
         ],
@@ -453,42 +424,13 @@ fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
 
 // ---- health checks from probe replies in a capture -------------------------
 
-const HEALTH_CONFIG: &str = r#"
-[node]
-mac = "02:00:00:00:00:01"
-addresses = ["198.18.0.1"]
-gateway_mac = "02:00:00:00:00:fe"
-
-[[neighbor]]
-address = "198.18.1.11"
-mac = "02:00:00:00:01:0b"
-
-[[neighbor]]
-address = "198.18.1.12"
-mac = "02:00:00:00:01:0c"
-
-[[vip]]
-name = "web"
-address = "198.18.100.10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-
-[vip.health]
-kind = "tcp"
-interval_ms = 1000
-timeout_ms = 500
-rise = 2
-fall = 2
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8080
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 8080
-"#;
+fn health_config() -> String {
+    let web = Vip::new("web", "198.18.100.10", 80, "tcp", "nat")
+        .health("kind = \"tcp\"\ninterval_ms = 1000\ntimeout_ms = 500\nrise = 2\nfall = 2")
+        .backends(&["198.18.1.11", "198.18.1.12"], 8080);
+    let node = toml::node(&["198.18.0.1"], &["198.18.1.11", "198.18.1.12"]);
+    format!("{node}{web}")
+}
 
 /// How a backend answers its n-th probe.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -526,11 +468,7 @@ fn probe_reply(o: &ProbeOrder, ans: Answer) -> Vec<u8> {
         _ => tcp_flags::RST | tcp_flags::ACK,
     };
     gen::tcp(
-        &Eth {
-            src: backend_mac,
-            dst: NODE_MAC,
-            vlan: None,
-        },
+        &eth(backend_mac, NODE_MAC),
         o.dst,
         o.src,
         64,
@@ -549,7 +487,7 @@ fn probe_reply(o: &ProbeOrder, ans: Answer) -> Vec<u8> {
 
 #[test]
 fn health_checks_follow_probe_replies_with_rise_and_fall() {
-    let cfg = config::parse(HEALTH_CONFIG, "health.toml").unwrap();
+    let cfg = config::parse(&health_config(), "health.toml").unwrap();
     let snap = Snapshot::build(&cfg);
     // The capture is written against a checker run on the same clock, as
     // the replay's control side runs it: one packet per burst, a tick
@@ -639,9 +577,9 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
 
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("health.toml");
-    std::fs::write(&cfg_path, HEALTH_CONFIG).unwrap();
+    std::fs::write(&cfg_path, health_config()).unwrap();
     let input = dir.path().join("in.pcap");
-    write_pcap(&input, &frames);
+    write_pcap(&input, frames.iter().map(|(t, f)| (*t, f)));
     let out = dir.path().join("out.pcap");
     let stats = dir.path().join("stats.json");
     let s = run_replay(&cfg_path, &input, &out, &stats, &["--burst", "1"]);

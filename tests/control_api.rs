@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -318,7 +318,7 @@ fn control_loop(shared: &Shared, stop: &AtomicBool) {
 
 /// Runs the rampart binary, killing it after [`CTL_TIMEOUT`].
 fn run_bin(args: &[&str]) -> Out {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+    let mut child = rampart_testkit::rampart_bin!()
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

@@ -27,117 +27,68 @@ use rampart_testkit::fixtures::{
     self,
     net::{parse as ip, GATEWAY_MAC, NODE_MAC},
 };
+use rampart_testkit::toml::{self, Vip};
 
 const SEED: u64 = 0x5eed_0f7e_5700;
 
 // ---- configs ----------------------------------------------------------------
 
 /// The node and its neighbors. 198.18.1.14 deliberately has no neighbor entry.
-const NODE: &str = r#"
-[node]
-mac = "02:00:00:00:00:01"
-addresses = ["198.18.0.1", "2001:2::1"]
-gateway_mac = "02:00:00:00:00:fe"
-
-[[neighbor]]
-address = "198.18.1.11"
-mac = "02:00:00:00:01:0b"
-
-[[neighbor]]
-address = "198.18.1.12"
-mac = "02:00:00:00:01:0c"
-
-[[neighbor]]
-address = "198.18.1.13"
-mac = "02:00:00:00:01:0d"
-
-[[neighbor]]
-address = "2001:2:0:1::11"
-mac = "02:00:00:00:02:0b"
-
-[[neighbor]]
-address = "2001:2:0:1::12"
-mac = "02:00:00:00:02:0c"
-"#;
+fn node() -> String {
+    toml::node(
+        &["198.18.0.1", "2001:2::1"],
+        &[
+            "198.18.1.11",
+            "198.18.1.12",
+            "198.18.1.13",
+            "2001:2:0:1::11",
+            "2001:2:0:1::12",
+        ],
+    )
+}
 
 /// NAT, Maglev, three backends that serve no other VIP.
-const WEB_NAT: &str = r#"
-[[vip]]
-name = "web"
-address = "198.18.100.10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-table_size = 1009
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8080
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 8080
-
-[[vip.backend]]
-address = "198.18.1.13"
-port = 8080
-"#;
+fn web_nat() -> String {
+    Vip::new("web", "198.18.100.10", 80, "tcp", "nat")
+        .table_size(1009)
+        .backends(&["198.18.1.11", "198.18.1.12", "198.18.1.13"], 8080)
+        .to_string()
+}
 
 /// UDP NAT on the web VIP's address.
-const DNS_NAT: &str = r#"
-[[vip]]
-name = "dns"
-address = "198.18.100.10"
-port = 53
-protocol = "udp"
-mode = "nat"
-table_size = 1009
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 5353
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 5353
-"#;
+fn dns_nat() -> String {
+    Vip::new("dns", "198.18.100.10", 53, "udp", "nat")
+        .table_size(1009)
+        .backends(&["198.18.1.11", "198.18.1.12"], 5353)
+        .to_string()
+}
 
 /// FullNAT, Maglev, one local address.
-const API_FULLNAT: &str = r#"
-[[vip]]
-name = "api"
-address = "198.18.100.20"
-port = 443
-protocol = "tcp"
-mode = "fullnat"
-table_size = 1009
-local_addresses = ["198.18.0.200"]
+fn api_fullnat() -> String {
+    api(&["198.18.0.200"])
+}
 
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8443
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 8443
-"#;
+/// FullNAT, Maglev, on `locals`.
+fn api(locals: &[&str]) -> String {
+    Vip::new("api", "198.18.100.20", 443, "tcp", "fullnat")
+        .table_size(1009)
+        .local_addresses(locals)
+        .backends(&["198.18.1.11", "198.18.1.12"], 8443)
+        .to_string()
+}
 
 /// DR, Maglev, two adjacent backends.
-const STATIC_DR: &str = r#"
-[[vip]]
-name = "static"
-address = "198.18.100.30"
-port = 80
-protocol = "tcp"
-mode = "dr"
-table_size = 1009
+fn static_dr() -> String {
+    static_dr_on(&["198.18.1.12", "198.18.1.13"])
+}
 
-[[vip.backend]]
-address = "198.18.1.12"
-
-[[vip.backend]]
-address = "198.18.1.13"
-"#;
+/// DR, Maglev, on `backends`.
+fn static_dr_on(backends: &[&str]) -> String {
+    Vip::new("static", "198.18.100.30", 80, "tcp", "dr")
+        .table_size(1009)
+        .backends_without_port(backends)
+        .to_string()
+}
 
 /// Short, distinct timeouts so each state's can be told apart.
 const SHORT_TIMEOUTS: &str = "capacity = 64
@@ -151,7 +102,7 @@ tcp_close = 3
 udp = 30";
 
 fn snapshot(conntrack: &str, vips: &str) -> Snapshot {
-    let text = format!("{NODE}\n[conntrack]\n{conntrack}\n{vips}");
+    let text = format!("{}\n[conntrack]\n{conntrack}\n{vips}", node());
     match config::parse(&text, "test.toml") {
         Ok(c) => Snapshot::build(&c),
         Err(e) => panic!("test config is invalid: {e}\n{text}"),
@@ -161,17 +112,13 @@ fn snapshot(conntrack: &str, vips: &str) -> Snapshot {
 /// A NAT VIP on 198.18.100.10:80 with `scheduler` and backends
 /// 198.18.1.11.. with `weights`.
 fn nat_vip(scheduler: &str, weights: &[u32]) -> String {
-    let mut s = format!(
-        "[[vip]]\nname = \"web\"\naddress = \"198.18.100.10\"\nport = 80\n\
-         protocol = \"tcp\"\nmode = \"nat\"\nscheduler = \"{scheduler}\"\ntable_size = 1009\n"
-    );
-    for (i, w) in weights.iter().enumerate() {
-        s.push_str(&format!(
-            "\n[[vip.backend]]\naddress = \"198.18.1.{}\"\nport = 8080\nweight = {w}\n",
-            11 + i
-        ));
+    let mut vip = Vip::new("web", "198.18.100.10", 80, "tcp", "nat")
+        .scheduler(scheduler)
+        .table_size(1009);
+    for (i, w) in (11..).zip(weights) {
+        vip = vip.weighted(&format!("198.18.1.{i}"), 8080, *w);
     }
-    s
+    vip.to_string()
 }
 
 // ---- the load balancer under test -------------------------------------------
@@ -521,7 +468,7 @@ fn ipv4_udp_checksum_at() -> std::ops::Range<usize> {
 
 #[test]
 fn full_table_sends_new_nat_flows_to_their_maglev_backend_without_state() {
-    let mut lb = Lb::new("capacity = 4", WEB_NAT);
+    let mut lb = Lb::new("capacity = 4", &web_nat());
     let vip = ip("198.18.100.10");
     let mut picked = BTreeMap::new();
     for n in 0..40 {
@@ -569,7 +516,7 @@ fn full_table_sends_new_nat_flows_to_their_maglev_backend_without_state() {
 
 #[test]
 fn stateless_replies_stop_once_the_overflow_is_an_established_timeout_old() {
-    let mut lb = Lb::new("capacity = 1\ntcp_established = 50", WEB_NAT);
+    let mut lb = Lb::new("capacity = 1\ntcp_established = 50", &web_nat());
     let vip = ip("198.18.100.10");
     lb.ws.set_clock(1000);
     let first = tcp_key(client(1), 40_000, vip, 80);
@@ -595,7 +542,7 @@ fn stateless_replies_stop_once_the_overflow_is_an_established_timeout_old() {
 
 #[test]
 fn full_table_drops_new_fullnat_flows_and_returns_their_local_port() {
-    let mut lb = Lb::new("capacity = 2\ntcp_syn_sent = 5", API_FULLNAT);
+    let mut lb = Lb::new("capacity = 2\ntcp_syn_sent = 5", &api_fullnat());
     let vip = ip("198.18.100.20");
     let local = ip("198.18.0.200");
     let total = lb.ws.lports.free(0);
@@ -638,7 +585,7 @@ fn full_table_drops_new_fullnat_flows_and_returns_their_local_port() {
 
 #[test]
 fn rst_without_entry_creates_none_nat_and_dr_forward_fullnat_drops() {
-    let mut lb = Lb::new("", &format!("{WEB_NAT}{API_FULLNAT}{STATIC_DR}"));
+    let mut lb = Lb::new("", &[web_nat(), api_fullnat(), static_dr()].concat());
     let (web, api, stat) = (
         ip("198.18.100.10"),
         ip("198.18.100.20"),
@@ -676,7 +623,7 @@ fn rst_without_entry_creates_none_nat_and_dr_forward_fullnat_drops() {
 
 #[test]
 fn midflow_ack_is_picked_up_on_its_maglev_backend_nat_and_dr() {
-    let mut lb = Lb::new("", &format!("{WEB_NAT}{STATIC_DR}"));
+    let mut lb = Lb::new("", &[web_nat(), static_dr()].concat());
     let (web, stat) = (ip("198.18.100.10"), ip("198.18.100.30"));
 
     let key = tcp_key(client(1), 42_000, web, 80);
@@ -724,7 +671,7 @@ fn midflow_pickup_uses_maglev_even_when_the_vip_schedules_otherwise() {
 
 #[test]
 fn syn_only_flow_expires_after_tcp_syn_sent_then_late_replies_drop() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &web_nat());
     let vip = ip("198.18.100.10");
     let key = tcp_key(client(1), 43_000, vip, 80);
     let b = lb.maglev(&key);
@@ -751,7 +698,7 @@ fn syn_only_flow_expires_after_tcp_syn_sent_then_late_replies_drop() {
 /// new + pickups = expired + active at every point.
 #[test]
 fn entries_found_expired_by_their_next_packet_count_as_expired() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &web_nat());
     let vip = ip("198.18.100.10");
     let books = |lb: &Lb| {
         let opened = lb.event(Event::ConnNew) + lb.event(Event::MidflowPickup);
@@ -785,7 +732,7 @@ fn entries_found_expired_by_their_next_packet_count_as_expired() {
 
 #[test]
 fn expired_fullnat_flow_drops_late_replies_no_conn() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, API_FULLNAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &api_fullnat());
     let key = tcp_key(client(1), 43_001, ip("198.18.100.20"), 443);
     let b = lb.maglev(&key);
     lb.ws.set_clock(1000);
@@ -799,7 +746,7 @@ fn expired_fullnat_flow_drops_late_replies_no_conn() {
 
 #[test]
 fn established_flow_outlives_syn_timeout_and_expires_after_tcp_established() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &web_nat());
     let key = tcp_key(client(1), 43_002, ip("198.18.100.10"), 80);
     let b = lb.maglev(&key);
     lb.ws.set_clock(1000);
@@ -819,7 +766,7 @@ fn established_flow_outlives_syn_timeout_and_expires_after_tcp_established() {
 
 #[test]
 fn udp_flow_expires_after_udp_timeout() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, DNS_NAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &dns_nat());
     let key = udp_key(client(1), 5300, ip("198.18.100.10"), 53);
     lb.ws.set_clock(1000);
     lb.forward(client_udp(&key, b"query"));
@@ -832,7 +779,7 @@ fn udp_flow_expires_after_udp_timeout() {
 
 #[test]
 fn fin_fin_close_uses_the_time_wait_timeout() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &web_nat());
     let key = tcp_key(client(1), 43_003, ip("198.18.100.10"), 80);
     let b = lb.maglev(&key);
     lb.ws.set_clock(1000);
@@ -852,7 +799,7 @@ fn fin_fin_close_uses_the_time_wait_timeout() {
 
 #[test]
 fn entries_refreshed_by_packets_do_not_expire() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, &format!("{WEB_NAT}{DNS_NAT}"));
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &[web_nat(), dns_nat()].concat());
     let vip = ip("198.18.100.10");
     let tcp = tcp_key(client(1), 43_004, vip, 80);
     let udp = udp_key(client(2), 5300, vip, 53);
@@ -886,7 +833,7 @@ fn entries_refreshed_by_packets_do_not_expire() {
 
 #[test]
 fn new_syn_on_time_wait_or_close_makes_a_fresh_entry() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &web_nat());
     let key = tcp_key(client(1), 44_000, ip("198.18.100.10"), 80);
     let b = lb.maglev(&key);
     lb.ws.set_clock(1000);
@@ -921,7 +868,7 @@ fn new_syn_on_time_wait_or_close_makes_a_fresh_entry() {
 
 #[test]
 fn reopened_fullnat_connection_gets_a_new_port_and_frees_the_old() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, API_FULLNAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &api_fullnat());
     let key = tcp_key(client(1), 44_001, ip("198.18.100.20"), 443);
     let b = lb.maglev(&key);
     let total = lb.ws.lports.free(0);
@@ -951,28 +898,13 @@ fn reopened_fullnat_connection_gets_a_new_port_and_frees_the_old() {
 
 // ---- 6. FullNAT local ports -----------------------------------------------------------
 
-const API_TWO_LOCALS: &str = r#"
-[[vip]]
-name = "api"
-address = "198.18.100.20"
-port = 443
-protocol = "tcp"
-mode = "fullnat"
-table_size = 1009
-local_addresses = ["198.18.0.200", "198.18.0.201"]
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8443
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 8443
-"#;
+fn api_two_locals() -> String {
+    api(&["198.18.0.200", "198.18.0.201"])
+}
 
 #[test]
 fn fullnat_alternates_local_addresses_and_uses_the_workers_ports() {
-    let mut lb = Lb::worker("", API_TWO_LOCALS, 1, 4);
+    let mut lb = Lb::worker("", &api_two_locals(), 1, 4);
     let vip = ip("198.18.100.20");
     let locals = [ip("198.18.0.200"), ip("198.18.0.201")];
     let mut used = std::collections::HashSet::new();
@@ -999,7 +931,7 @@ fn fullnat_alternates_local_addresses_and_uses_the_workers_ports() {
 #[test]
 fn fullnat_exhausting_the_workers_ports_drops_until_one_is_freed() {
     let conntrack = "capacity = 40000\ntcp_syn_sent = 100\ntcp_close = 2";
-    let mut lb = Lb::worker(conntrack, API_TWO_LOCALS, 1, 4);
+    let mut lb = Lb::worker(conntrack, &api_two_locals(), 1, 4);
     let vip = ip("198.18.100.20");
     let share = (FIRST_PORT as u32..=65_535).filter(|p| p % 4 == 1).count();
     assert_eq!(lb.ws.lports.free(0), share);
@@ -1176,35 +1108,18 @@ fn sh_sends_every_port_of_one_client_to_one_backend() {
 
 // ---- 9. reply-key collision --------------------------------------------------------------
 
-const TWO_VIPS_ONE_BACKEND: &str = r#"
-[[vip]]
-name = "a"
-address = "198.18.100.10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-table_size = 1009
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8080
-
-[[vip]]
-name = "b"
-address = "198.18.100.11"
-port = 80
-protocol = "tcp"
-mode = "nat"
-table_size = 1009
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8080
-"#;
+fn two_vips_one_backend() -> String {
+    let vip = |name, address| {
+        Vip::new(name, address, 80, "tcp", "nat")
+            .table_size(1009)
+            .backends(&["198.18.1.11"], 8080)
+    };
+    format!("{}{}", vip("a", "198.18.100.10"), vip("b", "198.18.100.11"))
+}
 
 #[test]
 fn same_client_to_two_nat_vips_sharing_a_backend_collides_while_alive() {
-    let mut lb = Lb::new("", TWO_VIPS_ONE_BACKEND);
+    let mut lb = Lb::new("", &two_vips_one_backend());
     let (a, b) = (ip("198.18.100.10"), ip("198.18.100.11"));
     let c = client(1);
     let backend = lb.backend_at(ip("198.18.1.11"), 8080);
@@ -1238,25 +1153,13 @@ fn same_client_to_two_nat_vips_sharing_a_backend_collides_while_alive() {
 
 // ---- 10. DR without a neighbor -------------------------------------------------------------
 
-const DR_HALF_ADJACENT: &str = r#"
-[[vip]]
-name = "static"
-address = "198.18.100.30"
-port = 80
-protocol = "tcp"
-mode = "dr"
-table_size = 1009
-
-[[vip.backend]]
-address = "198.18.1.12"
-
-[[vip.backend]]
-address = "198.18.1.14"
-"#;
+fn dr_half_adjacent() -> String {
+    static_dr_on(&["198.18.1.12", "198.18.1.14"])
+}
 
 #[test]
 fn dr_backend_without_neighbor_entry_drops_dr_no_neighbor() {
-    let mut lb = Lb::new("", DR_HALF_ADJACENT);
+    let mut lb = Lb::new("", &dr_half_adjacent());
     let vip = ip("198.18.100.30");
     let (mut fwd, mut dropped) = (0, 0);
     for n in 0..50 {
@@ -1279,7 +1182,7 @@ fn dr_backend_without_neighbor_entry_drops_dr_no_neighbor() {
 
 #[test]
 fn dr_flow_dropped_for_no_neighbor_leaves_no_entry_and_no_counts() {
-    let mut lb = Lb::new("", DR_HALF_ADJACENT);
+    let mut lb = Lb::new("", &dr_half_adjacent());
     let vip = ip("198.18.100.30");
     let key = (0..)
         .map(|n| tcp_key(client(n), 49_001, vip, 80))
@@ -1365,7 +1268,7 @@ fn every_drop_counts_its_own_reason_and_rx_equals_tx_plus_drops() {
     // The reasons the reference config cannot produce, on small configs.
     let mut lb = Lb::new(
         "capacity = 3",
-        &format!("{TWO_VIPS_ONE_BACKEND}{API_FULLNAT}{DR_HALF_ADJACENT}"),
+        &[two_vips_one_backend(), api_fullnat(), dr_half_adjacent()].concat(),
     );
     let (a, b, api, stat) = (
         ip("198.18.100.10"),
@@ -1411,57 +1314,23 @@ fn every_drop_counts_its_own_reason_and_rx_equals_tx_plus_drops() {
 
 // ---- 12. checksums -----------------------------------------------------------------------------
 
-const V6_VIPS: &str = r#"
-[[vip]]
-name = "web6"
-address = "2001:2:0:100::10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-table_size = 1009
-
-[[vip.backend]]
-address = "2001:2:0:1::11"
-port = 8080
-
-[[vip]]
-name = "dns6"
-address = "2001:2:0:100::10"
-port = 53
-protocol = "udp"
-mode = "nat"
-table_size = 1009
-
-[[vip.backend]]
-address = "2001:2:0:1::11"
-port = 5353
-
-[[vip]]
-name = "api6"
-address = "2001:2:0:100::20"
-port = 443
-protocol = "tcp"
-mode = "fullnat"
-table_size = 1009
-local_addresses = ["2001:2::200"]
-
-[[vip.backend]]
-address = "2001:2:0:1::12"
-port = 8443
-
-[[vip]]
-name = "dnsf6"
-address = "2001:2:0:100::20"
-port = 53
-protocol = "udp"
-mode = "fullnat"
-table_size = 1009
-local_addresses = ["2001:2::200"]
-
-[[vip.backend]]
-address = "2001:2:0:1::12"
-port = 5353
-"#;
+fn v6_vips() -> String {
+    let vip = |name, address, port, protocol, mode| {
+        Vip::new(name, address, port, protocol, mode).table_size(1009)
+    };
+    [
+        vip("web6", "2001:2:0:100::10", 80, "tcp", "nat").backends(&["2001:2:0:1::11"], 8080),
+        vip("dns6", "2001:2:0:100::10", 53, "udp", "nat").backends(&["2001:2:0:1::11"], 5353),
+        vip("api6", "2001:2:0:100::20", 443, "tcp", "fullnat")
+            .local_addresses(&["2001:2::200"])
+            .backends(&["2001:2:0:1::12"], 8443),
+        vip("dnsf6", "2001:2:0:100::20", 53, "udp", "fullnat")
+            .local_addresses(&["2001:2::200"])
+            .backends(&["2001:2:0:1::12"], 5353),
+    ]
+    .map(|v| v.to_string())
+    .concat()
+}
 
 /// Sends `input`, expects Forward and exactly `want`, with valid checksums.
 #[track_caller]
@@ -1476,7 +1345,7 @@ fn forwards_exactly(lb: &mut Lb, mut input: Vec<u8>, want: &[u8], what: &str) {
 
 #[test]
 fn ipv6_nat_and_fullnat_outputs_have_valid_checksums() {
-    let mut lb = Lb::new("", V6_VIPS);
+    let mut lb = Lb::new("", &v6_vips());
     let c = ip("2001:2:0:50::7");
     let nat_vip6 = ip("2001:2:0:100::10");
     let fnat_vip6 = ip("2001:2:0:100::20");
@@ -1571,20 +1440,13 @@ fn ipv6_nat_and_fullnat_outputs_have_valid_checksums() {
     forwards_exactly(&mut lb, input, &want, "FullNAT UDP out");
 }
 
-const V4_UDP_FULLNAT: &str = r#"
-[[vip]]
-name = "dnsf"
-address = "198.18.100.20"
-port = 53
-protocol = "udp"
-mode = "fullnat"
-table_size = 1009
-local_addresses = ["198.18.0.200"]
-
-[[vip.backend]]
-address = "198.18.1.13"
-port = 5353
-"#;
+fn v4_udp_fullnat() -> String {
+    Vip::new("dnsf", "198.18.100.20", 53, "udp", "fullnat")
+        .table_size(1009)
+        .local_addresses(&["198.18.0.200"])
+        .backends(&["198.18.1.13"], 5353)
+        .to_string()
+}
 
 fn without_udp_checksum(mut frame: Vec<u8>) -> Vec<u8> {
     frame[ipv4_udp_checksum_at()].fill(0);
@@ -1593,7 +1455,7 @@ fn without_udp_checksum(mut frame: Vec<u8>) -> Vec<u8> {
 
 #[test]
 fn ipv4_udp_without_checksum_stays_without_checksum() {
-    let mut lb = Lb::new("", &format!("{DNS_NAT}{V4_UDP_FULLNAT}"));
+    let mut lb = Lb::new("", &[dns_nat(), v4_udp_fullnat()].concat());
     let c = client(9);
     let vip = ip("198.18.100.10");
     let key = udp_key(c, 5300, vip, 53);
@@ -1644,7 +1506,7 @@ fn payload_with_zero_sum(frame: impl Fn(&[u8]) -> Vec<u8>) -> [u8; 2] {
 
 #[test]
 fn udp_checksum_that_becomes_zero_is_sent_as_all_ones() {
-    let mut lb = Lb::new("", &format!("{DNS_NAT}{V6_VIPS}"));
+    let mut lb = Lb::new("", &[dns_nat(), v6_vips()].concat());
     for (c, vip, baddr) in [
         (client(3), ip("198.18.100.10"), ip("198.18.1.11")),
         (
@@ -1785,7 +1647,7 @@ enum Dir3 {
 
 #[test]
 fn vip_and_backend_counters_follow_a_conversation() {
-    let mut lb = Lb::new("", &format!("{WEB_NAT}{DNS_NAT}"));
+    let mut lb = Lb::new("", &[web_nat(), dns_nat()].concat());
     let vip = ip("198.18.100.10");
     let web = lb.vip_index(&tcp_key(vip, 1, vip, 80));
     let dns = lb.vip_index(&udp_key(vip, 1, vip, 53));
@@ -1832,7 +1694,7 @@ fn vip_and_backend_counters_follow_a_conversation() {
 
 #[test]
 fn expiry_works_across_the_clock_wrap() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, WEB_NAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &web_nat());
     let key = tcp_key(client(1), 43_005, ip("198.18.100.10"), 80);
     lb.ws.set_clock(u32::MAX - 2);
     lb.forward(client_tcp(&key, SYN));
@@ -1843,7 +1705,7 @@ fn expiry_works_across_the_clock_wrap() {
 
 #[test]
 fn reply_to_an_expired_entry_not_yet_aged_is_treated_as_no_entry() {
-    let mut lb = Lb::new(SHORT_TIMEOUTS, API_FULLNAT);
+    let mut lb = Lb::new(SHORT_TIMEOUTS, &api_fullnat());
     let key = tcp_key(client(1), 43_006, ip("198.18.100.20"), 443);
     let b = lb.maglev(&key);
     lb.ws.set_clock(1000);

@@ -21,6 +21,7 @@ use rampart::stats::{DropReason, Event};
 use serde_json::Value;
 
 use rampart_testkit::common::root;
+use rampart_testkit::toml::{self, Vip};
 
 fn read(rel: &str) -> String {
     let path = root().join(rel);
@@ -69,12 +70,13 @@ fn backticked(s: &str) -> Vec<&str> {
 
 /// A config that sets every table once, each header alone on its line so a
 /// key can be put right after it.
-const EVERY_TABLE: &str = r#"
-[node]
-mac = "02:00:00:00:00:01"
-addresses = ["198.18.0.1"]
-gateway_mac = "02:00:00:00:00:fe"
-
+fn every_table() -> String {
+    let node = toml::node(&["198.18.0.1"], &["198.18.1.11"]);
+    let web = Vip::new("web", "198.18.100.10", 80, "tcp", "nat")
+        .health("kind = \"tcp\"")
+        .backends(&["198.18.1.11"], 8080);
+    format!(
+        "{node}
 [conntrack]
 capacity = 1024
 
@@ -85,26 +87,8 @@ mss = 1460
 echo_rate = 10
 
 [control]
-socket = ""
-
-[[neighbor]]
-address = "198.18.1.11"
-mac = "02:00:00:00:01:0b"
-
-[[vip]]
-name = "web"
-address = "198.18.100.10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-
-[vip.health]
-kind = "tcp"
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8080
-
+socket = \"\"
+{web}
 [vip.backend.health]
 fall = 5
 
@@ -112,8 +96,10 @@ fall = 5
 workers = 1
 
 [[port]]
-name = "net_null0"
-"#;
+name = \"net_null0\"
+"
+    )
+}
 
 /// The config tables: (header in the file, heading in configuration.md
 /// whose key table lists its keys).
@@ -138,12 +124,13 @@ const UNKNOWN: &str = "zz_no_such_key";
 /// The keys the loader accepts in the table under `header`, from its own
 /// refusal of a key it does not know.
 fn accepted_keys(header: &str) -> BTreeSet<String> {
-    let at = EVERY_TABLE
+    let every_table = every_table();
+    let at = every_table
         .find(&format!("\n{header}\n"))
-        .unwrap_or_else(|| panic!("{header} is not in EVERY_TABLE"))
+        .unwrap_or_else(|| panic!("{header} is not in every_table()"))
         + header.len()
         + 2;
-    let mut text = EVERY_TABLE.to_string();
+    let mut text = every_table;
     text.insert_str(at, &format!("{UNKNOWN} = 1\n"));
     let err = match config::parse(&text, "docs-test.toml") {
         Ok(_) => panic!("{header}: the loader took an unknown key"),
@@ -193,9 +180,9 @@ fn documented_keys(doc: &str, heading: &str) -> BTreeSet<String> {
 fn configuration_reference_lists_exactly_the_keys_the_loader_accepts() {
     let doc = read("docs/configuration.md");
     assert!(
-        config::parse(EVERY_TABLE, "docs-test.toml").is_ok(),
+        config::parse(&every_table(), "docs-test.toml").is_ok(),
         "the test's config is valid: {:?}",
-        config::parse(EVERY_TABLE, "docs-test.toml").err()
+        config::parse(&every_table(), "docs-test.toml").err()
     );
     let mut wrong = Vec::new();
     for &(header, heading) in TABLES {

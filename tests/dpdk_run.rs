@@ -81,6 +81,7 @@ mod dpdk {
     use std::path::Path;
 
     use rampart_testkit::fixtures;
+    use rampart_testkit::toml::{self, Vip};
 
     /// Per-process EAL arguments: no hugepages, no PCI scan, no shared
     /// config, no telemetry socket, a file prefix of its own.
@@ -300,17 +301,22 @@ mod dpdk {
         assert!(checked >= 12, "every fixture ran ({checked})");
     }
 
-    #[test]
-    fn run_on_net_pcap_matches_replay_over_many_bursts() {
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("traffic.pcap");
+    /// `rampart gen --traffic` at `path`: 300 flows of 8 packets.
+    fn gen_traffic(path: &Path) {
         let o = bin!()
             .args(["gen", "--traffic"])
-            .arg(&input)
+            .arg(path)
             .args(["--flows", "300", "--packets-per-flow", "8"])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    #[test]
+    fn run_on_net_pcap_matches_replay_over_many_bursts() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("traffic.pcap");
+        gen_traffic(&input);
         let cfg = root().join("configs/bench.toml");
         let (got, run_doc, _) = run_pcap("traffic", &cfg, &input, dir.path());
         let (want, replay_doc) = replay_pcap("traffic", &cfg, &input, dir.path());
@@ -326,51 +332,14 @@ mod dpdk {
     /// Service part of the two-worker test: a NAT and a FullNAT VIP, both
     /// Maglev (a per-worker scheduler such as least-connections would pick
     /// differently from a single replay worker).
-    const TWO_WORKER_CONFIG: &str = r#"
-[node]
-mac = "02:00:00:00:00:01"
-addresses = ["198.18.0.1"]
-gateway_mac = "02:00:00:00:00:fe"
-
-[[neighbor]]
-address = "198.18.1.11"
-mac = "02:00:00:00:01:0b"
-
-[[neighbor]]
-address = "198.18.1.12"
-mac = "02:00:00:00:01:0c"
-
-[[vip]]
-name = "web"
-address = "198.18.100.10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8080
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 8080
-
-[[vip]]
-name = "api"
-address = "198.18.100.20"
-port = 443
-protocol = "tcp"
-mode = "fullnat"
-local_addresses = ["198.18.0.200"]
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8443
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 8443
-"#;
+    fn two_worker_config() -> String {
+        let backends = ["198.18.1.11", "198.18.1.12"];
+        let web = Vip::new("web", "198.18.100.10", 80, "tcp", "nat").backends(&backends, 8080);
+        let api = Vip::new("api", "198.18.100.20", 443, "tcp", "fullnat")
+            .local_addresses(&["198.18.0.200"])
+            .backends(&backends, 8443);
+        format!("{}{web}{api}", toml::node(&["198.18.0.1"], &backends))
+    }
 
     /// Two workers, two rx queues. Queue 0 carries the clients' packets of
     /// four connections: NAT flows A (owned by worker 0) and B (worker 1),
@@ -383,25 +352,21 @@ port = 8443
     /// a single-worker replay of the same packets rewrites it.
     #[test]
     fn two_workers_hand_replies_to_the_owner() {
-        use rampart::flow::{tcp_flags, Addr, FlowKey, Mac};
+        use rampart::flow::tcp_flags;
         use rampart::gen;
         use rampart::io::steer::client_owner;
-        use rampart::io::PcapWriter;
         use rampart::snapshot::Snapshot;
+        use rampart::workload::segment;
+        use rampart_testkit::common::write_pcap;
+        use rampart_testkit::fixtures::net::{parse as ip, GATEWAY_MAC, NODE_MAC};
+        use rampart_testkit::fixtures::{eth, tcp_key};
 
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("two.base.toml");
-        std::fs::write(&base, TWO_WORKER_CONFIG).unwrap();
+        std::fs::write(&base, two_worker_config()).unwrap();
         let cfg = rampart::config::load(&base).unwrap();
         let snap = Snapshot::build(&cfg);
-        let ip = |s: &str| Addr::from(s.parse::<std::net::IpAddr>().unwrap());
-        let ours = Mac([2, 0, 0, 0, 0, 1]);
-        let gw = Mac([2, 0, 0, 0, 0, 0xfe]);
-        let eth = gen::Eth {
-            src: gw,
-            dst: ours,
-            vlan: None,
-        };
+        let eth = eth(GATEWAY_MAC, NODE_MAC);
         let local = ip("198.18.0.200");
 
         // (name, client, VIP, VIP port, owner, FullNAT local port)
@@ -430,23 +395,10 @@ port = 8443
         // worker 0's flows (all on queue 1).
         let mut handed = 0u64;
         for &(_, cport, vip, vport, owner, lport) in &flows {
-            let key = FlowKey {
-                src: client,
-                dst: vip,
-                sport: cport,
-                dport: vport,
-                proto: 6,
-            };
+            let key = tcp_key(client, cport, vip, vport);
             let backend = snap.which_backend(&key).expect("a backend").key;
-            let seg = |sport, dport, seq, ack, flags, payload: &[u8]| gen::TcpSeg {
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                window: 65535,
-                options: Vec::new(),
-                payload: payload.to_vec(),
+            let seg = |sport, dport, seq, ack, flags, payload: &[u8]| {
+                segment(sport, dport, seq, ack, flags, 65535, Vec::new(), payload)
             };
             let c = |s: &gen::TcpSeg| gen::tcp(&eth, client, vip, 64, 1, s);
             fwd.push(c(&seg(cport, vport, 1000, 0, tcp_flags::SYN, b"")));
@@ -487,13 +439,9 @@ port = 8443
 
         let t0 = 1_700_000_000_000_000_000u64;
         let write = |path: &Path, frames: &[Vec<u8>]| {
-            let mut w = PcapWriter::create(path).unwrap();
-            for (i, f) in frames.iter().enumerate() {
-                w.write(f, t0 + i as u64 * 1000).unwrap();
-            }
-            w.finish().unwrap();
+            write_pcap(path, (t0..).step_by(1000).zip(frames));
         };
-        let filler = gen::arp_request(gw, ip("198.18.5.1"), ip("198.18.5.5"));
+        let filler = gen::arp_request(GATEWAY_MAC, ip("198.18.5.1"), ip("198.18.5.5"));
         let mut q1: Vec<Vec<u8>> = vec![filler; 200_000];
         q1.extend(replies.iter().cloned());
         let (q0_path, q1_path) = (dir.path().join("q0.pcap"), dir.path().join("q1.pcap"));
@@ -739,13 +687,7 @@ port = 8443
         // A pool too small for an infinite_rx capture (it needs the whole
         // file in mbufs): the rx queue cannot be set up.
         let big = dir.path().join("big.pcap");
-        let g = bin!()
-            .args(["gen", "--traffic"])
-            .arg(&big)
-            .args(["--flows", "300", "--packets-per-flow", "8"])
-            .output()
-            .unwrap();
-        assert!(g.status.success());
+        gen_traffic(&big);
         let o = start(
             "pool",
             "mempool_size = 1023\nmempool_cache = 0\n",

@@ -17,7 +17,6 @@
 //! tool fails it.
 #![cfg(feature = "dpdk")]
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,7 +66,7 @@ fn netns_end_to_end_quick() {
         "the end-to-end suite needs root ({}) and these tools: {missing:?}",
         is_root()
     );
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = rampart_testkit::common::root();
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();
     // The script has its own deadline (SIGALRM, then teardown); `timeout`

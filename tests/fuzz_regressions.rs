@@ -1,8 +1,6 @@
 //! Every input the fuzzer ever crashed on (`fuzz/regressions/`), and every
 //! seed, through the fuzz harness: none may panic again.
 
-use std::path::PathBuf;
-
 use rampart_testkit::{fixtures, harness};
 
 #[test]
@@ -35,7 +33,7 @@ fn synproxy_seeds_reach_the_splice() {
 
 #[test]
 fn checked_in_crashes_stay_fixed() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let dir = rampart_testkit::common::root().join("fuzz/regressions");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();

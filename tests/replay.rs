@@ -15,7 +15,7 @@ use std::process::Command;
 use rampart::datapath::Verdict;
 use rampart_testkit::fixtures;
 
-use rampart_testkit::common::{frames, root};
+use rampart_testkit::common::{frames, root, write_pcap};
 use rampart_testkit::rampart_bin as bin;
 
 #[test]
@@ -277,11 +277,7 @@ fn tshark_catches_a_bad_checksum() {
         let mut frames = frames(&good);
         frames[frame][csum] ^= 0xff;
         let bad = tmp.path().join(format!("{capture}-bad.pcap"));
-        let mut w = rampart::io::PcapWriter::create(&bad).unwrap();
-        for f in &frames {
-            w.write(f, 0).unwrap();
-        }
-        w.finish().unwrap();
+        write_pcap(&bad, frames.iter().map(|f| (0, f)));
         let caught = std::panic::catch_unwind(|| tshark_clean(&bad));
         assert!(
             caught.is_err(),

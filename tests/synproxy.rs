@@ -32,6 +32,7 @@ use rampart::snapshot::Snapshot;
 use rampart::stats::{DropReason, Event};
 use rampart::synproxy::cookie::{check, CookieData, Secrets};
 use rampart::xmit::lport::FIRST_PORT;
+use rampart_testkit::toml::{self, Vip};
 
 const SEED: u64 = 0x5359_4e50_7465_7374;
 const NS: u64 = 1_000_000_000;
@@ -58,90 +59,45 @@ const BACKEND_TTL: u8 = 63;
 const NODE_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x01]);
 const GATEWAY_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0xfe]);
 
-const NODE: &str = r#"
-[node]
-mac = "02:00:00:00:00:01"
-addresses = ["198.18.0.1", "2001:2::1"]
-gateway_mac = "02:00:00:00:00:fe"
-
-[[neighbor]]
-address = "198.18.1.11"
-mac = "02:00:00:00:01:0b"
-
-[[neighbor]]
-address = "198.18.1.12"
-mac = "02:00:00:00:01:0c"
-
-[[neighbor]]
-address = "2001:2:0:1::11"
-mac = "02:00:00:00:02:0b"
-
-[[neighbor]]
-address = "2001:2:0:1::12"
-mac = "02:00:00:00:02:0c"
-"#;
+fn node() -> String {
+    toml::node(
+        &["198.18.0.1", "2001:2::1"],
+        &[
+            "198.18.1.11",
+            "198.18.1.12",
+            "2001:2:0:1::11",
+            "2001:2:0:1::12",
+        ],
+    )
+}
 
 /// One proxied VIP per mode and family, each with its own backend.
-const SERVICES: &str = r#"
-[[vip]]
-name = "nat4"
-address = "198.18.100.10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-table_size = 7
-synproxy = true
-
-[[vip.backend]]
-address = "198.18.1.11"
-port = 8080
-
-[[vip]]
-name = "full4"
-address = "198.18.100.20"
-port = 443
-protocol = "tcp"
-mode = "fullnat"
-table_size = 7
-local_addresses = ["198.18.0.200"]
-synproxy = true
-
-[[vip.backend]]
-address = "198.18.1.12"
-port = 8443
-
-[[vip]]
-name = "nat6"
-address = "2001:2::100:10"
-port = 80
-protocol = "tcp"
-mode = "nat"
-table_size = 7
-synproxy = true
-
-[[vip.backend]]
-address = "2001:2:0:1::11"
-port = 8080
-
-[[vip]]
-name = "full6"
-address = "2001:2::100:20"
-port = 443
-protocol = "tcp"
-mode = "fullnat"
-table_size = 7
-local_addresses = ["2001:2::200"]
-synproxy = true
-
-[[vip.backend]]
-address = "2001:2:0:1::12"
-port = 8443
-"#;
+fn services() -> String {
+    let vip = |name, address, port, mode| Vip::new(name, address, port, "tcp", mode).table_size(7);
+    [
+        vip("nat4", "198.18.100.10", 80, "nat")
+            .synproxy()
+            .backends(&["198.18.1.11"], 8080),
+        vip("full4", "198.18.100.20", 443, "fullnat")
+            .local_addresses(&["198.18.0.200"])
+            .synproxy()
+            .backends(&["198.18.1.12"], 8443),
+        vip("nat6", "2001:2::100:10", 80, "nat")
+            .synproxy()
+            .backends(&["2001:2:0:1::11"], 8080),
+        vip("full6", "2001:2::100:20", 443, "fullnat")
+            .local_addresses(&["2001:2::200"])
+            .synproxy()
+            .backends(&["2001:2:0:1::12"], 8443),
+    ]
+    .map(|v| v.to_string())
+    .concat()
+}
 
 /// The config with `extra` appended to its `[synproxy]` section.
 fn config_text(extra: &str) -> String {
     format!(
-        "{NODE}
+        "{}
 [conntrack]
 capacity = 1024
 
@@ -156,7 +112,9 @@ syn_retries = {SYN_RETRIES}
 syn_retry_interval = {SYN_RETRY_INTERVAL}
 hold_slots = 64
 {extra}
-{SERVICES}"
+{}",
+        node(),
+        services()
     )
 }
 
@@ -2058,20 +2016,10 @@ fn line_of(text: &str, prefix: &str) -> usize {
 }
 
 fn one_vip(mode: &str, protocol: &str) -> String {
-    format!(
-        "{NODE}
-[[vip]]
-name = \"v\"
-address = \"198.18.100.30\"
-port = 80
-protocol = \"{protocol}\"
-mode = \"{mode}\"
-synproxy = true
-
-[[vip.backend]]
-address = \"198.18.1.11\"
-"
-    )
+    let vip = Vip::new("v", "198.18.100.30", 80, protocol, mode)
+        .synproxy()
+        .backends_without_port(&["198.18.1.11"]);
+    format!("{}{vip}", node())
 }
 
 #[test]
@@ -2110,7 +2058,7 @@ fn check_config_rejects_dr_synproxy() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dr.toml");
     std::fs::write(&path, one_vip("dr", "tcp")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+    let out = rampart_testkit::rampart_bin!()
         .arg("check-config")
         .arg(&path)
         .output()
@@ -2140,7 +2088,7 @@ fn bad_synproxy_values_name_their_key() {
             "power of two",
         ),
     ] {
-        let text = format!("{NODE}\n[synproxy]\n{kv}\n{SERVICES}");
+        let text = format!("{}\n[synproxy]\n{kv}\n{}", node(), services());
         let e = config_error(&text);
         assert_eq!(e.key(), Some(key), "{kv}: {e}");
         assert_eq!(e.line(), Some(line_of(&text, kv)), "{kv}: {e}");

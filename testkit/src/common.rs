@@ -1,9 +1,9 @@
-//! What the integration tests share: the repository root and the frames of
-//! a capture.
+//! What the integration tests share: the repository root, the frames of a
+//! capture and writing one.
 
 use std::path::{Path, PathBuf};
 
-use rampart::io::PcapReader;
+use rampart::io::{PcapReader, PcapWriter};
 
 /// The repository's root (configs/, pcap-fixtures/, tests/ are below it).
 pub fn root() -> PathBuf {
@@ -24,6 +24,20 @@ pub fn frames(p: &Path) -> Vec<Vec<u8>> {
             })
             .collect(),
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// Writes a capture at `p` of `frames`, each with its capture time in
+/// nanoseconds; panics with the writer's message on failure.
+pub fn write_pcap<F: AsRef<[u8]>>(p: &Path, frames: impl IntoIterator<Item = (u64, F)>) {
+    let written = PcapWriter::create(p).and_then(|mut w| {
+        for (ts, f) in frames {
+            w.write(f.as_ref(), ts)?;
+        }
+        w.finish()
+    });
+    if let Err(e) = written {
+        panic!("{e}")
     }
 }
 

@@ -12,3 +12,4 @@
 pub mod common;
 pub mod fixtures;
 pub mod harness;
+pub mod toml;
