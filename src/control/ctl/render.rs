@@ -412,66 +412,35 @@ fn key_values(pairs: &[(&str, String)], indent: &str, values: Align) -> String {
     out
 }
 
-/// A header row and rows, columns two spaces apart.
-struct Table {
-    columns: Vec<(&'static str, Align)>,
-    rows: Vec<Vec<String>>,
-}
+/// A header row and rows, columns two spaces apart: a comfy-table without
+/// borders, two blanks right of every column but the last, trailing blanks
+/// trimmed.
+struct Table(comfy_table::Table);
 
 impl Table {
     fn new(columns: &[(&'static str, Align)]) -> Table {
-        Table {
-            columns: columns.to_vec(),
-            rows: Vec::new(),
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::NOTHING)
+            .set_header(columns.iter().map(|(h, _)| *h));
+        let last = columns.len().saturating_sub(1);
+        for (i, (column, (_, align))) in table.column_iter_mut().zip(columns).enumerate() {
+            column.set_padding((0, if i == last { 0 } else { 2 }));
+            column.set_cell_alignment(match align {
+                Align::Left => comfy_table::CellAlignment::Left,
+                Align::Right => comfy_table::CellAlignment::Right,
+            });
         }
+        Table(table)
     }
 
     fn row(&mut self, cells: Vec<String>) {
-        debug_assert_eq!(cells.len(), self.columns.len());
-        self.rows.push(cells);
+        self.0.add_row(cells);
     }
 
     /// The header line, then one line per row; no trailing blanks.
     fn lines(&self) -> Vec<String> {
-        let widths: Vec<usize> = self
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, (h, _))| {
-                self.rows
-                    .iter()
-                    .filter_map(|r| r.get(i))
-                    .map(|c| width(c))
-                    .chain([width(h)])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let header: Vec<String> = self.columns.iter().map(|(h, _)| h.to_string()).collect();
-        std::iter::once(&header)
-            .chain(&self.rows)
-            .map(|cells| {
-                let mut line = String::new();
-                for (i, ((_, align), w)) in self.columns.iter().zip(&widths).enumerate() {
-                    let cell = cells.get(i).map_or("", String::as_str);
-                    if i > 0 {
-                        line.push_str("  ");
-                    }
-                    let pad = w.saturating_sub(width(cell));
-                    match align {
-                        Align::Left => {
-                            line.push_str(cell);
-                            line.extend(std::iter::repeat_n(' ', pad));
-                        }
-                        Align::Right => {
-                            line.extend(std::iter::repeat_n(' ', pad));
-                            line.push_str(cell);
-                        }
-                    }
-                }
-                line.trim_end().to_string()
-            })
-            .collect()
+        self.0.lines().map(|l| l.trim_end().to_string()).collect()
     }
 
     fn render(&self) -> String {
