@@ -44,6 +44,11 @@ enum Cmd {
         /// probe at the time of the packet that made it due.
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=32))]
         burst: u16,
+        /// Worker threads (1-64), each with its own connection table: one
+        /// reader steers every frame to the worker that owns its connection,
+        /// as a DPDK box hands frames over between workers.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
         /// Input capture (pcap or pcapng, Ethernet).
         input: PathBuf,
     },
@@ -144,6 +149,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             no_progress,
             reload,
             burst,
+            workers,
             input,
         } => {
             let cfg = config::load(&config).map_err(|e| e.to_string())?;
@@ -160,6 +166,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 progress: !no_progress,
                 reloads,
                 burst: usize::from(burst),
+                workers,
             };
             let (snap, report) = replay::replay(&cfg, &opts)?;
             print!("{}", replay::summary(&input, out.as_deref(), &report));

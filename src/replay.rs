@@ -1,6 +1,10 @@
 //! `rampart replay`: a capture in, through the datapath as if every frame
 //! arrived on one port (a one-arm load balancer), transmitted frames out to
 //! an optional capture, counters to a summary and an optional JSON file.
+//!
+//! One worker runs on the calling thread over [`PcapIo`]; several
+//! (`--workers N`) run on their own threads, fed by one reader that steers
+//! every frame to its owner (see [`workers`]).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,8 @@ use crate::io::{PacketIo, PcapIo, PcapReader, PcapWriter};
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, Event, WorkerStats};
 use crate::worker::{poll_up_to, Clock, BURST};
+
+mod workers;
 
 /// Inputs larger than this show a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
@@ -35,7 +41,13 @@ pub struct ReplayOptions {
     /// the worker clock does (it moves per burst), and with it when health
     /// probes go out: 1 runs every packet at its own time.
     pub burst: usize,
+    /// Worker threads, 1..=[`MAX_WORKERS`]; each owns the connections
+    /// [`crate::io::steer::owner`] gives it, as on a DPDK box.
+    pub workers: u16,
 }
+
+/// The most workers `rampart replay --workers` runs.
+pub const MAX_WORKERS: u16 = 64;
 
 /// A reload at a given point of a replay (`rampart replay --reload N:FILE`).
 pub struct ScheduledReload {
@@ -55,6 +67,8 @@ pub struct ReplayReport {
     pub conn_capacity: u32,
     pub bytes_per_entry: usize,
     pub elapsed: Duration,
+    /// Workers whose counters are summed here.
+    pub workers: usize,
 }
 
 impl ReplayReport {
@@ -77,6 +91,9 @@ pub const REPLAY_PROBE_KEY: [u8; 16] = *b"rampart-replay-p";
 /// time out in capture time, and scheduled reloads happen between two
 /// given packets.
 pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayReport), String> {
+    if opts.workers > 1 {
+        return workers::replay(cfg, opts);
+    }
     let (mut control, links) = Control::new(cfg.clone(), "", None, 1, REPLAY_PROBE_KEY, 0)?;
     let Some(mut link) = links.into_iter().next() else {
         return Err("no worker link".to_string());
@@ -90,19 +107,7 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     };
     let mut io = PcapIo::new(reader, writer);
 
-    let size = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
-    let bar = (opts.progress && size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal())
-        .then(|| {
-            let b = indicatif::ProgressBar::new(size);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {bytes}/{total_bytes} [{bar:40}] {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            b
-        });
+    let bar = progress_bar(opts);
 
     let start = Instant::now();
     let mut bufs = Vec::with_capacity(BURST);
@@ -152,10 +157,7 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     }
     result?;
     if let Some(r) = reloads.next() {
-        return Err(format!(
-            "reload after packet {}: the capture has only {total} packets",
-            r.after
-        ));
+        return Err(unreached_reload(r, total));
     }
     io.finish().map_err(|e| e.to_string())?;
     // Entries still live at the end of the capture are not an error; they
@@ -168,6 +170,7 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
         health_events: control.take_health_events(),
         reloads: applied,
         elapsed,
+        workers: 1,
     };
     let snap = (*store.load_full()).clone();
     Ok((snap, report))
@@ -175,6 +178,31 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
 
 /// Packets between two progress-bar updates.
 const PROGRESS_EVERY: u64 = 65_536;
+
+/// A progress bar over the input's bytes, when asked for, the input is
+/// large and stderr is a terminal.
+fn progress_bar(opts: &ReplayOptions) -> Option<indicatif::ProgressBar> {
+    let size = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
+    (opts.progress && size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(size);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} [{bar:40}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        b
+    })
+}
+
+/// The error of a reload scheduled after the end of the capture.
+fn unreached_reload(r: &ScheduledReload, total: u64) -> String {
+    format!(
+        "reload after packet {}: the capture has only {total} packets",
+        r.after
+    )
+}
 
 /// The short human summary printed after a replay.
 pub fn summary(input: &Path, output: Option<&Path>, r: &ReplayReport) -> String {
@@ -222,10 +250,14 @@ pub fn summary(input: &Path, output: Option<&Path>, r: &ReplayReport) -> String 
         out.push_str(&format!("  events       {}\n", events.join(", ")));
     }
     out.push_str(&format!(
-        "  rate         {:.2} Mpps ({} packets in {:.3} s, one worker)\n",
+        "  rate         {:.2} Mpps ({} packets in {:.3} s, {})\n",
         r.mpps(),
         s.rx_packets,
-        r.elapsed.as_secs_f64()
+        r.elapsed.as_secs_f64(),
+        match r.workers {
+            1 => "one worker".to_string(),
+            n => format!("{n} workers"),
+        }
     ));
     out
 }

@@ -439,6 +439,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
             conn_capacity: capacity,
             bytes_per_entry,
             elapsed,
+            workers,
         },
         workers,
         io,
@@ -606,11 +607,6 @@ fn control_loop(
 pub fn summary(r: &RunReport) -> String {
     let body = replay::summary(std::path::Path::new("-"), None, &r.replay);
     let body = body.split_once('\n').map_or("", |(_, rest)| rest);
-    let body = if r.workers == 1 {
-        body.to_string()
-    } else {
-        body.replace("one worker)", &format!("{} workers)", r.workers))
-    };
     let names: Vec<&str> = r.ports.iter().map(|p| p.name.as_str()).collect();
     let mut out = format!(
         "run {} (stopped: {}, {} worker{})\n",
@@ -619,7 +615,7 @@ pub fn summary(r: &RunReport) -> String {
         r.workers,
         if r.workers == 1 { "" } else { "s" }
     );
-    out.push_str(&body);
+    out.push_str(body);
     let io = &r.io;
     let _ = writeln!(
         out,

@@ -19,6 +19,10 @@ pub enum Clock {
     Packets,
     /// From a monotonic clock started with the worker.
     Monotonic(Instant),
+    /// Set by the caller before each poll: a worker fed by a reader that
+    /// owns the capture's clock (`rampart replay --workers N` gives every
+    /// worker the time of its burst's first frame, as one worker has it).
+    Given,
 }
 
 impl Clock {
@@ -26,6 +30,7 @@ impl Clock {
         match self {
             Clock::Packets => first.and_then(|b| b.timestamp_ns()),
             Clock::Monotonic(start) => Some(start.elapsed().as_nanos() as u64),
+            Clock::Given => None,
         }
     }
 }

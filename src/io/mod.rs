@@ -1,8 +1,9 @@
 //! Packet I/O backends: where frames come from and where they go.
 //!
 //! The worker loop is written once against [`PacketIo`]; only the backend
-//! differs between `rampart replay` ([`pcap`]), `rampart bench` ([`memory`])
-//! and the DPDK runtime. The trait is shaped after DPDK's burst API so that an
+//! differs between `rampart replay` ([`pcap`]; [`queue`] for each of its
+//! workers when there are several), `rampart bench` ([`memory`]) and the
+//! DPDK runtime. The trait is shaped after DPDK's burst API so that an
 //! mbuf backend fits without changing the loop:
 //!
 //! * [`PacketIo::rx_burst`] fills a caller-owned batch. A `Vec`-backed backend
@@ -29,6 +30,7 @@
 pub mod dpdk;
 pub mod memory;
 pub mod pcap;
+pub mod queue;
 pub mod route;
 pub mod steer;
 
@@ -36,6 +38,7 @@ use crate::buf::PacketBuf;
 
 pub use memory::MemoryIo;
 pub use pcap::{PcapError, PcapIo, PcapReader, PcapWriter, TsResolution};
+pub use queue::QueueIo;
 
 /// Batch I/O as the worker loop sees it.
 pub trait PacketIo {

@@ -1,0 +1,311 @@
+//! `rampart replay --workers N`: the DPDK runtime's division of labour,
+//! without DPDK.
+//!
+//! One reader (the calling thread) reads the capture a burst at a time,
+//! exactly as one worker would, and steers every frame to the worker that
+//! owns its connection with [`steer::owner`], the function a DPDK worker
+//! uses to hand a frame over. A frame without an owner (ARP, ND, echo
+//! requests, what the parser refuses) goes to worker 0, as if it had
+//! arrived on worker 0's queue. Each worker thread keeps its own
+//! [`WorkerState`] (connection table, FullNAT ports whose low bits name it,
+//! SYN proxy) and runs [`poll_up_to`] over a [`QueueIo`] fed through a
+//! bounded channel.
+//!
+//! The reader and the workers move in lock step, one burst per round, so
+//! the replay stays reproducible and behaves as one worker does in
+//! everything but the split:
+//!
+//! - every worker gets every round, its share possibly empty, and runs its
+//!   clock at the time of the burst's first frame, as one worker does; so
+//!   SYN cookies, timeouts and aging steps see the same times;
+//! - the control side (health checks, reloads) runs on the reader's thread
+//!   between two rounds, when every worker has finished the last one: a
+//!   probe order reaches its worker before the next burst, its answer is
+//!   back before the next tick;
+//! - the output of a round is written worker by worker, each worker's
+//!   frames in the order it sent them. Frames of one connection keep their
+//!   order (one worker owns them); frames of different connections may
+//!   come out in another order than with one worker.
+
+use std::thread;
+use std::time::Instant;
+
+use crossbeam::channel::{self, Receiver, Sender};
+
+use super::{
+    progress_bar, unreached_reload, ReplayOptions, ReplayReport, PROGRESS_EVERY, REPLAY_PROBE_KEY,
+    REPLAY_SEED,
+};
+use crate::config::Config;
+use crate::control::link::{SnapshotStore, WorkerLink};
+use crate::control::state::Control;
+use crate::datapath::WorkerState;
+use crate::flow::FlowDesc;
+use crate::io::{steer, PacketIo, PcapIo, PcapReader, PcapWriter, QueueIo, RxPacket};
+use crate::snapshot::Snapshot;
+use crate::stats::WorkerStats;
+use crate::worker::{poll_up_to, Clock, BURST};
+
+/// A worker's share of one burst.
+struct Round {
+    /// The time of the burst's first frame (the last burst's when empty).
+    clock_ns: u64,
+    frames: Vec<RxPacket>,
+}
+
+/// A worker's answer to a round.
+struct Sent {
+    frames: Vec<RxPacket>,
+    /// The round's frames, handed back for the next one.
+    spare: Vec<RxPacket>,
+}
+
+/// What a worker hands back when the capture ends.
+struct Final {
+    stats: WorkerStats,
+    active: u32,
+    capacity: u32,
+    bytes_per_entry: usize,
+}
+
+/// The reader's end of one worker.
+struct Lane {
+    to: Sender<Round>,
+    from: Receiver<Sent>,
+    spare: Vec<RxPacket>,
+}
+
+pub(super) fn replay(
+    cfg: &Config,
+    opts: &ReplayOptions,
+) -> Result<(Snapshot, ReplayReport), String> {
+    let workers = opts.workers.clamp(1, super::MAX_WORKERS);
+    let (control, links) = Control::new(cfg.clone(), "", None, workers, REPLAY_PROBE_KEY, 0)?;
+    let store = control.store();
+    let reader = PcapReader::open(&opts.input).map_err(|e| e.to_string())?;
+    let writer = match &opts.output {
+        Some(p) => Some(PcapWriter::create(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let io = PcapIo::new(reader, None);
+
+    thread::scope(|s| {
+        let mut lanes = Vec::with_capacity(usize::from(workers));
+        let mut handles = Vec::with_capacity(usize::from(workers));
+        for (w, link) in (0..workers).zip(links) {
+            // One round in flight per worker: the reader waits for every
+            // answer before the next round anyway.
+            let (to, rounds) = channel::bounded(1);
+            let (answers, from) = channel::bounded(1);
+            let store = std::sync::Arc::clone(&store);
+            let h = thread::Builder::new()
+                .name(format!("rampart-replay-w{w}"))
+                .spawn_scoped(s, move || {
+                    worker_main(w, workers, &store, link, &rounds, &answers)
+                })
+                .map_err(|e| format!("cannot start worker {w}: {e}"))?;
+            handles.push(h);
+            lanes.push(Lane {
+                to,
+                from,
+                spare: Vec::new(),
+            });
+        }
+        let read = read_and_steer(opts, control, &store, io, writer, &mut lanes);
+        // Closing the channels ends the workers.
+        drop(lanes);
+        let mut finals = Vec::with_capacity(handles.len());
+        for (w, h) in handles.into_iter().enumerate() {
+            match h.join() {
+                Ok(f) => finals.push(f),
+                Err(_) => return Err(format!("replay worker {w} failed")),
+            }
+        }
+        let (mut control, mut report) = read?;
+        let snap = (*store.load_full()).clone();
+        let mut stats = WorkerStats::new(snap.vips.len(), snap.backends.len());
+        for f in &finals {
+            stats.merge(&f.stats);
+            report.active_conns += f.active;
+            report.conn_capacity += f.capacity;
+            report.bytes_per_entry = f.bytes_per_entry;
+        }
+        report.stats = stats;
+        report.health_events = control.take_health_events();
+        Ok((snap, report))
+    })
+}
+
+/// The reader and control side: reads the capture a burst at a time,
+/// steers, runs a round, writes its output, ticks the control side.
+/// Returns the control (for its health events) and the report without the
+/// workers' counters.
+fn read_and_steer(
+    opts: &ReplayOptions,
+    mut control: Control,
+    store: &SnapshotStore,
+    mut io: PcapIo,
+    mut writer: Option<PcapWriter>,
+    lanes: &mut [Lane],
+) -> Result<(Control, ReplayReport), String> {
+    let workers = lanes.len() as u16;
+    let bar = progress_bar(opts);
+    let start = Instant::now();
+    let mut bufs: Vec<RxPacket> = Vec::with_capacity(BURST);
+    let mut d = FlowDesc::default();
+    let mut clock_ns = 0u64;
+    let mut total = 0u64;
+    let mut next_report = PROGRESS_EVERY;
+    let mut reloads = opts.reloads.iter().peekable();
+    let mut applied = 0u64;
+    let result: Result<(), String> = loop {
+        if let Some(r) = reloads.next_if(|r| r.after <= total) {
+            if let Err(e) = control.reload_with(r.config.clone(), &r.text, clock_ns) {
+                break Err(format!("reload after packet {}: {}", r.after, e.message));
+            }
+            applied += 1;
+            continue;
+        }
+        let burst = opts.burst.clamp(1, BURST);
+        let max = reloads
+            .peek()
+            .map_or(burst, |r| (r.after - total).min(burst as u64) as usize);
+        let n = match io.rx_burst(&mut bufs, max) {
+            Ok(n) => n,
+            Err(e) => break Err(format!("{}: {e}", opts.input.display())),
+        };
+        if let Some(first) = bufs.first().filter(|_| n > 0) {
+            clock_ns = first.ts_ns;
+        }
+        let snap = store.load();
+        let mut shares: Vec<Vec<RxPacket>> = lanes
+            .iter_mut()
+            .map(|l| {
+                let mut v = std::mem::take(&mut l.spare);
+                v.clear();
+                v
+            })
+            .collect();
+        for p in bufs.iter().take(n) {
+            let w = steer::owner(&p.data, &snap, workers, &mut d).unwrap_or(0);
+            if let Some(share) = shares.get_mut(usize::from(w)) {
+                share.push(p.clone());
+            }
+        }
+        drop(snap);
+        if let Err(e) = run_round(lanes, shares, clock_ns, writer.as_mut()) {
+            break Err(e);
+        }
+        total += n as u64;
+        // Health checks run on the capture's clock, which starts with its
+        // first packet.
+        if total > 0 {
+            control.tick(clock_ns);
+        }
+        if total >= next_report {
+            if let Some(b) = &bar {
+                b.set_position(io.reader().offset());
+                b.set_message(format!("{total} packets"));
+            }
+            next_report = total + PROGRESS_EVERY;
+        }
+        if n == 0 && io.exhausted() {
+            break Ok(());
+        }
+    };
+    let elapsed = start.elapsed();
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    result?;
+    if let Some(r) = reloads.next() {
+        return Err(unreached_reload(r, total));
+    }
+    if let Some(w) = writer.as_mut() {
+        w.finish().map_err(|e| e.to_string())?;
+    }
+    let report = ReplayReport {
+        stats: WorkerStats::new(0, 0),
+        health_events: Vec::new(),
+        reloads: applied,
+        active_conns: 0,
+        conn_capacity: 0,
+        bytes_per_entry: 0,
+        elapsed,
+        workers: lanes.len(),
+    };
+    Ok((control, report))
+}
+
+/// Hands every worker its share, waits for all of them, and writes what
+/// they sent, worker by worker.
+fn run_round(
+    lanes: &mut [Lane],
+    shares: Vec<Vec<RxPacket>>,
+    clock_ns: u64,
+    mut writer: Option<&mut PcapWriter>,
+) -> Result<(), String> {
+    for (w, (lane, frames)) in lanes.iter().zip(shares).enumerate() {
+        if lane.to.send(Round { clock_ns, frames }).is_err() {
+            return Err(format!("replay worker {w} stopped"));
+        }
+    }
+    for (w, lane) in lanes.iter_mut().enumerate() {
+        let Ok(sent) = lane.from.recv() else {
+            return Err(format!("replay worker {w} stopped"));
+        };
+        if let Some(out) = writer.as_deref_mut() {
+            for p in &sent.frames {
+                out.write(&p.data, p.ts_ns).map_err(|e| e.to_string())?;
+            }
+        }
+        lane.spare = sent.spare;
+    }
+    Ok(())
+}
+
+/// A worker thread: one poll per round, over the frames the reader gave
+/// it, with the link serviced before it (orders from the control side's
+/// last tick) and after it (probe results, counters).
+fn worker_main(
+    id: u16,
+    workers: u16,
+    store: &SnapshotStore,
+    mut link: WorkerLink,
+    rounds: &Receiver<Round>,
+    answers: &Sender<Sent>,
+) -> Final {
+    let mut ws = WorkerState::new(
+        &store.load(),
+        id,
+        workers,
+        REPLAY_SEED.wrapping_add(u64::from(id)),
+    );
+    let mut io = QueueIo::default();
+    let mut bufs: Vec<RxPacket> = Vec::with_capacity(BURST);
+    let mut got = 0;
+    while let Ok(round) = rounds.recv() {
+        link.service(&mut ws, got);
+        io.load(round.frames);
+        ws.set_clock_ns(round.clock_ns);
+        let snap = store.load();
+        // A QueueIo neither fails nor holds more than a burst.
+        got = poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Given, BURST).unwrap_or(0);
+        drop(snap);
+        link.service(&mut ws, got);
+        let sent = Sent {
+            frames: io.take_sent(),
+            spare: io.take_loaded(),
+        };
+        if answers.send(sent).is_err() {
+            break;
+        }
+    }
+    link.publish_final(&ws);
+    Final {
+        active: ws.conns.len(),
+        capacity: ws.conns.capacity(),
+        bytes_per_entry: ws.conns.bytes_per_entry(),
+        stats: ws.stats,
+    }
+}
