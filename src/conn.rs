@@ -271,6 +271,37 @@ pub(crate) fn step(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &S
     }
 }
 
+/// What a packet of tracked connection `idx` finds in its entry.
+pub(crate) enum Stepped {
+    /// No entry under that number.
+    Gone,
+    /// A SYN proxy connection, left as it is for the proxy's own path.
+    Proxied,
+    /// The state moved; what the transform needs.
+    Plain(Bound),
+}
+
+/// Looks entry `idx` up once for a packet going `dir` and moves its state,
+/// unless `proxied_apart` and it is a SYN proxy connection.
+#[inline(always)]
+pub(crate) fn step_entry(
+    ws: &mut WorkerState,
+    idx: u32,
+    d: &FlowDesc,
+    dir: Dir,
+    snap: &Snapshot,
+    proxied_apart: bool,
+) -> Stepped {
+    let now = ws.now;
+    let Some(e) = ws.conns.get_mut(idx) else {
+        return Stepped::Gone;
+    };
+    if proxied_apart && e.flags & cflags::SYNPROXY != 0 {
+        return Stepped::Proxied;
+    }
+    Stepped::Plain(step(e, d, dir, now, snap))
+}
+
 /// A client packet of tracked connection `idx`: its state moves and the
 /// frame goes through the connection's bound transform.
 #[inline(always)]
@@ -281,11 +312,9 @@ pub(crate) fn forward(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let now = ws.now;
-    let Some(e) = ws.conns.get_mut(idx) else {
+    let Stepped::Plain(b) = step_entry(ws, idx, d, Dir::Forward, snap, false) else {
         return Verdict::Drop(DropReason::NoConn);
     };
-    let b = step(e, d, Dir::Forward, now, snap);
     let Some(vip) = snap.vips.get(b.vi as usize) else {
         return Verdict::Drop(DropReason::NoVip);
     };
@@ -340,11 +369,9 @@ pub(crate) fn reply(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let now = ws.now;
-    let Some(e) = ws.conns.get_mut(idx) else {
+    let Stepped::Plain(b) = step_entry(ws, idx, d, Dir::Reverse, snap, false) else {
         return Verdict::Drop(DropReason::NoConn);
     };
-    let b = step(e, d, Dir::Reverse, now, snap);
     send_back(frame, d, &b, ws, snap)
 }
 

@@ -602,15 +602,11 @@ fn forward_conn(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let now = ws.now;
-    let Some(e) = ws.conns.get_mut(idx) else {
-        return Verdict::Drop(DropReason::NoConn);
-    };
-    if e.flags & cflags::SYNPROXY != 0 {
-        return forward_proxied(frame, d, idx, ws, snap);
+    match conn::step_entry(ws, idx, d, Dir::Forward, snap, true) {
+        conn::Stepped::Plain(b) => conn::send(frame, d, vip, &b, ws, snap),
+        conn::Stepped::Proxied => forward_proxied(frame, d, idx, ws, snap),
+        conn::Stepped::Gone => Verdict::Drop(DropReason::NoConn),
     }
-    let b = conn::step(e, d, Dir::Forward, now, snap);
-    conn::send(frame, d, vip, &b, ws, snap)
 }
 
 /// A client packet of a SYN proxy connection: held or answered while the
@@ -694,15 +690,11 @@ fn reply(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let now = ws.now;
-    let Some(e) = ws.conns.get_mut(idx) else {
-        return Verdict::Drop(DropReason::NoConn);
-    };
-    if e.flags & cflags::SYNPROXY != 0 {
-        return reply_proxied(frame, d, idx, ws, snap);
+    match conn::step_entry(ws, idx, d, Dir::Reverse, snap, true) {
+        conn::Stepped::Plain(b) => conn::send_back(frame, d, &b, ws, snap),
+        conn::Stepped::Proxied => reply_proxied(frame, d, idx, ws, snap),
+        conn::Stepped::Gone => Verdict::Drop(DropReason::NoConn),
     }
-    let b = conn::step(e, d, Dir::Reverse, now, snap);
-    conn::send_back(frame, d, &b, ws, snap)
 }
 
 /// A backend packet of a SYN proxy connection: the splice may not be

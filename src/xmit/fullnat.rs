@@ -7,7 +7,7 @@
 use super::{Ends, Forwarding, Front, Tx};
 use crate::flow::{FlowDesc, FlowKey};
 use crate::stats::DropReason;
-use crate::wire::icmp::{self, Quoted};
+use crate::wire::icmp::Quoted;
 use crate::wire::rewrite;
 
 pub struct FullNat;
@@ -64,25 +64,13 @@ impl Forwarding for FullNat {
         _: &mut Front,
     ) -> Result<(), DropReason> {
         let local = tx.local().ok_or(DropReason::IcmpNoConn)?;
-        let b = (tx.backend.key.addr, tx.backend.key.port);
-        if !icmp::translate_error(frame, d, q, Some(local.0), Some(b.0), Some(b), Some(local)) {
-            return Err(DropReason::RewriteFailed);
-        }
-        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
-        Ok(())
+        super::icmp_to_backend(frame, d, q, tx, Some(local.0), Some(local))
     }
 
     /// The quoted packet went local:lport -> backend:port; the client sent
     /// it client:port -> VIP:port. An error the backend itself sent comes
     /// from the VIP.
     fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &Tx) -> Result<(), DropReason> {
-        let vip = (tx.vip.addr, tx.vip.port);
-        let from = (d.key.src == tx.backend.key.addr).then_some(vip.0);
-        let to = Some(tx.client.0);
-        if !icmp::translate_error(frame, d, q, from, to, Some(tx.client), Some(vip)) {
-            return Err(DropReason::RewriteFailed);
-        }
-        rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
-        Ok(())
+        super::icmp_to_client(frame, d, q, tx, Some(tx.client.0), Some(tx.client))
     }
 }

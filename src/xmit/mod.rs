@@ -276,6 +276,50 @@ pub trait Forwarding {
     }
 }
 
+/// An ICMP error from the client's side, about a reply of the connection,
+/// made to name the packet the backend sent: to the backend, the quoted
+/// source VIP:port turned into backend:port; for FullNAT also the error's
+/// source (`outer_src`) and the quoted client (`quoted_dst`) into the local
+/// address and port.
+fn icmp_to_backend(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    q: &Quoted,
+    tx: &Tx,
+    outer_src: Option<Addr>,
+    quoted_dst: Option<(Addr, u16)>,
+) -> Result<(), DropReason> {
+    let b = (tx.backend.key.addr, tx.backend.key.port);
+    if !crate::wire::icmp::translate_error(frame, d, q, outer_src, Some(b.0), Some(b), quoted_dst) {
+        return Err(DropReason::RewriteFailed);
+    }
+    crate::wire::rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
+    Ok(())
+}
+
+/// An ICMP error from the backend's side, about a client packet the
+/// connection forwarded, made to name the packet the client sent: to the
+/// client, the quoted destination backend:port turned into VIP:port; for
+/// FullNAT also the error's destination (`outer_dst`) and the quoted local
+/// address and port (`quoted_src`) into the client's. An error the backend
+/// sent itself comes from the VIP, the only address the client knows.
+fn icmp_to_client(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    q: &Quoted,
+    tx: &Tx,
+    outer_dst: Option<Addr>,
+    quoted_src: Option<(Addr, u16)>,
+) -> Result<(), DropReason> {
+    let vip = (tx.vip.addr, tx.vip.port);
+    let from = (d.key.src == tx.backend.key.addr).then_some(vip.0);
+    if !crate::wire::icmp::translate_error(frame, d, q, from, outer_dst, quoted_src, Some(vip)) {
+        return Err(DropReason::RewriteFailed);
+    }
+    crate::wire::rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
+    Ok(())
+}
+
 /// Room for the outer headers an encapsulating mode puts in front of an IP
 /// packet: IPv6 (40) + UDP (8) + GUE (4), rounded up.
 pub const FRONT_MAX: usize = 56;

@@ -6,7 +6,7 @@
 use super::{Ends, Forwarding, Front, Tx};
 use crate::flow::{FlowDesc, FlowKey};
 use crate::stats::DropReason;
-use crate::wire::icmp::{self, Quoted};
+use crate::wire::icmp::Quoted;
 use crate::wire::rewrite;
 
 pub struct Nat;
@@ -55,23 +55,12 @@ impl Forwarding for Nat {
         tx: &Tx,
         _: &mut Front,
     ) -> Result<(), DropReason> {
-        let b = (tx.backend.key.addr, tx.backend.key.port);
-        if !icmp::translate_error(frame, d, q, None, Some(b.0), Some(b), None) {
-            return Err(DropReason::RewriteFailed);
-        }
-        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
-        Ok(())
+        super::icmp_to_backend(frame, d, q, tx, None, None)
     }
 
     /// The quoted client packet went to backend:port; the client sent it
     /// to VIP:port. An error the backend itself sent comes from the VIP.
     fn icmp_out(frame: &mut [u8], d: &FlowDesc, q: &Quoted, tx: &Tx) -> Result<(), DropReason> {
-        let vip = (tx.vip.addr, tx.vip.port);
-        let from = (d.key.src == tx.backend.key.addr).then_some(vip.0);
-        if !icmp::translate_error(frame, d, q, from, None, None, Some(vip)) {
-            return Err(DropReason::RewriteFailed);
-        }
-        rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
-        Ok(())
+        super::icmp_to_client(frame, d, q, tx, None, None)
     }
 }
