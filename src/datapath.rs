@@ -71,16 +71,22 @@ pub fn process<B: PacketBuf + ?Sized>(
         Ok(()) => handle(frame, &c, ws, snap),
         Err(r) => Verdict::Drop(r),
     };
-    let v = finish(buf, ws, v);
+    let v = finish(buf, ws, v, &c.d);
     count(ws, rx_len, buf.data().len() as u64, v);
     v
 }
 
 /// Applies what a handler left for the buffer itself: a shorter frame (an
 /// answer written over the packet) or outer headers to put in front of
-/// the IP packet (encapsulation).
+/// the IP packet (encapsulation). `d` is the frame's parse, which an
+/// encapsulation (only ever of a parsed IP packet) takes its L2 length from.
 #[inline(always)]
-fn finish<B: PacketBuf + ?Sized>(buf: &mut B, ws: &mut WorkerState, v: Verdict) -> Verdict {
+fn finish<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    ws: &mut WorkerState,
+    v: Verdict,
+    d: &FlowDesc,
+) -> Verdict {
     if let Some(len) = ws.trim.take() {
         buf.truncate(len);
     }
@@ -88,7 +94,7 @@ fn finish<B: PacketBuf + ?Sized>(buf: &mut B, ws: &mut WorkerState, v: Verdict) 
         return v;
     }
     let v = if v == Verdict::Forward {
-        encapsulate(buf, &ws.front)
+        encapsulate(buf, &ws.front, usize::from(d.l3_off))
     } else {
         v
     };
@@ -100,19 +106,19 @@ fn finish<B: PacketBuf + ?Sized>(buf: &mut B, ws: &mut WorkerState, v: Verdict) 
 /// Ethernet header (and VLAN tag) ahead of them: the IP packet itself never
 /// moves.
 #[cold]
-fn encapsulate<B: PacketBuf + ?Sized>(buf: &mut B, front: &crate::xmit::Front) -> Verdict {
-    let n = usize::from(front.len);
-    let l2 = if wire::read_array::<2>(buf.data(), 12..14) == [0x81, 0x00] {
-        18
-    } else {
-        14
-    };
-    if !buf.prepend(n) {
+fn encapsulate<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    front: &crate::xmit::Front,
+    l2: usize,
+) -> Verdict {
+    let hdr = front.header();
+    let n = hdr.len();
+    if l2 < 2 || !buf.prepend(n) {
         return Verdict::Drop(DropReason::NoHeadroom);
     }
     let frame = buf.data_mut();
     frame.copy_within(n..n + l2, 0);
-    let (Some(et), Some(hdr)) = (frame.get_mut(l2 - 2..l2), front.bytes.get(..n)) else {
+    let Some(et) = frame.get_mut(l2 - 2..l2) else {
         return Verdict::Drop(DropReason::NoHeadroom);
     };
     et.copy_from_slice(&front.ethertype.to_be_bytes());
@@ -197,7 +203,7 @@ pub fn process_burst<B: PacketBuf>(
             None => handle(frame, c, ws, snap),
             Some(r) => Verdict::Drop(*r),
         };
-        let v = finish(buf, ws, v);
+        let v = finish(buf, ws, v, &c.d);
         count(ws, rx_len, buf.data().len() as u64, v);
         *out = v;
     }
@@ -734,24 +740,16 @@ fn stateless_reply(
         ws.overflow_until = None;
         return Verdict::Drop(DropReason::NoConn);
     }
-    let (Some(vip), Some(backend)) = (
-        snap.vips.get(vi as usize),
-        snap.backends.get(backend_id as usize),
-    ) else {
-        return Verdict::Drop(DropReason::NoVip);
-    };
-    let len = frame.len() as u64;
-    let tx = crate::xmit::Tx {
-        snap,
-        vip,
-        backend,
+    let b = conn::Bound {
+        vi,
+        backend: backend_id,
+        xmit: Xmit::Nat,
         client: (d.key.dst, d.key.dport),
         local: None,
     };
-    if let Err(r) = Xmit::Nat.outbound(frame, d, &tx) {
-        return Verdict::Drop(r);
+    let v = conn::send_back(frame, d, &b, ws, snap);
+    if v == Verdict::Forward {
+        ws.stats.event(Event::StatelessReply);
     }
-    ws.stats.event(Event::StatelessReply);
-    ws.stats.count_flow(vi, backend_id, len, Dir::Reverse);
-    Verdict::Forward
+    v
 }

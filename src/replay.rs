@@ -107,12 +107,11 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     };
     let mut io = PcapIo::new(reader, writer);
 
-    let bar = progress_bar(opts);
+    let mut progress = Progress::new(opts);
 
     let start = Instant::now();
     let mut bufs = Vec::with_capacity(BURST);
     let mut total = 0u64;
-    let mut next_report = PROGRESS_EVERY;
     let mut reloads = opts.reloads.iter().peekable();
     let mut applied = 0u64;
     let result: Result<(), String> = loop {
@@ -140,21 +139,13 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
             control.tick(ws.clock_ns());
             link.service(&mut ws, n);
         }
-        if total >= next_report {
-            if let Some(b) = &bar {
-                b.set_position(io.reader().offset());
-                b.set_message(format!("{total} packets"));
-            }
-            next_report = total + PROGRESS_EVERY;
-        }
+        progress.update(total, io.reader().offset());
         if n == 0 && io.exhausted() {
             break Ok(());
         }
     };
     let elapsed = start.elapsed();
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     result?;
     if let Some(r) = reloads.next() {
         return Err(unreached_reload(r, total));
@@ -180,20 +171,51 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
 const PROGRESS_EVERY: u64 = 65_536;
 
 /// A progress bar over the input's bytes, when asked for, the input is
-/// large and stderr is a terminal.
-fn progress_bar(opts: &ReplayOptions) -> Option<indicatif::ProgressBar> {
-    let size = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
-    (opts.progress && size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new(size);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {bytes}/{total_bytes} [{bar:40}] {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        b
-    })
+/// large and stderr is a terminal; updated every [`PROGRESS_EVERY`]
+/// packets.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    next: u64,
+}
+
+impl Progress {
+    fn new(opts: &ReplayOptions) -> Progress {
+        let size = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
+        let shown = opts.progress && size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal();
+        let bar = shown.then(|| {
+            let b = indicatif::ProgressBar::new(size);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} [{bar:40}] {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b
+        });
+        Progress {
+            bar,
+            next: PROGRESS_EVERY,
+        }
+    }
+
+    /// `total` packets read, up to byte `offset` of the input.
+    fn update(&mut self, total: u64, offset: u64) {
+        if total < self.next {
+            return;
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(offset);
+            b.set_message(format!("{total} packets"));
+        }
+        self.next = total + PROGRESS_EVERY;
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// The error of a reload scheduled after the end of the capture.

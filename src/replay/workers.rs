@@ -33,8 +33,7 @@ use std::time::Instant;
 use crossbeam::channel::{self, Receiver, Sender};
 
 use super::{
-    progress_bar, unreached_reload, ReplayOptions, ReplayReport, PROGRESS_EVERY, REPLAY_PROBE_KEY,
-    REPLAY_SEED,
+    unreached_reload, Progress, ReplayOptions, ReplayReport, REPLAY_PROBE_KEY, REPLAY_SEED,
 };
 use crate::config::Config;
 use crate::control::link::{SnapshotStore, WorkerLink};
@@ -149,13 +148,12 @@ fn read_and_steer(
     lanes: &mut [Lane],
 ) -> Result<(Control, ReplayReport), String> {
     let workers = lanes.len() as u16;
-    let bar = progress_bar(opts);
+    let mut progress = Progress::new(opts);
     let start = Instant::now();
     let mut bufs: Vec<RxPacket> = Vec::with_capacity(BURST);
     let mut d = FlowDesc::default();
     let mut clock_ns = 0u64;
     let mut total = 0u64;
-    let mut next_report = PROGRESS_EVERY;
     let mut reloads = opts.reloads.iter().peekable();
     let mut applied = 0u64;
     let result: Result<(), String> = loop {
@@ -202,21 +200,13 @@ fn read_and_steer(
         if total > 0 {
             control.tick(clock_ns);
         }
-        if total >= next_report {
-            if let Some(b) = &bar {
-                b.set_position(io.reader().offset());
-                b.set_message(format!("{total} packets"));
-            }
-            next_report = total + PROGRESS_EVERY;
-        }
+        progress.update(total, io.reader().offset());
         if n == 0 && io.exhausted() {
             break Ok(());
         }
     };
     let elapsed = start.elapsed();
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     result?;
     if let Some(r) = reloads.next() {
         return Err(unreached_reload(r, total));
