@@ -129,6 +129,9 @@ pub(crate) fn open(
     }
     match ws.conns.insert(entry) {
         Ok(idx) => {
+            if flags & cflags::PROXY != 0 {
+                crate::proxy_protocol::path::opened(ws, idx, &d.key.src);
+            }
             if let Some(s) = ws.scheds.get_mut(vi as usize) {
                 s.conn_opened(slot);
             }
@@ -275,14 +278,15 @@ pub(crate) fn step(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &S
 pub(crate) enum Stepped {
     /// No entry under that number.
     Gone,
-    /// A SYN proxy connection, left as it is for the proxy's own path.
+    /// A connection whose two sides number their bytes differently (SYN
+    /// proxy, PROXY header), left as it is for its own path.
     Proxied,
     /// The state moved; what the transform needs.
     Plain(Bound),
 }
 
 /// Looks entry `idx` up once for a packet going `dir` and moves its state,
-/// unless `proxied_apart` and it is a SYN proxy connection.
+/// unless `proxied_apart` and it is a SYN proxy or PROXY header connection.
 #[inline(always)]
 pub(crate) fn step_entry(
     ws: &mut WorkerState,
@@ -296,7 +300,7 @@ pub(crate) fn step_entry(
     let Some(e) = ws.conns.get_mut(idx) else {
         return Stepped::Gone;
     };
-    if proxied_apart && e.flags & cflags::SYNPROXY != 0 {
+    if proxied_apart && e.flags & cflags::SPLICED != 0 {
         return Stepped::Proxied;
     }
     Stepped::Plain(step(e, d, dir, now, snap))
@@ -411,6 +415,36 @@ pub(crate) fn send_back(
     }
     ws.stats.count_flow(vi, backend_id, len, Dir::Reverse);
     Verdict::Forward
+}
+
+/// Moves the sequence spaces of a packet of connection `idx` going `dir`,
+/// after its transform, by the offsets its entry's flags name: the SYN
+/// proxy's (the backend's ISN and timestamp clock against the cookie's,
+/// and window scales) and the PROXY header's (the client's bytes after the
+/// header). One pass over the header and options, one checksum update.
+#[inline]
+pub(crate) fn translate(frame: &mut [u8], d: &FlowDesc, idx: u32, dir: Dir, ws: &WorkerState) {
+    let Some(flags) = ws.conns.get(idx).map(|e| e.flags) else {
+        return;
+    };
+    let mut t = wire::tcpopt::Translate::default();
+    if flags & cflags::SYNPROXY != 0 {
+        crate::synproxy::path::offsets(ws, idx, dir, &mut t);
+    }
+    if flags & cflags::PROXY != 0 {
+        crate::proxy_protocol::path::offsets(ws, idx, dir, &mut t);
+    }
+    let moves = t.seq_add != 0
+        || t.ack_add != 0
+        || t.sack_add != 0
+        || t.tsval_add != 0
+        || t.tsecr_add != 0
+        || t.window_shift.is_some()
+        || t.ack_floor.is_some();
+    if moves {
+        let o = wire::tcpopt::parse(frame, d);
+        wire::tcpopt::translate(frame, d, &o, &t);
+    }
 }
 
 /// A client packet too big for the tunnel once wrapped: the client is told

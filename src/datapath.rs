@@ -48,6 +48,7 @@ use crate::conn::{self, OpenError};
 use crate::conntrack::{expired, flags as cflags, flow_hash, ConnState, Dir};
 use crate::flow::{proto, tcp_flags, FlowDesc, L3Kind};
 use crate::probe::ProbeVerdict;
+use crate::proxy_protocol;
 use crate::snapshot::{Owned, Snapshot, VipInfo, MAGLEV_SEED};
 use crate::stats::{DropReason, Event};
 use crate::synproxy;
@@ -388,15 +389,23 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
             let found = ws
                 .conns
                 .lookup(h, Dir::Reverse, |e| conn::is_reply_of(e, &back, snap));
-            match found.and_then(|i| ws.conns.get(i)).filter(live) {
-                Some(e) => (
-                    e.vip,
-                    e.backend,
-                    e.xmit,
-                    (e.client, e.client_port),
-                    conn::local_of(e),
-                    false,
-                ),
+            match found
+                .and_then(|i| ws.conns.get(i).map(|e| (i, e)))
+                .filter(|(_, e)| live(e))
+            {
+                Some((i, e)) => {
+                    if e.flags & cflags::PROXY != 0 {
+                        proxied = Some(i);
+                    }
+                    (
+                        e.vip,
+                        e.backend,
+                        e.xmit,
+                        (e.client, e.client_port),
+                        conn::local_of(e),
+                        false,
+                    )
+                }
                 None => return Verdict::Drop(DropReason::IcmpNoConn),
             }
         };
@@ -421,9 +430,16 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
     // A SYN proxy connection's backend numbers its bytes from its own ISN:
     // the quoted reply's sequence number goes back into its space, or the
     // backend would take the error for a stray one (RFC 5927 §4.1).
+    // Likewise a client packet quoted back from the backend's side is in
+    // the backend's view of the client's bytes, shifted by a PROXY header:
+    // the client gets its own number back.
     if let (Ok(()), Some(i)) = (&done, proxied) {
-        if let Some(delta) = synproxy::path::seq_delta(ws, i) {
-            wire::icmp::add_quoted_seq(frame, d, &q, delta);
+        if inbound {
+            if let Some(delta) = synproxy::path::seq_delta(ws, i) {
+                wire::icmp::add_quoted_seq(frame, d, &q, delta);
+            }
+        } else if let Some(shift) = proxy_protocol::path::seq_shift(ws, i) {
+            wire::icmp::add_quoted_seq(frame, d, &q, shift.wrapping_neg());
         }
     }
     match done {
@@ -615,8 +631,9 @@ fn forward_conn(
     }
 }
 
-/// A client packet of a SYN proxy connection: held or answered while the
-/// backend handshake is pending, else forwarded and translated.
+/// A client packet of a SYN proxy connection (held or answered while the
+/// backend handshake is pending) or of a connection with a PROXY header
+/// (the header sent first); then forwarded and translated.
 #[cold]
 #[inline(never)]
 fn forward_proxied(
@@ -626,8 +643,14 @@ fn forward_proxied(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    if let Some(v) = synproxy::path::client_pending(frame, d, idx, ws, snap) {
-        return v;
+    let flags = ws.conns.get(idx).map_or(0, |e| e.flags);
+    if flags & cflags::SYNPROXY != 0 {
+        if let Some(v) = synproxy::path::client_pending(frame, d, idx, ws, snap) {
+            return v;
+        }
+    }
+    if flags & cflags::PROXY != 0 {
+        return proxy_protocol::path::forward(frame, d, idx, ws, snap);
     }
     synproxy::path::forward_spliced(frame, d, idx, ws, snap)
 }
@@ -643,7 +666,9 @@ fn new_flow(
     snap: &Snapshot,
 ) -> Result<Target, DropReason> {
     let tcp = d.is_tcp();
-    let stateless = Xmit::of(vip.mode).stateless();
+    // A PROXY header connection's packets need its offset, which only its
+    // entry knows: never forwarded without one.
+    let stateless = Xmit::of(vip.mode).stateless() && !vip.proxy_protocol;
     if tcp && d.tcp_flags & tcp_flags::RST != 0 {
         if !stateless {
             return Err(DropReason::NoConn);
@@ -663,7 +688,8 @@ fn new_flow(
     }
     .ok_or(DropReason::NoBackend)?;
     let state = ConnState::initial(tcp, d.tcp_flags);
-    match conn::open(d, vi, vip, fwd_hash, slot, state, 0, ws, snap) {
+    let flags = if vip.proxy_protocol { cflags::PROXY } else { 0 };
+    match conn::open(d, vi, vip, fwd_hash, slot, state, flags, ws, snap) {
         Ok(idx) => {
             ws.stats.event(if midflow {
                 Event::MidflowPickup
@@ -703,8 +729,9 @@ fn reply(
     }
 }
 
-/// A backend packet of a SYN proxy connection: the splice may not be
-/// complete yet; once it is, the packet is translated after its rewrite.
+/// A backend packet of a SYN proxy connection (the splice may not be
+/// complete yet) or of a connection with a PROXY header (which may not have
+/// reached the backend yet); then translated after its rewrite.
 #[cold]
 #[inline(never)]
 fn reply_proxied(
@@ -714,12 +741,18 @@ fn reply_proxied(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    if let Some(v) = synproxy::path::backend_pending(frame, d, idx, ws, snap) {
-        return v;
+    let flags = ws.conns.get(idx).map_or(0, |e| e.flags);
+    if flags & cflags::SYNPROXY != 0 {
+        if let Some(v) = synproxy::path::backend_pending(frame, d, idx, ws, snap) {
+            return v;
+        }
+    }
+    if flags & cflags::PROXY != 0 {
+        return proxy_protocol::path::reply(frame, d, idx, ws, snap);
     }
     let v = conn::reply(frame, d, idx, ws, snap);
     if v == Verdict::Forward {
-        synproxy::path::translate(frame, d, idx, Dir::Reverse, ws);
+        conn::translate(frame, d, idx, Dir::Reverse, ws);
     }
     v
 }

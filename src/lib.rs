@@ -23,6 +23,7 @@ pub mod io;
 pub mod maglev;
 pub mod outbox;
 pub mod probe;
+pub mod proxy_protocol;
 pub mod random;
 pub mod replay;
 #[cfg(feature = "dpdk")]

@@ -102,6 +102,8 @@ pub struct VipInfo {
     pub local_addrs: Vec<u8>,
     /// New connections go through the SYN proxy.
     pub synproxy: bool,
+    /// New connections start their backend stream with a PROXY v2 header.
+    pub proxy_protocol: bool,
     /// `tunnel` VIPs: how the client's packet is wrapped.
     pub encap: Option<Encap>,
     /// Removed by a reload or the API: no new connections; the existing
@@ -308,6 +310,7 @@ impl Snapshot {
                 maglev: table,
                 local_addrs: laddrs,
                 synproxy: v.synproxy,
+                proxy_protocol: v.proxy_protocol != crate::config::ProxyProtocol::Off,
                 encap: v.encap,
                 retired: false,
                 reset: false,
@@ -363,7 +366,7 @@ impl Snapshot {
                 v.len() == 1
                     && !vips
                         .get(v[0].0 as usize)
-                        .is_some_and(|x: &VipInfo| x.synproxy)
+                        .is_some_and(|x: &VipInfo| x.synproxy || x.proxy_protocol)
             })
             .map(|(k, v)| (k, v[0]))
             .collect();
@@ -406,6 +409,12 @@ impl Snapshot {
     /// cookie secrets, hold pool and outbox).
     pub fn has_synproxy(&self) -> bool {
         self.vips.iter().any(|v| v.synproxy)
+    }
+
+    /// Whether any VIP sends PROXY headers (workers then set up the
+    /// per-connection header state and outbox room).
+    pub fn has_proxy_protocol(&self) -> bool {
+        self.vips.iter().any(|v| v.proxy_protocol)
     }
 
     #[inline]

@@ -15,6 +15,7 @@ use crate::conn;
 use crate::conntrack::ConnTable;
 use crate::outbox::Outbox;
 use crate::probe::Prober;
+use crate::proxy_protocol::ProxyState;
 use crate::sched::Scheduler;
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, Event, WorkerStats};
@@ -63,6 +64,8 @@ pub struct WorkerState {
     pub outbox: Outbox,
     /// SYN proxy state, when a VIP uses it.
     pub synproxy: Option<Box<SynproxyState>>,
+    /// PROXY header state, when a VIP sends the header.
+    pub proxy: Option<Box<ProxyState>>,
     /// Set by a handler that made the frame shorter (the new length).
     pub(crate) trim: Option<usize>,
     /// Until this second, replies without an entry may be flows that went
@@ -89,6 +92,9 @@ impl WorkerState {
         let synproxy = snap
             .has_synproxy()
             .then(|| Box::new(synproxy::path::new_state(snap, snap.conn_capacity, seed)));
+        let proxy = snap
+            .has_proxy_protocol()
+            .then(|| Box::new(ProxyState::new(snap.conn_capacity)));
         WorkerState {
             id,
             workers,
@@ -102,8 +108,9 @@ impl WorkerState {
             stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
             now: 0,
             now_ns: 0,
-            outbox: Outbox::new(outbox_frames(snap, synproxy.is_some())),
+            outbox: Outbox::new(outbox_frames(snap, synproxy.is_some(), proxy.is_some())),
             synproxy,
+            proxy,
             trim: None,
             overflow_until: None,
             front: crate::xmit::Front::EMPTY,
@@ -176,7 +183,13 @@ impl WorkerState {
             let mut sp = synproxy::path::new_state(snap, self.conns.capacity(), self.seed);
             sp.secrets.set_clock(self.now);
             self.synproxy = Some(Box::new(sp));
-            self.outbox = Outbox::new(outbox_frames(snap, true));
+        }
+        if snap.has_proxy_protocol() && self.proxy.is_none() {
+            self.proxy = Some(Box::new(ProxyState::new(self.conns.capacity())));
+        }
+        let frames = outbox_frames(snap, self.synproxy.is_some(), self.proxy.is_some());
+        if frames > self.outbox.capacity() {
+            self.outbox = Outbox::new(frames);
         }
         self.generation = snap.generation;
     }
@@ -239,12 +252,20 @@ impl WorkerState {
 /// health-check probes).
 const OUTBOX_TIMERS: usize = 64;
 
-/// Outbox frames per burst: with the SYN proxy, a backend SYN or the held
-/// packets it releases per burst frame; always the timers' room.
-fn outbox_frames(snap: &Snapshot, synproxy: bool) -> usize {
-    if synproxy {
-        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS
+/// Outbox frames per burst: per burst frame, with the SYN proxy a backend
+/// SYN or the header and the held packets it releases; with PROXY headers
+/// a header and the client segment that follows it; always the timers'
+/// room.
+fn outbox_frames(snap: &Snapshot, synproxy: bool, proxy: bool) -> usize {
+    let held = if synproxy {
+        snap.synproxy.hold_packets as usize
     } else {
-        OUTBOX_TIMERS
-    }
+        0
+    };
+    let per_frame = match (synproxy, proxy) {
+        (false, false) => 0,
+        (true, false) => 1 + held,
+        (_, true) => 1 + held.max(1),
+    };
+    MAX_BURST * per_frame + OUTBOX_TIMERS
 }

@@ -88,10 +88,14 @@ pub enum DropReason {
     IcmpRateLimited,
     /// An ICMP error whose quoted packet matches no connection or VIP.
     IcmpNoConn,
+    /// PROXY header: a client segment of a connection whose header could
+    /// not be placed in the backend's sequence space (client bytes before
+    /// the handshake completed, or a header rampart could not write).
+    ProxyUntranslatable,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::IcmpNoConn as usize + 1;
+    pub const COUNT: usize = DropReason::ProxyUntranslatable as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -131,6 +135,7 @@ impl DropReason {
         DropReason::TunnelNoSource,
         DropReason::IcmpRateLimited,
         DropReason::IcmpNoConn,
+        DropReason::ProxyUntranslatable,
     ];
 
     /// Stable snake_case name used in stats JSON and summaries.
@@ -173,6 +178,7 @@ impl DropReason {
             DropReason::TunnelNoSource => "tunnel_no_source",
             DropReason::IcmpRateLimited => "icmp_rate_limited",
             DropReason::IcmpNoConn => "icmp_no_conn",
+            DropReason::ProxyUntranslatable => "proxy_untranslatable",
         }
     }
 }
@@ -231,10 +237,15 @@ pub enum Event {
     /// An ICMP error about a connection delivered, translated, to the side
     /// that sent the offending packet.
     IcmpForwarded,
+    /// A PROXY header sent to a backend (once per connection).
+    ProxyHeaderSent,
+    /// A PROXY header sent again because the backend showed it had not
+    /// received it (a repeated SYN-ACK, an ACK short of the header).
+    ProxyHeaderResent,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::IcmpForwarded as usize + 1;
+    pub const COUNT: usize = Event::ProxyHeaderResent as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -261,6 +272,8 @@ impl Event {
         Event::IcmpEchoReply,
         Event::IcmpTooBig,
         Event::IcmpForwarded,
+        Event::ProxyHeaderSent,
+        Event::ProxyHeaderResent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -289,6 +302,8 @@ impl Event {
             Event::IcmpEchoReply => "icmp_echo_replies",
             Event::IcmpTooBig => "icmp_too_big_sent",
             Event::IcmpForwarded => "icmp_errors_forwarded",
+            Event::ProxyHeaderSent => "proxy_headers_sent",
+            Event::ProxyHeaderResent => "proxy_headers_resent",
         }
     }
 }

@@ -704,6 +704,35 @@ impl Mode {
 
 pub use crate::sched::SchedKind;
 
+/// `proxy_protocol`: whether a connection's backend stream starts with a
+/// PROXY protocol header naming the client and the VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyProtocol {
+    #[default]
+    Off,
+    /// The binary header of version 2 (haproxy's proxy-protocol.txt §2.2).
+    V2,
+}
+
+impl ProxyProtocol {
+    pub const NAMES: &'static [&'static str] = &["off", "v2"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyProtocol::Off => "off",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ProxyProtocol> {
+        match name {
+            "off" => Some(ProxyProtocol::Off),
+            "v2" => Some(ProxyProtocol::V2),
+            _ => None,
+        }
+    }
+}
+
 /// `[[vip]]`: a virtual service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vip {
@@ -725,6 +754,9 @@ pub struct Vip {
     /// Answer SYNs with cookies and open the backend connection only after
     /// the client's ACK proves the handshake (TCP, nat and fullnat only).
     pub synproxy: bool,
+    /// `proxy_protocol`: what rampart puts in front of the client's bytes
+    /// towards the backend (TCP, nat and fullnat only).
+    pub proxy_protocol: ProxyProtocol,
     /// `tunnel` only: how the client's packet is wrapped (`encap`,
     /// `gue_port`); `None` for every other mode.
     pub encap: Option<Encap>,

@@ -73,6 +73,7 @@ pub(crate) struct RawVip {
     pub table_size: Option<S<i64>>,
     pub local_addresses: Option<S<Vec<S<String>>>>,
     pub synproxy: Option<S<bool>>,
+    pub proxy_protocol: Option<S<String>>,
     pub encap: Option<S<String>>,
     pub gue_port: Option<S<i64>>,
     #[serde(default)]

@@ -51,6 +51,12 @@ pub mod flags {
     /// The handshake went through the SYN proxy: the worker's
     /// `SynproxyState` has its sequence offsets under the same entry number.
     pub const SYNPROXY: u8 = 0x08;
+    /// The backend's stream starts with a PROXY header: the worker's
+    /// `ProxyState` has the header's offset under the same entry number.
+    pub const PROXY: u8 = 0x10;
+    /// Either: the connection's packets take their own path, off the
+    /// plain established one, and are translated after their transform.
+    pub const SPLICED: u8 = SYNPROXY | PROXY;
 }
 
 /// One tracked connection. The backend, VIP and FullNAT local address are

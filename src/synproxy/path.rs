@@ -232,7 +232,7 @@ fn cookie_ack(
         hash,
         slot,
         ConnState::SynSent,
-        cflags::SYNPROXY,
+        cflags::SYNPROXY | if vip.proxy_protocol { cflags::PROXY } else { 0 },
         ws,
         snap,
     ) {
@@ -242,6 +242,11 @@ fn cookie_ack(
         Err(OpenError::TableFull) => return Verdict::Drop(DropReason::ConnTableFull),
     };
     ws.stats.event(Event::ConnNew);
+    if vip.proxy_protocol {
+        // The ACK's sequence number is the client's ISN + 1: where the
+        // header goes.
+        crate::proxy_protocol::path::client_next(ws, idx, seq);
+    }
 
     let Some(e) = ws.conns.get(idx).copied() else {
         return Verdict::Drop(DropReason::NoConn);
@@ -469,10 +474,10 @@ pub(crate) fn backend_pending(
         return Some(ack_backend(
             frame,
             d,
+            idx,
             &sc,
             backend_isn,
             o.timestamp,
-            e.backend,
             ws,
             snap,
         ));
@@ -515,32 +520,32 @@ pub(crate) fn backend_pending(
         e.expires = now.wrapping_add(snap.timeouts.get(ConnState::Established));
     }
     ws.stats.event(Event::SynproxyEstablished);
-    let v = ack_backend(
-        frame,
-        d,
-        &done,
-        backend_isn,
-        o.timestamp,
-        e.backend,
-        ws,
-        snap,
-    );
+    if e.flags & cflags::PROXY != 0 {
+        crate::proxy_protocol::path::backend_next(ws, idx, backend_isn.wrapping_add(1));
+    }
+    let v = ack_backend(frame, d, idx, &done, backend_isn, o.timestamp, ws, snap);
     release_held(sc.held_head, idx, ws, snap);
     Some(v)
 }
 
-/// Turns the backend's SYN-ACK into our ACK of it, in place.
+/// Turns the backend's SYN-ACK into our ACK of it, in place; for a
+/// connection with a PROXY header, the ACK carries the header and goes out
+/// through the outbox, the SYN-ACK consumed.
 #[allow(clippy::too_many_arguments)]
 fn ack_backend(
     frame: &mut [u8],
     d: &FlowDesc,
+    idx: u32,
     sc: &SpConn,
     backend_isn: u32,
     backend_ts: Option<(u32, u32)>,
-    backend: u32,
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
+    let Some(e) = ws.conns.get(idx).copied() else {
+        return Verdict::Drop(DropReason::NoConn);
+    };
+    let backend = e.backend;
     let cfg = &snap.synproxy;
     let mut opts = [0u8; tcpopt::MAX_LEN];
     let n = match backend_ts {
@@ -568,6 +573,18 @@ fn ack_backend(
         src_mac: snap.mac,
         dst_mac,
     };
+    if e.flags & cflags::PROXY != 0 {
+        let seg = Segment {
+            flags: tcp_flags::ACK | tcp_flags::PSH,
+            ..seg
+        };
+        let tsval = (n > 0).then_some(sc.client_tsval);
+        return match crate::proxy_protocol::path::send_header(frame, d, idx, &seg, tsval, ws, snap)
+        {
+            Ok(()) => Verdict::Consumed,
+            Err(r) => Verdict::Drop(r),
+        };
+    }
     match segment::write(frame, d, &seg) {
         Some(len) => {
             ws.trim = Some(len);
@@ -596,7 +613,7 @@ pub(crate) fn forward_spliced(
 ) -> Verdict {
     let v = conn::forward(frame, d, idx, ws, snap);
     if v == Verdict::Forward {
-        translate(frame, d, idx, Dir::Forward, ws);
+        conn::translate(frame, d, idx, Dir::Forward, ws);
     }
     v
 }
@@ -685,10 +702,12 @@ fn client_reset(
     segment::write(buf, d, &seg)
 }
 
-/// Seq/ack, SACK, timestamp and window translation of a spliced
-/// connection's packet after its NAT rewrite.
+/// Adds spliced connection `idx`'s seq/ack, SACK, timestamp and window
+/// offsets for a packet going `dir` to `t` (applied by
+/// [`conn::translate`] after the NAT rewrite); nothing before the backend
+/// answered.
 #[inline]
-pub(crate) fn translate(frame: &mut [u8], d: &FlowDesc, idx: u32, dir: Dir, ws: &WorkerState) {
+pub(crate) fn offsets(ws: &WorkerState, idx: u32, dir: Dir, t: &mut Translate) {
     let Some(sc) = ws
         .synproxy
         .as_deref()
@@ -699,23 +718,18 @@ pub(crate) fn translate(frame: &mut [u8], d: &FlowDesc, idx: u32, dir: Dir, ws: 
     if !sc.established() {
         return;
     }
-    let t = match dir {
-        Dir::Forward => Translate {
-            ack_add: sc.seq_delta,
-            sack_add: sc.seq_delta,
-            tsecr_add: sc.ts_delta,
-            window_shift: window_shift(sc, dir),
-            ..Translate::default()
-        },
-        Dir::Reverse => Translate {
-            seq_add: sc.seq_delta.wrapping_neg(),
-            tsval_add: sc.ts_delta.wrapping_neg(),
-            window_shift: window_shift(sc, dir),
-            ..Translate::default()
-        },
-    };
-    let o = tcpopt::parse(frame, d);
-    tcpopt::translate(frame, d, &o, &t);
+    t.window_shift = window_shift(sc, dir);
+    match dir {
+        Dir::Forward => {
+            t.ack_add = t.ack_add.wrapping_add(sc.seq_delta);
+            t.sack_add = t.sack_add.wrapping_add(sc.seq_delta);
+            t.tsecr_add = t.tsecr_add.wrapping_add(sc.ts_delta);
+        }
+        Dir::Reverse => {
+            t.seq_add = t.seq_add.wrapping_sub(sc.seq_delta);
+            t.tsval_add = t.tsval_add.wrapping_sub(sc.ts_delta);
+        }
+    }
 }
 
 /// How a window field going `dir` is rescaled, `(from, to)`, or `None`

@@ -102,6 +102,14 @@ pub struct Segment<'a> {
 /// multiple of 4 or longer than 40 bytes, too little room, or a descriptor
 /// whose IP header does not leave room for the Ethernet header before it.
 pub fn write(buf: &mut [u8], d: &FlowDesc, seg: &Segment) -> Option<usize> {
+    write_data(buf, d, seg, &[])
+}
+
+/// [`write`] with `payload` after the TCP header: the segment the PROXY
+/// protocol header travels in. The IP length and both checksums cover it;
+/// the returned length includes it. `None`, leaving `buf` untouched, also
+/// when the payload does not fit `buf` or the IP length field.
+pub fn write_data(buf: &mut [u8], d: &FlowDesc, seg: &Segment, payload: &[u8]) -> Option<usize> {
     let v4 = match d.l3 {
         L3Kind::Ipv4 => true,
         L3Kind::Ipv6 => false,
@@ -120,7 +128,11 @@ pub fn write(buf: &mut [u8], d: &FlowDesc, seg: &Segment) -> Option<usize> {
     } else {
         ipv6::HEADER_LEN
     };
-    let tcp_len = tcp::HEADER_LEN + opt_len;
+    let hdr_len = tcp::HEADER_LEN + opt_len;
+    let tcp_len = hdr_len + payload.len();
+    if ip_len + tcp_len > usize::from(u16::MAX) {
+        return None;
+    }
     let end = l3_off + ip_len + tcp_len;
     // Only the Ethernet header is kept; it must precede the IP header.
     if l3_off < super::ethernet::HEADER_LEN {
@@ -131,8 +143,9 @@ pub fn write(buf: &mut [u8], d: &FlowDesc, seg: &Segment) -> Option<usize> {
     // Both checksums come from the field values, not from reading back the
     // bytes just stored: a wide load over narrow stores stalls on store
     // forwarding, which made summing the written headers the slowest part
-    // of a SYN cookie answer. `tcp_len` is at most 60, so casts are exact.
-    let flags_word = (((tcp_len / 4) as u16) << 12) | u16::from(seg.flags);
+    // of a SYN cookie answer. `hdr_len` is at most 60 and `tcp_len` fits 16
+    // bits (checked above), so casts are exact.
+    let flags_word = (((hdr_len / 4) as u16) << 12) | u16::from(seg.flags);
     let tcp_fields = u64::from(seg.src.1)
         + u64::from(seg.dst.1)
         + u64::from(seg.seq >> 16)
@@ -151,7 +164,9 @@ pub fn write(buf: &mut [u8], d: &FlowDesc, seg: &Segment) -> Option<usize> {
     } else {
         checksum::pseudo_v6(&seg.src.0 .0, &seg.dst.0 .0, proto::TCP, tcp_len as u32)
     };
-    let tcp_sum = checksum::sum(seg.options, pseudo);
+    // The options are a multiple of 4 bytes: the payload's words start on
+    // an even offset, so the two sums chain.
+    let tcp_sum = checksum::sum(payload, checksum::sum(seg.options, pseudo));
     let c = checksum::finish(reduce(u64::from(tcp_sum) + tcp_fields));
 
     write_u16(l4, tcp::field::SRC_PORT, seg.src.1);
@@ -163,7 +178,8 @@ pub fn write(buf: &mut [u8], d: &FlowDesc, seg: &Segment) -> Option<usize> {
     write_u16(l4, tcp::field::WINDOW, seg.window);
     write_u16(l4, tcp::field::CHECKSUM, c);
     write_u16(l4, tcp::field::URGENT, 0);
-    write_bytes(l4, field::tcp::OPTIONS..tcp_len, seg.options);
+    write_bytes(l4, field::tcp::OPTIONS..hdr_len, seg.options);
+    write_bytes(l4, hdr_len..tcp_len, payload);
 
     if v4 {
         use field::v4::*;

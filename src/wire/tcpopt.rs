@@ -249,6 +249,12 @@ pub struct Translate {
     pub ack_add: u32,
     /// Applied to both edges of every SACK block.
     pub sack_add: u32,
+    /// After `ack_add` and `sack_add`, an acknowledgment number or SACK
+    /// edge that lands before this one (in sequence order, RFC 9293 §3.4)
+    /// is raised to it: the receiver is never told of bytes acknowledged
+    /// that its peer did not send (the PROXY header, which only rampart
+    /// and the backend know of).
+    pub ack_floor: Option<u32>,
     pub tsval_add: u32,
     /// Applied only when the segment has ACK set: TSecr means nothing
     /// otherwise and should stay 0 (RFC 7323 §3.2).
@@ -282,7 +288,13 @@ pub fn translate(frame: &mut [u8], d: &FlowDesc, opts: &TcpOptions, t: &Translat
 
     add_u32(l4, tcp::field::SEQ.start, t.seq_add, &mut delta);
     if has_ack {
-        add_u32(l4, tcp::field::ACK.start, t.ack_add, &mut delta);
+        add_u32_floor(
+            l4,
+            tcp::field::ACK.start,
+            t.ack_add,
+            t.ack_floor,
+            &mut delta,
+        );
     }
 
     // Option offsets are frame offsets; the TCP header starts on an even
@@ -300,11 +312,11 @@ pub fn translate(frame: &mut [u8], d: &FlowDesc, opts: &TcpOptions, t: &Translat
             }
         }
     }
-    if opts.sack_at != 0 && t.sack_add != 0 {
+    if opts.sack_at != 0 && (t.sack_add != 0 || t.ack_floor.is_some()) {
         if let Some(rel) = in_options(opts.sack_at) {
             let edges = usize::from(opts.sack_blocks.min(MAX_SACK_BLOCKS)) * 2;
             for i in 0..edges {
-                add_u32(l4, rel + 4 * i, t.sack_add, &mut delta);
+                add_u32_floor(l4, rel + 4 * i, t.sack_add, t.ack_floor, &mut delta);
             }
         }
     }
@@ -343,14 +355,28 @@ pub fn rescale_window(window: u16, from: u8, to: u8) -> u16 {
 /// not hold whole is left alone and not recorded.
 #[inline]
 fn add_u32(l4: &mut [u8], rel: usize, add: u32, delta: &mut Delta) {
-    if add == 0 {
+    add_u32_floor(l4, rel, add, None, delta);
+}
+
+/// [`add_u32`], then a result before `floor` (sequence order) becomes `floor`.
+#[inline]
+fn add_u32_floor(l4: &mut [u8], rel: usize, add: u32, floor: Option<u32>, delta: &mut Delta) {
+    if add == 0 && floor.is_none() {
         return;
     }
     let Some(field) = l4.get_mut(rel..).and_then(|b| b.first_chunk_mut::<4>()) else {
         return;
     };
     let old = u32::from_be_bytes(*field);
-    let new = old.wrapping_add(add);
+    let mut new = old.wrapping_add(add);
+    if let Some(f) = floor {
+        if (new.wrapping_sub(f) as i32) < 0 {
+            new = f;
+        }
+    }
+    if new == old {
+        return;
+    }
     *field = new.to_be_bytes();
     *delta = if rel % 2 == 0 {
         delta.u32(old, new)
@@ -799,6 +825,7 @@ mod tests {
             let t = Translate {
                 seq_add: adds.0, ack_add: adds.1, sack_add: adds.2,
                 tsval_add: adds.3, tsecr_add: adds.4, window_shift: shift,
+                ack_floor: None,
             };
             translate(&mut f, &d, &p, &t);
             prop_assert!(tcp_checksum_ok(&f, &d));
@@ -819,6 +846,7 @@ mod tests {
             payload in proptest::collection::vec(any::<u8>(), 0..33),
             adds in (add(), add(), add(), add(), add()),
             shift in proptest::option::of((0u8..=16, 0u8..=16)),
+            floor in proptest::option::of(near_wrap()),
         ) {
             let vlan = vlan.then_some(42);
             let mut s = seg(flags, option_bytes(l, ts, &blocks));
@@ -828,6 +856,7 @@ mod tests {
             let t = Translate {
                 seq_add: adds.0, ack_add: adds.1, sack_add: adds.2,
                 tsval_add: adds.3, tsecr_add: adds.4, window_shift: shift,
+                ack_floor: floor,
             };
             translate(&mut f, &d, &p, &t);
             prop_assert!(tcp_checksum_ok(&f, &d));
@@ -835,8 +864,12 @@ mod tests {
             let has_ack = flags & tcp_flags::ACK != 0;
             let mut want = s.clone();
             want.seq = seq.wrapping_add(t.seq_add);
+            let floored = |v: u32| match floor {
+                Some(f) if (v.wrapping_sub(f) as i32) < 0 => f,
+                _ => v,
+            };
             if has_ack {
-                want.ack = ack.wrapping_add(t.ack_add);
+                want.ack = floored(ack.wrapping_add(t.ack_add));
             }
             if let (Some((from, to)), false) = (shift, flags & tcp_flags::SYN != 0) {
                 let (from, to) = (from.min(14), to.min(14));
@@ -844,7 +877,8 @@ mod tests {
             }
             let ts2 = (ts.0.wrapping_add(t.tsval_add),
                        if has_ack { ts.1.wrapping_add(t.tsecr_add) } else { ts.1 });
-            let blocks2: Vec<u32> = blocks.iter().map(|b| b.wrapping_add(t.sack_add)).collect();
+            let blocks2: Vec<u32> =
+                blocks.iter().map(|b| floored(b.wrapping_add(t.sack_add))).collect();
             want.options = option_bytes(l, ts2, &blocks2);
             prop_assert_eq!(&f, &frame(v6, vlan, &want));
         }
@@ -871,6 +905,7 @@ mod tests {
             let t = Translate {
                 seq_add: adds.0, ack_add: adds.1, sack_add: adds.2,
                 tsval_add: adds.3, tsecr_add: adds.4, window_shift: Some((255, 3)),
+                ack_floor: Some(adds.0),
             };
             let mut g = bytes.clone();
             translate(&mut g, &d, &o, &t);

@@ -94,6 +94,11 @@ impl Vip {
         self.key("synproxy", true)
     }
 
+    /// `proxy_protocol = "v2"`.
+    pub fn proxy_v2(self) -> Vip {
+        self.key("proxy_protocol", "\"v2\"")
+    }
+
     /// A `[vip.health]` table of `lines` (`key = value` each).
     pub fn health(mut self, lines: &str) -> Vip {
         let _ = write!(self.keys, "\n[vip.health]\n{}\n", lines.trim());

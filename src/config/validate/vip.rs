@@ -148,6 +148,37 @@ impl VipChecker<'_> {
             _ => false,
         };
 
+        let proxy_protocol = match &v.proxy_protocol {
+            Some(pp) => {
+                let choice = choice(
+                    cx,
+                    pp,
+                    &k("proxy_protocol"),
+                    "proxy_protocol",
+                    ProxyProtocol::NAMES,
+                    ProxyProtocol::from_name,
+                )?;
+                if choice != ProxyProtocol::Off {
+                    if matches!(mode, Mode::Dr | Mode::Tunnel) {
+                        return cx.err(
+                            pp.span(),
+                            &k("proxy_protocol"),
+                            format!("proxy_protocol needs nat or fullnat: in {} mode the backend answers the client directly, so rampart could not keep the two sides' sequence numbers apart by the header's length", mode.name()),
+                        );
+                    }
+                    if protocol != Protocol::Tcp {
+                        return cx.err(
+                            pp.span(),
+                            &k("proxy_protocol"),
+                            format!("proxy_protocol is for TCP (a header at the start of a byte stream); this VIP is {}", protocol.name()),
+                        );
+                    }
+                }
+                choice
+            }
+            None => ProxyProtocol::Off,
+        };
+
         let encap = self.encap(i, v, mode)?;
         let local_addresses = self.local_addresses(i, sv, address, mode)?;
         let mut vip = Vip {
@@ -161,6 +192,7 @@ impl VipChecker<'_> {
             local_addresses,
             backends: Vec::new(),
             synproxy,
+            proxy_protocol,
             encap,
             health: HealthCheck::default(),
         };
