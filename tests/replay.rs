@@ -286,6 +286,84 @@ fn tshark_catches_a_bad_checksum() {
     }
 }
 
+/// tshark's own PROXY protocol dissector (a TCP heuristic, on by default)
+/// reads the header segments of the `proxy-v4` and `proxy-v6` captures as
+/// naming the client and the VIP, and its TCP analysis finds no gap, no
+/// out-of-order segment and no acknowledgment of unseen data on either side
+/// of the connection: the only notes are the two deliberate retransmissions
+/// (the repeated SYN-ACK and the header sent again).
+#[test]
+#[ignore = "needs tshark (apt-get install tshark); run with --include-ignored, as CI does"]
+fn proxy_headers_dissect_and_sequence_numbers_add_up() {
+    require_tshark();
+    for (capture, client, vip) in [
+        ("proxy-v4", "198.18.50.1", "198.18.100.70"),
+        ("proxy-v6", "2001:2:0:50::7", "2001:2:0:100::70"),
+    ] {
+        let pcap = root().join(format!("pcap-fixtures/{capture}.expected.pcap"));
+        let fields = [
+            "frame.number",
+            "proxy.src.ipv4",
+            "proxy.src.ipv6",
+            "proxy.srcport",
+            "proxy.dst.ipv4",
+            "proxy.dst.ipv6",
+            "proxy.dstport",
+            "tcp.analysis.lost_segment",
+            "tcp.analysis.ack_lost_segment",
+            "tcp.analysis.out_of_order",
+            "tcp.analysis.retransmission",
+            "_ws.malformed",
+        ];
+        let mut cmd = Command::new("tshark");
+        cmd.args(["-n", "-r"])
+            .arg(&pcap)
+            .args(["-T", "fields", "-E", "separator=|"]);
+        for f in fields {
+            cmd.args(["-e", f]);
+        }
+        let out = cmd.output().expect("tshark");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (mut headers, mut retransmissions) = (0, 0);
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            assert_eq!(f.len(), fields.len(), "{line}");
+            let src = format!("{}{}", f[1], f[2]);
+            if !src.is_empty() {
+                headers += 1;
+                assert_eq!(src, client, "{capture} frame {}: PROXY source", f[0]);
+                assert_eq!(f[3], "40700", "{capture} frame {}: source port", f[0]);
+                assert_eq!(format!("{}{}", f[4], f[5]), vip, "{capture} frame {}", f[0]);
+                assert_eq!(f[6], "443", "{capture} frame {}: destination port", f[0]);
+            }
+            for (i, what) in [
+                (7, "lost segment"),
+                (8, "ACK of an unseen segment"),
+                (9, "out of order"),
+            ] {
+                assert!(f[i].is_empty(), "{capture} frame {}: {what}", f[0]);
+            }
+            if !f[10].is_empty() {
+                retransmissions += 1;
+            }
+            assert!(f[11].is_empty(), "{capture} frame {} is malformed", f[0]);
+        }
+        assert_eq!(
+            headers, 1,
+            "{capture}: the header, dissected once (its resend is a retransmission)"
+        );
+        assert_eq!(
+            retransmissions, 2,
+            "{capture}: the repeated SYN-ACK and the header again"
+        );
+    }
+}
+
 #[test]
 fn bad_inputs_give_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
