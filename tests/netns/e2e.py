@@ -50,6 +50,15 @@ Cases (IPv4 and IPv6 unless said):
                        hping3 flood of spoofed SYNs >= 99% of curl requests
                        succeed and the connection table does not grow with
                        the flood.
+  proxy                FullNAT VIPs with proxy_protocol = "v2", with the SYN
+                       proxy off and on: nginx on the backends (`listen ...
+                       proxy_protocol`, $proxy_protocol_addr in its log and
+                       in an X-Client header) sees the client namespace's
+                       address for curl and for wrk; a server that speaks
+                       first (reads the header, then writes a banner naming
+                       the client) answers a client that sends nothing; a
+                       10 MB download with 1% of the client link's packets
+                       dropped (nftables numgen) arrives intact.
   health               a backend's nginx is killed: down within the
                        configured time, requests succeed on the others,
                        up again after a restart.
@@ -70,7 +79,7 @@ Usage (root): python3 tests/netns/e2e.py [--quick] [--binary PATH] [--work DIR]
                  [--only CASE,...] [--no-tunnel-vips]
 Without --binary it builds `cargo build --release --features dpdk` first.
 --only runs the named cases (modes, tunnel, ping, pmtu, pmtu-nat [its NAT
-half], synproxy, health, reload, nftables); the bed and its tunnel check
+half], synproxy, proxy, health, reload, nftables); the bed and its tunnel check
 always run. --no-tunnel-vips leaves the tunnel VIPs out of the config.
 Needs iproute2, ethtool, curl, wrk, hping3, nginx-light, nftables,
 iputils-ping, clang, libbpf-dev, python3.
@@ -177,6 +186,18 @@ GUE_PORT = 6080  # rampart's default gue_port; decap.c is built for it
 PMTU_HOP_MTU = 1400
 LOCALS = {("fullnat", 4): "198.18.1.100", ("fullnat", 6): "2001:2:0:1::100",
           ("synproxy", 6): "2001:2:0:1::101"}
+# PROXY protocol v2 VIPs, FullNAT: (family, synproxy) -> (VIP, local address).
+# nginx listens with `proxy_protocol` on PP_HTTP_PORT, a server that speaks
+# first on PP_BANNER_PORT.
+PP_VIPS = {
+    (4, False): ("198.18.100.8", "198.18.1.102"),
+    (4, True): ("198.18.100.9", "198.18.1.103"),
+    (6, False): ("2001:2:0:100::8", "2001:2:0:1::102"),
+    (6, True): ("2001:2:0:100::9", "2001:2:0:1::103"),
+}
+PP_HTTP_PORT = 8080
+PP_BANNER_PORT = 8025
+PP_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 HEALTH = {"interval_ms": 300, "timeout_ms": 200, "rise": 2, "fall": 2}
 
 
@@ -506,6 +527,16 @@ http {{
         location = / {{ return 200 "{b.name}\\n"; }}
         location = /blob {{ alias {work}/www/blob; }}
     }}
+    log_format proxied '$proxy_protocol_addr $proxy_protocol_port $remote_addr';
+    server {{
+        listen {PP_HTTP_PORT} proxy_protocol backlog=4096;
+        listen [::]:{PP_HTTP_PORT} ipv6only=on proxy_protocol backlog=4096;
+        access_log {d}/proxy.log proxied;
+        add_header X-Backend {b.name} always;
+        add_header X-Client $proxy_protocol_addr always;
+        location = / {{ return 200 "{b.name}\\n"; }}
+        location = /blob {{ alias {work}/www/blob; }}
+    }}
 }}
 """
 
@@ -563,6 +594,83 @@ def echo_server(args):
             except (socket.timeout, OSError):
                 continue
             threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def recv_exact(c, n):
+    buf = b""
+    while len(buf) < n:
+        d = c.recv(n - len(buf))
+        if not d:
+            raise OSError("closed")
+        buf += d
+    return buf
+
+
+def banner_server(args):
+    """Role: a server that speaks first, behind a PROXY v2 VIP: reads the
+    header (and nothing else: its client sends nothing), then writes a
+    banner naming the client address and port the header announced."""
+    deadline = time.time() + args.lifetime
+    socks = []
+    for fam, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, args.port))
+        s.listen(256)
+        s.settimeout(0.5)
+        socks.append(s)
+
+    def serve(c):
+        c.settimeout(10)
+        with c:
+            try:
+                hdr = recv_exact(c, 16)
+                if hdr[:12] != PP_SIGNATURE or hdr[12] != 0x21:
+                    c.sendall(b"500 no PROXY v2 header\r\n")
+                    return
+                body = recv_exact(c, int.from_bytes(hdr[14:16], "big"))
+                if hdr[13] == 0x11:
+                    src, port = ipaddress.IPv4Address(body[0:4]), body[8:10]
+                elif hdr[13] == 0x21:
+                    src, port = ipaddress.IPv6Address(body[0:16]), body[32:34]
+                else:
+                    c.sendall(b"500 not TCP over IPv4 or IPv6\r\n")
+                    return
+                c.sendall(f"220 hello {src} {int.from_bytes(port, 'big')}\r\n".encode())
+                c.recv(1)  # until the client closes
+            except OSError:
+                pass
+
+    while time.time() < deadline:
+        for s in socks:
+            try:
+                c, _ = s.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def banner_client(args):
+    """Role: connect to HOST:PORT, send nothing, read one line; print
+    JSON: the line, our own address and port, seconds."""
+    t0 = time.time()
+    try:
+        s = socket.create_connection((args.host, args.port), timeout=10)
+        s.settimeout(10)
+        me = s.getsockname()
+        line = b""
+        while not line.endswith(b"\n"):
+            d = s.recv(256)
+            if not d:
+                break
+            line += d
+        s.close()
+        print(json.dumps({"line": line.decode(errors="replace").strip(), "addr": me[0],
+                          "port": me[1], "seconds": time.time() - t0}))
+    except OSError as e:
+        print(json.dumps({"line": "", "error": str(e), "seconds": time.time() - t0}))
 
 
 def echo_client(args):
@@ -743,6 +851,22 @@ def rampart_config(work, nat_backends=None, tunnels=True):
             for b in backends:
                 lines += ["[[vip.backend]]", f'address = "{b.addr(fam)}"', f"port = {port}",
                           f"weight = {b.weight}", ""]
+    # PROXY protocol v2 VIPs (FullNAT, the SYN proxy off and on): nginx with
+    # `listen ... proxy_protocol` and a server that speaks first.
+    for (fam, sp), (vip, local) in PP_VIPS.items():
+        for port in (PP_HTTP_PORT, PP_BANNER_PORT):
+            lines += ["[[vip]]", f'name = "pp{"-sp" if sp else ""}-{fam}-{port}"',
+                      f'address = "{vip}"', f"port = {port}", 'protocol = "tcp"',
+                      'mode = "fullnat"', f"local_addresses = {toml_list([local])}",
+                      'proxy_protocol = "v2"']
+            if sp:
+                lines.append("synproxy = true")
+            lines += ["", "[vip.health]", 'kind = "tcp"']
+            lines += [f"{k} = {v}" for k, v in HEALTH.items()]
+            lines.append("")
+            for b in IN_VIPS:
+                lines += ["[[vip.backend]]", f'address = "{b.addr(fam)}"', f"port = {port}",
+                          f"weight = {b.weight}", ""]
     # Tunnel VIPs: the backends are one routed hop away (through
     # gateway_mac, no [[neighbor]]), addressed in the outer header's family.
     for tun in TUNNELS if tunnels else []:
@@ -895,17 +1019,23 @@ class Suite:
             self.bed.spawn(b.name, [sys.executable, SELF, "echo-server", "--port", str(ECHO_PORT),
                                     "--lifetime", str(self.lifetime)], f"{b.name}-echo",
                            self.lifetime + 5)
+            self.bed.spawn(b.name, [sys.executable, SELF, "banner-server", "--port",
+                                    str(PP_BANNER_PORT), "--lifetime", str(self.lifetime)],
+                           f"{b.name}-banner", self.lifetime + 5)
         for t in TUN_BACKENDS:
             self.nginx[t.name] = start_nginx(self.bed, t, self.lifetime)
         for b in BACKENDS:
             wait_listening(self.bed, b.name, 80, f"nginx on {b.name}")
             wait_listening(self.bed, b.name, ECHO_PORT, f"echo server on {b.name}")
+            wait_listening(self.bed, b.name, PP_HTTP_PORT, f"nginx (proxy_protocol) on {b.name}")
+            wait_listening(self.bed, b.name, PP_BANNER_PORT, f"banner server on {b.name}")
         for t in TUN_BACKENDS:
             wait_listening(self.bed, t.name, 80, f"nginx on {t.name}")
 
     def start_rampart(self):
         self.rp = Rampart(self.bed, self.bin, self.lifetime, self.tunnels)
-        t = wait_health(self.rp, IN_VIPS, (4, 6), (80, ECHO_PORT), "up", 15)
+        t = wait_health(self.rp, IN_VIPS, (4, 6), (80, ECHO_PORT, PP_HTTP_PORT, PP_BANNER_PORT),
+                        "up", 15)
         if self.tunnels:
             t = wait_health(self.rp, TUN_BACKENDS, (4, 6), (80,), "up", 15)
         log(f"rampart up, every backend healthy after {t:.1f} s")
@@ -959,14 +1089,14 @@ class Suite:
         d = self.rp.drops()
         log(f"rampart drops after the mode cases: {d or 'none'}")
 
-    def download(self, vip, max_time=60):
-        """The 10 MB blob from VIP: (same bytes as served, bytes received,
-        seconds, curl's exit code)."""
+    def download(self, vip, max_time=60, port=80):
+        """The 10 MB blob from VIP (on PORT): (same bytes as served, bytes
+        received, seconds, curl's exit code)."""
         out = os.path.join(self.bed.work, "blob.download")
         if os.path.exists(out):
             os.unlink(out)
         r = self.bed.run("client", "curl", "-sg", "--max-time", str(max_time), "-o", out,
-                         "-w", "%{size_download} %{time_total}", url(vip, "/blob"),
+                         "-w", "%{size_download} %{time_total}", url(vip, "/blob", port),
                          timeout=max_time + 30, check=False)
         f = r.stdout.split()
         got = int(f[0]) if len(f) == 2 else 0
@@ -1352,6 +1482,88 @@ class Suite:
                        f"reload {fam_name(fam)}: new connections go to {sorted(names)} "
                        f"(not {gone.name}, b4 among them)")
 
+    def proxy_log_lines(self):
+        """Every backend nginx's PROXY access log, as lines of
+        `proxy_protocol_addr proxy_protocol_port remote_addr`."""
+        out = []
+        for b in IN_VIPS:
+            path = os.path.join(self.bed.work, b.name, "proxy.log")
+            if os.path.exists(path):
+                out += [line.split() for line in open(path).read().splitlines() if line.strip()]
+        return out
+
+    def proxy(self):
+        """FullNAT VIPs with proxy_protocol = "v2": the backends learn the
+        client's address from the header, the SYN proxy off and on."""
+        bed = self.bed
+        before = self.rp.events("proxy_headers_sent", "proxy_headers_resent")
+        for (fam, sp), (vip, local) in PP_VIPS.items():
+            client = CLIENT4 if fam == 4 else CLIENT6
+            mode = "fullnat + PROXY v2" + (" + synproxy" if sp else "")
+            seen_before = len(self.proxy_log_lines())
+            res = curl_batch(bed, url(vip, port=PP_HTTP_PORT), self.dist_n // 4)
+            self.curl_row("curl, new connections", mode, fam, res)
+            fails = sum(1 for r in res if not r[0])
+            said = {str(ipaddress.ip_address(c)) for ok, _, _, c in res if ok and c}
+            self.check(not fails and said == {client},
+                       f"proxy {mode} {fam_name(fam)}: {len(res)} curl requests, {fails} failed, "
+                       f"nginx's $proxy_protocol_addr {sorted(said)} (expected {client})")
+            w = wrk(bed, url(vip, port=PP_HTTP_PORT), self.wrk_s)
+            self.wrk_row(f"wrk {self.wrk_s} s, 16 keep-alive conns", mode, fam, w)
+            logged = self.proxy_log_lines()[seen_before:]
+            addrs = {str(ipaddress.ip_address(f[0])) for f in logged if f}
+            remote = {str(ipaddress.ip_address(f[2])) for f in logged if len(f) > 2}
+            self.check(len(logged) >= len(res) + w["requests"] and addrs == {client}
+                       and remote == {local},
+                       f"proxy {mode} {fam_name(fam)}: nginx logged {len(logged)} requests "
+                       f"(curl {len(res)} + wrk {w['requests']}) from $proxy_protocol_addr "
+                       f"{sorted(addrs)} over connections from {sorted(remote)} (expected "
+                       f"{client} over {local})")
+            # A server that speaks first: the client sends nothing.
+            r = bed.run("client", sys.executable, SELF, "banner-client", "--host", vip,
+                        "--port", str(PP_BANNER_PORT), timeout=30, check=False)
+            try:
+                got = json.loads(r.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                got = {"line": "", "error": r.stderr.strip(), "seconds": 10.0}
+            want_line = f"220 hello {ipaddress.ip_address(client)} {got.get('port')}"
+            self.row("server speaks first (banner)", mode, fam, 1,
+                     0 if got["line"] == want_line else 1, got["seconds"], got["seconds"],
+                     got["line"] or got.get("error", ""))
+            self.check(got["line"] == want_line,
+                       f"proxy {mode} {fam_name(fam)}: a client that sends nothing got "
+                       f"{got['line']!r} (expected {want_line!r})")
+        # 1% of the client link's packets dropped, both directions, while
+        # 10 MB come down through the header's offset.
+        bed.nft("router", """
+table inet lossy {
+    chain fwd {
+        type filter hook forward priority -10;
+        iifname "rc0" numgen random mod 100 < 1 counter drop
+        oifname "rc0" numgen random mod 100 < 1 counter drop
+    }
+}
+""")
+        try:
+            for key in ((4, False), (6, False), (4, True)):
+                vip = PP_VIPS[key][0]
+                mode = "fullnat + PROXY v2" + (" + synproxy" if key[1] else "")
+                good, got, secs, rc = self.download(vip, port=PP_HTTP_PORT)
+                self.row("10 MB download, 1% loss on the client link", mode, key[0], 1,
+                         0 if good else 1, secs, secs, "" if good else f"{got} bytes, curl exit {rc}")
+                self.check(good, f"proxy {mode} {fam_name(key[0])}: 10 MB downloaded with 1% loss, "
+                                 f"same bytes as served ({got} bytes, {secs:.2f} s)")
+            lost = bed.run("router", "nft", "list", "table", "inet", "lossy").stdout
+            dropped = sum(int(x) for x in re.findall(r"packets (\d+)", lost))
+            self.check(dropped > 0, f"proxy: the lossy client link dropped {dropped} packets")
+        finally:
+            bed.run("router", "nft", "delete", "table", "inet", "lossy", check=False)
+        after = self.rp.events("proxy_headers_sent", "proxy_headers_resent")
+        sent = after["proxy_headers_sent"] - before["proxy_headers_sent"]
+        self.check(sent > 0, f"proxy: rampart sent {sent} PROXY headers "
+                             f"({after['proxy_headers_resent'] - before['proxy_headers_resent']} "
+                             f"resent)")
+
     def nftables(self):
         """rampart is stopped; the lb namespace's kernel takes its place."""
         bed = self.bed
@@ -1443,6 +1655,8 @@ table ip shield {{
         if want("synproxy"):
             self.synproxy()
             self.flood_checks()
+        if want("proxy"):
+            self.proxy()
         if want("health"):
             self.health()
         if want("reload"):
@@ -1544,8 +1758,8 @@ def main_suite(args):
     log(f"all {len(suite.checks)} checks passed")
 
 
-CASES = ("modes", "tunnel", "ping", "pmtu", "pmtu-nat", "synproxy", "health", "reload",
-         "nftables")
+CASES = ("modes", "tunnel", "ping", "pmtu", "pmtu-nat", "synproxy", "proxy", "health",
+         "reload", "nftables")
 
 
 def main():
@@ -1558,6 +1772,12 @@ def main():
     s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--bytes", type=int, required=True)
+    s = sub.add_parser("banner-server")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--lifetime", type=float, required=True)
+    s = sub.add_parser("banner-client")
+    s.add_argument("--host", required=True)
+    s.add_argument("--port", type=int, required=True)
     s = sub.add_parser("keepalive")
     s.add_argument("--host", required=True)
     s.add_argument("--conns", type=int, required=True)
@@ -1585,6 +1805,10 @@ def main():
         echo_server(args)
     elif args.role == "echo-client":
         echo_client(args)
+    elif args.role == "banner-server":
+        banner_server(args)
+    elif args.role == "banner-client":
+        banner_client(args)
     elif args.role == "keepalive":
         keepalive_client(args)
     else:
