@@ -330,6 +330,60 @@ mod tests {
         }
     }
 
+    /// A segment with data (the PROXY header's), odd and even lengths,
+    /// with and without options, written into a buffer larger than the
+    /// frame: gen's frame with that payload, both checksums over it.
+    #[test]
+    fn data_segment_matches_gen() {
+        let mut opts = [0; tcpopt::MAX_LEN];
+        for (v6, vlan) in [(false, None), (false, Some(100)), (true, None)] {
+            for payload in [
+                &b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c0123456789ab"[..],
+                b"odd",
+            ] {
+                for n in [tcpopt::encode_ts_only(&mut opts, 11, 22), 0] {
+                    let f = client_syn(v6, vlan, b"");
+                    let d = parse(&f).unwrap();
+                    let mut buf = [0x5au8; 2048];
+                    buf[..f.len()].copy_from_slice(&f);
+                    let s = Segment {
+                        flags: tcp_flags::ACK | tcp_flags::PSH,
+                        ..syn_ack(v6, &opts[..n])
+                    };
+                    let len = write_data(&mut buf, &d, &s, payload).unwrap();
+                    let mut want = expected(&s, vlan);
+                    want.clear();
+                    let eth = Eth {
+                        src: s.src_mac,
+                        dst: s.dst_mac,
+                        vlan,
+                    };
+                    let seg = TcpSeg {
+                        sport: s.src.1,
+                        dport: s.dst.1,
+                        seq: s.seq,
+                        ack: s.ack,
+                        flags: s.flags,
+                        window: s.window,
+                        options: s.options.to_vec(),
+                        payload: payload.to_vec(),
+                    };
+                    want.extend(gen::tcp(&eth, s.src.0, s.dst.0, s.ttl, 0, &seg));
+                    assert_eq!(&buf[..len], &want[..], "v6 {v6} vlan {vlan:?} opts {n}");
+                }
+            }
+        }
+        // No room for the payload: nothing written.
+        let f = client_syn(false, None, b"");
+        let d = parse(&f).unwrap();
+        let mut small = f.clone();
+        assert_eq!(
+            write_data(&mut small, &d, &syn_ack(false, &[]), &[1u8; 64]),
+            None
+        );
+        assert_eq!(small, f);
+    }
+
     #[test]
     fn shorter_than_the_frame_drops_the_payload() {
         let mut f = client_syn(false, None, b"TFO data in the SYN");
