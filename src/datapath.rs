@@ -35,6 +35,10 @@
 //! * A VIP with `synproxy`: no packet reaches a backend before the client
 //!   completed a handshake with rampart; see [`crate::synproxy`]. Its new
 //!   flows are never forwarded without state.
+//! * A VIP with `proxy_protocol`: its connections' packets need the PROXY
+//!   header's offset, which only their entry holds; see
+//!   [`crate::proxy_protocol`]. Never forwarded, nor replies translated,
+//!   without an entry.
 
 #![deny(
     clippy::unwrap_used,
