@@ -962,3 +962,68 @@ fn proxy_protocol_needs_nat_or_fullnat_and_tcp() {
         .to_string();
     assert!(e.contains("vip[0].proxy_protocol"), "{e}");
 }
+
+// ---- ICMP -----------------------------------------------------------------
+
+/// A router on the backend's side tells the sender of `to_backend` (a
+/// frame rampart forwarded) that it is too big; it quotes the packet whole.
+fn too_big_from_backend_side(e: &Ends, to_backend: &[u8]) -> Vec<u8> {
+    let packet = &to_backend[14..];
+    let eth = Eth {
+        src: e.bmac,
+        dst: NODE_MAC,
+        vlan: None,
+    };
+    let (router, kind, rest) = if e.client.is_v4() {
+        (ip("198.18.1.1"), 3, [0, 0, 0x05, 0x78]) // frag needed, next-hop MTU 1400
+    } else {
+        (ip("2001:2:0:1::1"), 2, [0, 0, 0x05, 0x78]) // packet too big, MTU 1400
+    };
+    let code = if e.client.is_v4() { 4 } else { 0 };
+    gen::icmp(
+        &eth,
+        router,
+        e.seen_as.0,
+        &gen::IpHdr::new(64, 9),
+        kind,
+        code,
+        rest,
+        packet,
+    )
+}
+
+#[test]
+fn icmp_quoting_a_shifted_client_packet_gets_the_clients_number_back() {
+    for mode in [Mode::Nat, Mode::FullNat] {
+        for v6 in [false, true] {
+            let e = ends(mode, v6, false);
+            let mut lb = Lb::new();
+            let c = open(&mut lb, e);
+            let (v, sent) =
+                lb.send(e.client_sends(seg(c.c1, c.b1, ACK | PSH, vec![], &[7u8; 600])));
+            assert_eq!(v, Verdict::Forward);
+            assert_eq!(decode(&sent).seq, c.c1.wrapping_add(e.header_len()));
+            let (v, out) = lb.send(too_big_from_backend_side(&e, &sent));
+            assert_eq!(v, Verdict::Forward, "{e:?}");
+            // Ethernet, outer IP, ICMP header, quoted IP, then the quoted
+            // TCP header: its sequence number is the client's own again.
+            let (outer, quoted_ip) = if v6 { (40, 40) } else { (20, 20) };
+            let at = 14 + outer + 8 + quoted_ip + 4;
+            assert_eq!(be32(&out, at), c.c1, "{e:?}");
+            let quoted_dst = if v6 {
+                &out[14 + 40 + 8 + 24..14 + 40 + 8 + 40]
+            } else {
+                &out[14 + 20 + 8 + 16..14 + 20 + 8 + 20]
+            };
+            assert_eq!(
+                quoted_dst,
+                &if v6 {
+                    e.vip.0.to_vec()
+                } else {
+                    e.vip.v4_octets().to_vec()
+                }[..],
+                "the quote names the VIP"
+            );
+        }
+    }
+}
