@@ -231,8 +231,9 @@ pub(crate) fn is_reply_of(e: &ConnEntry, key: &FlowKey, snap: &Snapshot) -> bool
 }
 
 /// A tracked connection saw a packet going `dir`: move its state and push
-/// its expiry out by the new state's timeout.
-#[inline]
+/// its expiry out by the new state's timeout. Inlined into every caller:
+/// the established path must not pay a call for it.
+#[inline(always)]
 pub(crate) fn advance(e: &mut ConnEntry, d: &FlowDesc, dir: Dir, now: u32, snap: &Snapshot) {
     let st = if d.is_tcp() {
         e.state().next(dir, d.tcp_flags)

@@ -86,6 +86,8 @@ impl ConnState {
     }
 
     /// The state after a packet with TCP `flags` travelling in `dir`.
+    /// Inlined into every caller: every tracked packet takes it.
+    #[inline(always)]
     pub fn next(self, dir: Dir, flags: u8) -> ConnState {
         use ConnState::*;
         if self == Udp {
