@@ -7,7 +7,9 @@
 //! pool, every port configured with one rx and one tx queue per worker (RSS
 //! when there are several and the driver hashes), then one pinned worker
 //! thread per CPU, registered as an EAL lcore (`rte_thread_register`), each
-//! running [`crate::worker::poll_once`] over its [`DpdkIo`]. With several
+//! a [`crate::runtime::Worker`] over its [`DpdkIo`] (the threads, the
+//! counters they publish and the control loop are [`crate::runtime`]'s,
+//! shared with what runs without DPDK). With several
 //! workers each also has an `rte_ring` through which the others hand it the
 //! frames of its connections ([`crate::io::steer`]).
 //!
@@ -27,27 +29,23 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam::utils::CachePadded;
 use dpdk_bindings::{lcore, Access, Eal, Mempool, Port as EthPort, Ring, SOCKET_ANY};
 use serde_json::{json, Value};
 
 use crate::config::{Config, Dpdk, Port};
 use crate::control::api::{ApiServer, Handler};
-use crate::control::link::{SnapshotStore, WorkerLink};
+use crate::control::link::SnapshotStore;
 use crate::control::prom::{self, MetricsServer};
 use crate::control::state::{Control, Shared};
-use crate::datapath::WorkerState;
 use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
 use crate::io::route::Routes;
 use crate::replay::{self, ReplayReport};
+use crate::runtime::{LoopPolicy, Pool, Signals, Stopped, Totals, WorkerSpec};
 use crate::snapshot::Snapshot;
-use crate::stats::WorkerStats;
-use crate::worker::{poll_once, Clock, BURST};
+use crate::worker::Clock;
 
 /// Where the worker clock comes from (`--clock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,23 +80,6 @@ pub struct RunOptions {
     pub clock: ClockChoice,
 }
 
-/// Counters a worker publishes for the control thread, once per burst.
-#[derive(Default)]
-struct Live {
-    rx: AtomicU64,
-    tx: AtomicU64,
-    dropped: AtomicU64,
-}
-
-/// What a worker hands back when it stops.
-struct WorkerResult {
-    stats: WorkerStats,
-    active: u32,
-    capacity: u32,
-    bytes_per_entry: usize,
-    io: IoStats,
-}
-
 /// A port's counters at the end of the run.
 pub struct PortReport {
     pub name: String,
@@ -122,9 +103,6 @@ const DATA_ROOM: u16 = 2176;
 
 /// Frames each worker's hand-over ring holds.
 const HANDOVER_RING: u32 = 8192;
-
-/// How often the control thread looks at the stop conditions.
-const CONTROL_TICK: Duration = Duration::from_millis(5);
 
 /// Runs until a signal (or idle input) stops it; returns the final counters.
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
@@ -153,11 +131,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     check_port_files(&cfg.ports)?;
     // Handlers first: a signal during start-up stops the run as soon as the
     // workers are up, instead of killing the process mid-setup.
-    let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&signalled))
-            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
-    }
+    let signals = Signals::register()?;
     let plan = cpu_plan(&dpdk)?;
     let args = eal_args(&dpdk, opts.eal_args.as_deref(), &cfg.ports, plan.control);
 
@@ -179,9 +153,6 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     let store = control.store();
     let snap = store.load_full();
     let control = Shared(Arc::new(Mutex::new(control)));
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
     let eal = Eal::init(args.clone()).map_err(|e| eal_failure(&e, &args))?;
     let workers = plan.workers.len();
@@ -256,78 +227,37 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     }
 
     let routes = Routes::new(cfg.ports.iter().map(|p| p.subnets.as_slice()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let live: Arc<Vec<CachePadded<Live>>> = Arc::new(
-        (0..workers)
-            .map(|_| CachePadded::new(Live::default()))
-            .collect(),
-    );
     let start = Instant::now();
     let seed = crate::random::seed().map_err(|e| format!("connection-hash seed: {e}"))?;
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    let mut handles: Vec<JoinHandle<Option<WorkerResult>>> = Vec::with_capacity(workers);
-    let mut startup_error = None;
+    let mut specs = Vec::with_capacity(workers);
     for ((w, &cpu), link) in plan.workers.iter().enumerate().zip(links) {
-        let io = match worker_io(&ports, &cfg.ports, &pool, &routes, &dpdk, w)
-            .and_then(|io| with_handover(io, &rings, w, &store))
-        {
-            Ok(io) => io,
-            Err(e) => {
-                startup_error = Some(e);
-                break;
-            }
-        };
-        let ctx = WorkerCtx {
-            id: w as u16,
-            workers: workers as u16,
-            cpu,
+        let io = worker_io(&ports, &cfg.ports, &pool, &routes, &dpdk, w)
+            .and_then(|io| with_handover(io, &rings, w, &store))?;
+        specs.push(WorkerSpec {
+            io,
+            link,
+            cpu: Some(cpu),
             seed: seed.wrapping_add(w as u64),
             clock: if clock == ClockChoice::Packets {
                 Clock::Packets
             } else {
                 Clock::Monotonic(start)
             },
-            eal: eal.clone(),
-            store: Arc::clone(&store),
-            link,
-            stop: Arc::clone(&stop),
-            live: Arc::clone(&live),
-            ready: ready_tx.clone(),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("rampart-w{w}"))
-            .spawn(move || worker_main(ctx, io));
-        match spawned {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                startup_error = Some(format!("cannot start worker {w}: {e}"));
-                break;
-            }
-        }
+        });
     }
-    drop(ready_tx);
-    if startup_error.is_none() {
-        for _ in 0..handles.len() {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    startup_error = Some(e);
-                    break;
-                }
-                Err(_) => {
-                    startup_error = Some("a worker exited during start-up".to_string());
-                    break;
-                }
-            }
-        }
-    }
-    if let Some(e) = startup_error {
-        stop.store(true, Ordering::Relaxed);
-        for h in handles {
-            let _ = h.join();
-        }
-        return Err(e);
-    }
+    // Each worker thread registers as an EAL lcore before it polls.
+    let registering = eal.clone();
+    let running = Pool::start(
+        &store,
+        specs,
+        move |w| {
+            lcore::thread_register(&registering).map_err(|e| {
+                format!("worker {w}: {e} (hint: run EAL with --no-shconf or --in-memory, and no secondary processes)")
+            })
+        },
+        DpdkIo::stats,
+    )?;
+    let mut startup_error = None;
 
     // The API and the metrics endpoint come up once the workers are.
     let api = match &cfg.control.socket {
@@ -364,27 +294,20 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
         }
         _ => None,
     };
-    let (stopped_by, last_rx) = match startup_error {
-        Some(_) => ("start-up failure", Instant::now()),
-        None => control_loop(
-            &dpdk, &cfg.ports, &signalled, &hup, &control, &live, &handles,
-        ),
+    let policy = LoopPolicy {
+        idle_exit: Duration::from_millis(u64::from(dpdk.idle_exit_ms_for(&cfg.ports))),
+        stats_interval: Duration::from_secs(u64::from(dpdk.stats_interval)),
     };
-    stop.store(true, Ordering::Relaxed);
+    let (stopped_by, last_rx) = match startup_error {
+        Some(_) => (Stopped::StartupFailure, Instant::now()),
+        None => running.control_loop(&control, &signals, &policy),
+    };
+    let joined = running.join();
     drop(api);
     drop(metrics);
-
-    let mut results = Vec::with_capacity(workers);
-    let mut failed = None;
-    for (w, h) in handles.into_iter().enumerate() {
-        match h.join() {
-            Ok(Some(r)) => results.push(r),
-            Ok(None) | Err(_) => failed = Some(w),
-        }
-    }
     // A run that stopped on idle input is timed to its last packet.
     let elapsed = match stopped_by {
-        "idle" => last_rx.saturating_duration_since(start),
+        Stopped::Idle => last_rx.saturating_duration_since(start),
         _ => start.elapsed(),
     };
 
@@ -404,23 +327,20 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
             eprintln!("warning: port {i}: {e}");
         }
     }
-    if let Some(w) = failed {
-        return Err(format!("worker {w} failed (see the message above)"));
-    }
+    let results = joined.map_err(|w| format!("worker {w} failed (see the message above)"))?;
     if let Some(e) = startup_error {
         return Err(e);
     }
 
-    let mut stats = WorkerStats::new(snap.vips.len(), snap.backends.len());
     let mut io = IoStats::default();
-    let (mut active, mut capacity, mut bytes_per_entry) = (0u32, 0u32, 0usize);
-    for r in &results {
-        stats.merge(&r.stats);
-        io.merge(&r.io);
-        active += r.active;
-        capacity += r.capacity;
-        bytes_per_entry = r.bytes_per_entry;
+    for (_, s) in &results {
+        io.merge(s);
     }
+    let totals = Totals::of(
+        results.iter().map(|(e, _)| e),
+        snap.vips.len(),
+        snap.backends.len(),
+    );
     // Frames still in a ring when the workers stopped are freed with it,
     // before the pool goes.
     drop(rings);
@@ -432,174 +352,20 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     Ok(RunReport {
         snap,
         replay: ReplayReport {
-            stats,
+            stats: totals.stats,
             health_events,
             reloads,
-            active_conns: active,
-            conn_capacity: capacity,
-            bytes_per_entry,
+            active_conns: totals.active,
+            conn_capacity: totals.capacity,
+            bytes_per_entry: totals.bytes_per_entry,
             elapsed,
             workers,
         },
         workers,
         io,
         ports: port_reports,
-        stopped_by,
+        stopped_by: stopped_by.name(),
     })
-}
-
-/// Everything a worker thread starts with.
-struct WorkerCtx {
-    id: u16,
-    workers: u16,
-    cpu: usize,
-    seed: u64,
-    clock: Clock,
-    eal: Eal,
-    store: SnapshotStore,
-    link: WorkerLink,
-    stop: Arc<AtomicBool>,
-    live: Arc<Vec<CachePadded<Live>>>,
-    ready: mpsc::Sender<Result<(), String>>,
-}
-
-fn worker_main(ctx: WorkerCtx, mut io: DpdkIo) -> Option<WorkerResult> {
-    let w = ctx.id;
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: ctx.cpu }) {
-        let _ = ctx.ready.send(Err(format!(
-            "worker {w}: cannot pin to CPU {} (hint: dpdk.lcores must name CPUs this process may use)",
-            ctx.cpu
-        )));
-        return None;
-    }
-    let registration = match lcore::thread_register(&ctx.eal) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ctx.ready.send(Err(format!(
-                "worker {w}: {e} (hint: run EAL with --no-shconf or --in-memory, and no secondary processes)"
-            )));
-            return None;
-        }
-    };
-    // The connection table is allocated and faulted in here, on the
-    // worker's own CPU (and so its NUMA node).
-    let mut ws = WorkerState::new(&ctx.store.load(), w, ctx.workers, ctx.seed);
-    let mut link = ctx.link;
-    let live = ctx.live.get(usize::from(w));
-    let _ = ctx.ready.send(Ok(()));
-    drop(ctx.ready);
-
-    let mut bufs = Vec::with_capacity(BURST);
-    let mut ok = true;
-    while !ctx.stop.load(Ordering::Relaxed) {
-        let snap = ctx.store.load();
-        let got = poll_once(&mut io, &mut bufs, &mut ws, &snap, &ctx.clock);
-        drop(snap);
-        match got {
-            Ok(n) => {
-                if n > 0 {
-                    if let Some(l) = live {
-                        let s = &ws.stats;
-                        l.rx.store(s.rx_packets, Ordering::Relaxed);
-                        l.tx.store(s.tx_packets + s.originated_packets, Ordering::Relaxed);
-                        l.dropped.store(s.dropped_total(), Ordering::Relaxed);
-                    }
-                }
-                let io_stats = io.stats();
-                link.handovers = (io_stats.handovers_out, io_stats.handovers_in);
-                link.service(&mut ws, n);
-            }
-            Err(e) => {
-                eprintln!("rampart: worker {w}: {e}");
-                ok = false;
-                break;
-            }
-        }
-    }
-    // Drain: whatever is still queued goes out before the ports stop.
-    let _ = crate::io::PacketIo::flush(&mut io);
-    link.publish_final(&ws);
-    let result = WorkerResult {
-        active: ws.conns.len(),
-        capacity: ws.conns.capacity(),
-        bytes_per_entry: ws.conns.bytes_per_entry(),
-        io: io.stats(),
-        stats: ws.stats,
-    };
-    // Queue handles go before the registration (and so before the port is
-    // stopped by the main thread).
-    drop(io);
-    drop(registration);
-    ok.then_some(result)
-}
-
-/// Polls the stop conditions and prints rate lines until one holds; returns
-/// what stopped the run and when rx last moved.
-fn control_loop(
-    dpdk: &Dpdk,
-    ports: &[Port],
-    signalled: &AtomicBool,
-    hup: &AtomicBool,
-    control: &Shared,
-    live: &[CachePadded<Live>],
-    handles: &[JoinHandle<Option<WorkerResult>>],
-) -> (&'static str, Instant) {
-    let clock = Instant::now();
-    let idle_exit = Duration::from_millis(u64::from(dpdk.idle_exit_ms_for(ports)));
-    let interval = Duration::from_secs(u64::from(dpdk.stats_interval));
-    let totals = || {
-        live.iter().fold((0u64, 0u64, 0u64), |acc, l| {
-            (
-                acc.0 + l.rx.load(Ordering::Relaxed),
-                acc.1 + l.tx.load(Ordering::Relaxed),
-                acc.2 + l.dropped.load(Ordering::Relaxed),
-            )
-        })
-    };
-    let mut last = totals();
-    let mut last_change = Instant::now();
-    let mut last_line = (Instant::now(), last);
-    loop {
-        std::thread::sleep(CONTROL_TICK);
-        if signalled.load(Ordering::Relaxed) {
-            return ("signal", last_change);
-        }
-        if handles.iter().any(JoinHandle::is_finished) {
-            return ("worker exit", last_change);
-        }
-        {
-            let now_ns = clock.elapsed().as_nanos() as u64;
-            let mut c = control.lock();
-            if hup.swap(false, Ordering::Relaxed) {
-                log::info!("SIGHUP: reloading the config");
-                // A refused reload is logged; the running config stays.
-                let _ = c.reload(now_ns);
-            }
-            c.tick(now_ns);
-        }
-        let now = totals();
-        if now.0 != last.0 {
-            last = now;
-            last_change = Instant::now();
-        } else if !idle_exit.is_zero() && last_change.elapsed() >= idle_exit {
-            return ("idle", last_change);
-        }
-        if !interval.is_zero() && last_line.0.elapsed() >= interval {
-            let (at, prev) = last_line;
-            let secs = at.elapsed().as_secs_f64();
-            let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
-            log::info!(
-                "rate  rx {:.3} Mpps  tx {:.3} Mpps  dropped {:.0}/s  (total rx {} tx {} dropped {})",
-                rate(now.0, prev.0) / 1e6,
-                rate(now.1, prev.1) / 1e6,
-                rate(now.2, prev.2),
-                now.0,
-                now.1,
-                now.2
-            );
-            last_line = (Instant::now(), now);
-        }
-    }
 }
 
 /// The summary: `rampart replay`'s lines, with a header and the DPDK

@@ -401,6 +401,10 @@ impl PacketIo for DpdkIo {
 
     /// Sends what is queued; mbufs noted by `tx` are sent only through
     /// [`PacketIo::flush_burst`], which has them.
+    fn handovers(&self) -> (u64, u64) {
+        (self.stats.handovers_out, self.stats.handovers_in)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.flush_burst(&mut Vec::new())
     }

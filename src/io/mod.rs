@@ -83,6 +83,13 @@ pub trait PacketIo {
     fn exhausted(&self) -> bool {
         false
     }
+
+    /// Frames this worker handed to their owners and frames others handed
+    /// to it, for a backend that steers between workers (DPDK); (0, 0) for
+    /// the others.
+    fn handovers(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// A received frame in a reusable heap buffer, with its capture timestamp.
