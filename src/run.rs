@@ -43,7 +43,7 @@ use crate::control::state::{Control, Shared};
 use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
 use crate::io::route::Routes;
 use crate::replay::{self, ReplayReport};
-use crate::runtime::{LoopPolicy, Pool, Signals, Stopped, Totals, WorkerSpec};
+use crate::runtime::{LoopPolicy, Pool, RuntimeError, Signals, Stopped, Totals, WorkerSpec};
 use crate::snapshot::Snapshot;
 use crate::worker::Clock;
 
@@ -97,6 +97,31 @@ pub struct RunReport {
     pub stopped_by: &'static str,
 }
 
+/// Why `rampart run` could not start, or failed while running. Each says
+/// the cause in one line and, where there is one, the likeliest fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config (or the command line) lacks what a run needs, or names
+    /// CPUs or capture files this process cannot have.
+    #[error("{0}")]
+    Config(String),
+    /// The control side could not be built (keys, the config file, the
+    /// first snapshot).
+    #[error("{0}")]
+    Control(String),
+    /// `rte_eal_init` or the mbuf pool.
+    #[error("{0}")]
+    Eal(String),
+    /// A port, its queues, or a hand-over ring.
+    #[error("{0}")]
+    Port(String),
+    /// The control socket or the metrics listener.
+    #[error("{0}")]
+    Listener(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
 /// Mbuf data room: a 2048-byte buffer after the 128-byte headroom
 /// (RTE_MBUF_DEFAULT_BUF_SIZE), enough for a 1518-byte frame.
 const DATA_ROOM: u16 = 2176;
@@ -105,56 +130,59 @@ const DATA_ROOM: u16 = 2176;
 const HANDOVER_RING: u32 = 8192;
 
 /// Runs until a signal (or idle input) stops it; returns the final counters.
-pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let file = opts.config_path.display().to_string();
     let Some(dpdk) = cfg.dpdk.clone() else {
-        return Err(format!(
+        return Err(RunError::Config(format!(
             "{file}: rampart run needs a [dpdk] section and at least one [[port]] (see README, \"rampart run\")"
-        ));
+        )));
     };
     if cfg.ports.is_empty() {
-        return Err(format!(
+        return Err(RunError::Config(format!(
             "{file}: rampart run needs at least one [[port]] (a PCI address or a vdev such as net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap)"
-        ));
+        )));
     }
     let clock = match opts.clock {
         ClockChoice::Auto if cfg.ports.iter().all(Port::is_finite_pcap) => ClockChoice::Packets,
         ClockChoice::Auto => ClockChoice::Monotonic,
         ClockChoice::Packets if !cfg.ports.iter().all(|p| p.vdev_arg("rx_pcap").is_some()) => {
-            return Err(
+            return Err(RunError::Config(
                 "--clock packets needs capture timestamps, which only net_pcap ports reading rx_pcap files have; use --clock monotonic"
                     .to_string(),
-            )
+            ))
         }
         c => c,
     };
-    check_port_files(&cfg.ports)?;
+    check_port_files(&cfg.ports).map_err(RunError::Config)?;
     // Handlers first: a signal during start-up stops the run as soon as the
     // workers are up, instead of killing the process mid-setup.
     let signals = Signals::register()?;
-    let plan = cpu_plan(&dpdk)?;
+    let plan = cpu_plan(&dpdk).map_err(RunError::Config)?;
     let args = eal_args(&dpdk, opts.eal_args.as_deref(), &cfg.ports, plan.control);
 
     // One cookie key for every worker, whichever worker sees the ACK.
     let mut cfg = cfg.clone();
     if cfg.synproxy.secret.is_none() {
-        cfg.synproxy.secret =
-            Some(crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?);
+        cfg.synproxy.secret = Some(
+            crate::random::key().map_err(|e| RunError::Control(format!("SYN cookie key: {e}")))?,
+        );
     }
-    let text = std::fs::read_to_string(&opts.config_path).map_err(|e| format!("{file}: {e}"))?;
+    let text = std::fs::read_to_string(&opts.config_path)
+        .map_err(|e| RunError::Control(format!("{file}: {e}")))?;
     let (control, links) = Control::new(
         cfg.clone(),
         &text,
         Some(opts.config_path.clone()),
         plan.workers.len() as u16,
-        crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?,
+        crate::random::key().map_err(|e| RunError::Control(format!("SYN cookie key: {e}")))?,
         0,
-    )?;
+    )
+    .map_err(|e| RunError::Control(e.to_string()))?;
     let store = control.store();
     let snap = store.load_full();
     let control = Shared(Arc::new(Mutex::new(control)));
 
-    let eal = Eal::init(args.clone()).map_err(|e| eal_failure(&e, &args))?;
+    let eal = Eal::init(args.clone()).map_err(|e| RunError::Eal(eal_failure(&e, &args)))?;
     let workers = plan.workers.len();
     let pool = Mempool::new(
         &eal,
@@ -165,15 +193,15 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
         SOCKET_ANY,
     )
     .map_err(|e| {
-        format!(
+        RunError::Eal(format!(
             "mbuf pool of {} mbufs: {e} (hint: lower dpdk.mempool_size, or give EAL more memory: more hugepages with scripts/setup-dpdk.sh, or -m with --no-huge)",
             dpdk.mempool_size
-        )
+        ))
     })?;
 
     let mut ports = Vec::with_capacity(cfg.ports.len());
     for (i, p) in cfg.ports.iter().enumerate() {
-        ports.push(setup_port(&eal, &pool, &dpdk, i, p, workers)?);
+        ports.push(setup_port(&eal, &pool, &dpdk, i, p, workers).map_err(RunError::Port)?);
     }
     // Drivers that register the timestamp field at configure have done so.
     dpdk_bindings::lookup_rx_timestamp(&eal);
@@ -221,18 +249,20 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                 Access::Multi,
                 Access::Single,
             )
-            .map_err(|e| format!("hand-over ring of worker {w}: {e}"))?;
+            .map_err(|e| RunError::Port(format!("hand-over ring of worker {w}: {e}")))?;
             rings.push(r);
         }
     }
 
     let routes = Routes::new(cfg.ports.iter().map(|p| p.subnets.as_slice()));
     let start = Instant::now();
-    let seed = crate::random::seed().map_err(|e| format!("connection-hash seed: {e}"))?;
+    let seed = crate::random::seed()
+        .map_err(|e| RunError::Control(format!("connection-hash seed: {e}")))?;
     let mut specs = Vec::with_capacity(workers);
     for ((w, &cpu), link) in plan.workers.iter().enumerate().zip(links) {
         let io = worker_io(&ports, &cfg.ports, &pool, &routes, &dpdk, w)
-            .and_then(|io| with_handover(io, &rings, w, &store))?;
+            .and_then(|io| with_handover(io, &rings, w, &store))
+            .map_err(RunError::Port)?;
         specs.push(WorkerSpec {
             io,
             link,
@@ -269,7 +299,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                     Some(a)
                 }
                 Err(e) => {
-                    startup_error = Some(e.to_string());
+                    startup_error = Some(RunError::Listener(e.to_string()));
                     None
                 }
             }
@@ -287,7 +317,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                     Some(m)
                 }
                 Err(e) => {
-                    startup_error = Some(e.to_string());
+                    startup_error = Some(RunError::Listener(e.to_string()));
                     None
                 }
             }
@@ -327,7 +357,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
             eprintln!("warning: port {i}: {e}");
         }
     }
-    let results = joined.map_err(|w| format!("worker {w} failed (see the message above)"))?;
+    let results = joined?;
     if let Some(e) = startup_error {
         return Err(e);
     }

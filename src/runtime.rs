@@ -168,6 +168,26 @@ impl Live {
     }
 }
 
+/// Why worker threads could not start, or signals could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot handle signal {signal}: {source}")]
+    Signal { signal: i32, source: std::io::Error },
+    #[error("cannot start worker {worker}: {source}")]
+    Spawn { worker: u16, source: std::io::Error },
+    #[error("worker {worker}: cannot pin to CPU {cpu} (hint: dpdk.lcores must name CPUs this process may use)")]
+    Pin { worker: u16, cpu: usize },
+    /// The backend's own per-thread set-up (DPDK: the lcore registration)
+    /// refused, with its message.
+    #[error("{0}")]
+    Enter(String),
+    #[error("worker {0} exited during start-up")]
+    Gone(u16),
+    /// A worker's thread failed while running (its message is on stderr).
+    #[error("worker {0} failed (see the message above)")]
+    Failed(usize),
+}
+
 /// One free-running worker to start.
 pub struct WorkerSpec<I> {
     pub io: I,
@@ -188,15 +208,14 @@ impl Signals {
     /// Registers the handlers. Do it before start-up work: a signal during
     /// start-up then stops the run as soon as the workers are up, instead
     /// of killing the process mid-setup.
-    pub fn register() -> Result<Signals, String> {
+    pub fn register() -> Result<Signals, RuntimeError> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))
-                .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
-        }
         let hup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-            .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+        for (signal, flag) in [(SIGINT, &stop), (SIGTERM, &stop), (SIGHUP, &hup)] {
+            signal_hook::flag::register(signal, Arc::clone(flag))
+                .map_err(|source| RuntimeError::Signal { signal, source })?;
+        }
         Ok(Signals { stop, hup })
     }
 
@@ -269,7 +288,7 @@ impl<R: Send + 'static> Pool<R> {
         specs: Vec<WorkerSpec<I>>,
         enter: impl Fn(u16) -> Result<G, String> + Send + Sync + 'static,
         exit: impl Fn(&I) -> R + Send + Sync + 'static,
-    ) -> Result<Pool<R>, String>
+    ) -> Result<Pool<R>, RuntimeError>
     where
         I: PacketIo + Send + 'static,
     {
@@ -282,7 +301,7 @@ impl<R: Send + 'static> Pool<R> {
         );
         let enter = Arc::new(enter);
         let exit = Arc::new(exit);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), RuntimeError>>();
         let mut pool = Pool {
             handles: Vec::with_capacity(workers),
             stop,
@@ -304,18 +323,21 @@ impl<R: Send + 'static> Pool<R> {
                 .spawn(move || worker_thread(ctx, spec, &*enter, &*exit));
             match spawned {
                 Ok(h) => pool.handles.push(h),
-                Err(e) => {
+                Err(source) => {
                     pool.abandon();
-                    return Err(format!("cannot start worker {w}: {e}"));
+                    return Err(RuntimeError::Spawn {
+                        worker: w as u16,
+                        source,
+                    });
                 }
             }
         }
         drop(ready_tx);
-        for _ in 0..pool.handles.len() {
+        for w in 0..pool.handles.len() {
             let failure = match ready_rx.recv() {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e,
-                Err(_) => "a worker exited during start-up".to_string(),
+                Err(_) => RuntimeError::Gone(w as u16),
             };
             pool.abandon();
             return Err(failure);
@@ -390,8 +412,8 @@ impl<R: Send + 'static> Pool<R> {
     }
 
     /// Stops the workers and joins them. Returns what each handed back, in
-    /// worker order, or the number of the first worker that failed.
-    pub fn join(mut self) -> Result<Vec<(WorkerEnd, R)>, usize> {
+    /// worker order, or the first worker that failed.
+    pub fn join(mut self) -> Result<Vec<(WorkerEnd, R)>, RuntimeError> {
         self.stop.store(true, Ordering::Relaxed);
         let mut ends = Vec::with_capacity(self.handles.len());
         let mut failed = None;
@@ -402,7 +424,7 @@ impl<R: Send + 'static> Pool<R> {
             }
         }
         match failed {
-            Some(w) => Err(w),
+            Some(w) => Err(RuntimeError::Failed(w)),
             None => Ok(ends),
         }
     }
@@ -439,7 +461,7 @@ struct ThreadCtx {
     store: SnapshotStore,
     stop: Arc<AtomicBool>,
     live: Arc<Vec<CachePadded<Live>>>,
-    ready: mpsc::Sender<Result<(), String>>,
+    ready: mpsc::Sender<Result<(), RuntimeError>>,
 }
 
 fn worker_thread<I: PacketIo, G, R>(
@@ -451,16 +473,14 @@ fn worker_thread<I: PacketIo, G, R>(
     let w = ctx.id;
     if let Some(cpu) = spec.cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            let _ = ctx.ready.send(Err(format!(
-                "worker {w}: cannot pin to CPU {cpu} (hint: dpdk.lcores must name CPUs this process may use)"
-            )));
+            let _ = ctx.ready.send(Err(RuntimeError::Pin { worker: w, cpu }));
             return None;
         }
     }
     let guard = match enter(w) {
         Ok(g) => g,
         Err(e) => {
-            let _ = ctx.ready.send(Err(e));
+            let _ = ctx.ready.send(Err(RuntimeError::Enter(e)));
             return None;
         }
     };
