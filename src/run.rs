@@ -43,7 +43,9 @@ use crate::control::state::{Control, Shared};
 use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
 use crate::io::route::Routes;
 use crate::replay::{self, ReplayReport};
-use crate::runtime::{LoopPolicy, Pool, RuntimeError, Signals, Stopped, Totals, WorkerSpec};
+use crate::runtime::{
+    IdleSleep, LoopPolicy, Pool, RuntimeError, Signals, Stopped, Totals, WorkerSpec,
+};
 use crate::snapshot::Snapshot;
 use crate::worker::Clock;
 
@@ -273,6 +275,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
             } else {
                 Clock::Monotonic(start)
             },
+            idle: IdleSleep::from_config(dpdk.idle_sleep_us, dpdk.idle_polls),
         });
     }
     // Each worker thread registers as an EAL lcore before it polls.

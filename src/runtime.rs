@@ -31,7 +31,7 @@ use crate::control::link::{SnapshotStore, WorkerLink};
 use crate::control::state::Shared;
 use crate::io::PacketIo;
 use crate::state::WorkerState;
-use crate::stats::WorkerStats;
+use crate::stats::{Event, WorkerStats};
 use crate::worker::{poll_up_to, Clock, BURST};
 
 /// One worker: its state (connection table, SYN proxy, counters), its
@@ -196,6 +196,30 @@ pub struct WorkerSpec<I> {
     pub cpu: Option<usize>,
     pub seed: u64,
     pub clock: Clock,
+    /// Sleep when idle; `None`: poll without pause.
+    pub idle: Option<IdleSleep>,
+}
+
+/// How a free-running worker rests when there is no traffic: after `polls`
+/// empty polls in a row it sleeps `sleep` after each further empty poll,
+/// and polls without pause again from the first packet. A live port's
+/// packets wait in the NIC's ring meanwhile, so a sleep costs latency (at
+/// most about `sleep` plus the kernel's timer slack) but loses nothing the
+/// ring can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleSleep {
+    pub polls: u32,
+    pub sleep: Duration,
+}
+
+impl IdleSleep {
+    /// From `dpdk.idle_sleep_us` and `dpdk.idle_polls`; `None` for 0 µs.
+    pub fn from_config(sleep_us: u32, polls: u32) -> Option<IdleSleep> {
+        (sleep_us > 0).then(|| IdleSleep {
+            polls: polls.max(1),
+            sleep: Duration::from_micros(u64::from(sleep_us)),
+        })
+    }
 }
 
 /// SIGINT/SIGTERM and SIGHUP, as flags the control loop polls.
@@ -490,11 +514,21 @@ fn worker_thread<I: PacketIo, G, R>(
     drop(ctx.ready);
 
     let mut ok = true;
+    let mut empty = 0u32;
     while !ctx.stop.load(Ordering::Relaxed) {
         match worker.poll(&ctx.store, &spec.clock, BURST) {
             Ok(0) if worker.exhausted() => break,
-            Ok(0) => {}
+            Ok(0) => {
+                if let Some(idle) = spec.idle {
+                    empty = empty.saturating_add(1);
+                    if empty >= idle.polls {
+                        worker.ws.stats.event(Event::IdleSleep);
+                        std::thread::sleep(idle.sleep);
+                    }
+                }
+            }
             Ok(_) => {
+                empty = 0;
                 if let Some(l) = live {
                     l.publish(&worker.ws);
                 }

@@ -231,10 +231,12 @@ pub enum Event {
     /// An ICMP error about a connection delivered, translated, to the side
     /// that sent the offending packet.
     IcmpForwarded,
+    /// A worker slept after a run of empty polls (`dpdk.idle_sleep_us`).
+    IdleSleep,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::IcmpForwarded as usize + 1;
+    pub const COUNT: usize = Event::IdleSleep as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -261,6 +263,7 @@ impl Event {
         Event::IcmpEchoReply,
         Event::IcmpTooBig,
         Event::IcmpForwarded,
+        Event::IdleSleep,
     ];
 
     pub fn name(self) -> &'static str {
@@ -289,6 +292,7 @@ impl Event {
             Event::IcmpEchoReply => "icmp_echo_replies",
             Event::IcmpTooBig => "icmp_too_big_sent",
             Event::IcmpForwarded => "icmp_errors_forwarded",
+            Event::IdleSleep => "idle_sleeps",
         }
     }
 }

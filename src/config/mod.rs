@@ -274,6 +274,13 @@ pub struct Dpdk {
     /// when every port is a finite net_pcap vdev (an `rx_pcap` file without
     /// `infinite_rx`), else never.
     pub idle_exit_ms: Option<u32>,
+    /// Microseconds a worker sleeps after [`Dpdk::idle_polls`] empty polls
+    /// in a row, and after every further empty poll until traffic comes
+    /// back; 0 = pure polling (the default).
+    pub idle_sleep_us: u32,
+    /// Empty polls in a row before a worker starts sleeping (with
+    /// `idle_sleep_us` set).
+    pub idle_polls: u32,
 }
 
 impl Default for Dpdk {
@@ -290,6 +297,8 @@ impl Default for Dpdk {
             tx_retries: 4,
             stats_interval: 1,
             idle_exit_ms: None,
+            idle_sleep_us: 0,
+            idle_polls: 1024,
         }
     }
 }

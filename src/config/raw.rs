@@ -152,6 +152,8 @@ pub(crate) struct RawDpdk {
     pub tx_retries: Option<S<i64>>,
     pub stats_interval: Option<S<i64>>,
     pub idle_exit_ms: Option<S<i64>>,
+    pub idle_sleep_us: Option<S<i64>>,
+    pub idle_polls: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

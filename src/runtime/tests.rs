@@ -106,6 +106,7 @@ fn free_running_workers_forward_what_one_worker_does() {
             cpu: None,
             seed: 7 + w as u64,
             clock: Clock::Packets,
+            idle: None,
         })
         .collect();
     let pool = Pool::start(
@@ -162,6 +163,10 @@ impl PacketIo for Silent {
 }
 
 fn silent_pool(workers: u16) -> (Shared, Pool<()>) {
+    silent_pool_resting(workers, None)
+}
+
+fn silent_pool_resting(workers: u16, idle: Option<IdleSleep>) -> (Shared, Pool<()>) {
     let (control, store, links) = control(workers);
     let specs = links
         .into_iter()
@@ -171,6 +176,7 @@ fn silent_pool(workers: u16) -> (Shared, Pool<()>) {
             cpu: None,
             seed: 1,
             clock: Clock::Monotonic(Instant::now()),
+            idle,
         })
         .collect();
     let pool = Pool::start(&store, specs, |_| Ok(()), |_: &Silent| ()).expect("workers start");
@@ -227,6 +233,7 @@ fn a_finite_input_ends_its_worker_and_the_loop() {
             cpu: None,
             seed: 1,
             clock: Clock::Packets,
+            idle: None,
         })
         .collect();
     let pool = Pool::start(&store, specs, |_| Ok(()), |io: &MemoryIo| io.rx_packets())
@@ -253,6 +260,7 @@ fn a_failed_start_stops_the_workers_already_started() {
             cpu: None,
             seed: 1,
             clock: Clock::Monotonic(Instant::now()),
+            idle: None,
         })
         .collect();
     let refused = Pool::start(
@@ -271,4 +279,16 @@ fn a_failed_start_stops_the_workers_already_started() {
         refused.err().map(|e| e.to_string()).as_deref(),
         Some("worker 1: refused")
     );
+}
+
+#[test]
+fn an_idle_worker_sleeps_after_its_empty_polls() {
+    let idle = IdleSleep::from_config(2000, 16);
+    assert_eq!(IdleSleep::from_config(0, 16), None, "0 us is pure polling");
+    let (_control, pool) = silent_pool_resting(1, idle);
+    std::thread::sleep(Duration::from_millis(100));
+    let ends = pool.join().expect("no worker failed");
+    let sleeps = ends[0].0.stats.events[Event::IdleSleep as usize];
+    // 100 ms of 2 ms sleeps: at most 50, and some.
+    assert!((5..=51).contains(&sleeps), "{sleeps} sleeps");
 }

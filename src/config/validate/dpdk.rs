@@ -130,6 +130,18 @@ pub(super) fn dpdk(cx: &Ctx, r: &RawDpdk) -> Res<Dpdk> {
             " milliseconds (0 = never)",
         )?);
     }
+    if let Some(v) = &r.idle_sleep_us {
+        o.idle_sleep_us = cx.int(
+            v,
+            "dpdk.idle_sleep_us",
+            0,
+            100_000,
+            " microseconds (0 = pure polling)",
+        )?;
+    }
+    if let Some(v) = &r.idle_polls {
+        o.idle_polls = cx.int(v, "dpdk.idle_polls", 1, 1_000_000, " empty polls")?;
+    }
     Ok(o)
 }
 
