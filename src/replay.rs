@@ -91,6 +91,7 @@ pub const REPLAY_PROBE_KEY: [u8; 16] = *b"rampart-replay-p";
 /// time out in capture time, and scheduled reloads happen between two
 /// given packets.
 pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayReport), String> {
+    let cfg = &cfg.without_kernel_interfaces();
     if opts.workers > 1 {
         return workers::replay(cfg, opts);
     }
@@ -114,7 +115,11 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     let mut applied = 0u64;
     let result: Result<(), String> = loop {
         if let Some(r) = reloads.next_if(|r| r.after <= total) {
-            if let Err(e) = control.reload_with(r.config.clone(), &r.text, worker.ws.clock_ns()) {
+            if let Err(e) = control.reload_with(
+                r.config.without_kernel_interfaces(),
+                &r.text,
+                worker.ws.clock_ns(),
+            ) {
                 break Err(format!("reload after packet {}: {}", r.after, e.message));
             }
             applied += 1;

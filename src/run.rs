@@ -40,7 +40,7 @@ use crate::control::api::{ApiServer, Handler};
 use crate::control::link::SnapshotStore;
 use crate::control::prom::{self, MetricsServer};
 use crate::control::state::{Control, Shared};
-use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
+use crate::io::dpdk::{DpdkIo, Handover, IoStats, KernelQueues, RxPort};
 use crate::io::route::Routes;
 use crate::replay::{self, ReplayReport};
 use crate::runtime::{
@@ -205,6 +205,20 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     for (i, p) in cfg.ports.iter().enumerate() {
         ports.push(setup_port(&eal, &pool, &dpdk, i, p, workers).map_err(RunError::Port)?);
     }
+    // Each port's kernel interface, with the port's MAC.
+    let mut kernel_ports: Vec<Option<EthPort>> = Vec::with_capacity(cfg.ports.len());
+    for (i, (port, p)) in ports.iter().zip(cfg.ports.iter()).enumerate() {
+        let Some(ifname) = &p.kernel_interface else {
+            kernel_ports.push(None);
+            continue;
+        };
+        let mac = port
+            .mac()
+            .map_err(|e| RunError::Port(format!("port[{i}]: its MAC: {e}")))?;
+        let k = setup_kernel_port(&eal, &pool, &dpdk, i, ifname, mac, workers)
+            .map_err(RunError::Port)?;
+        kernel_ports.push(Some(k));
+    }
     // Drivers that register the timestamp field at configure have done so.
     dpdk_bindings::lookup_rx_timestamp(&eal);
 
@@ -232,10 +246,14 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
             Err(_) => "?".to_string(),
         };
         println!(
-            "  port {i} {} ({}) mac {mac} link {link}, {workers} rx/tx queue(s), RSS {}",
+            "  port {i} {} ({}) mac {mac} link {link}, {workers} rx/tx queue(s), RSS {}{}",
             p.device_name(),
             port.driver_name().unwrap_or_default(),
             if port.rss_hf() != 0 { "on" } else { "off" },
+            p.kernel_interface
+                .as_ref()
+                .map(|k| format!(", kernel interface {k}"))
+                .unwrap_or_default(),
         );
     }
 
@@ -263,6 +281,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut specs = Vec::with_capacity(workers);
     for ((w, &cpu), link) in plan.workers.iter().enumerate().zip(links) {
         let io = worker_io(&ports, &cfg.ports, &pool, &routes, &dpdk, w)
+            .and_then(|io| with_kernel(io, &kernel_ports, w))
             .and_then(|io| with_handover(io, &rings, w, &store))
             .map_err(RunError::Port)?;
         specs.push(WorkerSpec {
@@ -360,6 +379,16 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
             eprintln!("warning: port {i}: {e}");
         }
     }
+    // Closing a kernel interface removes it from the kernel.
+    for (i, port) in kernel_ports.into_iter().enumerate() {
+        let Some(mut port) = port else { continue };
+        if let Err(e) = port.stop() {
+            eprintln!("warning: port {i} kernel interface: {e}");
+        }
+        if let Err(e) = port.close() {
+            eprintln!("warning: port {i} kernel interface: {e}");
+        }
+    }
     let results = joined?;
     if let Some(e) = startup_error {
         return Err(e);
@@ -428,6 +457,13 @@ pub fn summary(r: &RunReport) -> String {
             io.handovers_out, io.handover_dropped
         );
     }
+    if io.kernel_in + io.kernel_out + io.kernel_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  kernel       to the kernel {}  from the kernel {}  no interface {}",
+            io.kernel_in, io.kernel_out, io.kernel_dropped
+        );
+    }
     for (i, p) in r.ports.iter().enumerate() {
         let s = &p.stats;
         let _ = writeln!(
@@ -476,6 +512,9 @@ pub fn stats_json(r: &RunReport) -> Value {
                 "handovers": r.io.handovers_out,
                 "handovers_received": r.io.handovers_in,
                 "handover_dropped": r.io.handover_dropped,
+                "kernel_in": r.io.kernel_in,
+                "kernel_out": r.io.kernel_out,
+                "kernel_dropped": r.io.kernel_dropped,
                 "ports": ports,
             }),
         );
@@ -561,7 +600,52 @@ fn eal_args(d: &Dpdk, over: Option<&[String]>, ports: &[Port], control: usize) -
         args.push(if p.is_pci() { "-a" } else { "--vdev" }.to_string());
         args.push(p.name.clone());
     }
+    for (i, p) in ports.iter().enumerate() {
+        if let Some(ifname) = &p.kernel_interface {
+            args.push("--vdev".to_string());
+            args.push(format!("{},iface={ifname}", kernel_device(i)));
+        }
+    }
     args
+}
+
+/// The TAP vdev of port `i`'s kernel interface.
+fn kernel_device(i: usize) -> String {
+    format!("net_tap_kernel{i}")
+}
+
+/// Port `i`'s kernel interface: a TAP port with `mac` (the port's own),
+/// one queue pair per worker, started (which brings the kernel interface
+/// up). Closing it, or the process ending however it ends, removes the
+/// interface.
+fn setup_kernel_port(
+    eal: &Eal,
+    pool: &Mempool,
+    d: &Dpdk,
+    i: usize,
+    ifname: &str,
+    mac: [u8; 6],
+    workers: usize,
+) -> Result<EthPort, String> {
+    let dev = kernel_device(i);
+    let what = format!("port[{i}].kernel_interface {ifname}");
+    let mut port = EthPort::by_name(eal, &dev).map_err(|e| {
+        format!("{what}: the TAP device was not created ({e}) (hint: EAL's log above has the reason: /dev/net/tun missing, no CAP_NET_ADMIN, or an interface of that name already exists)")
+    })?;
+    let q = u16::try_from(workers).unwrap_or(u16::MAX);
+    port.configure(q, q, false)
+        .map_err(|e| format!("{what}: {e}"))?;
+    for queue in 0..q {
+        port.rx_queue_setup(queue, d.rx_descriptors, pool)
+            .map_err(|e| format!("{what}: rx queue {queue}: {e}"))?;
+        port.tx_queue_setup(queue, d.tx_descriptors)
+            .map_err(|e| format!("{what}: tx queue {queue}: {e}"))?;
+    }
+    port.set_mac(mac)
+        .map_err(|e| format!("{what}: cannot give it the port's MAC: {e}"))?;
+    port.start()
+        .map_err(|e| format!("{what}: does not start: {e}"))?;
+    Ok(port)
 }
 
 /// A net_pcap port that reads a missing file fails deep inside EAL's
@@ -700,6 +784,24 @@ fn worker_io(
         routes.clone(),
         d.tx_retries,
     ))
+}
+
+/// Worker `w`'s queues on the ports' kernel interfaces.
+fn with_kernel(mut io: DpdkIo, kernel: &[Option<EthPort>], w: usize) -> Result<DpdkIo, String> {
+    let q = u16::try_from(w).unwrap_or(u16::MAX);
+    for (i, k) in kernel.iter().enumerate() {
+        let Some(k) = k else { continue };
+        io = io.with_kernel(KernelQueues {
+            port: i,
+            rx: k
+                .rx_queue(q)
+                .map_err(|e| format!("port[{i}] kernel interface: rx queue {w}: {e}"))?,
+            tx: k
+                .tx_queue(q)
+                .map_err(|e| format!("port[{i}] kernel interface: tx queue {w}: {e}"))?,
+        });
+    }
+    Ok(io)
 }
 
 /// Worker `w`'s ends of the hand-over rings (none with one worker).

@@ -281,6 +281,11 @@ pub struct Dpdk {
     /// Empty polls in a row before a worker starts sleeping (with
     /// `idle_sleep_us` set).
     pub idle_polls: u32,
+    /// Frames per second each worker may pass to the kernel interfaces
+    /// (`[[port]] kernel_interface`), in bursts of up to `kernel_burst`;
+    /// the rest are dropped (`kernel_rate_limited`).
+    pub kernel_rate: u32,
+    pub kernel_burst: u32,
 }
 
 impl Default for Dpdk {
@@ -299,6 +304,8 @@ impl Default for Dpdk {
             idle_exit_ms: None,
             idle_sleep_us: 0,
             idle_polls: 1024,
+            kernel_rate: 20_000,
+            kernel_burst: 512,
         }
     }
 }
@@ -331,6 +338,11 @@ pub struct Port {
     pub subnets: Vec<Subnet>,
     /// This port's L3 MTU, when it differs from `node.mtu`.
     pub mtu: Option<u16>,
+    /// The kernel interface `rampart run` creates for this port (a TAP
+    /// device with the port's MAC): the node's own traffic that the
+    /// datapath does not handle goes to the kernel through it, and what the
+    /// kernel sends on it leaves by this port.
+    pub kernel_interface: Option<String>,
 }
 
 impl Port {
@@ -677,6 +689,17 @@ pub enum Mode {
 }
 
 impl Config {
+    /// This config as `rampart replay` runs it: a capture has no kernel
+    /// behind it, so `[[port]] kernel_interface` is left out and the
+    /// node's own traffic is dropped (`local_not_handled`) as without it.
+    pub fn without_kernel_interfaces(&self) -> Config {
+        let mut c = self.clone();
+        for p in &mut c.ports {
+            p.kernel_interface = None;
+        }
+        c
+    }
+
     /// The MTU the datapath holds encapsulated packets to: the smallest of
     /// `node.mtu` and every port's own, so a frame fits whichever port it
     /// leaves by.

@@ -154,6 +154,8 @@ pub(crate) struct RawDpdk {
     pub idle_exit_ms: Option<S<i64>>,
     pub idle_sleep_us: Option<S<i64>>,
     pub idle_polls: Option<S<i64>>,
+    pub kernel_rate: Option<S<i64>>,
+    pub kernel_burst: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +165,7 @@ pub(crate) struct RawPort {
     #[serde(default)]
     pub subnets: Option<S<Vec<S<String>>>>,
     pub mtu: Option<S<i64>>,
+    pub kernel_interface: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

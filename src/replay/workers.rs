@@ -147,7 +147,9 @@ fn read_and_steer(
     let mut applied = 0u64;
     let result: Result<(), String> = loop {
         if let Some(r) = reloads.next_if(|r| r.after <= total) {
-            if let Err(e) = control.reload_with(r.config.clone(), &r.text, clock_ns) {
+            if let Err(e) =
+                control.reload_with(r.config.without_kernel_interfaces(), &r.text, clock_ns)
+            {
                 break Err(format!("reload after packet {}: {}", r.after, e.message));
             }
             applied += 1;

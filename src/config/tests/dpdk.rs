@@ -90,11 +90,13 @@ subnets = ["198.18.1.0/24"]
         name: "net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap".into(),
         subnets: vec![],
         mtu: None,
+        kernel_interface: None,
     };
     let endless = Port {
         name: "net_pcap1,rx_pcap=a.pcap,infinite_rx=1".into(),
         subnets: vec![],
         mtu: None,
+        kernel_interface: None,
     };
     assert_eq!(d.idle_exit_ms_for(std::slice::from_ref(&pcap)), 1000);
     assert_eq!(d.idle_exit_ms_for(&[pcap, endless]), 0);
