@@ -107,8 +107,85 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[dpdk]`, if present: settings of the DPDK runtime (`rampart run`).
     pub dpdk: Option<Dpdk>,
+    /// `[bgp]`, if present.
+    pub bgp: Option<Bgp>,
     /// `[[port]]` entries, in file order; port `i` of `rampart run`.
     pub ports: Vec<Port>,
+}
+
+/// `[bgp]`: what rampart tells a routing daemon to announce. rampart does
+/// not speak BGP: it decides which VIP addresses are announced (a /32 or
+/// /128 while some VIP on the address has a backend up and the workers
+/// poll) and hands the daemon the list; the daemon speaks BGP to the
+/// routers, over the kernel path (`[[port]] kernel_interface`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bgp {
+    /// `enabled = false` keeps the section but announces nothing.
+    pub enabled: bool,
+    pub daemon: BgpDaemon,
+    /// The daemon's control socket (BIRD: `bird.ctl`).
+    pub socket: PathBuf,
+    /// The files rampart writes the IPv4 and IPv6 routes to (BIRD: each
+    /// included in a `protocol static` of its family).
+    pub routes_v4: PathBuf,
+    pub routes_v6: PathBuf,
+    /// Next hop to set on the announcements, per family; `None`: the
+    /// daemon's own (BGP: its session address).
+    pub next_hop_v4: Option<Addr>,
+    pub next_hop_v6: Option<Addr>,
+    /// BGP MULTI_EXIT_DISC to set, if any.
+    pub med: Option<u32>,
+    /// Standard communities `(ASN, value)` to add.
+    pub communities: Vec<(u16, u16)>,
+    /// After SIGTERM: withdraw everything, keep forwarding this long, exit.
+    pub drain_seconds: u32,
+}
+
+/// The routing daemons rampart can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BgpDaemon {
+    /// BIRD 2: route files included in static protocols, applied with
+    /// `configure` on its control socket.
+    Bird,
+}
+
+impl BgpDaemon {
+    pub const NAMES: &'static [&'static str] = &["bird"];
+
+    pub fn from_name(s: &str) -> Option<BgpDaemon> {
+        match s {
+            "bird" => Some(BgpDaemon::Bird),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BgpDaemon::Bird => "bird",
+        }
+    }
+}
+
+/// Default `[bgp]` paths.
+pub const DEFAULT_BGP_SOCKET: &str = "/run/bird/bird.ctl";
+pub const DEFAULT_BGP_ROUTES_V4: &str = "/run/rampart/bgp-v4.conf";
+pub const DEFAULT_BGP_ROUTES_V6: &str = "/run/rampart/bgp-v6.conf";
+
+impl Default for Bgp {
+    fn default() -> Bgp {
+        Bgp {
+            enabled: true,
+            daemon: BgpDaemon::Bird,
+            socket: PathBuf::from(DEFAULT_BGP_SOCKET),
+            routes_v4: PathBuf::from(DEFAULT_BGP_ROUTES_V4),
+            routes_v6: PathBuf::from(DEFAULT_BGP_ROUTES_V6),
+            next_hop_v4: None,
+            next_hop_v6: None,
+            med: None,
+            communities: Vec::new(),
+            drain_seconds: 5,
+        }
+    }
 }
 
 /// `[control]`: how rampart is driven and observed while it runs. Every key
@@ -690,13 +767,15 @@ pub enum Mode {
 
 impl Config {
     /// This config as `rampart replay` runs it: a capture has no kernel
-    /// behind it, so `[[port]] kernel_interface` is left out and the
-    /// node's own traffic is dropped (`local_not_handled`) as without it.
+    /// and no routers behind it, so `[[port]] kernel_interface` is left
+    /// out (the node's own traffic is dropped as `local_not_handled`, as
+    /// without it) and so is `[bgp]`.
     pub fn without_kernel_interfaces(&self) -> Config {
         let mut c = self.clone();
         for p in &mut c.ports {
             p.kernel_interface = None;
         }
+        c.bgp = None;
         c
     }
 

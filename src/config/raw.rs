@@ -29,6 +29,23 @@ pub(crate) struct RawConfig {
     pub dpdk: Option<S<RawDpdk>>,
     #[serde(default, rename = "port")]
     pub ports: Vec<S<RawPort>>,
+    #[serde(default)]
+    pub bgp: Option<S<RawBgp>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBgp {
+    pub enabled: Option<S<bool>>,
+    pub daemon: Option<S<String>>,
+    pub socket: Option<S<String>>,
+    pub routes_v4: Option<S<String>>,
+    pub routes_v6: Option<S<String>>,
+    pub next_hop_v4: Option<S<String>>,
+    pub next_hop_v6: Option<S<String>>,
+    pub med: Option<S<i64>>,
+    pub communities: Option<S<Vec<S<String>>>>,
+    pub drain_seconds: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
