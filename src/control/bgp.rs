@@ -202,7 +202,7 @@ fn final_reply(r: &mut impl BufRead) -> std::io::Result<String> {
         let line = line.trim_end();
         let b = line.as_bytes();
         let coded = b.len() >= 4 && b.iter().take(4).all(u8::is_ascii_digit);
-        if coded && b.get(4) == Some(&b' ') || coded && b.len() == 4 {
+        if coded && (b.len() == 4 || b.get(4) == Some(&b' ')) {
             if notes.is_empty() {
                 return Ok(line.to_string());
             }
