@@ -349,6 +349,12 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let policy = LoopPolicy {
         idle_exit: Duration::from_millis(u64::from(dpdk.idle_exit_ms_for(&cfg.ports))),
         stats_interval: Duration::from_secs(u64::from(dpdk.stats_interval)),
+        drain: Duration::from_secs(
+            cfg.bgp
+                .as_ref()
+                .filter(|b| b.enabled)
+                .map_or(0, |b| u64::from(b.drain_seconds)),
+        ),
     };
     let (stopped_by, last_rx) = match startup_error {
         Some(_) => (Stopped::StartupFailure, Instant::now()),

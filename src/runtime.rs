@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::utils::CachePadded;
 
+use crate::control::bgp::HEARTBEAT;
 use crate::control::link::{SnapshotStore, WorkerLink};
 use crate::control::state::Shared;
 use crate::io::PacketIo;
@@ -156,6 +157,9 @@ pub struct Live {
     pub rx: AtomicU64,
     pub tx: AtomicU64,
     pub dropped: AtomicU64,
+    /// Polls so far, stored after every poll: the heartbeat that says the
+    /// worker is polling (VIPs are announced only while every worker is).
+    pub polls: AtomicU64,
 }
 
 impl Live {
@@ -222,9 +226,13 @@ impl IdleSleep {
     }
 }
 
-/// SIGINT/SIGTERM and SIGHUP, as flags the control loop polls.
+/// SIGINT, SIGTERM and SIGHUP, as flags the control loop polls.
 pub struct Signals {
+    /// SIGINT: stop now.
     pub stop: Arc<AtomicBool>,
+    /// SIGTERM: withdraw the announcements, forward for the drain time,
+    /// stop.
+    pub term: Arc<AtomicBool>,
     pub hup: Arc<AtomicBool>,
 }
 
@@ -234,19 +242,23 @@ impl Signals {
     /// of killing the process mid-setup.
     pub fn register() -> Result<Signals, RuntimeError> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let stop = Arc::new(AtomicBool::new(false));
-        let hup = Arc::new(AtomicBool::new(false));
-        for (signal, flag) in [(SIGINT, &stop), (SIGTERM, &stop), (SIGHUP, &hup)] {
+        let signals = Signals::none();
+        for (signal, flag) in [
+            (SIGINT, &signals.stop),
+            (SIGTERM, &signals.term),
+            (SIGHUP, &signals.hup),
+        ] {
             signal_hook::flag::register(signal, Arc::clone(flag))
                 .map_err(|source| RuntimeError::Signal { signal, source })?;
         }
-        Ok(Signals { stop, hup })
+        Ok(signals)
     }
 
     /// Flags no signal sets: for a runtime driven by its caller (tests).
     pub fn none() -> Signals {
         Signals {
             stop: Arc::new(AtomicBool::new(false)),
+            term: Arc::new(AtomicBool::new(false)),
             hup: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -258,6 +270,9 @@ pub struct LoopPolicy {
     pub idle_exit: Duration,
     /// A rate line this often (zero: never).
     pub stats_interval: Duration,
+    /// After SIGTERM, when there were announcements to withdraw: keep
+    /// forwarding this long before stopping (`[bgp] drain_seconds`).
+    pub drain: Duration,
 }
 
 /// Why a run stopped.
@@ -402,9 +417,15 @@ impl<R: Send + 'static> Pool<R> {
         let mut last = self.totals();
         let mut last_change = Instant::now();
         let mut last_line = (Instant::now(), last);
+        let mut beats = Heartbeats::new(self.live.len());
+        let mut draining_until: Option<Instant> = None;
         loop {
             std::thread::sleep(CONTROL_TICK);
             if signals.stop.load(Ordering::Relaxed) {
+                return (Stopped::Signal, last_change);
+            }
+            if draining_until.is_some_and(|t| Instant::now() >= t) {
+                log::info!("drained: stopping");
                 return (Stopped::Signal, last_change);
             }
             if self.handles.iter().any(JoinHandle::is_finished) {
@@ -413,11 +434,23 @@ impl<R: Send + 'static> Pool<R> {
             {
                 let now_ns = clock.elapsed().as_nanos() as u64;
                 let mut c = control.lock();
+                if draining_until.is_none() && signals.term.load(Ordering::Relaxed) {
+                    if c.stop_announcing(now_ns) && !policy.drain.is_zero() {
+                        log::info!(
+                            "SIGTERM: announcements withdrawn; forwarding for {} s more",
+                            policy.drain.as_secs_f64()
+                        );
+                        draining_until = Some(Instant::now() + policy.drain);
+                    } else {
+                        return (Stopped::Signal, last_change);
+                    }
+                }
                 if signals.hup.swap(false, Ordering::Relaxed) {
                     log::info!("SIGHUP: reloading the config");
                     // A refused reload is logged; the running config stays.
                     let _ = c.reload(now_ns);
                 }
+                c.set_workers_polling(beats.all_beating(&self.live));
                 c.tick(now_ns);
             }
             let now = self.totals();
@@ -460,6 +493,33 @@ impl<R> Drop for Pool<R> {
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+/// When each worker's heartbeat ([`Live::polls`]) last moved.
+struct Heartbeats {
+    seen: Vec<(u64, Instant)>,
+}
+
+impl Heartbeats {
+    fn new(workers: usize) -> Heartbeats {
+        Heartbeats {
+            seen: vec![(0, Instant::now()); workers],
+        }
+    }
+
+    /// Whether every worker's heartbeat moved within [`HEARTBEAT`].
+    fn all_beating(&mut self, live: &[CachePadded<Live>]) -> bool {
+        let now = Instant::now();
+        let mut all = true;
+        for (seen, l) in self.seen.iter_mut().zip(live) {
+            let polls = l.polls.load(Ordering::Relaxed);
+            if polls != seen.0 {
+                *seen = (polls, now);
+            }
+            all &= polls > 0 && now.duration_since(seen.1) < HEARTBEAT;
+        }
+        all
     }
 }
 
@@ -515,7 +575,12 @@ fn worker_thread<I: PacketIo, G, R>(
 
     let mut ok = true;
     let mut empty = 0u32;
+    let mut polls = 0u64;
     while !ctx.stop.load(Ordering::Relaxed) {
+        polls += 1;
+        if let Some(l) = live {
+            l.polls.store(polls, Ordering::Relaxed);
+        }
         match worker.poll(&ctx.store, &spec.clock, BURST) {
             Ok(0) if worker.exhausted() => break,
             Ok(0) => {

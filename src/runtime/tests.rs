@@ -189,6 +189,7 @@ fn the_control_loop_stops_on_idle_input() {
     let policy = LoopPolicy {
         idle_exit: Duration::from_millis(50),
         stats_interval: Duration::from_millis(20),
+        drain: Duration::ZERO,
     };
     let begun = Instant::now();
     let (why, _) = pool.control_loop(&control, &Signals::none(), &policy);
@@ -214,6 +215,7 @@ fn the_control_loop_stops_on_a_signal_and_reloads_on_hup() {
     let policy = LoopPolicy {
         idle_exit: Duration::ZERO,
         stats_interval: Duration::ZERO,
+        drain: Duration::ZERO,
     };
     let (why, _) = pool.control_loop(&control, &signals, &policy);
     poker.join().expect("the signalling thread");
@@ -241,6 +243,7 @@ fn a_finite_input_ends_its_worker_and_the_loop() {
     let policy = LoopPolicy {
         idle_exit: Duration::from_secs(60),
         stats_interval: Duration::ZERO,
+        drain: Duration::ZERO,
     };
     let (why, _) = pool.control_loop(&control, &Signals::none(), &policy);
     assert_eq!(why, Stopped::WorkerExit);
