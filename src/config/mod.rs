@@ -125,10 +125,10 @@ pub struct Bgp {
     pub daemon: BgpDaemon,
     /// The daemon's control socket (BIRD: `bird.ctl`).
     pub socket: PathBuf,
-    /// The files rampart writes the IPv4 and IPv6 routes to (BIRD: each
-    /// included in a `protocol static` of its family).
-    pub routes_v4: PathBuf,
-    pub routes_v6: PathBuf,
+    /// The file rampart writes the routes to (BIRD: two static protocols,
+    /// `rampart4` and `rampart6`, which bird.conf includes at top level
+    /// and its BGP protocols export).
+    pub routes_file: PathBuf,
     /// Next hop to set on the announcements, per family; `None`: the
     /// daemon's own (BGP: its session address).
     pub next_hop_v4: Option<Addr>,
@@ -144,8 +144,8 @@ pub struct Bgp {
 /// The routing daemons rampart can drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BgpDaemon {
-    /// BIRD 2: route files included in static protocols, applied with
-    /// `configure` on its control socket.
+    /// BIRD 2: a routes file of static protocols included by bird.conf,
+    /// applied with `configure` on its control socket.
     Bird,
 }
 
@@ -168,8 +168,7 @@ impl BgpDaemon {
 
 /// Default `[bgp]` paths.
 pub const DEFAULT_BGP_SOCKET: &str = "/run/bird/bird.ctl";
-pub const DEFAULT_BGP_ROUTES_V4: &str = "/run/rampart/bgp-v4.conf";
-pub const DEFAULT_BGP_ROUTES_V6: &str = "/run/rampart/bgp-v6.conf";
+pub const DEFAULT_BGP_ROUTES_FILE: &str = "/run/rampart/bird-vips.conf";
 
 impl Default for Bgp {
     fn default() -> Bgp {
@@ -177,8 +176,7 @@ impl Default for Bgp {
             enabled: true,
             daemon: BgpDaemon::Bird,
             socket: PathBuf::from(DEFAULT_BGP_SOCKET),
-            routes_v4: PathBuf::from(DEFAULT_BGP_ROUTES_V4),
-            routes_v6: PathBuf::from(DEFAULT_BGP_ROUTES_V6),
+            routes_file: PathBuf::from(DEFAULT_BGP_ROUTES_FILE),
             next_hop_v4: None,
             next_hop_v6: None,
             med: None,

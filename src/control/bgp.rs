@@ -19,12 +19,13 @@
 //! (`[[port]] kernel_interface`), so when rampart dies its interface, and
 //! with it the daemon's sessions, go too.
 //!
-//! BIRD: rampart writes each family's routes to its file (`routes_v4`,
-//! `routes_v6`: `route 198.18.100.10/32 blackhole { ... };` lines, replaced
-//! atomically), which the operator's bird.conf includes inside a
-//! `protocol static` of that family, then sends `configure` on BIRD's
-//! control socket. BIRD reloads only the static protocols whose routes
-//! changed; BGP sessions stay up.
+//! BIRD: rampart writes `routes_file`, two static protocols `rampart4` and
+//! `rampart6` holding a `route 198.18.100.10/32 blackhole { ... };` per
+//! announced address (replaced atomically), which the operator's bird.conf
+//! includes at top level and its BGP protocols export
+//! (`export where proto = "rampart4"`), then sends `configure` on BIRD's
+//! control socket. BIRD reloads only the protocols whose config changed;
+//! BGP sessions stay up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -83,11 +84,10 @@ pub trait Daemon: Send {
     ) -> Result<(), BgpError>;
 }
 
-/// BIRD 2 through route files and `configure` on its control socket.
+/// BIRD 2 through a routes file and `configure` on its control socket.
 pub struct Bird {
     pub socket: PathBuf,
-    pub routes_v4: PathBuf,
-    pub routes_v6: PathBuf,
+    pub routes_file: PathBuf,
 }
 
 impl Daemon for Bird {
@@ -97,36 +97,40 @@ impl Daemon for Bird {
         v4: &Attributes,
         v6: &Attributes,
     ) -> Result<(), BgpError> {
-        let fours: Vec<Addr> = addrs.iter().copied().filter(Addr::is_v4).collect();
-        let sixes: Vec<Addr> = addrs.iter().copied().filter(|a| !a.is_v4()).collect();
-        write_atomically(&self.routes_v4, &bird_routes(&fours, v4))?;
-        write_atomically(&self.routes_v6, &bird_routes(&sixes, v6))?;
+        write_atomically(&self.routes_file, &bird_routes(addrs, v4, v6))?;
         bird_command(&self.socket, "configure")
     }
 }
 
-/// The routes file BIRD includes in a `protocol static`.
-pub fn bird_routes(addrs: &[Addr], attrs: &Attributes) -> String {
+/// The routes file bird.conf includes: a static protocol per family.
+pub fn bird_routes(addrs: &BTreeSet<Addr>, v4: &Attributes, v6: &Attributes) -> String {
     let mut s = String::from(
         "# Written by rampart: the VIP addresses it announces now. Replaced on every change.\n",
     );
-    for a in addrs {
-        let len = if a.is_v4() { 32 } else { 128 };
-        let mut set = String::new();
-        if let Some(nh) = attrs.next_hop {
-            set.push_str(&format!(" bgp_next_hop = {nh};"));
+    for (name, channel, fam4, attrs) in [
+        ("rampart4", "ipv4", true, v4),
+        ("rampart6", "ipv6", false, v6),
+    ] {
+        s.push_str(&format!("protocol static {name} {{\n  {channel};\n"));
+        for a in addrs.iter().filter(|a| a.is_v4() == fam4) {
+            let len = if fam4 { 32 } else { 128 };
+            let mut set = String::new();
+            if let Some(nh) = attrs.next_hop {
+                set.push_str(&format!(" bgp_next_hop = {nh};"));
+            }
+            if let Some(med) = attrs.med {
+                set.push_str(&format!(" bgp_med = {med};"));
+            }
+            for (asn, value) in &attrs.communities {
+                set.push_str(&format!(" bgp_community.add(({asn},{value}));"));
+            }
+            if set.is_empty() {
+                s.push_str(&format!("  route {a}/{len} blackhole;\n"));
+            } else {
+                s.push_str(&format!("  route {a}/{len} blackhole {{{set} }};\n"));
+            }
         }
-        if let Some(med) = attrs.med {
-            set.push_str(&format!(" bgp_med = {med};"));
-        }
-        for (asn, value) in &attrs.communities {
-            set.push_str(&format!(" bgp_community.add(({asn},{value}));"));
-        }
-        if set.is_empty() {
-            s.push_str(&format!("route {a}/{len} blackhole;\n"));
-        } else {
-            s.push_str(&format!("route {a}/{len} blackhole {{{set} }};\n"));
-        }
+        s.push_str("}\n");
     }
     s
 }
@@ -257,8 +261,7 @@ impl Announcer {
         let daemon: Box<dyn Daemon> = match cfg.daemon {
             BgpDaemon::Bird => Box::new(Bird {
                 socket: cfg.socket.clone(),
-                routes_v4: cfg.routes_v4.clone(),
-                routes_v6: cfg.routes_v6.clone(),
+                routes_file: cfg.routes_file.clone(),
             }),
         };
         Some(Announcer::with_daemon(cfg, daemon))

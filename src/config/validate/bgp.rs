@@ -21,26 +21,8 @@ pub(super) fn bgp(cx: &Ctx, r: &RawBgp) -> Res<Bgp> {
     if let Some(v) = &r.socket {
         o.socket = path(cx, v, "bgp.socket", MAX_SOCKET_PATH)?;
     }
-    if let Some(v) = &r.routes_v4 {
-        o.routes_v4 = path(cx, v, "bgp.routes_v4", 4096)?;
-    }
-    if let Some(v) = &r.routes_v6 {
-        o.routes_v6 = path(cx, v, "bgp.routes_v6", 4096)?;
-    }
-    if o.routes_v4 == o.routes_v6 {
-        let span = r
-            .routes_v6
-            .as_ref()
-            .or(r.routes_v4.as_ref())
-            .map_or(0..0, S::span);
-        return cx.err(
-            span,
-            "bgp.routes_v6",
-            format!(
-                "`{}` is also bgp.routes_v4: each family needs its own file",
-                o.routes_v6.display()
-            ),
-        );
+    if let Some(v) = &r.routes_file {
+        o.routes_file = path(cx, v, "bgp.routes_file", 4096)?;
     }
     for (v, key, v4) in [
         (&r.next_hop_v4, "bgp.next_hop_v4", true),

@@ -199,7 +199,7 @@ fn a_refused_update_is_tried_again() {
 
 #[test]
 fn bird_route_files() {
-    let attrs = Attributes {
+    let none = Attributes {
         next_hop: None,
         med: None,
         communities: vec![],
@@ -209,27 +209,75 @@ fn bird_route_files() {
         .parse::<std::net::IpAddr>()
         .unwrap()
         .into();
-    let text = bird_routes(&[a], &attrs);
-    assert!(
-        text.ends_with("route 198.18.100.10/32 blackhole;\n"),
-        "{text}"
-    );
-    let attrs = Attributes {
+    let set: BTreeSet<Addr> = [a, b].into_iter().collect();
+    let v6 = Attributes {
         next_hop: Some("2001:2::2".parse::<std::net::IpAddr>().unwrap().into()),
         med: Some(50),
         communities: vec![(65000, 100), (65000, 7)],
     };
-    let text = bird_routes(&[b], &attrs);
+    let text = bird_routes(&set, &none, &v6);
+    let want = "\
+protocol static rampart4 {
+  ipv4;
+  route 198.18.100.10/32 blackhole;
+}
+protocol static rampart6 {
+  ipv6;
+  route 2001:2:0:100::20/128 blackhole { bgp_next_hop = 2001:2::2; bgp_med = 50; bgp_community.add((65000,100)); bgp_community.add((65000,7)); };
+}
+";
+    assert!(text.starts_with('#') && text.ends_with(want), "{text}");
+    let empty = bird_routes(&BTreeSet::new(), &none, &none);
     assert!(
-        text.ends_with(
-            "route 2001:2:0:100::20/128 blackhole { bgp_next_hop = 2001:2::2; bgp_med = 50; bgp_community.add((65000,100)); bgp_community.add((65000,7)); };\n"
+        empty.ends_with(
+            "protocol static rampart4 {\n  ipv4;\n}\nprotocol static rampart6 {\n  ipv6;\n}\n"
         ),
-        "{text}"
+        "{empty}"
     );
-    assert_eq!(
-        bird_routes(&[], &attrs).lines().count(),
-        1,
-        "only the header"
+}
+
+/// BIRD itself parses what rampart writes.
+#[test]
+#[ignore = "needs BIRD 2 (apt-get install bird2); CI installs it and runs this"]
+fn bird_parses_the_routes_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("vips.conf");
+    let a: Addr = "198.18.100.10".parse::<std::net::IpAddr>().unwrap().into();
+    let b: Addr = "2001:2:0:100::20"
+        .parse::<std::net::IpAddr>()
+        .unwrap()
+        .into();
+    let attrs = Attributes {
+        next_hop: None,
+        med: Some(7),
+        communities: vec![(65000, 100)],
+    };
+    std::fs::write(
+        &routes,
+        bird_routes(&[a, b].into_iter().collect(), &attrs, &attrs),
+    )
+    .unwrap();
+    let conf = dir.path().join("bird.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "router id 198.18.1.2;\nprotocol device {{}}\ninclude \"{}\";\n\
+             protocol bgp uplink {{ local 198.18.1.2 as 65001; neighbor 198.18.1.1 as 65000;\n\
+             ipv4 {{ import none; export where proto = \"rampart4\"; }}; }}\n",
+            routes.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("bird")
+        .arg("-p")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
