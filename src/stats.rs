@@ -88,6 +88,8 @@ pub enum DropReason {
     IcmpRateLimited,
     /// An ICMP error whose quoted packet matches no connection or VIP.
     IcmpNoConn,
+    /// A frame for the node's own stack over `dpdk.kernel_rate`.
+    KernelRateLimited,
     /// PROXY header: a client segment of a connection whose header could
     /// not be placed in the backend's sequence space (client bytes before
     /// the handshake completed, or a header rampart could not write).
@@ -135,6 +137,7 @@ impl DropReason {
         DropReason::TunnelNoSource,
         DropReason::IcmpRateLimited,
         DropReason::IcmpNoConn,
+        DropReason::KernelRateLimited,
         DropReason::ProxyUntranslatable,
     ];
 
@@ -178,6 +181,7 @@ impl DropReason {
             DropReason::TunnelNoSource => "tunnel_no_source",
             DropReason::IcmpRateLimited => "icmp_rate_limited",
             DropReason::IcmpNoConn => "icmp_no_conn",
+            DropReason::KernelRateLimited => "kernel_rate_limited",
             DropReason::ProxyUntranslatable => "proxy_untranslatable",
         }
     }
@@ -237,6 +241,10 @@ pub enum Event {
     /// An ICMP error about a connection delivered, translated, to the side
     /// that sent the offending packet.
     IcmpForwarded,
+    /// A worker slept after a run of empty polls (`dpdk.idle_sleep_us`).
+    IdleSleep,
+    /// A frame for the node's own stack passed to the kernel interface.
+    KernelPassed,
     /// A PROXY header sent to a backend (once per connection).
     ProxyHeaderSent,
     /// A PROXY header sent again because the backend showed it had not
@@ -272,6 +280,8 @@ impl Event {
         Event::IcmpEchoReply,
         Event::IcmpTooBig,
         Event::IcmpForwarded,
+        Event::IdleSleep,
+        Event::KernelPassed,
         Event::ProxyHeaderSent,
         Event::ProxyHeaderResent,
     ];
@@ -302,6 +312,8 @@ impl Event {
             Event::IcmpEchoReply => "icmp_echo_replies",
             Event::IcmpTooBig => "icmp_too_big_sent",
             Event::IcmpForwarded => "icmp_errors_forwarded",
+            Event::IdleSleep => "idle_sleeps",
+            Event::KernelPassed => "kernel_passed",
             Event::ProxyHeaderSent => "proxy_headers_sent",
             Event::ProxyHeaderResent => "proxy_headers_resent",
         }
