@@ -1483,13 +1483,13 @@ class Suite:
                        f"(not {gone.name}, b4 among them)")
 
     def proxy_log_lines(self):
-        """Every backend nginx's PROXY access log, as lines of
-        `proxy_protocol_addr proxy_protocol_port remote_addr`."""
-        out = []
+        """Each backend nginx's PROXY access log: {backend: lines of
+        `proxy_protocol_addr proxy_protocol_port remote_addr`}."""
+        out = {}
         for b in IN_VIPS:
             path = os.path.join(self.bed.work, b.name, "proxy.log")
-            if os.path.exists(path):
-                out += [line.split() for line in open(path).read().splitlines() if line.strip()]
+            lines = open(path).read().splitlines() if os.path.exists(path) else []
+            out[b.name] = [line.split() for line in lines if line.strip()]
         return out
 
     def proxy(self):
@@ -1500,7 +1500,7 @@ class Suite:
         for (fam, sp), (vip, local) in PP_VIPS.items():
             client = CLIENT4 if fam == 4 else CLIENT6
             mode = "fullnat + PROXY v2" + (" + synproxy" if sp else "")
-            seen_before = len(self.proxy_log_lines())
+            seen_before = {k: len(v) for k, v in self.proxy_log_lines().items()}
             res = curl_batch(bed, url(vip, port=PP_HTTP_PORT), self.dist_n // 4)
             self.curl_row("curl, new connections", mode, fam, res)
             fails = sum(1 for r in res if not r[0])
@@ -1510,7 +1510,10 @@ class Suite:
                        f"nginx's $proxy_protocol_addr {sorted(said)} (expected {client})")
             w = wrk(bed, url(vip, port=PP_HTTP_PORT), self.wrk_s)
             self.wrk_row(f"wrk {self.wrk_s} s, 16 keep-alive conns", mode, fam, w)
-            logged = self.proxy_log_lines()[seen_before:]
+            # Let nginx finish the lines of wrk's last requests.
+            time.sleep(0.5)
+            logged = [f for name, lines in self.proxy_log_lines().items()
+                      for f in lines[seen_before[name]:]]
             addrs = {str(ipaddress.ip_address(f[0])) for f in logged if f}
             remote = {str(ipaddress.ip_address(f[2])) for f in logged if len(f) > 2}
             self.check(len(logged) >= len(res) + w["requests"] and addrs == {client}
@@ -1537,7 +1540,7 @@ class Suite:
         # 10 MB come down through the header's offset.
         bed.nft("router", """
 table inet lossy {
-    chain fwd {
+    chain forward_loss {
         type filter hook forward priority -10;
         iifname "rc0" numgen random mod 100 < 1 counter drop
         oifname "rc0" numgen random mod 100 < 1 counter drop
