@@ -37,7 +37,7 @@ const WEB: (Addr, u16) = (Addr::from_v4([198, 18, 100, 10]), 80);
 /// `web`'s backends in the reference config.
 const WEB_BACKENDS: [&str; 3] = ["198.18.1.11:8080", "198.18.1.12:8080", "198.18.1.13:8080"];
 /// VIPs in the reference config.
-const REFERENCE_VIPS: usize = 11;
+const REFERENCE_VIPS: usize = 13;
 
 /// Upper bound of a worker or control thread's life, whatever the test does.
 const THREAD_LIFETIME: Duration = Duration::from_secs(60);

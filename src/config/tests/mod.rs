@@ -90,7 +90,11 @@ fn reference_config_loads() {
     assert_eq!(c.conntrack.timeouts, Timeouts::default());
     assert_eq!(c.neighbors.len(), 6);
     assert_eq!(c.neighbors[0].address, addr("198.18.1.11"));
-    assert_eq!(c.vips.len(), 11);
+    assert_eq!(c.vips.len(), 13);
+    let tier = c.vip("tier").unwrap();
+    assert!(tier.proxy_protocol == ProxyProtocol::V2 && tier.mode == Mode::FullNat);
+    assert_eq!(c.vip("tier6").unwrap().proxy_protocol, ProxyProtocol::V2);
+    assert_eq!(c.vip("web").unwrap().proxy_protocol, ProxyProtocol::Off);
     let shield = c.vip("shield").unwrap();
     assert!(shield.synproxy && shield.mode == Mode::Nat);
     assert!(c.vip("shield6").unwrap().synproxy);
