@@ -306,8 +306,8 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
                 .iter()
                 .zip(v.config_weights.iter())
                 .map(|(b, w)| {
-                    let info = snap.backends.get(*b as usize);
-                    let bc = s.backends.get(*b as usize).copied().unwrap_or_default();
+                    let info = snap.backends.get(b.index());
+                    let bc = s.backends.get(b.index()).copied().unwrap_or_default();
                     json!({
                         "address": info.map(|i| i.key.addr.to_string()),
                         "port": info.map(|i| i.key.port),

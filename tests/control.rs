@@ -498,7 +498,7 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
         .iter()
         .enumerate()
         .map(|(i, b)| Target {
-            backend: i as u32,
+            backend: rampart::ids::BackendId::new(i as u32),
             key: BackendKey {
                 addr: b.key.addr,
                 port: b.key.port,

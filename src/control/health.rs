@@ -54,6 +54,7 @@ use std::collections::BTreeMap;
 use siphasher::sip::SipHasher13;
 
 use crate::flow::{Addr, Mac};
+use crate::ids::BackendId;
 use crate::io::steer;
 use crate::maglev::BackendKey;
 use crate::probe::{ProbeOrder, ProbeOutcome, ProbeResult, PROBE_PORTS, PROBE_PORT_MIN};
@@ -76,7 +77,7 @@ pub struct ProbeParams {
 /// One backend to check (by backend registry number `backend`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    pub backend: u32,
+    pub backend: BackendId,
     pub key: BackendKey,
     pub params: ProbeParams,
     /// The node address the probe comes from, of the backend's family.
@@ -94,7 +95,7 @@ pub enum Health {
 /// A backend changing health.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
-    pub backend: u32,
+    pub backend: BackendId,
     pub key: BackendKey,
     /// The new health: true for `Up`.
     pub up: bool,
@@ -185,7 +186,7 @@ impl Entry {
 /// A probe on the wire.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
-    backend: u32,
+    backend: BackendId,
     /// Index in the probe port range.
     port: usize,
     deadline_ns: u64,
@@ -197,7 +198,7 @@ pub struct Checker {
     workers: u16,
     key: [u8; 16],
     /// By backend registry number, so orders come out in a stable order.
-    entries: BTreeMap<u32, Entry>,
+    entries: BTreeMap<BackendId, Entry>,
     /// Probes issued and neither answered nor timed out, by id.
     outstanding: BTreeMap<u32, Pending>,
     /// Which probe ports have a probe outstanding.
@@ -311,7 +312,7 @@ impl Checker {
     }
 
     /// Current health of a backend under check (`None` if not a target).
-    pub fn health(&self, backend: u32) -> Option<Health> {
+    pub fn health(&self, backend: BackendId) -> Option<Health> {
         self.entries.get(&backend).map(|e| e.health)
     }
 
@@ -389,7 +390,7 @@ mod tests {
 
     fn target(backend: u32, p: ProbeParams) -> Target {
         Target {
-            backend,
+            backend: BackendId::new(backend),
             key: BackendKey {
                 addr: Addr::from_v4([
                     198,
@@ -451,27 +452,27 @@ mod tests {
     fn fall_then_rise() {
         let mut c = Checker::new(1, KEY);
         c.set_targets(vec![target(0, params(100, 50, 2, 3))], 0);
-        assert_eq!(c.health(0), Some(Health::Up));
-        assert_eq!(c.health(1), None);
+        assert_eq!(c.health(BackendId::new(0)), Some(Health::Up));
+        assert_eq!(c.health(BackendId::new(1)), None);
         assert_eq!(round(&mut c, 0, false), None);
         assert_eq!(round(&mut c, 100 * MS, false), None);
         let t = round(&mut c, 200 * MS, false).unwrap();
         assert_eq!(
             t,
             Transition {
-                backend: 0,
+                backend: BackendId::new(0),
                 key: target(0, params(100, 50, 2, 3)).key,
                 up: false,
                 reason: "3 consecutive probes failed (last: connection refused (RST))".into(),
             }
         );
-        assert_eq!(c.health(0), Some(Health::Down));
+        assert_eq!(c.health(BackendId::new(0)), Some(Health::Down));
         assert_eq!(round(&mut c, 300 * MS, false), None, "already down");
         assert_eq!(round(&mut c, 400 * MS, true), None);
         let t = round(&mut c, 500 * MS, true).unwrap();
         assert!(t.up);
         assert_eq!(t.reason, "2 consecutive probes succeeded (SYN-ACK)");
-        assert_eq!(c.health(0), Some(Health::Up));
+        assert_eq!(c.health(BackendId::new(0)), Some(Health::Up));
         assert_eq!(round(&mut c, 600 * MS, true), None, "already up");
     }
 
@@ -484,7 +485,7 @@ mod tests {
             assert_eq!(round(&mut c, now, ok), None, "at {now}");
             now += 100 * MS;
         }
-        assert_eq!(c.health(0), Some(Health::Up));
+        assert_eq!(c.health(BackendId::new(0)), Some(Health::Up));
         assert!(
             round(&mut c, now, false).is_some(),
             "third failure in a row"
@@ -494,7 +495,7 @@ mod tests {
             assert_eq!(round(&mut c, now, ok), None, "at {now}");
             now += 100 * MS;
         }
-        assert_eq!(c.health(0), Some(Health::Down));
+        assert_eq!(c.health(BackendId::new(0)), Some(Health::Down));
         assert!(round(&mut c, now, true).unwrap().up);
     }
 
@@ -508,13 +509,13 @@ mod tests {
                 round(&mut c, now, false);
                 round(&mut c, now + 100 * MS, false);
                 now += 200 * MS;
-                assert_eq!(c.health(0), Some(Health::Down));
+                assert_eq!(c.health(BackendId::new(0)), Some(Health::Down));
             }
-            let before = c.health(0);
+            let before = c.health(BackendId::new(0));
             for i in 0..50 {
                 assert_eq!(round(&mut c, now, i % 2 == 0), None);
                 now += 100 * MS;
-                assert_eq!(c.health(0), before);
+                assert_eq!(c.health(BackendId::new(0)), before);
             }
         }
     }
@@ -549,13 +550,13 @@ mod tests {
         assert_eq!(
             t,
             vec![Transition {
-                backend: 0,
+                backend: BackendId::new(0),
                 key: target(0, params(1000, 1000, 1, 3)).key,
                 up: false,
                 reason: "3 consecutive probes failed (last: timeout after 1000 ms)".into(),
             }]
         );
-        assert_eq!(c.health(0), Some(Health::Down));
+        assert_eq!(c.health(BackendId::new(0)), Some(Health::Down));
         let (o, _) = poll(&mut c, 3000 * MS);
         assert!(o.is_empty(), "already issued at 3000 ms");
         assert_eq!(c.outstanding(), 1);
@@ -838,7 +839,7 @@ mod tests {
             }
         }
         for b in 0..3 {
-            assert_eq!(c.health(b), Some(Health::Down));
+            assert_eq!(c.health(BackendId::new(b)), Some(Health::Down));
         }
         // Probes out for all three at 2000 ms.
         let (o, _) = poll(&mut c, 2000 * MS);
@@ -849,10 +850,10 @@ mod tests {
         t0.mac = Mac([0x02, 0, 0, 0, 0, 0x0c]);
         let t1 = target(1, params(1000, 500, 1, 2));
         c.set_targets(vec![t0.clone(), t1, target(3, p)], 2500 * MS);
-        assert_eq!(c.health(0), Some(Health::Down), "kept");
-        assert_eq!(c.health(1), Some(Health::Up), "reset");
-        assert_eq!(c.health(2), None, "forgotten");
-        assert_eq!(c.health(3), Some(Health::Up), "new");
+        assert_eq!(c.health(BackendId::new(0)), Some(Health::Down), "kept");
+        assert_eq!(c.health(BackendId::new(1)), Some(Health::Up), "reset");
+        assert_eq!(c.health(BackendId::new(2)), None, "forgotten");
+        assert_eq!(c.health(BackendId::new(3)), Some(Health::Up), "new");
 
         // The old probes' answers: 0's still counts, 1's and 2's do not.
         for o in &o {
@@ -876,6 +877,6 @@ mod tests {
             outcome: ProbeOutcome::Open,
         };
         let t = c.result(r, 3001 * MS).unwrap();
-        assert!(t.up && t.backend == 0);
+        assert!(t.up && t.backend == BackendId::new(0));
     }
 }

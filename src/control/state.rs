@@ -29,6 +29,7 @@ use super::link::{self, ControlLink, SnapshotStore, WorkerLink};
 use super::model::{self, code, ApiError, Request};
 use crate::config::{self, Config, HealthKind};
 use crate::flow::{proto, Addr};
+use crate::ids::{BackendId, VipId};
 use crate::maglev::BackendKey;
 use crate::snapshot::{BackendState, Snapshot};
 use crate::stats::{DropReason, Event, FlowCounters};
@@ -290,7 +291,7 @@ impl Control {
                     continue;
                 };
                 targets.push(Target {
-                    backend: id as u32,
+                    backend: BackendId::new(id as u32),
                     key,
                     params: ProbeParams {
                         interval_ms: b.health.interval_ms,
@@ -617,7 +618,7 @@ impl Control {
                     .iter()
                     .zip(&v.config_weights)
                     .filter_map(|(id, w)| {
-                        let b = snap.backends.get(*id as usize)?;
+                        let b = snap.backends.get(id.index())?;
                         Some(model::VipBackend {
                             address: endpoint(&b.key.addr, b.key.port),
                             weight: *w,
@@ -632,13 +633,13 @@ impl Control {
     fn conns(&self, vip: Option<&str>, limit: Option<u32>) -> Result<model::ConnsReport, ApiError> {
         let snap = self.store.load_full();
         let vi = match vip {
-            Some(name) => Some(
+            Some(name) => Some(VipId::new(
                 snap.vips
                     .iter()
                     .position(|v| v.name == name)
                     .ok_or_else(|| err(code::NOT_FOUND, format!("no VIP named `{name}`")))?
                     as u16,
-            ),
+            )),
             None => None,
         };
         let limit = limit.unwrap_or(model::DEFAULT_CONNS_LIMIT);
@@ -656,8 +657,8 @@ impl Control {
                 if report.conns.len() >= limit as usize {
                     break;
                 }
-                let v = snap.vips.get(r.vip as usize);
-                let b = snap.backends.get(r.backend as usize);
+                let v = snap.vips.get(r.vip.index());
+                let b = snap.backends.get(r.backend.index());
                 report.conns.push(model::ConnEntryReport {
                     worker: c.worker,
                     vip: v.map_or_else(|| "?".into(), |v| v.name.clone()),
@@ -782,7 +783,7 @@ impl Control {
                     let live = v
                         .backends
                         .iter()
-                        .filter(|b| snap.backends.get(**b as usize).is_some());
+                        .filter(|b| snap.backends.get(b.index()).is_some());
                     model::VipReport {
                         name: v.name.clone(),
                         address: endpoint(&v.addr, v.port),
@@ -807,13 +808,14 @@ impl Control {
                 .enumerate()
                 .map(|(i, b)| {
                     let c = backends.get(i).copied().unwrap_or_default();
-                    let checked = self.checker.health(i as u32);
+                    let id = BackendId::new(i as u32);
+                    let checked = self.checker.health(id);
                     model::BackendReport {
                         address: endpoint(&b.key.addr, b.key.port),
                         vips: snap
                             .vips
                             .iter()
-                            .filter(|v| !v.retired && v.backends.contains(&(i as u32)))
+                            .filter(|v| !v.retired && v.backends.contains(&id))
                             .map(|v| v.name.clone())
                             .collect(),
                         state: b.state.name().to_string(),
