@@ -94,7 +94,8 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     if opts.workers > 1 {
         return workers::replay(cfg, opts);
     }
-    let (mut control, links) = Control::new(cfg.clone(), "", None, 1, REPLAY_PROBE_KEY, 0)?;
+    let (mut control, links) =
+        Control::new(cfg.clone(), "", None, 1, REPLAY_PROBE_KEY, 0).map_err(|e| e.to_string())?;
     let Some(mut link) = links.into_iter().next() else {
         return Err("no worker link".to_string());
     };
@@ -117,7 +118,7 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     let result: Result<(), String> = loop {
         if let Some(r) = reloads.next_if(|r| r.after <= total) {
             if let Err(e) = control.reload_with(r.config.clone(), &r.text, ws.clock_ns()) {
-                break Err(format!("reload after packet {}: {}", r.after, e.message));
+                break Err(format!("reload after packet {}: {e}", r.after));
             }
             applied += 1;
             continue;

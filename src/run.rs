@@ -175,7 +175,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
         plan.workers.len() as u16,
         crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?,
         0,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let store = control.store();
     let snap = store.load_full();
     let control = Shared(Arc::new(Mutex::new(control)));

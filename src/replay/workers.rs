@@ -79,7 +79,8 @@ pub(super) fn replay(
     opts: &ReplayOptions,
 ) -> Result<(Snapshot, ReplayReport), String> {
     let workers = opts.workers.clamp(1, super::MAX_WORKERS);
-    let (control, links) = Control::new(cfg.clone(), "", None, workers, REPLAY_PROBE_KEY, 0)?;
+    let (control, links) = Control::new(cfg.clone(), "", None, workers, REPLAY_PROBE_KEY, 0)
+        .map_err(|e| e.to_string())?;
     let store = control.store();
     let reader = PcapReader::open(&opts.input).map_err(|e| e.to_string())?;
     let writer = match &opts.output {
@@ -159,7 +160,7 @@ fn read_and_steer(
     let result: Result<(), String> = loop {
         if let Some(r) = reloads.next_if(|r| r.after <= total) {
             if let Err(e) = control.reload_with(r.config.clone(), &r.text, clock_ns) {
-                break Err(format!("reload after packet {}: {}", r.after, e.message));
+                break Err(format!("reload after packet {}: {e}", r.after));
             }
             applied += 1;
             continue;

@@ -28,15 +28,18 @@ use serde_json::Value;
 
 use super::health::{Checker, ProbeParams, Target, Transition};
 use super::link::{self, ControlLink, SnapshotStore, WorkerLink};
-use super::model::{self, code, ApiError, Request};
+use super::model::{self, ApiError, Request};
 use crate::config::{self, Config, HealthKind};
 use crate::flow::{proto, Addr};
 use crate::ids::BackendId;
 use crate::maglev::BackendKey;
 use crate::snapshot::{BackendState, Snapshot};
 
+mod error;
 mod reports;
 mod requests;
+
+pub use error::ControlError;
 
 /// How long `conns` waits for the workers' answers.
 const CONNS_WAIT: Duration = Duration::from_secs(2);
@@ -110,13 +113,6 @@ impl super::api::Handler for Shared {
     }
 }
 
-fn err(code: &str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code: code.to_string(),
-        message: message.into(),
-    }
-}
-
 /// "ADDR:PORT", IPv6 in brackets.
 pub fn endpoint(a: &Addr, port: u16) -> String {
     SocketAddr::new(a.to_ip(), port).to_string()
@@ -142,10 +138,8 @@ impl Control {
         workers: u16,
         probe_key: [u8; 16],
         now_ns: u64,
-    ) -> Result<(Control, Vec<WorkerLink>), String> {
-        let doc: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| format!("config as TOML: {e}"))?;
+    ) -> Result<(Control, Vec<WorkerLink>), ControlError> {
+        let doc: toml::Table = text.parse().map_err(ControlError::StartToml)?;
         let snap = Snapshot::derive(&cfg, None, |_| BackendState::Up, 0);
         let (link, ends) = link::links(workers);
         let mut c = Control {
@@ -319,15 +313,12 @@ impl Control {
         mut new: Config,
         doc: toml::Table,
         now_ns: u64,
-    ) -> Result<model::ReloadReport, ApiError> {
+    ) -> Result<model::ReloadReport, ControlError> {
         if new.synproxy.secret.is_none() {
             new.synproxy.secret = self.cfg.synproxy.secret;
         }
         if let Some(why) = needs_restart(&self.cfg, &new) {
-            return Err(err(
-                code::INVALID_CONFIG,
-                format!("{why}; that takes a restart of rampart"),
-            ));
+            return Err(ControlError::NeedsRestart(why));
         }
         let names = |c: &Config| -> Vec<String> { c.vips.iter().map(|v| v.name.clone()).collect() };
         let old_names = names(&self.cfg);
@@ -360,7 +351,7 @@ impl Control {
 
     /// Re-reads the config file. An invalid file is refused with
     /// check-config's message and the running config stays.
-    pub fn reload(&mut self, now_ns: u64) -> Result<model::ReloadReport, ApiError> {
+    pub fn reload(&mut self, now_ns: u64) -> Result<model::ReloadReport, ControlError> {
         let r = self.reload_inner(now_ns);
         self.record_reload(r)
     }
@@ -368,8 +359,8 @@ impl Control {
     /// Counts and logs a reload's outcome.
     fn record_reload(
         &mut self,
-        r: Result<model::ReloadReport, ApiError>,
-    ) -> Result<model::ReloadReport, ApiError> {
+        r: Result<model::ReloadReport, ControlError>,
+    ) -> Result<model::ReloadReport, ControlError> {
         match &r {
             Ok(rep) => {
                 self.reloads += 1;
@@ -384,24 +375,23 @@ impl Control {
             }
             Err(e) => {
                 self.reload_failures += 1;
-                self.last_reload_error = Some(e.message.clone());
-                log::error!("reload refused, the running config stays: {}", e.message);
+                self.last_reload_error = Some(e.to_string());
+                log::error!("reload refused, the running config stays: {e}");
             }
         }
         r
     }
 
-    fn reload_inner(&mut self, now_ns: u64) -> Result<model::ReloadReport, ApiError> {
+    fn reload_inner(&mut self, now_ns: u64) -> Result<model::ReloadReport, ControlError> {
         let Some(path) = self.config_path.clone() else {
-            return Err(err(code::FAILED, "this run has no config file to reload"));
+            return Err(ControlError::NoConfigFile);
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| err(code::FAILED, format!("{}: {e}", path.display())))?;
-        let cfg = config::parse(&text, &path.display().to_string())
-            .map_err(|e| err(code::INVALID_CONFIG, e.to_string()))?;
-        let doc: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| err(code::INVALID_CONFIG, e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ControlError::ReadConfig {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let cfg = config::parse(&text, &path.display().to_string())?;
+        let doc: toml::Table = text.parse().map_err(ControlError::ConfigToml)?;
         self.adopt(cfg, doc, now_ns)
     }
 
@@ -412,10 +402,10 @@ impl Control {
         cfg: Config,
         text: &str,
         now_ns: u64,
-    ) -> Result<model::ReloadReport, ApiError> {
+    ) -> Result<model::ReloadReport, ControlError> {
         let r = text
             .parse()
-            .map_err(|e: toml::de::Error| err(code::INVALID_CONFIG, e.to_string()))
+            .map_err(ControlError::ConfigToml)
             .and_then(|doc| self.adopt(cfg, doc, now_ns));
         self.record_reload(r)
     }
@@ -425,8 +415,8 @@ impl Control {
         &mut self,
         doc: toml::Table,
         now_ns: u64,
-    ) -> Result<model::ReloadReport, ApiError> {
-        let text = toml::to_string(&doc).map_err(|e| err(code::FAILED, e.to_string()))?;
+    ) -> Result<model::ReloadReport, ControlError> {
+        let text = toml::to_string(&doc).map_err(ControlError::WriteToml)?;
         let cfg = config::parse(&text, "request").map_err(|e| {
             // Line numbers would point into the generated text, not the
             // operator's file: they go.
@@ -435,7 +425,7 @@ impl Control {
                 Some(k) => format!("{k}: {text}"),
                 None => text,
             };
-            err(code::INVALID_CONFIG, msg)
+            ControlError::InvalidEdit(msg)
         })?;
         self.adopt(cfg, doc, now_ns)
     }

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use super::{endpoint, err, proto_name, Control, CONNS_WAIT, RATE_PERIOD};
-use crate::control::model::{self, code, ApiError};
+use super::{endpoint, proto_name, Control, ControlError, CONNS_WAIT, RATE_PERIOD};
+use crate::control::model;
 use crate::flow::proto;
 use crate::ids::{BackendId, VipId};
 use crate::snapshot::BackendState;
@@ -73,24 +73,23 @@ impl Control {
         &self,
         vip: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<model::ConnsReport, ApiError> {
+    ) -> Result<model::ConnsReport, ControlError> {
         let snap = self.store.load_full();
         let vi = match vip {
             Some(name) => Some(VipId::new(
                 snap.vips
                     .iter()
                     .position(|v| v.name == name)
-                    .ok_or_else(|| err(code::NOT_FOUND, format!("no VIP named `{name}`")))?
-                    as u16,
+                    .ok_or_else(|| ControlError::NoVip(name.to_string()))? as u16,
             )),
             None => None,
         };
         let limit = limit.unwrap_or(model::DEFAULT_CONNS_LIMIT);
         if limit > model::MAX_CONNS_LIMIT {
-            return Err(err(
-                code::BAD_REQUEST,
-                format!("limit {limit} is over {}", model::MAX_CONNS_LIMIT),
-            ));
+            return Err(ControlError::LimitTooHigh {
+                limit,
+                max: model::MAX_CONNS_LIMIT,
+            });
         }
         let chunks = self.link.conns(vi, limit, CONNS_WAIT);
         let mut report = model::ConnsReport::default();

@@ -5,15 +5,20 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
-use super::{endpoint, err, Control};
-use crate::control::model::{code, ApiError, Request};
+use super::{endpoint, Control, ControlError};
+use crate::control::model::{ApiError, Request};
 use crate::flow::Addr;
 use crate::maglev::BackendKey;
 use crate::snapshot::BackendState;
 
 impl Control {
-    /// Executes one API request.
+    /// Executes one API request; a refusal is answered with its code and
+    /// message ([`ControlError::code`]).
     pub fn handle(&mut self, req: Request) -> Result<Value, ApiError> {
+        self.execute(req).map_err(ApiError::from)
+    }
+
+    fn execute(&mut self, req: Request) -> Result<Value, ControlError> {
         let now_ns = self.started.elapsed().as_nanos() as u64;
         match req {
             Request::Status => Ok(to_json(&self.status())),
@@ -32,7 +37,7 @@ impl Control {
                 let before = vips.len();
                 vips.retain(|v| v.get("name").and_then(toml::Value::as_str) != Some(name.as_str()));
                 if vips.len() == before {
-                    return Err(err(code::NOT_FOUND, format!("no VIP named `{name}`")));
+                    return Err(ControlError::NoVip(name));
                 }
                 self.apply_doc(doc, now_ns).map(|r| to_json(&r))
             }
@@ -84,10 +89,7 @@ impl Control {
             Request::BackendState { backend, state } => {
                 let (addr, port) = parse_backend(&backend)?;
                 let Some(port) = port else {
-                    return Err(err(
-                        code::BAD_REQUEST,
-                        format!("`{backend}`: give the backend as ADDR:PORT"),
-                    ));
+                    return Err(ControlError::NeedsPort(backend));
                 };
                 let key = BackendKey { addr, port };
                 let known = self.cfg.vips.iter().any(|v| {
@@ -96,10 +98,7 @@ impl Control {
                         .any(|b| b.address == addr && b.port == port)
                 });
                 if !known {
-                    return Err(err(
-                        code::NOT_FOUND,
-                        format!("no VIP has backend {backend}"),
-                    ));
+                    return Err(ControlError::UnknownBackend(backend));
                 }
                 let name = endpoint(&addr, port);
                 if state == "clear" {
@@ -107,10 +106,7 @@ impl Control {
                     log::info!("backend {name}: override cleared, health checks decide");
                 } else {
                     let Some(s) = BackendState::from_name(&state) else {
-                        return Err(err(
-                            code::BAD_REQUEST,
-                            format!("state `{state}`: expected one of up, down, drain, clear"),
-                        ));
+                        return Err(ControlError::BadState(state));
                     };
                     self.overrides.insert(key, s);
                     log::info!("backend {name} set {} by the operator", s.name());
@@ -128,11 +124,11 @@ impl Control {
     }
 
     /// The (address, port) of `backend` on VIP `vip`, which must have it.
-    fn backend_key(&self, vip: &str, backend: &str) -> Result<BackendKey, ApiError> {
+    fn backend_key(&self, vip: &str, backend: &str) -> Result<BackendKey, ControlError> {
         let v = self
             .cfg
             .vip(vip)
-            .ok_or_else(|| err(code::NOT_FOUND, format!("no VIP named `{vip}`")))?;
+            .ok_or_else(|| ControlError::NoVip(vip.to_string()))?;
         let (addr, port) = parse_backend(backend)?;
         let port = port.unwrap_or(v.port);
         if !v
@@ -140,17 +136,17 @@ impl Control {
             .iter()
             .any(|b| b.address == addr && b.port == port)
         {
-            return Err(err(
-                code::NOT_FOUND,
-                format!("VIP `{vip}` has no backend {}", endpoint(&addr, port)),
-            ));
+            return Err(ControlError::NotOnVip {
+                vip: vip.to_string(),
+                backend: endpoint(&addr, port),
+            });
         }
         Ok(BackendKey { addr, port })
     }
 }
 
 /// "ADDR:PORT", "[V6]:PORT", or a bare address (the VIP's port).
-fn parse_backend(s: &str) -> Result<(Addr, Option<u16>), ApiError> {
+fn parse_backend(s: &str) -> Result<(Addr, Option<u16>), ControlError> {
     let s = s.trim();
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Ok((Addr::from(sa.ip()), Some(sa.port())));
@@ -162,34 +158,36 @@ fn parse_backend(s: &str) -> Result<(Addr, Option<u16>), ApiError> {
     {
         return Ok((Addr::from(ip), None));
     }
-    Err(err(
-        code::BAD_REQUEST,
-        format!("`{s}` is not ADDR:PORT ([ADDR]:PORT for IPv6) or an address"),
-    ))
+    Err(ControlError::BadBackend(s.to_string()))
 }
 
 /// The `[[vip]]` array of a config tree (created if absent).
-fn vips_mut(doc: &mut toml::Table) -> Result<&mut Vec<toml::Value>, ApiError> {
+fn vips_mut(doc: &mut toml::Table) -> Result<&mut Vec<toml::Value>, ControlError> {
     doc.entry("vip")
         .or_insert_with(|| toml::Value::Array(Vec::new()))
         .as_array_mut()
-        .ok_or_else(|| err(code::FAILED, "the running config's `vip` is not an array"))
+        .ok_or(ControlError::Shape(
+            "the running config's `vip` is not an array",
+        ))
 }
 
-fn vip_table<'a>(doc: &'a mut toml::Table, name: &str) -> Result<&'a mut toml::Table, ApiError> {
+fn vip_table<'a>(
+    doc: &'a mut toml::Table,
+    name: &str,
+) -> Result<&'a mut toml::Table, ControlError> {
     vips_mut(doc)?
         .iter_mut()
         .filter_map(toml::Value::as_table_mut)
         .find(|t| t.get("name").and_then(toml::Value::as_str) == Some(name))
-        .ok_or_else(|| err(code::NOT_FOUND, format!("no VIP named `{name}`")))
+        .ok_or_else(|| ControlError::NoVip(name.to_string()))
 }
 
 /// The `[[vip.backend]]` array of a VIP table (created if absent).
-fn backends_mut(vip: &mut toml::Table) -> Result<&mut Vec<toml::Value>, ApiError> {
+fn backends_mut(vip: &mut toml::Table) -> Result<&mut Vec<toml::Value>, ControlError> {
     vip.entry("backend")
         .or_insert_with(|| toml::Value::Array(Vec::new()))
         .as_array_mut()
-        .ok_or_else(|| err(code::FAILED, "the VIP's `backend` is not an array"))
+        .ok_or(ControlError::Shape("the VIP's `backend` is not an array"))
 }
 
 /// The (address, port) a `[[vip.backend]]` table names; `vip_port` when it
