@@ -56,6 +56,9 @@ pub enum ControlError {
     BadState(String),
     #[error("limit {limit} is over {max}")]
     LimitTooHigh { limit: u32, max: u32 },
+    /// A VIP drain with no `[bgp]` announcing anything.
+    #[error("no [bgp] section is enabled: nothing is announced, so there is nothing to drain")]
+    NoBgp,
 }
 
 impl ControlError {
@@ -77,7 +80,8 @@ impl ControlError {
             ControlError::BadBackend(_)
             | ControlError::NeedsPort(_)
             | ControlError::BadState(_)
-            | ControlError::LimitTooHigh { .. } => code::BAD_REQUEST,
+            | ControlError::LimitTooHigh { .. }
+            | ControlError::NoBgp => code::BAD_REQUEST,
         }
     }
 }

@@ -37,6 +37,8 @@ impl Control {
                 .map(|p| p.stats.tx_packets + p.stats.originated_packets)
                 .sum(),
             dropped: published.iter().map(|p| p.stats.dropped_total()).sum(),
+            announcements: self.announcements(),
+            bgp_error: self.bgp.as_ref().and_then(|b| b.last_error.clone()),
         }
     }
 

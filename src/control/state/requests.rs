@@ -25,6 +25,32 @@ impl Control {
             Request::VipList => Ok(to_json(&self.vip_list())),
             Request::Stats => Ok(to_json(&self.stats())),
             Request::Reload => self.reload(now_ns).map(|r| to_json(&r)),
+            Request::VipDrain { name, drain } => {
+                if self.cfg.vip(&name).is_none() {
+                    return Err(ControlError::NoVip(name));
+                }
+                let Some(b) = self.bgp.as_mut() else {
+                    return Err(ControlError::NoBgp);
+                };
+                if b.drain(&name, drain) {
+                    log::info!(
+                        "VIP {name}: {} by the operator",
+                        if drain {
+                            "drained (withdrawn unless another VIP on its address serves)"
+                        } else {
+                            "undrained"
+                        }
+                    );
+                }
+                b.tick(&self.store.load_full(), now_ns);
+                let a = self.announcements().into_iter().find(|a| a.vip == name);
+                Ok(serde_json::json!({
+                    "vip": name,
+                    "drained": drain,
+                    "announced": a.as_ref().is_some_and(|a| a.announced),
+                    "reason": a.map(|a| a.reason).unwrap_or_default(),
+                }))
+            }
             Request::Conns { vip, limit } => self.conns(vip.as_deref(), limit).map(|r| to_json(&r)),
             Request::VipAdd { vip } => {
                 let mut doc = self.doc.clone();
