@@ -18,6 +18,7 @@
 
 use crate::conntrack::{addr_hash, expired, flags as cflags, flow_hash, ConnEntry, ConnState, Dir};
 use crate::flow::{Addr, FlowDesc, FlowKey};
+use crate::ids::{BackendId, VipId};
 use crate::sched::Scheduler;
 use crate::snapshot::{BackendInfo, Snapshot, VipInfo, MAGLEV_SEED};
 use crate::state::{Verdict, WorkerState};
@@ -28,8 +29,13 @@ use crate::xmit::lport::LocalPorts;
 use crate::xmit::{Ends, Tx, Xmit};
 
 /// The VIP's scheduler's choice for a new flow (a scheduler slot).
-pub(crate) fn schedule(d: &FlowDesc, vi: u16, vip: &VipInfo, ws: &mut WorkerState) -> Option<u32> {
-    ws.scheds.get_mut(vi as usize)?.pick(
+pub(crate) fn schedule(
+    d: &FlowDesc,
+    vi: VipId,
+    vip: &VipInfo,
+    ws: &mut WorkerState,
+) -> Option<u32> {
+    ws.scheds.get_mut(vi.index())?.pick(
         &vip.maglev,
         flow_hash(&d.key, MAGLEV_SEED),
         addr_hash(&d.key.src, MAGLEV_SEED),
@@ -51,7 +57,7 @@ pub(crate) enum OpenError {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open(
     d: &FlowDesc,
-    vi: u16,
+    vi: VipId,
     vip: &VipInfo,
     fwd_hash: u32,
     slot: u32,
@@ -61,10 +67,10 @@ pub(crate) fn open(
     snap: &Snapshot,
 ) -> Result<u32, OpenError> {
     let no_backend = OpenError::Drop(DropReason::NoBackend);
-    let backend_id = *vip.backends.get(slot as usize).ok_or(no_backend)?;
+    let backend_id = vip.backend(slot).ok_or(no_backend)?;
     let backend = snap
         .backends
-        .get(backend_id as usize)
+        .get(backend_id.index())
         .ok_or(OpenError::Drop(DropReason::NoBackend))?;
     let xmit = Xmit::of(vip.mode);
     // A backend the mode cannot reach gets no entry.
@@ -132,13 +138,13 @@ pub(crate) fn open(
             if flags & cflags::PROXY != 0 {
                 crate::proxy_protocol::path::opened(ws, idx, &d.key.src);
             }
-            if let Some(s) = ws.scheds.get_mut(vi as usize) {
+            if let Some(s) = ws.scheds.get_mut(vi.index()) {
                 s.conn_opened(slot);
             }
-            if let Some(c) = ws.stats.vips.get_mut(vi as usize) {
+            if let Some(c) = ws.stats.vip_mut(vi) {
                 c.connections += 1;
             }
-            if let Some(c) = ws.stats.backends.get_mut(backend_id as usize) {
+            if let Some(c) = ws.stats.backend_mut(backend_id) {
                 c.connections += 1;
             }
             Ok(idx)
@@ -160,10 +166,10 @@ pub(crate) fn release(
     sp: Option<&mut SynproxyState>,
     stats: &mut WorkerStats,
 ) {
-    if let Some(c) = stats.vips.get_mut(e.vip as usize) {
+    if let Some(c) = stats.vip_mut(e.vip) {
         c.closed += 1;
     }
-    if let Some(c) = stats.backends.get_mut(e.backend as usize) {
+    if let Some(c) = stats.backend_mut(e.backend) {
         c.closed += 1;
     }
     if e.flags & cflags::SYNPROXY != 0 {
@@ -172,10 +178,7 @@ pub(crate) fn release(
         }
     }
     give_back_port(e, lports);
-    if let (Some(vip), Some(s)) = (
-        snap.vips.get(e.vip as usize),
-        scheds.get_mut(e.vip as usize),
-    ) {
+    if let (Some(vip), Some(s)) = (snap.vips.get(e.vip.index()), scheds.get_mut(e.vip.index())) {
         if let Some(i) = vip.backends.iter().position(|b| *b == e.backend) {
             s.conn_closed(i as u32);
         }
@@ -217,7 +220,7 @@ pub(crate) fn give_back_port(e: &ConnEntry, lports: &mut LocalPorts) {
 /// Whether `key` (a packet from a backend) is the reply direction of `e`.
 #[inline]
 pub(crate) fn is_reply_of(e: &ConnEntry, key: &FlowKey, snap: &Snapshot) -> bool {
-    let Some(b) = snap.backends.get(e.backend as usize) else {
+    let Some(b) = snap.backends.get(e.backend.index()) else {
         return false;
     };
     if e.proto != key.proto || b.key.port != key.sport || b.key.addr != key.src {
@@ -254,8 +257,8 @@ pub(crate) fn local_of(e: &ConnEntry) -> Option<(u8, u16)> {
 /// after its state moved.
 #[derive(Clone, Copy)]
 pub(crate) struct Bound {
-    pub vi: u16,
-    pub backend: u32,
+    pub vi: VipId,
+    pub backend: BackendId,
     pub xmit: Xmit,
     pub client: (Addr, u16),
     pub local: Option<(u8, u16)>,
@@ -320,7 +323,7 @@ pub(crate) fn forward(
     let Stepped::Plain(b) = step_entry(ws, idx, d, Dir::Forward, snap, false) else {
         return Verdict::Drop(DropReason::NoConn);
     };
-    let Some(vip) = snap.vips.get(b.vi as usize) else {
+    let Some(vip) = snap.vips.get(b.vi.index()) else {
         return Verdict::Drop(DropReason::NoVip);
     };
     send(frame, d, vip, &b, ws, snap)
@@ -344,7 +347,7 @@ pub(crate) fn send(
         client,
         local,
     } = *b;
-    let Some(backend) = snap.backends.get(backend_id as usize) else {
+    let Some(backend) = snap.backends.get(backend_id.index()) else {
         return Verdict::Drop(DropReason::NoBackend);
     };
     let len = frame.len() as u64;
@@ -398,8 +401,8 @@ pub(crate) fn send_back(
         local,
     } = *b;
     let (Some(vip), Some(backend)) = (
-        snap.vips.get(vi as usize),
-        snap.backends.get(backend_id as usize),
+        snap.vips.get(vi.index()),
+        snap.backends.get(backend_id.index()),
     ) else {
         return Verdict::Drop(DropReason::NoVip);
     };

@@ -51,6 +51,7 @@ use crate::buf::PacketBuf;
 use crate::conn::{self, OpenError};
 use crate::conntrack::{expired, flags as cflags, flow_hash, ConnState, Dir};
 use crate::flow::{proto, tcp_flags, FlowDesc, L3Kind};
+use crate::ids::{BackendId, VipId};
 use crate::probe::ProbeVerdict;
 use crate::proxy_protocol;
 use crate::snapshot::{Owned, Snapshot, VipInfo, MAGLEV_SEED};
@@ -236,7 +237,7 @@ struct Classified {
     /// TCP or UDP over IP: goes through the connection table.
     tracked: bool,
     /// The VIP the destination names, if any.
-    vip: Option<u16>,
+    vip: Option<VipId>,
     /// Connection-table hash of the packet's 5-tuple (when `tracked`).
     hash: u32,
 }
@@ -405,7 +406,7 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
                     )
                 }
                 None => {
-                    let Some(vip) = snap.vips.get(vi as usize) else {
+                    let Some(vip) = snap.vips.get(vi.index()) else {
                         return Verdict::Drop(DropReason::IcmpNoConn);
                     };
                     let xmit = Xmit::of(vip.mode);
@@ -441,8 +442,8 @@ fn icmp_error(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snaps
             }
         };
     let (Some(vip), Some(backend)) = (
-        snap.vips.get(vi as usize),
-        snap.backends.get(backend_id as usize),
+        snap.vips.get(vi.index()),
+        snap.backends.get(backend_id.index()),
     ) else {
         return Verdict::Drop(DropReason::IcmpNoConn);
     };
@@ -578,18 +579,18 @@ enum Target {
     /// A tracked connection (entry number).
     Conn(u32),
     /// No entry: a backend registry number, chosen by Maglev.
-    Stateless(u32),
+    Stateless(BackendId),
 }
 
 fn forward(
     frame: &mut [u8],
     d: &FlowDesc,
-    vi: u16,
+    vi: VipId,
     hash: u32,
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
-    let Some(vip) = snap.vips.get(vi as usize) else {
+    let Some(vip) = snap.vips.get(vi.index()) else {
         return Verdict::Drop(DropReason::NoVip);
     };
     let key = &d.key;
@@ -690,7 +691,7 @@ fn forward_proxied(
 /// decide how it goes without state. See the module doc for the policy.
 fn new_flow(
     d: &FlowDesc,
-    vi: u16,
+    vi: VipId,
     vip: &VipInfo,
     fwd_hash: u32,
     ws: &mut WorkerState,

@@ -19,6 +19,7 @@ pub mod control;
 pub mod datapath;
 pub mod flow;
 pub mod gen;
+pub mod ids;
 pub mod io;
 pub mod maglev;
 pub mod outbox;

@@ -95,7 +95,8 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     if opts.workers > 1 {
         return workers::replay(cfg, opts);
     }
-    let (mut control, links) = Control::new(cfg.clone(), "", None, 1, REPLAY_PROBE_KEY, 0)?;
+    let (mut control, links) =
+        Control::new(cfg.clone(), "", None, 1, REPLAY_PROBE_KEY, 0).map_err(|e| e.to_string())?;
     let Some(link) = links.into_iter().next() else {
         return Err("no worker link".to_string());
     };
@@ -120,7 +121,7 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
                 &r.text,
                 worker.ws.clock_ns(),
             ) {
-                break Err(format!("reload after packet {}: {}", r.after, e.message));
+                break Err(format!("reload after packet {}: {e}", r.after));
             }
             applied += 1;
             continue;
@@ -308,8 +309,8 @@ pub fn stats_json(snap: &Snapshot, r: &ReplayReport) -> Value {
                 .iter()
                 .zip(v.config_weights.iter())
                 .map(|(b, w)| {
-                    let info = snap.backends.get(*b as usize);
-                    let bc = s.backends.get(*b as usize).copied().unwrap_or_default();
+                    let info = snap.backends.get(b.index());
+                    let bc = s.backends.get(b.index()).copied().unwrap_or_default();
                     json!({
                         "address": info.map(|i| i.key.addr.to_string()),
                         "port": info.map(|i| i.key.port),

@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use crate::config::{Config, ConnPolicy, Encap, Icmp, Mode, Synproxy, Timeouts};
 use crate::conntrack::{addr_words, flow_hash, fold_mul, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
+use crate::ids::{BackendId, VipId};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
 use crate::sched::SchedKind;
 
@@ -90,8 +91,8 @@ pub struct VipInfo {
     pub proto: u8,
     pub mode: Mode,
     pub sched: SchedKind,
-    /// Backend registry numbers, in config order (scheduler index i = backends[i]).
-    pub backends: Vec<u32>,
+    /// Backend registry numbers, in config order (scheduler slot i = backends[i]).
+    pub backends: Vec<BackendId>,
     /// Effective weights: the configured one for an up backend, 0 for a
     /// down or drained one.
     pub weights: Vec<u32>,
@@ -115,9 +116,16 @@ pub struct VipInfo {
 impl VipInfo {
     /// The Maglev choice for a forward flow, as a backend registry number.
     #[inline]
-    pub fn maglev_backend(&self, key: &FlowKey) -> Option<u32> {
+    pub fn maglev_backend(&self, key: &FlowKey) -> Option<BackendId> {
         let i = self.maglev.lookup(flow_hash(key, MAGLEV_SEED))?;
-        self.backends.get(i as usize).copied()
+        self.backend(i)
+    }
+
+    /// The backend in scheduler slot `slot` (its position in this VIP's
+    /// backend list), as a registry number.
+    #[inline]
+    pub fn backend(&self, slot: u32) -> Option<BackendId> {
+        self.backends.get(slot as usize).copied()
     }
 
     /// (address, port, protocol, mode): what a VIP is across reloads. A
@@ -167,7 +175,7 @@ pub struct Snapshot {
     /// (backend address, port, protocol) -> the one NAT VIP it serves and
     /// its backend number, for translating replies of flows that have no
     /// entry (table full).
-    nat_reply_vip: FxHashMap<(Addr, u16, u8), (u16, u32)>,
+    nat_reply_vip: FxHashMap<(Addr, u16, u8), (VipId, BackendId)>,
 }
 
 impl Snapshot {
@@ -216,10 +224,10 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
-        let mut backend_ids: FxHashMap<BackendKey, u32> = backends
+        let mut backend_ids: FxHashMap<BackendKey, BackendId> = backends
             .iter()
             .enumerate()
-            .map(|(i, b)| (b.key, i as u32))
+            .map(|(i, b)| (b.key, BackendId::new(i as u32)))
             .collect();
         // Previous VIPs start retired; the config revives those it still has.
         let mut vips: Vec<VipInfo> = prev
@@ -236,7 +244,8 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
-        let mut nat_targets: FxHashMap<(Addr, u16, u8), Vec<(u16, u32)>> = FxHashMap::default();
+        let mut nat_targets: FxHashMap<(Addr, u16, u8), Vec<(VipId, BackendId)>> =
+            FxHashMap::default();
 
         for v in &cfg.vips {
             let proto = v.protocol.number();
@@ -261,9 +270,9 @@ impl Snapshot {
                         removed: false,
                         reset: false,
                     });
-                    (backends.len() - 1) as u32
+                    BackendId::new((backends.len() - 1) as u32)
                 });
-                if let Some(info) = backends.get_mut(id as usize) {
+                if let Some(info) = backends.get_mut(id.index()) {
                     if info.removed {
                         info.removed = false;
                         info.reset = false;
@@ -319,7 +328,7 @@ impl Snapshot {
                 retired: false,
                 reset: false,
             };
-            let vi = match old {
+            let vi = VipId::new(match old {
                 Some(i) => {
                     if let Some(slot) = vips.get_mut(i) {
                         *slot = info;
@@ -330,9 +339,9 @@ impl Snapshot {
                     vips.push(info);
                     vips.len() - 1
                 }
-            } as u16;
+            } as u16);
             if v.mode == Mode::Nat {
-                if let Some(x) = vips.get(vi as usize) {
+                if let Some(x) = vips.get(vi.index()) {
                     for (&id, b) in x.backends.iter().zip(&v.backends) {
                         nat_targets
                             .entry((b.address, b.port, proto))
@@ -352,15 +361,15 @@ impl Snapshot {
         }
         // A live VIP owns its key; a retired one keeps it while no live
         // VIP (one whose mode changed) has taken it.
-        let mut keyed: FxHashMap<(Addr, u16, u8), u16> = FxHashMap::default();
+        let mut keyed: FxHashMap<(Addr, u16, u8), VipId> = FxHashMap::default();
         for retired in [true, false] {
             for (i, v) in vips.iter().enumerate() {
                 if v.retired == retired {
-                    keyed.insert((v.addr, v.port, v.proto), i as u16);
+                    keyed.insert((v.addr, v.port, v.proto), VipId::new(i as u16));
                 }
             }
         }
-        let mut vip_keys: Vec<((Addr, u16, u8), u16)> = keyed.into_iter().collect();
+        let mut vip_keys: Vec<((Addr, u16, u8), VipId)> = keyed.into_iter().collect();
         vip_keys.sort_by_key(|(_, i)| *i);
         let nat_reply_vip = nat_targets
             .into_iter()
@@ -369,7 +378,7 @@ impl Snapshot {
             .filter(|(_, v)| {
                 v.len() == 1
                     && !vips
-                        .get(v[0].0 as usize)
+                        .get(v[0].0.index())
                         .is_some_and(|x: &VipInfo| x.synproxy || x.proxy_protocol)
             })
             .map(|(k, v)| (k, v[0]))
@@ -409,11 +418,11 @@ impl Snapshot {
     /// Whether the connections of entry (VIP `vip`, backend `backend`)
     /// are to be reset.
     #[inline]
-    pub fn resets(&self, vip: u16, backend: u32) -> bool {
-        self.backends.get(backend as usize).is_some_and(|b| b.reset)
+    pub fn resets(&self, vip: VipId, backend: BackendId) -> bool {
+        self.backends.get(backend.index()).is_some_and(|b| b.reset)
             || self
                 .vips
-                .get(vip as usize)
+                .get(vip.index())
                 .is_some_and(|v| v.retired && v.reset)
     }
 
@@ -430,7 +439,7 @@ impl Snapshot {
     }
 
     #[inline]
-    pub fn vip(&self, addr: &Addr, port: u16, proto: u8) -> Option<u16> {
+    pub fn vip(&self, addr: &Addr, port: u16, proto: u8) -> Option<VipId> {
         self.vip_index.get(addr, port, proto)
     }
 
@@ -462,7 +471,12 @@ impl Snapshot {
     }
 
     #[inline]
-    pub fn nat_reply_vip(&self, backend: &Addr, port: u16, proto: u8) -> Option<(u16, u32)> {
+    pub fn nat_reply_vip(
+        &self,
+        backend: &Addr,
+        port: u16,
+        proto: u8,
+    ) -> Option<(VipId, BackendId)> {
         self.nat_reply_vip.get(&(*backend, port, proto)).copied()
     }
 
@@ -470,8 +484,8 @@ impl Snapshot {
     /// (the `which_backend` simulator: no state, no scheduler).
     pub fn which_backend(&self, key: &FlowKey) -> Option<&BackendInfo> {
         let vi = self.vip(&key.dst, key.dport, key.proto)?;
-        let b = self.vips.get(vi as usize)?.maglev_backend(key)?;
-        self.backends.get(b as usize)
+        let b = self.vips.get(vi.index())?.maglev_backend(key)?;
+        self.backends.get(b.index())
     }
 }
 
@@ -508,14 +522,14 @@ struct VipSlot {
     port: u16,
     proto: u8,
     used: bool,
-    vip: u16,
+    vip: VipId,
 }
 
 impl VipMap {
     const SEED: u64 = 0x7669_705f_6d61_7021;
 
     /// Each key maps to its VIP number. Keys are unique.
-    fn new(keys: &[((Addr, u16, u8), u16)]) -> VipMap {
+    fn new(keys: &[((Addr, u16, u8), VipId)]) -> VipMap {
         let size = (keys.len() * 4).next_power_of_two().max(8);
         let mut slots = vec![VipSlot::default(); size].into_boxed_slice();
         let mask = size - 1;
@@ -550,7 +564,7 @@ impl VipMap {
     }
 
     #[inline]
-    fn get(&self, addr: &Addr, port: u16, proto: u8) -> Option<u16> {
+    fn get(&self, addr: &Addr, port: u16, proto: u8) -> Option<VipId> {
         let mut pos = Self::hash(addr, port, proto) & self.mask;
         loop {
             let s = self.slots.get(pos)?;
@@ -589,10 +603,11 @@ mod tests {
         };
         let s = Snapshot::derive(&cfg, Some(&prev), state, 1);
         let web = s.vips.iter().find(|v| v.name == "web").unwrap();
-        let id = s.backends.iter().position(|b| b.key == down).unwrap() as u32;
+        let id =
+            BackendId::from_index(s.backends.iter().position(|b| b.key == down).unwrap()).unwrap();
         assert_eq!(
             prev.backends.iter().position(|b| b.key == down),
-            Some(id as usize)
+            Some(id.index())
         );
         let i = web.backends.iter().position(|b| *b == id).unwrap();
         assert_eq!(web.weights[i], 0);
@@ -601,7 +616,7 @@ mod tests {
             let slot = web.maglev.lookup(h.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             assert_ne!(slot, Some(i as u32));
         }
-        assert!(!s.any_reset && !s.backends[id as usize].reset);
+        assert!(!s.any_reset && !s.backends[id.index()].reset);
 
         let reset = text.replacen(
             "[[vip.backend]]\naddress = \"198.18.1.11\"\nport = 8080\nweight = 1",
@@ -611,8 +626,8 @@ mod tests {
         assert_ne!(reset, text);
         let cfg = crate::config::parse(&reset, "t.toml").unwrap();
         let s = Snapshot::derive(&cfg, Some(&prev), state, 2);
-        assert!(s.any_reset && s.backends[id as usize].reset);
-        assert!(s.resets(0, id));
+        assert!(s.any_reset && s.backends[id.index()].reset);
+        assert!(s.resets(VipId::new(0), id));
         let s = Snapshot::derive(&cfg, Some(&prev), |_| BackendState::Up, 3);
         assert!(!s.any_reset);
     }
@@ -631,11 +646,11 @@ mod tests {
         let pairs: Vec<_> = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| (*k, i as u16))
+            .map(|(i, k)| (*k, VipId::new(i as u16)))
             .collect();
         let m = VipMap::new(&pairs);
         for (i, (a, p, pr)) in keys.iter().enumerate() {
-            assert_eq!(m.get(a, *p, *pr), Some(i as u16));
+            assert_eq!(m.get(a, *p, *pr), Some(VipId::new(i as u16)));
             assert_eq!(m.get(a, *p, 17), None);
         }
         assert_eq!(m.get(&Addr::from_v4([198, 18, 100, 99]), 80, 6), None);

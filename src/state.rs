@@ -88,7 +88,7 @@ pub struct WorkerState {
     /// The snapshot generation this state was last fitted to.
     generation: u64,
     /// Backend numbers behind each scheduler, as of `generation`.
-    sched_ids: Vec<Vec<u32>>,
+    sched_ids: Vec<Vec<crate::ids::BackendId>>,
     seed: u64,
 }
 

@@ -2,6 +2,8 @@
 //! event has one in [`Event`]. Workers count into plain arrays in their own
 //! cache-padded [`WorkerStats`]; the control side sums them.
 
+use crate::ids::{BackendId, VipId};
+
 /// Why the datapath dropped a packet. One counter per reason per worker.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -381,13 +383,33 @@ impl WorkerStats {
         self.originated_bytes += len as u64;
     }
 
+    /// The counters of VIP `vi` (none for a number past the snapshot the
+    /// counters were sized for).
+    #[inline]
+    pub fn vip_mut(&mut self, vi: VipId) -> Option<&mut FlowCounters> {
+        self.vips.get_mut(vi.index())
+    }
+
+    /// The counters of backend `b` (none for a number past the registry
+    /// the counters were sized for).
+    #[inline]
+    pub fn backend_mut(&mut self, b: BackendId) -> Option<&mut FlowCounters> {
+        self.backends.get_mut(b.index())
+    }
+
     /// Counts a forwarded frame for its VIP and backend, towards the
     /// backend (`Dir::Forward`) or back to the client.
     #[inline]
-    pub fn count_flow(&mut self, vi: u16, backend: u32, len: u64, dir: crate::conntrack::Dir) {
+    pub fn count_flow(
+        &mut self,
+        vi: VipId,
+        backend: BackendId,
+        len: u64,
+        dir: crate::conntrack::Dir,
+    ) {
         let (vip, be) = (
-            self.vips.get_mut(vi as usize),
-            self.backends.get_mut(backend as usize),
+            self.vips.get_mut(vi.index()),
+            self.backends.get_mut(backend.index()),
         );
         for c in [vip, be].into_iter().flatten() {
             if dir == crate::conntrack::Dir::Forward {

@@ -58,7 +58,7 @@ pub mod net {
 /// (`nth`) for the order-based schedulers.
 pub fn pick_backend(snap: &Snapshot, key: &FlowKey, nth: usize) -> (Addr, u16, Mac) {
     let vi = match snap.vip(&key.dst, key.dport, key.proto) {
-        Some(v) => v as usize,
+        Some(v) => v.index(),
         None => panic!("fixture flow {key:?} is not for a VIP"),
     };
     let vip = &snap.vips[vi];
@@ -82,7 +82,7 @@ pub fn pick_backend(snap: &Snapshot, key: &FlowKey, nth: usize) -> (Addr, u16, M
     let Some(slot) = slot else {
         panic!("fixture VIP {} has no backend", vip.name)
     };
-    let b = &snap.backends[vip.backends[slot as usize] as usize];
+    let b = &snap.backends[vip.backends[slot as usize].index()];
     (b.key.addr, b.key.port, b.mac)
 }
 

@@ -14,7 +14,7 @@ use rampart::probe::{ProbeOrder, ProbeOutcome, ProbeResult};
 use rampart::replay::REPLAY_PROBE_KEY;
 use rampart::snapshot::{BackendState, Snapshot};
 
-use rampart_testkit::common::{frames as read_pcap, root, write_pcap};
+use rampart_testkit::common::{failed, frames as read_pcap, output, root, write_pcap, Replay};
 use rampart_testkit::fixtures::eth;
 use rampart_testkit::fixtures::net::{
     parse as a, GATEWAY_MAC as CLIENT_MAC, NODE4 as NODE, NODE_MAC, WEB4 as VIP,
@@ -84,23 +84,15 @@ fn run_replay(
     stats: &Path,
     extra: &[&str],
 ) -> serde_json::Value {
-    let o = bin!()
-        .args(["replay", "--no-progress", "-c"])
-        .arg(cfg)
-        .arg("--out")
-        .arg(out)
-        .arg("--stats-json")
-        .arg(stats)
-        .args(extra)
-        .arg(input)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap()
+    let args: Vec<&str> = ["--no-progress"].iter().chain(extra).copied().collect();
+    let replay = Replay {
+        config: cfg,
+        input,
+        out,
+        stats,
+        args: &args,
+    };
+    replay.run(bin!(), "replay").stats
 }
 
 // ---- reload during replay --------------------------------------------------
@@ -380,16 +372,17 @@ fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
         rampart_testkit::fixtures::CONFIG_TEXT.replace("capacity = 65536", "capacity = 131072"),
     )
     .unwrap();
-    let o = bin!()
-        .args(["replay", "-c"])
-        .arg(&old_cfg)
-        .arg("--reload")
-        .arg(format!("1:{}", bigger.display()))
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = failed(
+        output(
+            bin!()
+                .args(["replay", "-c"])
+                .arg(&old_cfg)
+                .arg("--reload")
+                .arg(format!("1:{}", bigger.display()))
+                .arg(&input),
+        ),
+        "a reload that needs a restart",
+    );
     assert!(
         err.contains("conntrack.capacity changed from 65536 to 131072; that takes a restart"),
         "{err}"
@@ -405,16 +398,17 @@ fn reload_that_needs_a_restart_or_is_invalid_is_refused() {
         ),
     )
     .unwrap();
-    let o = bin!()
-        .args(["replay", "-c"])
-        .arg(&old_cfg)
-        .arg("--reload")
-        .arg(format!("1:{}", broken.display()))
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = failed(
+        output(
+            bin!()
+                .args(["replay", "-c"])
+                .arg(&old_cfg)
+                .arg("--reload")
+                .arg(format!("1:{}", broken.display()))
+                .arg(&input),
+        ),
+        "a reload of a broken config",
+    );
     let want = format!("{}:", broken.display());
     assert!(
         err.contains(&want) && err.contains("table_size: 65536 is not prime"),
@@ -498,7 +492,7 @@ fn health_checks_follow_probe_replies_with_rise_and_fall() {
         .iter()
         .enumerate()
         .map(|(i, b)| Target {
-            backend: i as u32,
+            backend: rampart::ids::BackendId::new(i as u32),
             key: BackendKey {
                 addr: b.key.addr,
                 port: b.key.port,

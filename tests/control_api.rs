@@ -6,7 +6,7 @@
 //! socket, and the Prometheus endpoint.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,7 @@ use rampart::control::state::{Control, Shared};
 use rampart::datapath::{self, WorkerState};
 use rampart::flow::{proto, tcp_flags, Addr, FlowKey, Mac};
 use rampart::gen::{self, Eth, TcpSeg};
+use rampart_testkit::common::http_get;
 
 const WORKERS: u16 = 2;
 const NODE_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
@@ -1158,26 +1159,6 @@ fn live_socket_survives_malformed_clients() {
 }
 
 // ---- 5. Prometheus ------------------------------------------------------
-
-/// `GET path` over a plain TCP connection; (status line, headers, body).
-fn http_get(addr: SocketAddr, path: &str) -> (String, String, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    // Connection: close: the body ends where the stream does (bounded by
-    // the read timeout).
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    (status.to_string(), headers.to_string(), body.to_string())
-}
 
 fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
     let (status, headers, body) = http_get(addr, "/metrics");

@@ -20,6 +20,7 @@ use rampart::datapath::{process, Verdict, WorkerState};
 use rampart::flow::tcp_flags::{ACK, FIN, PSH, RST, SYN};
 use rampart::flow::{proto, Addr, FlowKey, Mac};
 use rampart::gen::{self, Eth, TcpSeg};
+use rampart::ids::BackendId;
 use rampart::snapshot::{Snapshot, MAGLEV_SEED};
 use rampart::stats::{DropReason, Event, FlowCounters};
 use rampart::xmit::lport::FIRST_PORT;
@@ -131,7 +132,7 @@ struct Lb {
 /// A backend as the test expects to see it on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Backend {
-    id: u32,
+    id: BackendId,
     addr: Addr,
     port: u16,
     mac: Mac,
@@ -194,13 +195,13 @@ impl Lb {
 
     fn vip_index(&self, key: &FlowKey) -> usize {
         match self.snap.vip(&key.dst, key.dport, key.proto) {
-            Some(v) => v as usize,
+            Some(v) => v.index(),
             None => panic!("{key:?} is not for a VIP"),
         }
     }
 
-    fn backend(&self, id: u32) -> Backend {
-        let b = &self.snap.backends[id as usize];
+    fn backend(&self, id: BackendId) -> Backend {
+        let b = &self.snap.backends[id.index()];
         Backend {
             id,
             addr: b.key.addr,
@@ -216,7 +217,7 @@ impl Lb {
             .iter()
             .position(|b| b.key.addr == addr && b.key.port == port)
         {
-            Some(id) => self.backend(id as u32),
+            Some(id) => self.backend(BackendId::new(id as u32)),
             None => panic!("no backend {addr}:{port}"),
         }
     }
@@ -231,8 +232,8 @@ impl Lb {
     }
 
     /// The single connection entry's backend.
-    fn only_entry_backend(&self) -> u32 {
-        let all: Vec<u32> = self.ws.conns.iter().map(|(_, e)| e.backend).collect();
+    fn only_entry_backend(&self) -> BackendId {
+        let all: Vec<BackendId> = self.ws.conns.iter().map(|(_, e)| e.backend).collect();
         assert_eq!(all.len(), 1, "expected exactly one entry");
         all[0]
     }
@@ -1092,7 +1093,7 @@ fn sh_sends_every_port_of_one_client_to_one_backend() {
             .maglev
             .lookup(addr_hash(&src, MAGLEV_SEED))
             .map(|s| lb.snap.vips[vi].backends[s as usize]);
-        let want = lb.backend(slot.unwrap_or(u32::MAX));
+        let want = lb.backend(slot.unwrap_or(BackendId::new(u32::MAX)));
         for port in 0..20 {
             let out = lb.forward(client_tcp(&tcp_key(src, 30_000 + port * 7, vip, 80), SYN));
             assert_eq!(
@@ -1193,7 +1194,7 @@ fn dr_flow_dropped_for_no_neighbor_leaves_no_entry_and_no_counts() {
     assert_eq!(lb.conns(), 0, "an entry for a flow that went nowhere");
     assert_eq!(lb.event(Event::ConnNew), 0);
     assert_eq!(lb.ws.stats.vips[0].connections, 0);
-    assert_eq!(lb.ws.stats.backends[unreachable.id as usize].connections, 0);
+    assert_eq!(lb.ws.stats.backends[unreachable.id.index()].connections, 0);
 }
 
 // ---- 11. drop accounting ---------------------------------------------------------------------
@@ -1621,7 +1622,7 @@ impl Expect {
     fn send(&mut self, lb: &mut Lb, vi: usize, b: &Backend, frame: Vec<u8>, dir: Dir3) {
         let len = frame.len() as u64;
         lb.forward(frame);
-        for c in [&mut self.vips[vi], &mut self.backends[b.id as usize]] {
+        for c in [&mut self.vips[vi], &mut self.backends[b.id.index()]] {
             match dir {
                 Dir3::NewIn | Dir3::In => {
                     c.packets_in += 1;

@@ -123,7 +123,7 @@ mod dpdk {
         }
     }
 
-    use rampart_testkit::common::frames;
+    use rampart_testkit::common::{frames, http_get, read_json, succeeded};
 
     /// `[control]` of every run but the control API's own tests: neither
     /// the API socket nor the metrics listener, whose defaults
@@ -187,7 +187,7 @@ mod dpdk {
             o.status,
             String::from_utf8_lossy(&o.stderr)
         );
-        let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let doc = read_json(&json);
         (frames(&out), doc, stdout)
     }
 
@@ -209,14 +209,11 @@ mod dpdk {
             .arg("--stats-json")
             .arg(&json)
             .arg(input);
-        let o = run_bounded(cmd, Duration::from_secs(60));
-        assert!(
-            o.status.success(),
-            "{tag}: replay: {}",
-            String::from_utf8_lossy(&o.stderr)
+        succeeded(
+            run_bounded(cmd, Duration::from_secs(60)),
+            &format!("{tag}: replay"),
         );
-        let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        (frames(&out), doc)
+        (frames(&out), read_json(&json))
     }
 
     /// The counters that must agree between run and replay.
@@ -488,8 +485,7 @@ mod dpdk {
             "{stdout}\n{}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let doc: serde_json::Value = read_json(&json);
 
         let (want, _) = replay_pcap("two", &base, &merged_path, dir.path());
         let (w0, w1) = (frames(&o0), frames(&o1));
@@ -1053,23 +1049,10 @@ mod dpdk {
 
     /// `GET /metrics` from `addr`, parsed as the Prometheus text format.
     fn scrape(addr: &str) -> prometheus_parse::Scrape {
-        use std::io::{Read, Write};
         let sa: std::net::SocketAddr = addr.parse().unwrap();
-        let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
         // One request per connection: the server closes after the answer.
-        let mut text = String::new();
-        s.read_to_string(&mut text)
-            .unwrap_or_else(|e| panic!("reading /metrics: {e}"));
-        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        let (status, headers, body) = http_get(sa, "/metrics");
+        assert!(status.starts_with("HTTP/1.1 200 "), "{status}\n{headers}");
         prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
             .unwrap_or_else(|e| panic!("{e}: {body}"))
     }
@@ -1335,8 +1318,7 @@ mod dpdk {
                 )),
             "{stderr}"
         );
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let doc: serde_json::Value = read_json(&json);
         assert_eq!(doc["reloads"], 2, "{doc}");
         assert_eq!(doc["health_events"], serde_json::json!([]), "{doc}");
         assert!(

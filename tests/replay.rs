@@ -15,7 +15,7 @@ use std::process::Command;
 use rampart::datapath::Verdict;
 use rampart_testkit::fixtures;
 
-use rampart_testkit::common::{frames, root, write_pcap};
+use rampart_testkit::common::{failed, frames, output, root, succeeded, write_pcap, Replay};
 use rampart_testkit::rampart_bin as bin;
 
 #[test]
@@ -51,24 +51,15 @@ fn replay_every_fixture() {
             .join(format!("{}.expected.pcap", sc.name));
         let out = tmp.path().join(format!("{}.out.pcap", sc.name));
         let stats = tmp.path().join(format!("{}.json", sc.name));
-        let run = bin!()
-            .arg("replay")
-            .arg("--config")
-            .arg(root().join(fixtures::CONFIG_PATH))
-            .arg("--out")
-            .arg(&out)
-            .arg("--stats-json")
-            .arg(&stats)
-            .arg(&input)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&run.stdout);
-        assert!(
-            run.status.success(),
-            "{}: {}",
-            sc.name,
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let run = Replay {
+            config: &root().join(fixtures::CONFIG_PATH),
+            input: &input,
+            out: &out,
+            stats: &stats,
+            args: &[],
+        }
+        .run(bin!(), sc.name);
+        let stdout = run.stdout;
         assert!(
             stdout.contains("packets      in"),
             "{}: summary missing: {stdout}",
@@ -82,8 +73,7 @@ fn replay_every_fixture() {
             assert!(g == w, "{}: output frame {i} differs", sc.name);
         }
 
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        let doc = run.stats;
         assert_eq!(doc["rx_packets"], sc.rows.len() as u64, "{}", sc.name);
         let outputs = sc.rows.iter().filter(|r| r.output.is_some()).count();
         let extra: usize = sc.rows.iter().map(|r| r.extra.len()).sum();
@@ -381,15 +371,10 @@ fn bad_inputs_give_clear_errors() {
         (&junk, "junk.pcap"),
         (&missing, "missing.pcap"),
     ] {
-        let out = bin!()
-            .arg("replay")
-            .arg("--config")
-            .arg(&cfg)
-            .arg(input)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{} was accepted", input.display());
+        let err = failed(
+            output(bin!().arg("replay").arg("--config").arg(&cfg).arg(input)),
+            &input.display().to_string(),
+        );
         assert!(
             err.contains(needle),
             "error for {} does not say {needle}: {err}",
@@ -402,15 +387,13 @@ fn bad_inputs_give_clear_errors() {
 #[test]
 fn check_config_names_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let ok = bin!()
-        .arg("check-config")
-        .arg(root().join("configs/rampart.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
+    succeeded(
+        output(
+            bin!()
+                .arg("check-config")
+                .arg(root().join("configs/rampart.toml")),
+        ),
+        "check-config configs/rampart.toml",
     );
     let text = std::fs::read_to_string(root().join("configs/rampart.toml")).unwrap();
     let bad = tmp.path().join("bad.toml");
@@ -423,9 +406,10 @@ fn check_config_names_file_line_and_key() {
         text.contains("table_size = 65537"),
         "configs/rampart.toml should set table_size"
     );
-    let out = bin!().arg("check-config").arg(&bad).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = failed(
+        output(bin!().arg("check-config").arg(&bad)),
+        "check-config bad.toml",
+    );
     let line = text.lines().position(|l| l.contains("table_size")).unwrap() + 1;
     assert!(err.contains(&format!("bad.toml:{line}:")), "{err}");
     assert!(err.contains("table_size"), "{err}");
@@ -446,35 +430,23 @@ fn syn_flood_creates_nothing() {
         let flood = tmp.path().join(format!("flood-{count}.pcap"));
         let out = tmp.path().join(format!("flood-{count}.out.pcap"));
         let stats = tmp.path().join(format!("flood-{count}.json"));
-        let gen = bin!()
-            .args(["gen", "--count", &count.to_string(), "--syn-flood"])
-            .arg(&flood)
-            .output()
-            .unwrap();
-        assert!(
-            gen.status.success(),
-            "{}",
-            String::from_utf8_lossy(&gen.stderr)
+        succeeded(
+            output(
+                bin!()
+                    .args(["gen", "--count", &count.to_string(), "--syn-flood"])
+                    .arg(&flood),
+            ),
+            "rampart gen --syn-flood",
         );
-        let run = bin!()
-            .arg("replay")
-            .arg("--config")
-            .arg(root().join(fixtures::CONFIG_PATH))
-            .arg("--no-progress")
-            .arg("--out")
-            .arg(&out)
-            .arg("--stats-json")
-            .arg(&stats)
-            .arg(&flood)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        let doc = Replay {
+            config: &root().join(fixtures::CONFIG_PATH),
+            input: &flood,
+            out: &out,
+            stats: &stats,
+            args: &["--no-progress"],
+        }
+        .run(bin!(), "the flood's replay")
+        .stats;
         assert_eq!(doc["rx_packets"], u64::from(count));
         assert_eq!(doc["tx_packets"], u64::from(count));
         assert_eq!(doc["dropped_total"], 0);

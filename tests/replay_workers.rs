@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use rampart::flow::{proto, Addr};
 use rampart::snapshot::Snapshot;
-use rampart_testkit::common::{frames, root};
+use rampart_testkit::common::{frames, output, root, succeeded, Replay};
 use rampart_testkit::fixtures;
 use rampart_testkit::rampart_bin as bin;
 
@@ -61,26 +61,16 @@ fn replay(input: &Path, workers: u16, dir: &Path, local: &[Addr]) -> Replayed {
     );
     let out = dir.join(format!("{tag}.out.pcap"));
     let stats = dir.join(format!("{tag}.json"));
-    let run = bin!()
-        .arg("replay")
-        .arg("--config")
-        .arg(root().join(fixtures::CONFIG_PATH))
-        .arg("--workers")
-        .arg(workers.to_string())
-        .arg("--no-progress")
-        .arg("--out")
-        .arg(&out)
-        .arg("--stats-json")
-        .arg(&stats)
-        .arg(input)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{tag}: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let summary = String::from_utf8_lossy(&run.stdout);
+    let n = workers.to_string();
+    let run = Replay {
+        config: &root().join(fixtures::CONFIG_PATH),
+        input,
+        out: &out,
+        stats: &stats,
+        args: &["--workers", &n, "--no-progress"],
+    }
+    .run(bin!(), &tag);
+    let summary = run.stdout;
     let workers_line = match workers {
         1 => "one worker)".to_string(),
         n => format!("{n} workers)"),
@@ -90,7 +80,7 @@ fn replay(input: &Path, workers: u16, dir: &Path, local: &[Addr]) -> Replayed {
         groups: BTreeMap::new(),
         local: Vec::new(),
         frames: 0,
-        stats: serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap(),
+        stats: run.stats,
     };
     for mut f in frames(&out) {
         r.frames += 1;
@@ -205,16 +195,18 @@ fn lports(out: &Path, local: &[Addr]) -> BTreeMap<(Addr, (Addr, u16), u8), Vec<u
 fn fit_local_ports(input: &Path, workers: u16, dir: &Path, local: &[Addr]) -> PathBuf {
     let probe = |w: u16| {
         let out = dir.join(format!("lports.w{w}.pcap"));
-        let run = bin!()
-            .args(["replay", "--no-progress", "--workers", &w.to_string()])
-            .arg("--config")
-            .arg(root().join(fixtures::CONFIG_PATH))
-            .arg("--out")
-            .arg(&out)
-            .arg(input)
-            .output()
-            .unwrap();
-        assert!(run.status.success());
+        succeeded(
+            output(
+                bin!()
+                    .args(["replay", "--no-progress", "--workers", &w.to_string()])
+                    .arg("--config")
+                    .arg(root().join(fixtures::CONFIG_PATH))
+                    .arg("--out")
+                    .arg(&out)
+                    .arg(input),
+            ),
+            "replay for the local ports",
+        );
         lports(&out, local)
     };
     let (one, many) = (probe(1), probe(workers));
@@ -351,12 +343,7 @@ fn generated_traffic_gives_one_workers_frames() {
     let traffic = dir.path().join("traffic.pcap");
     let flood = dir.path().join("flood.pcap");
     let gen = |args: &[&str]| {
-        let out = bin!().arg("gen").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(output(bin!().arg("gen").args(args)), "rampart gen");
     };
     gen(&[
         "--traffic",

@@ -32,6 +32,7 @@ use rampart::snapshot::Snapshot;
 use rampart::stats::{DropReason, Event};
 use rampart::synproxy::cookie::{check, CookieData, Secrets};
 use rampart::xmit::lport::FIRST_PORT;
+use rampart_testkit::common::{failed, output};
 use rampart_testkit::toml::{self, Vip};
 
 const SEED: u64 = 0x5359_4e50_7465_7374;
@@ -2058,13 +2059,14 @@ fn check_config_rejects_dr_synproxy() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dr.toml");
     std::fs::write(&path, one_vip("dr", "tcp")).unwrap();
-    let out = rampart_testkit::rampart_bin!()
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed(
+        output(
+            rampart_testkit::rampart_bin!()
+                .arg("check-config")
+                .arg(&path),
+        ),
+        "check-config of a DR SYN proxy",
+    );
     assert!(
         stderr.contains("vip[0].synproxy") && stderr.contains("nat or fullnat"),
         "{stderr}"

@@ -30,6 +30,7 @@ pub mod state;
 pub use state::{ConnState, Dir, StateTimeouts};
 
 use crate::flow::{Addr, FlowKey};
+use crate::ids::{BackendId, VipId};
 
 /// Largest supported capacity: entry numbers use 26 bits of an index slot.
 pub const MAX_CAPACITY: u32 = 1 << 25;
@@ -69,12 +70,12 @@ pub struct ConnEntry {
     pub fwd_hash: u32,
     pub rev_hash: u32,
     /// Backend number in the snapshot's backend registry.
-    pub backend: u32,
+    pub backend: BackendId,
     /// Second on the worker's clock after which the entry is dead.
     pub expires: u32,
     pub client_port: u16,
     /// VIP number in the snapshot.
-    pub vip: u16,
+    pub vip: VipId,
     /// FullNAT local port (0 for other modes).
     pub lport: u16,
     /// FullNAT local address number in the snapshot (0 for other modes).

@@ -17,6 +17,7 @@ use crossbeam::channel::{self, Receiver, Sender, TryRecvError};
 use crate::conntrack::ConnState;
 use crate::datapath::WorkerState;
 use crate::flow::Addr;
+use crate::ids::{BackendId, VipId};
 use crate::probe::{ProbeOrder, ProbeResult};
 use crate::stats::WorkerStats;
 
@@ -32,7 +33,7 @@ pub enum ToWorker {
     Probe(ProbeOrder),
     /// List up to `limit` connections (of VIP `vip`, or all).
     Conns {
-        vip: Option<u16>,
+        vip: Option<VipId>,
         limit: u32,
         reply: Sender<ConnsChunk>,
     },
@@ -41,10 +42,10 @@ pub enum ToWorker {
 /// One connection as a worker reports it; the control thread names things.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnRow {
-    pub vip: u16,
+    pub vip: VipId,
     pub proto: u8,
     pub client: (Addr, u16),
-    pub backend: u32,
+    pub backend: BackendId,
     /// FullNAT: local address number and port.
     pub local: Option<(u8, u16)>,
     pub state: ConnState,
@@ -189,7 +190,7 @@ impl WorkerLink {
         (p.handovers_out, p.handovers_in) = self.handovers;
     }
 
-    fn conns(&self, ws: &WorkerState, vip: Option<u16>, limit: u32) -> ConnsChunk {
+    fn conns(&self, ws: &WorkerState, vip: Option<VipId>, limit: u32) -> ConnsChunk {
         let now = ws.clock();
         let mut chunk = ConnsChunk {
             worker: self.id,
@@ -238,7 +239,7 @@ impl ControlLink {
     /// (each answers between two bursts) up to `wait`; returns what came.
     pub fn conns(
         &self,
-        vip: Option<u16>,
+        vip: Option<VipId>,
         limit: u32,
         wait: std::time::Duration,
     ) -> Vec<ConnsChunk> {

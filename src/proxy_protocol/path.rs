@@ -134,7 +134,7 @@ pub(crate) fn header_segment<'a>(
     options: &'a [u8],
     snap: &Snapshot,
 ) -> Option<Segment<'a>> {
-    let backend = snap.backends.get(e.backend as usize)?;
+    let backend = snap.backends.get(e.backend.index())?;
     let src = match conn::local_of(e) {
         Some((n, port)) => (*snap.local_addrs.get(usize::from(n))?, port),
         None => (e.client, e.client_port),
@@ -168,7 +168,7 @@ pub(crate) fn send_header(
     snap: &Snapshot,
 ) -> Result<(), DropReason> {
     let e = ws.conns.get(idx).copied().ok_or(DropReason::NoConn)?;
-    let vip = snap.vips.get(e.vip as usize).ok_or(DropReason::NoVip)?;
+    let vip = snap.vips.get(e.vip.index()).ok_or(DropReason::NoVip)?;
     let mut hdr = [0u8; header::MAX_LEN];
     let n = header::encode(&mut hdr, (e.client, e.client_port), (vip.addr, vip.port));
     let payload = hdr

@@ -71,7 +71,8 @@ pub(super) fn replay(
     opts: &ReplayOptions,
 ) -> Result<(Snapshot, ReplayReport), String> {
     let workers = opts.workers.clamp(1, super::MAX_WORKERS);
-    let (control, links) = Control::new(cfg.clone(), "", None, workers, REPLAY_PROBE_KEY, 0)?;
+    let (control, links) = Control::new(cfg.clone(), "", None, workers, REPLAY_PROBE_KEY, 0)
+        .map_err(|e| e.to_string())?;
     let store = control.store();
     let reader = PcapReader::open(&opts.input).map_err(|e| e.to_string())?;
     let writer = match &opts.output {
@@ -150,7 +151,7 @@ fn read_and_steer(
             if let Err(e) =
                 control.reload_with(r.config.without_kernel_interfaces(), &r.text, clock_ns)
             {
-                break Err(format!("reload after packet {}: {}", r.after, e.message));
+                break Err(format!("reload after packet {}: {e}", r.after));
             }
             applied += 1;
             continue;

@@ -17,6 +17,7 @@ use super::{spflags, SpConn, SynproxyState, NO_WSCALE};
 use crate::conn::{self, OpenError};
 use crate::conntrack::{expired, flags as cflags, ConnState, Dir};
 use crate::flow::{tcp_flags, FlowDesc, Mac};
+use crate::ids::VipId;
 use crate::outbox::FRAME_ROOM;
 use crate::snapshot::{Snapshot, VipInfo};
 use crate::state::{Verdict, WorkerState};
@@ -114,7 +115,7 @@ fn our_mss(snap: &Snapshot, d: &FlowDesc) -> u16 {
 pub(crate) fn first_packet(
     frame: &mut [u8],
     d: &FlowDesc,
-    vi: u16,
+    vi: VipId,
     vip: &VipInfo,
     hash: u32,
     ws: &mut WorkerState,
@@ -194,7 +195,7 @@ fn syn(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) ->
 fn cookie_ack(
     frame: &mut [u8],
     d: &FlowDesc,
-    vi: u16,
+    vi: VipId,
     vip: &VipInfo,
     hash: u32,
     ws: &mut WorkerState,
@@ -251,7 +252,7 @@ fn cookie_ack(
     let Some(e) = ws.conns.get(idx).copied() else {
         return Verdict::Drop(DropReason::NoConn);
     };
-    let Some(backend) = snap.backends.get(e.backend as usize) else {
+    let Some(backend) = snap.backends.get(e.backend.index()) else {
         conn::remove(ws, snap, idx);
         return Verdict::Drop(DropReason::NoBackend);
     };
@@ -556,7 +557,7 @@ fn ack_backend(
     };
     let dst_mac = snap
         .backends
-        .get(backend as usize)
+        .get(backend.index())
         .map_or(snap.gateway_mac, |b| b.mac);
     let seg = Segment {
         src: (d.key.dst, d.key.dport),
@@ -686,7 +687,7 @@ fn client_reset(
     snap: &Snapshot,
 ) -> Option<usize> {
     let e = ws.conns.get(idx)?;
-    let vip = snap.vips.get(e.vip as usize)?;
+    let vip = snap.vips.get(e.vip.index())?;
     let seg = Segment {
         src: (vip.addr, vip.port),
         dst: (e.client, e.client_port),
