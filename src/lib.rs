@@ -20,6 +20,7 @@ pub mod datapath;
 pub mod flow;
 pub mod gen;
 pub mod io;
+pub mod lpm;
 pub mod maglev;
 pub mod outbox;
 pub mod probe;

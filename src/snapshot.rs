@@ -13,6 +13,7 @@ use crate::config::{Config, ConnPolicy, Encap, Icmp, Mode, Synproxy, Timeouts};
 use crate::conntrack::{addr_words, flow_hash, fold_mul, ConnState, StateTimeouts};
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
+use crate::sched::source::Sources;
 use crate::sched::SchedKind;
 
 /// Seed of the flow hash that indexes Maglev tables. Fixed, so every box
@@ -108,14 +109,37 @@ pub struct VipInfo {
     /// ones drain, or are reset if `reset`.
     pub retired: bool,
     pub reset: bool,
+    /// `[[vip.source]]`: client prefixes steered to pools of the backends
+    /// ([`crate::sched::source`]); `None` without entries.
+    pub sources: Option<std::sync::Arc<Sources>>,
 }
 
 impl VipInfo {
-    /// The Maglev choice for a forward flow, as a backend registry number.
+    /// The Maglev choice for a forward flow, as a scheduler slot: from
+    /// the client's source pool's table while the pool has a live
+    /// backend, else from the VIP's. What a flow without an entry is
+    /// given, so that it lands where a tracked Maglev flow would.
+    #[inline]
+    pub fn maglev_slot(&self, key: &FlowKey) -> Option<u32> {
+        let h = flow_hash(key, MAGLEV_SEED);
+        if let Some(slot) = self.sources.as_deref().and_then(|s| s.hash_slot(&key.src, h)) {
+            return Some(slot);
+        }
+        self.maglev.lookup(h)
+    }
+
+    /// [`VipInfo::maglev_slot`] as a backend registry number.
     #[inline]
     pub fn maglev_backend(&self, key: &FlowKey) -> Option<u32> {
-        let i = self.maglev.lookup(flow_hash(key, MAGLEV_SEED))?;
+        let i = self.maglev_slot(key)?;
         self.backends.get(i as usize).copied()
+    }
+
+    /// The backends of each source pool, as scheduler slots.
+    pub fn pool_members(&self) -> impl Iterator<Item = &[u32]> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.pools().iter().map(|p| &*p.members))
     }
 
     /// (address, port, protocol, mode): what a VIP is across reloads. A
@@ -225,6 +249,7 @@ impl Snapshot {
                         maglev: maglev::build(&[], crate::config::MIN_TABLE_SIZE),
                         retired: true,
                         reset: cfg.control.removed_vip == ConnPolicy::Reset,
+                        sources: None,
                         ..v.clone()
                     })
                     .collect()
@@ -295,6 +320,9 @@ impl Snapshot {
                 }
                 _ => maglev::build(&mag, v.table_size),
             };
+            let sources = (!v.sources.is_empty()).then(|| {
+                std::sync::Arc::new(Sources::build(&v.sources, &mag, v.table_size))
+            });
             let info = VipInfo {
                 name: v.name.clone(),
                 addr: v.address,
@@ -311,6 +339,7 @@ impl Snapshot {
                 encap: v.encap,
                 retired: false,
                 reset: false,
+                sources,
             };
             let vi = match old {
                 Some(i) => {

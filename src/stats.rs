@@ -231,10 +231,17 @@ pub enum Event {
     /// An ICMP error about a connection delivered, translated, to the side
     /// that sent the offending packet.
     IcmpForwarded,
+    /// A new flow scheduled over the backends of its client's
+    /// `[[vip.source]]` entry.
+    SourceSteered,
+    /// A new flow whose client's `[[vip.source]]` entry had no backend
+    /// taking connections (all down or drained), scheduled over the whole
+    /// VIP instead.
+    SourceFallback,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::IcmpForwarded as usize + 1;
+    pub const COUNT: usize = Event::SourceFallback as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -261,6 +268,8 @@ impl Event {
         Event::IcmpEchoReply,
         Event::IcmpTooBig,
         Event::IcmpForwarded,
+        Event::SourceSteered,
+        Event::SourceFallback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -289,6 +298,8 @@ impl Event {
             Event::IcmpEchoReply => "icmp_echo_replies",
             Event::IcmpTooBig => "icmp_too_big_sent",
             Event::IcmpForwarded => "icmp_errors_forwarded",
+            Event::SourceSteered => "source_steered",
+            Event::SourceFallback => "source_fallback",
         }
     }
 }
