@@ -122,10 +122,17 @@ impl VipInfo {
     #[inline]
     pub fn maglev_slot(&self, key: &FlowKey) -> Option<u32> {
         let h = flow_hash(key, MAGLEV_SEED);
-        if let Some(slot) = self.sources.as_deref().and_then(|s| s.hash_slot(&key.src, h)) {
-            return Some(slot);
+        match self.sources.as_deref() {
+            None => self.maglev.lookup(h),
+            Some(s) => self.steered_slot(s, key, h),
         }
-        self.maglev.lookup(h)
+    }
+
+    /// [`VipInfo::maglev_slot`] of a VIP with source entries; out of line,
+    /// so the pipeline that inlines the plain lookup stays as small.
+    #[inline(never)]
+    fn steered_slot(&self, s: &Sources, key: &FlowKey, h: u64) -> Option<u32> {
+        s.hash_slot(&key.src, h).or_else(|| self.maglev.lookup(h))
     }
 
     /// [`VipInfo::maglev_slot`] as a backend registry number.

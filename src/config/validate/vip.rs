@@ -205,7 +205,9 @@ impl VipChecker<'_> {
             );
         }
         let mut out = Vec::with_capacity(v.sources.len());
-        // prefix -> line, over all of the VIP's entries
+        // prefix -> where it is first written, over all of the VIP's
+        // entries (a byte offset: lines are counted only for a message, so
+        // 100,000 prefixes cost no more than reading them)
         let mut seen: HashMap<Subnet, usize> = HashMap::new();
         let mut total = 0usize;
         for (j, raw) in v.sources.iter().enumerate() {
@@ -246,14 +248,15 @@ impl VipChecker<'_> {
                         ),
                     );
                 }
-                if let Some(line) = seen.get(&subnet) {
+                if let Some(&at) = seen.get(&subnet) {
+                    let line = cx.line(&(at..at));
                     return cx.err(
                         p.span(),
                         &key,
                         format!("{subnet} is already listed for this VIP (line {line}); a prefix belongs to one source entry"),
                     );
                 }
-                seen.insert(subnet, cx.line(&p.span()));
+                seen.insert(subnet, p.span().start);
                 prefixes.push(subnet);
             }
             let list = r.backends.get_ref();
