@@ -87,7 +87,9 @@ fn bench_source(c: &mut Criterion) {
     }
     let p = prefixes(10_000);
     g.throughput(Throughput::Elements(p.len() as u64));
-    g.bench_function("build_20000", |b| b.iter(|| Lpm::new(black_box(p.iter().copied()))));
+    g.bench_function("build_20000", |b| {
+        b.iter(|| Lpm::new(black_box(p.iter().copied())))
+    });
     g.finish();
 }
 

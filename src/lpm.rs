@@ -350,10 +350,7 @@ mod tests {
         assert_eq!(t.lookup(&addr("198.18.4.0")), Some(1));
         assert_eq!(t.lookup(&addr("198.18.7.255")), Some(1));
         assert_eq!(t.lookup(&addr("198.18.8.0")), None);
-        assert_eq!(
-            t.lookup(&addr("2001:2:0:7fff:ffff:ffff:ffff:ffff")),
-            None
-        );
+        assert_eq!(t.lookup(&addr("2001:2:0:7fff:ffff:ffff:ffff:ffff")), None);
         assert_eq!(t.lookup(&addr("2001:2:0:8000::")), Some(2));
         assert_eq!(
             t.lookup(&addr("2001:2:0:ffff:ffff:ffff:ffff:ffff")),
@@ -364,10 +361,7 @@ mod tests {
 
     #[test]
     fn host_bits_are_ignored_and_the_later_duplicate_holds() {
-        let t = Lpm::new([
-            (subnet("198.18.4.9/24"), 1),
-            (subnet("198.18.4.0/24"), 2),
-        ]);
+        let t = Lpm::new([(subnet("198.18.4.9/24"), 1), (subnet("198.18.4.0/24"), 2)]);
         assert_eq!(t.lookup(&addr("198.18.4.200")), Some(2));
     }
 
@@ -396,8 +390,14 @@ mod tests {
             let probe = if i % 2 == 0 {
                 // An address inside a listed prefix.
                 let (s, _) = p[(i / 2) as usize % p.len()];
-                let IpAddr::V4(n) = s.addr else { unreachable!() };
-                Addr::from(Ipv4Addr::from(u32::from(n) | (i.wrapping_mul(2_654_435_761) & !crate::config::prefix_mask_v4(s.prefix_len))))
+                let IpAddr::V4(n) = s.addr else {
+                    unreachable!()
+                };
+                Addr::from(Ipv4Addr::from(
+                    u32::from(n)
+                        | (i.wrapping_mul(2_654_435_761)
+                            & !crate::config::prefix_mask_v4(s.prefix_len)),
+                ))
             } else {
                 Addr::from(Ipv4Addr::from(i.wrapping_mul(2_654_435_761)))
             };

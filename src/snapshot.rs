@@ -327,9 +327,8 @@ impl Snapshot {
                 }
                 _ => maglev::build(&mag, v.table_size),
             };
-            let sources = (!v.sources.is_empty()).then(|| {
-                std::sync::Arc::new(Sources::build(&v.sources, &mag, v.table_size))
-            });
+            let sources = (!v.sources.is_empty())
+                .then(|| std::sync::Arc::new(Sources::build(&v.sources, &mag, v.table_size)));
             let info = VipInfo {
                 name: v.name.clone(),
                 addr: v.address,

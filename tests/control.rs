@@ -252,7 +252,10 @@ fn reload_moves_source_prefixes_without_remapping_connections() {
     // Clients of both halves of 198.19.0.0/16, all on 198.18.1.12 before.
     let client = |i: u16| {
         let hi = if i % 2 == 0 { 5 } else { 200 };
-        (Addr::from_v4([198, 19, hi, (i / 2 % 250) as u8 + 1]), 20000 + i)
+        (
+            Addr::from_v4([198, 19, hi, (i / 2 % 250) as u8 + 1]),
+            20000 + i,
+        )
     };
     let fresh = |i: u16| (client(i).0, 40000 + i);
     let mut frames = Vec::new();
@@ -288,7 +291,11 @@ fn reload_moves_source_prefixes_without_remapping_connections() {
         let new = tcp_fields(&outf[usize::from(n) + 2 * k + 1]).0;
         assert_eq!(before, a("198.18.1.12"), "client {i} before the reload");
         assert_eq!(after, before, "client {i}: connection moved at the reload");
-        let want = if i % 2 == 0 { "198.18.1.11" } else { "198.18.1.13" };
+        let want = if i % 2 == 0 {
+            "198.18.1.11"
+        } else {
+            "198.18.1.13"
+        };
         assert_eq!(new, a(want), "client {i}: new connection after the reload");
     }
 }

@@ -1727,7 +1727,10 @@ fn steered_vip(scheduler: &str) -> String {
         .scheduler(scheduler)
         .table_size(1009)
         .backends(&["198.18.1.11", "198.18.1.12", "198.18.1.13"], 8080)
-        .source(&["198.19.0.0/16"], &["198.18.1.11:8080", "198.18.1.12:8080"])
+        .source(
+            &["198.19.0.0/16"],
+            &["198.18.1.11:8080", "198.18.1.12:8080"],
+        )
         .source(&["198.19.128.0/17"], &["198.18.1.13:8080"])
         .to_string()
 }
@@ -1755,9 +1758,17 @@ fn clients_in_two_prefixes_reach_only_their_pools_with_every_scheduler() {
         let mut lb = Lb::new("capacity = 4096", &steered_vip(sched));
         let low = syn_spread(&mut lb, (0..300).map(|n| pool_client(n, false)), 41_000);
         let keys: Vec<_> = low.keys().copied().collect();
-        assert_eq!(keys, [ip("198.18.1.11"), ip("198.18.1.12")], "{sched}: {low:?}");
+        assert_eq!(
+            keys,
+            [ip("198.18.1.11"), ip("198.18.1.12")],
+            "{sched}: {low:?}"
+        );
         let high = syn_spread(&mut lb, (0..300).map(|n| pool_client(n, true)), 41_001);
-        assert_eq!(high.keys().copied().collect::<Vec<_>>(), [ip("198.18.1.13")], "{sched}");
+        assert_eq!(
+            high.keys().copied().collect::<Vec<_>>(),
+            [ip("198.18.1.13")],
+            "{sched}"
+        );
         assert_eq!(lb.event(Event::SourceSteered), 600, "{sched}");
         // Everyone else is spread over all three; lc counts a backend's
         // connections from any pool, so it levels the load: the 300
@@ -1791,7 +1802,8 @@ fn ipv6_clients_reach_only_their_pool() {
         );
         let out = lb.forward(client_tcp(&tcp_key(steered, 42_000, vip, 80), SYN));
         assert_eq!(out.dst, ip("2001:2:0:1::12"), "{steered}");
-        let other = Addr::from_v6(std::net::Ipv6Addr::new(0x2001, 2, 0, 0x50, 0, 0, 0, n + 1).octets());
+        let other =
+            Addr::from_v6(std::net::Ipv6Addr::new(0x2001, 2, 0, 0x50, 0, 0, 0, n + 1).octets());
         let out = lb.forward(client_tcp(&tcp_key(other, 42_000, vip, 80), SYN));
         *rest.entry(out.dst).or_insert(0) += 1;
     }
@@ -1801,7 +1813,11 @@ fn ipv6_clients_reach_only_their_pool() {
 
 #[test]
 fn a_pool_with_every_backend_down_or_drained_falls_back_to_the_whole_vip() {
-    let text = format!("{}\n[conntrack]\ncapacity = 4096\n{}", node(), steered_vip("maglev"));
+    let text = format!(
+        "{}\n[conntrack]\ncapacity = 4096\n{}",
+        node(),
+        steered_vip("maglev")
+    );
     let cfg = config::parse(&text, "t.toml").unwrap();
     let mut lb = Lb::new("capacity = 4096", &steered_vip("maglev"));
     let down = ip("198.18.1.13");
@@ -1815,7 +1831,10 @@ fn a_pool_with_every_backend_down_or_drained_falls_back_to_the_whole_vip() {
     lb.snap = Snapshot::derive(&cfg, Some(&lb.snap), state, 1);
     lb.ws.adopt(&lb.snap);
     let high = syn_spread(&mut lb, (0..200).map(|n| pool_client(n, true)), 43_000);
-    assert_eq!(high.keys().copied().collect::<Vec<_>>(), [ip("198.18.1.11"), ip("198.18.1.12")]);
+    assert_eq!(
+        high.keys().copied().collect::<Vec<_>>(),
+        [ip("198.18.1.11"), ip("198.18.1.12")]
+    );
     assert_eq!(lb.event(Event::SourceFallback), 200);
     assert_eq!(lb.event(Event::SourceSteered), 0);
     // The other pool is unaffected.
@@ -1859,7 +1878,11 @@ fn flows_without_entries_follow_the_pool_table() {
         assert_eq!(fresh.forward(client_tcp(key, RST)).dst, *dst, "{key:?}");
     }
     assert_eq!(fresh.event(Event::MidflowPickup), 100);
-    assert_eq!(fresh.event(Event::StatelessForward), 0, "RST of a picked-up flow is tracked");
+    assert_eq!(
+        fresh.event(Event::StatelessForward),
+        0,
+        "RST of a picked-up flow is tracked"
+    );
     // A full table: new flows go without state, to the same backends.
     let mut full = Lb::new("capacity = 16", &steered_vip("maglev"));
     for n in 200..216 {
@@ -1870,7 +1893,9 @@ fn flows_without_entries_follow_the_pool_table() {
     }
     assert_eq!(full.event(Event::StatelessNew), 100);
     let pool: Vec<Addr> = tracked.iter().map(|(_, d)| *d).collect();
-    assert!(pool.iter().all(|d| *d == ip("198.18.1.11") || *d == ip("198.18.1.12")));
+    assert!(pool
+        .iter()
+        .all(|d| *d == ip("198.18.1.11") || *d == ip("198.18.1.12")));
 }
 
 /// The SYN proxy opens its connections through the same scheduling: a
@@ -1888,7 +1913,11 @@ fn synproxy_connections_are_steered_too() {
     let mut others = BTreeMap::new();
     for n in 0..40 {
         for upper in [true, false] {
-            let c = if upper { pool_client(n, true) } else { client(n) };
+            let c = if upper {
+                pool_client(n, true)
+            } else {
+                client(n)
+            };
             let key = tcp_key(c, 45_000, vip, 80);
             let mut syn = client_tcp(&key, SYN);
             assert_eq!(lb.send(&mut syn), Verdict::Reply);

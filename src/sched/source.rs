@@ -130,7 +130,12 @@ mod tests {
 
     #[test]
     fn clients_hash_within_their_pool() {
-        let vip = [backend(11, 1), backend(12, 1), backend(13, 1), backend(14, 0)];
+        let vip = [
+            backend(11, 1),
+            backend(12, 1),
+            backend(13, 1),
+            backend(14, 0),
+        ];
         let sources = [
             Source {
                 prefixes: vec![subnet("198.19.0.0/16")],

@@ -138,14 +138,20 @@ fn prefixes_are_well_formed_with_host_bits_zero() {
 
 #[test]
 fn prefixes_are_of_the_vips_family() {
-    let t = v4(&source(r#"["2001:2:0:8000::/49"]"#, r#"["198.18.1.11:8080"]"#));
+    let t = v4(&source(
+        r#"["2001:2:0:8000::/49"]"#,
+        r#"["198.18.1.11:8080"]"#,
+    ));
     expect_err(
         &t,
         Some("vip[0].source[0].prefixes[0]"),
         line_of(&t, "2001:2:0:8000::/49", 0),
         "2001:2:0:8000::/49 is IPv6 but the VIP 198.18.100.10 is IPv4",
     );
-    let t = v6(&source(r#"["198.19.0.0/16"]"#, r#"["[2001:2:0:1::11]:8080"]"#));
+    let t = v6(&source(
+        r#"["198.19.0.0/16"]"#,
+        r#"["[2001:2:0:1::11]:8080"]"#,
+    ));
     expect_err(
         &t,
         Some("vip[0].source[0].prefixes[0]"),
@@ -153,7 +159,10 @@ fn prefixes_are_of_the_vips_family() {
         "is IPv4 but the VIP 2001:2:0:100::10 is IPv6",
     );
     // An IPv4-mapped prefix is IPv6 as written: refused on an IPv4 VIP.
-    let t = v4(&source(r#"["::ffff:198.19.0.0/112"]"#, r#"["198.18.1.11:8080"]"#));
+    let t = v4(&source(
+        r#"["::ffff:198.19.0.0/112"]"#,
+        r#"["198.18.1.11:8080"]"#,
+    ));
     expect_err(
         &t,
         Some("vip[0].source[0].prefixes[0]"),
@@ -167,7 +176,10 @@ fn a_prefix_is_listed_once_per_vip() {
     let t = v4(&format!(
         "{}{}",
         source(r#"["198.19.0.0/16"]"#, r#"["198.18.1.11:8080"]"#),
-        source(r#"["198.19.0.0/24", "198.19.0.0/16"]"#, r#"["198.18.1.12:8080"]"#)
+        source(
+            r#"["198.19.0.0/24", "198.19.0.0/16"]"#,
+            r#"["198.18.1.12:8080"]"#
+        )
     ));
     let first = line_of(&t, "198.19.0.0/16", 0);
     expect_err(
@@ -197,7 +209,11 @@ prefixes = ["198.19.0.0/16"]
 backends = ["198.18.1.11:8080"]
 "#
     );
-    assert!(parse(&two, "t.toml").is_ok(), "{:?}", parse(&two, "t.toml").err());
+    assert!(
+        parse(&two, "t.toml").is_ok(),
+        "{:?}",
+        parse(&two, "t.toml").err()
+    );
 }
 
 #[test]
@@ -287,8 +303,14 @@ fn ten_thousand_prefixes_and_the_limit() {
     let second: Vec<String> = (half..2 * half).map(|i| nth(i, 32)).collect();
     let t = v4(&format!(
         "{}{}",
-        source(&format!("[{}]", first.join(", ")), r#"["198.18.1.11:8080"]"#),
-        source(&format!("[{}]", second.join(", ")), r#"["198.18.1.12:8080"]"#),
+        source(
+            &format!("[{}]", first.join(", ")),
+            r#"["198.18.1.11:8080"]"#
+        ),
+        source(
+            &format!("[{}]", second.join(", ")),
+            r#"["198.18.1.12:8080"]"#
+        ),
     ));
     expect_err(
         &t,

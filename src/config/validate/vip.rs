@@ -264,7 +264,8 @@ impl VipChecker<'_> {
                 return cx.err(
                     r.backends.span(),
                     &k("backends"),
-                    "list at least one of the VIP's backends, e.g. [\"198.18.1.11:8080\"]".to_string(),
+                    "list at least one of the VIP's backends, e.g. [\"198.18.1.11:8080\"]"
+                        .to_string(),
                 );
             }
             let mut backends: Vec<usize> = Vec::with_capacity(list.len());
@@ -275,7 +276,10 @@ impl VipChecker<'_> {
                     return cx.err(
                         b.span(),
                         &key,
-                        format!("{} is listed twice in this source entry", b.get_ref().trim()),
+                        format!(
+                            "{} is listed twice in this source entry",
+                            b.get_ref().trim()
+                        ),
                     );
                 }
                 backends.push(idx);
