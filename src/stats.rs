@@ -88,10 +88,12 @@ pub enum DropReason {
     IcmpRateLimited,
     /// An ICMP error whose quoted packet matches no connection or VIP.
     IcmpNoConn,
+    /// A frame for the node's own stack over `dpdk.kernel_rate`.
+    KernelRateLimited,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::IcmpNoConn as usize + 1;
+    pub const COUNT: usize = DropReason::KernelRateLimited as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -131,6 +133,7 @@ impl DropReason {
         DropReason::TunnelNoSource,
         DropReason::IcmpRateLimited,
         DropReason::IcmpNoConn,
+        DropReason::KernelRateLimited,
     ];
 
     /// Stable snake_case name used in stats JSON and summaries.
@@ -173,6 +176,7 @@ impl DropReason {
             DropReason::TunnelNoSource => "tunnel_no_source",
             DropReason::IcmpRateLimited => "icmp_rate_limited",
             DropReason::IcmpNoConn => "icmp_no_conn",
+            DropReason::KernelRateLimited => "kernel_rate_limited",
         }
     }
 }
@@ -231,6 +235,10 @@ pub enum Event {
     /// An ICMP error about a connection delivered, translated, to the side
     /// that sent the offending packet.
     IcmpForwarded,
+    /// A worker slept after a run of empty polls (`dpdk.idle_sleep_us`).
+    IdleSleep,
+    /// A frame for the node's own stack passed to the kernel interface.
+    KernelPassed,
     /// A new flow scheduled over the backends of its client's
     /// `[[vip.source]]` entry.
     SourceSteered,
@@ -268,6 +276,8 @@ impl Event {
         Event::IcmpEchoReply,
         Event::IcmpTooBig,
         Event::IcmpForwarded,
+        Event::IdleSleep,
+        Event::KernelPassed,
         Event::SourceSteered,
         Event::SourceFallback,
     ];
@@ -298,6 +308,8 @@ impl Event {
             Event::IcmpEchoReply => "icmp_echo_replies",
             Event::IcmpTooBig => "icmp_too_big_sent",
             Event::IcmpForwarded => "icmp_errors_forwarded",
+            Event::IdleSleep => "idle_sleeps",
+            Event::KernelPassed => "kernel_passed",
             Event::SourceSteered => "source_steered",
             Event::SourceFallback => "source_fallback",
         }

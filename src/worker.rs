@@ -73,8 +73,10 @@ pub fn poll_up_to<I: PacketIo>(
     let now = ws.clock_ns();
     let mut extra = ws.outbox.iter().peekable();
     for (i, (buf, v)) in bufs.iter().zip(verdicts.iter()).take(done).enumerate() {
-        if matches!(v, Verdict::Forward | Verdict::Reply) {
-            io.tx(buf)?;
+        match v {
+            Verdict::Forward | Verdict::Reply => io.tx(buf)?,
+            Verdict::Kernel => io.to_kernel(buf)?,
+            Verdict::Consumed | Verdict::Drop(_) => {}
         }
         let ts = buf.timestamp_ns().unwrap_or(now);
         while let Some((_, frame)) = extra.next_if(|(after, _)| *after <= i) {

@@ -88,7 +88,7 @@ pub fn run(data: &[u8]) -> rampart::stats::WorkerStats {
                     "the datapath sent a frame it cannot parse"
                 );
             }
-            Verdict::Consumed | Verdict::Drop(_) => {}
+            Verdict::Consumed | Verdict::Kernel | Verdict::Drop(_) => {}
         }
         for (_, out) in ws.outbox.iter() {
             assert!(
