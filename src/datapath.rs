@@ -32,6 +32,12 @@
 //!   after the last `stateless_new`), so flows that overflowed the table
 //!   keep working in both directions. At other times it is not a reply of
 //!   ours and drops as `no_conn`.
+//! * A VIP with `[[vip.source]]` entries: a new flow is scheduled over the
+//!   backends of its client's longest matching prefix's entry while one of
+//!   them takes connections (else over all, counted `source_fallback`). The
+//!   "Maglev backend" of the cases above is then the one of that entry's
+//!   own table, so a flow without an entry lands where a tracked Maglev
+//!   flow would.
 //! * A VIP with `synproxy`: no packet reaches a backend before the client
 //!   completed a handshake with rampart; see [`crate::synproxy`]. Its new
 //!   flows are never forwarded without state.
@@ -45,11 +51,11 @@
 
 use crate::buf::PacketBuf;
 use crate::conn::{self, OpenError};
-use crate::conntrack::{expired, flags as cflags, flow_hash, ConnState, Dir};
+use crate::conntrack::{expired, flags as cflags, ConnState, Dir};
 use crate::flow::{proto, tcp_flags, FlowDesc, L3Kind};
 use crate::ids::{BackendId, VipId};
 use crate::probe::ProbeVerdict;
-use crate::snapshot::{Owned, Snapshot, VipInfo, MAGLEV_SEED};
+use crate::snapshot::{Owned, Snapshot, VipInfo};
 use crate::stats::{DropReason, Event};
 use crate::synproxy;
 use crate::wire;
@@ -685,7 +691,7 @@ fn new_flow(
         return Err(DropReason::NoConn);
     }
     let slot = if midflow {
-        vip.maglev.lookup(flow_hash(&d.key, MAGLEV_SEED))
+        vip.maglev_slot(&d.key)
     } else {
         conn::schedule(d, vi, vip, ws)
     }

@@ -21,6 +21,7 @@ pub mod flow;
 pub mod gen;
 pub mod ids;
 pub mod io;
+pub mod lpm;
 pub mod maglev;
 pub mod outbox;
 pub mod probe;

@@ -16,7 +16,7 @@ use crate::conntrack::ConnTable;
 use crate::outbox::Outbox;
 use crate::probe::Prober;
 use crate::sched::Scheduler;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, VipInfo};
 use crate::stats::{DropReason, Event, WorkerStats};
 use crate::synproxy::bucket::TokenBucket;
 use crate::synproxy::{self, SynproxyState};
@@ -104,11 +104,7 @@ impl WorkerState {
             id,
             workers,
             conns: ConnTable::new(snap.conn_capacity, seed),
-            scheds: snap
-                .vips
-                .iter()
-                .map(|v| Scheduler::new(v.sched, &v.weights))
-                .collect(),
+            scheds: snap.vips.iter().map(scheduler_of).collect(),
             lports: LocalPorts::new(snap.local_addrs.len(), id, workers),
             stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
             now: 0,
@@ -152,12 +148,15 @@ impl WorkerState {
             let prev = old.get(i).zip(old_ids.get(i));
             let s = match prev {
                 Some((s, ids))
-                    if s.kind() == v.sched && *ids == v.backends && s.weights() == v.weights =>
+                    if s.kind() == v.sched
+                        && *ids == v.backends
+                        && s.weights() == v.weights
+                        && s.has_pools(v.pool_members()) =>
                 {
                     s.clone()
                 }
                 _ => {
-                    let mut s = Scheduler::new(v.sched, &v.weights);
+                    let mut s = scheduler_of(v);
                     if let Some((p, ids)) = prev {
                         for (j, b) in v.backends.iter().enumerate() {
                             if let Some(k) = ids.iter().position(|x| x == b) {
@@ -250,6 +249,11 @@ impl WorkerState {
         stats.event_n(Event::ConnExpired, n as u64);
         n
     }
+}
+
+/// A new scheduler for VIP `v`, with its source pools.
+fn scheduler_of(v: &VipInfo) -> Scheduler {
+    Scheduler::new(v.sched, &v.weights).with_pools(v.pool_members())
 }
 
 /// Outbox room kept for frames the timers originate (SYN resends, resets,

@@ -241,10 +241,17 @@ pub enum Event {
     IdleSleep,
     /// A frame for the node's own stack passed to the kernel interface.
     KernelPassed,
+    /// A new flow scheduled over the backends of its client's
+    /// `[[vip.source]]` entry.
+    SourceSteered,
+    /// A new flow whose client's `[[vip.source]]` entry had no backend
+    /// taking connections (all down or drained), scheduled over the whole
+    /// VIP instead.
+    SourceFallback,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::KernelPassed as usize + 1;
+    pub const COUNT: usize = Event::SourceFallback as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -273,6 +280,8 @@ impl Event {
         Event::IcmpForwarded,
         Event::IdleSleep,
         Event::KernelPassed,
+        Event::SourceSteered,
+        Event::SourceFallback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -303,6 +312,8 @@ impl Event {
             Event::IcmpForwarded => "icmp_errors_forwarded",
             Event::IdleSleep => "idle_sleeps",
             Event::KernelPassed => "kernel_passed",
+            Event::SourceSteered => "source_steered",
+            Event::SourceFallback => "source_fallback",
         }
     }
 }

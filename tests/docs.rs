@@ -92,6 +92,10 @@ socket = \"\"
 [vip.backend.health]
 fall = 5
 
+[[vip.source]]
+prefixes = [\"198.19.0.0/16\"]
+backends = [\"198.18.1.11:8080\"]
+
 [dpdk]
 workers = 1
 
@@ -115,6 +119,7 @@ const TABLES: &[(&str, &str)] = &[
     ("[[vip.backend]]", "## `[[vip.backend]]`"),
     // Documented as "the keys of [vip.health]": the loader must agree.
     ("[vip.backend.health]", "## `[vip.health]`"),
+    ("[[vip.source]]", "## `[[vip.source]]`"),
     ("[dpdk]", "## `[dpdk]`"),
     ("[[port]]", "## `[[port]]`"),
 ];

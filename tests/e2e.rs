@@ -162,6 +162,9 @@ fn netns_end_to_end_quick() {
             "nat {family} PMTU: {stdout}"
         );
         assert!(has("ping -c 3", "nat", family), "{stdout}");
+        // Source steering: each client namespace reached only its pool.
+        assert!(has("curl from client", "nat, steered", family), "{stdout}");
+        assert!(has("curl from client2", "nat, steered", family), "{stdout}");
         assert!(has("ping -c 3", "node address", family), "{stdout}");
     }
     // Every row of a rampart case has no errors (the nftables rows are

@@ -68,6 +68,11 @@ pub const MAX_TABLE_SIZE: u32 = 10_000_019;
 pub const MAX_WEIGHT: u32 = 65_535;
 /// Longest accepted VIP name.
 pub const MAX_NAME_LEN: usize = 64;
+/// Most `[[vip.source]]` entries per VIP (each has its own Maglev table of
+/// `table_size` slots).
+pub const MAX_SOURCES: usize = 64;
+/// Most source prefixes per VIP, over all its `[[vip.source]]` entries.
+pub const MAX_SOURCE_PREFIXES: usize = 100_000;
 
 /// Default `control.socket`: the control API's unix socket.
 pub const DEFAULT_SOCKET: &str = "/run/rampart/rampart.sock";
@@ -840,6 +845,20 @@ pub struct Vip {
     /// `[vip.health]`: the check of its backends, as the VIP sets it (each
     /// backend's effective check is [`Backend::health`]).
     pub health: HealthCheck,
+    /// `[[vip.source]]`: clients steered to a subset of the backends, in
+    /// file order. Empty: every client is scheduled over every backend.
+    pub sources: Vec<Source>,
+}
+
+/// `[[vip.source]]`: new flows from clients in `prefixes` (the longest
+/// matching prefix over all of the VIP's entries decides) are scheduled
+/// over `backends` only, while one of them takes new connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Of the VIP's family, host bits zero; no prefix appears twice in a VIP.
+    pub prefixes: Vec<Subnet>,
+    /// Indices into the VIP's [`Vip::backends`], distinct, in file order.
+    pub backends: Vec<usize>,
 }
 
 /// `[[vip.backend]]`: a real server behind a VIP.

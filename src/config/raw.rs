@@ -95,6 +95,16 @@ pub(crate) struct RawVip {
     pub health: Option<S<RawHealth>>,
     #[serde(default, rename = "backend")]
     pub backends: Vec<S<RawBackend>>,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<S<RawSource>>,
+}
+
+/// `[[vip.source]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    pub prefixes: S<Vec<S<String>>>,
+    pub backends: S<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

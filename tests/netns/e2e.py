@@ -9,6 +9,9 @@ it to real servers (nginx, a Python echo server):
     client ns          router ns                   lan ns (bridge br0)
     c0 198.18.0.50 --- rc0 198.18.0.1              +-- lb ns: r0, rampart (net_af_packet)
        2001:2::50          2001:2::1                |      node 198.18.1.2 / 2001:2:0:1::2
+    client2 ns                                      |
+    c0 198.18.3.50 --- rc2 198.18.3.1               |
+       2001:2:0:3::50      2001:2:0:3::1            |
                        rl0 198.18.1.1 -------------+-- b1 198.18.1.11  nginx :80, echo :9000
                            2001:2:0:1::1            +-- b2 198.18.1.12  (same)
                        routes the VIPs              +-- b3 198.18.1.13  (same)
@@ -38,6 +41,12 @@ Cases (IPv4 and IPv6 unless said):
   tunnel               IPIP and GUE VIPs, IPv4 and IPv6 and across families:
                        curl reaches both tunnel backends, 10 MB downloaded
                        with the right digest, the answers bypass rampart.
+  steer                source-prefix steering: a NAT VIP whose [[vip.source]]
+                       entries send the client's prefix to b1 and b2 and
+                       client2's to b3: curl from each reaches only its
+                       pool, the backends see each client's own address;
+                       with b3 down, client2's requests go to the whole
+                       VIP (source_fallback counted).
   ping                 ICMP echo to a NAT VIP and the node addresses.
   pmtu                 the router's client-facing MTU set to 1400: its
                        frag-needed / packet-too-big to the VIP must reach
@@ -69,8 +78,8 @@ every tool's output. Exit 0 when every assertion held.
 Usage (root): python3 tests/netns/e2e.py [--quick] [--binary PATH] [--work DIR]
                  [--only CASE,...] [--no-tunnel-vips]
 Without --binary it builds `cargo build --release --features dpdk` first.
---only runs the named cases (modes, tunnel, ping, pmtu, pmtu-nat [its NAT
-half], synproxy, health, reload, nftables); the bed and its tunnel check
+--only runs the named cases (modes, tunnel, steer, ping, pmtu, pmtu-nat [its
+NAT half], synproxy, health, reload, nftables); the bed and its tunnel check
 always run. --no-tunnel-vips leaves the tunnel VIPs out of the config.
 Needs iproute2, ethtool, curl, wrk, hping3, nginx-light, nftables,
 iputils-ping, clang, libbpf-dev, python3.
@@ -102,6 +111,9 @@ SELF = os.path.abspath(__file__)
 
 CLIENT4, CLIENT6 = "198.18.0.50", "2001:2::50"
 RTR_C4, RTR_C6 = "198.18.0.1", "2001:2::1"
+# A second client, in another prefix: the steer case's other region.
+CLIENT2_4, CLIENT2_6 = "198.18.3.50", "2001:2:0:3::50"
+RTR_C2_4, RTR_C2_6 = "198.18.3.1", "2001:2:0:3::1"
 RTR_L4, RTR_L6 = "198.18.1.1", "2001:2:0:1::1"
 NODE4, NODE6 = "198.18.1.2", "2001:2:0:1::2"
 VIPNET4, VIPNET6 = "198.18.100.0/24", "2001:2:0:100::/64"
@@ -178,6 +190,11 @@ TUNNELS = [
     Tunnel(6, "gue", 4, "2001:2:0:100::7", False),    # IPv6 in IPv4 + UDP + GUE
 ]
 GUE_PORT = 6080  # rampart's default gue_port; decap.c is built for it
+# The steer case: a NAT VIP per family whose [[vip.source]] entries send
+# the client's prefix to b1 and b2 and client2's to b3.
+STEER_VIPS = {4: "198.18.100.8", 6: "2001:2:0:100::8"}
+STEER_POOLS = {4: [("198.18.0.0/24", ["b1", "b2"]), ("198.18.3.0/24", ["b3"])],
+               6: [("2001:2::/64", ["b1", "b2"]), ("2001:2:0:3::/64", ["b3"])]}
 # The VIPs both boxes of the tier case serve: DR and tunnel, whose return
 # traffic does not come back through a box, so any box can take any flow.
 TIER_DR = VIPS[("dr", 4)]
@@ -239,7 +256,7 @@ class Bed:
         self.work = work
         self.tag = tag
         self.procs = []  # (name, Popen)
-        self.names = (["client", "router", "lan", "lb", "lb2"] + [b.name for b in BACKENDS]
+        self.names = (["client", "client2", "router", "lan", "lb", "lb2"] + [b.name for b in BACKENDS]
                       + [t.name for t in TUN_BACKENDS])
 
     def ns(self, role):
@@ -339,16 +356,28 @@ class Bed:
         # many short connections from one client: reuse TIME_WAIT ports
         self.sysctl("client", "net.ipv4.tcp_tw_reuse=1")
         self.sysctl("client", "net.ipv4.ip_local_port_range=10000 65000")
+        # client2 <-> router: the second client's own prefix
+        self.veth("client2", "c0", "router", "rc2", mac_a="02:00:00:00:00:52")
+        self.up("client2", "c0")
+        self.up("router", "rc2")
+        self.addr("client2", "c0", f"{CLIENT2_4}/24")
+        self.addr("client2", "c0", f"{CLIENT2_6}/64")
+        self.route("client2", "default", "via", RTR_C2_4)
+        self.route("client2", "default", "via", RTR_C2_6)
+        self.sysctl("client2", "net.ipv4.tcp_tw_reuse=1")
 
         # router
         on_lan("router", "rl0", "p-rtr", ROUTER_LAN_MAC)
         self.addr("router", "rc0", f"{RTR_C4}/24")
         self.addr("router", "rc0", f"{RTR_C6}/64")
+        self.addr("router", "rc2", f"{RTR_C2_4}/24")
+        self.addr("router", "rc2", f"{RTR_C2_6}/64")
         self.addr("router", "rl0", f"{RTR_L4}/24")
         self.addr("router", "rl0", f"{RTR_L6}/64")
         for kv in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
                    "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
                    "net.ipv4.conf.rc0.rp_filter=0", "net.ipv4.conf.rl0.rp_filter=0",
+                   "net.ipv4.conf.rc2.rp_filter=0",
                    # nftables synproxy (the comparison) needs strict tracking
                    "net.netfilter.nf_conntrack_tcp_loose=0"):
             self.run("router", "sysctl", "-qw", kv, check=not kv.startswith("net.netfilter"))
@@ -650,14 +679,15 @@ def keepalive_client(args):
 # --- clients driven from here --------------------------------------------------------
 
 
-def curl_batch(bed, target, n, timeout=5):
-    """N sequential requests, each on a new connection. Returns a list of
-    (ok, seconds, backend name, client address the backend saw)."""
+def curl_batch(bed, target, n, timeout=5, role="client"):
+    """N sequential requests from ROLE's namespace, each on a new
+    connection. Returns a list of (ok, seconds, backend name, client
+    address the backend saw)."""
     args = ["curl", "-sg", "--max-time", str(timeout), "-H", "Connection: close",
             "-w", "%{http_code} %{time_total} %header{x-backend} %header{x-client}\\n"]
     for _ in range(n):
         args += ["-o", "/dev/null", target]
-    r = bed.run("client", *args, timeout=n * (timeout + 1) + 10, check=False)
+    r = bed.run(role, *args, timeout=n * (timeout + 1) + 10, check=False)
     out = []
     for line in r.stdout.splitlines():
         f = line.split()
@@ -863,6 +893,19 @@ def rampart_config(work, nat_backends=None, tunnels=True, box=1):
             for b in backends:
                 lines += ["[[vip.backend]]", f'address = "{b.addr(fam)}"', f"port = {port}",
                           f"weight = {b.weight}", ""]
+    # The steer case's VIPs: NAT over b1..b3, one source entry per client.
+    by_name = {b.name: b for b in IN_VIPS}
+    for fam, vip in STEER_VIPS.items():
+        lines += ["[[vip]]", f'name = "steer-{fam}"', f'address = "{vip}"', "port = 80",
+                  'protocol = "tcp"', 'mode = "nat"', "", "[vip.health]", 'kind = "tcp"']
+        lines += [f"{k} = {v}" for k, v in HEALTH.items()]
+        lines.append("")
+        for b in IN_VIPS:
+            lines += ["[[vip.backend]]", f'address = "{b.addr(fam)}"', "port = 80",
+                      f"weight = {b.weight}", ""]
+        for prefix, pool in STEER_POOLS[fam]:
+            lines += ["[[vip.source]]", f"prefixes = {toml_list([prefix])}",
+                      f"backends = {toml_list([bport(by_name[n], fam) for n in pool])}", ""]
     # Tunnel VIPs: the backends are one routed hop away (through
     # gateway_mac, no [[neighbor]]), addressed in the outer header's family.
     for tun in TUNNELS if tunnels else []:
@@ -1125,6 +1168,55 @@ class Suite:
                            f"VIP and {back} answers from the backends")
         d = self.rp.drops()
         log(f"rampart drops after the mode cases: {d or 'none'}")
+
+    def steer(self):
+        """Two clients in different prefixes reach only their pools; with
+        the one backend of client2's pool down, its requests go to the
+        whole VIP and rampart counts the fallback."""
+        n = max(30, self.dist_n // 4)
+        clients = {"client": (CLIENT4, CLIENT6), "client2": (CLIENT2_4, CLIENT2_6)}
+        pools = {"client": {"b1", "b2"}, "client2": {"b3"}}
+        before = self.rp.events("source_steered", "source_fallback")
+        for fam in (4, 6):
+            vip = STEER_VIPS[fam]
+            for role, want in pools.items():
+                res = curl_batch(self.bed, url(vip), n, role=role)
+                self.curl_row(f"curl from {role}", "nat, steered", fam, res)
+                fails = [r for r in res if not r[0]]
+                got = {name for ok, _, name, _ in res if ok}
+                seen = {str(ipaddress.ip_address(c)) for ok, _, _, c in res if ok and c}
+                me = clients[role][0 if fam == 4 else 1]
+                self.rows[-1]["note"] = "backends " + ", ".join(sorted(got))
+                self.check(not fails and got == want,
+                           f"steer {fam_name(fam)}: {role} ({me}) reached {sorted(got)} "
+                           f"in {len(res)} requests, {len(fails)} failed (its pool: "
+                           f"{sorted(want)})")
+                self.check(seen == {me}, f"steer {fam_name(fam)}: the backends saw {role} "
+                                         f"as {sorted(seen)} (expected {me})")
+        after = self.rp.events("source_steered", "source_fallback")
+        steered = after["source_steered"] - before["source_steered"]
+        self.check(steered >= 4 * n and after["source_fallback"] == before["source_fallback"],
+                   f"steer: rampart counted {steered} steered flows for {4 * n} requests, "
+                   f"{after['source_fallback'] - before['source_fallback']} fallbacks")
+        # client2's pool down: its flows go to the whole VIP, counted.
+        b3 = next(b for b in IN_VIPS if b.name == "b3")
+        for fam in (4, 6):
+            self.rp.ctl("backend", "down", bport(b3, fam))
+        try:
+            for fam in (4, 6):
+                res = curl_batch(self.bed, url(STEER_VIPS[fam]), n, role="client2")
+                fails = [r for r in res if not r[0]]
+                got = {name for ok, _, name, _ in res if ok}
+                self.check(not fails and got == {"b1", "b2"},
+                           f"steer {fam_name(fam)}: with b3 down, client2 reached "
+                           f"{sorted(got)} in {len(res)} requests, {len(fails)} failed")
+            fell = self.rp.events("source_fallback")["source_fallback"] - after["source_fallback"]
+            self.check(fell >= 2 * n, f"steer: {fell} fallbacks counted for {2 * n} requests "
+                                      "with client2's pool down")
+        finally:
+            for fam in (4, 6):
+                self.rp.ctl("backend", "clear", bport(b3, fam))
+        wait_health(self.rp, [b3], (4, 6), (80,), "up", 15)
 
     def download(self, vip, max_time=60):
         """The 10 MB blob from VIP: (same bytes as served, bytes received,
@@ -1718,6 +1810,8 @@ table ip shield {{
             self.modes()
         if want("tunnel") and self.tunnels:
             self.tunnel()
+        if want("steer"):
+            self.steer()
         if want("ping"):
             self.ping()
         if want("pmtu") or want("pmtu-nat"):
@@ -1828,8 +1922,8 @@ def main_suite(args):
     log(f"all {len(suite.checks)} checks passed")
 
 
-CASES = ("modes", "tunnel", "ping", "pmtu", "pmtu-nat", "synproxy", "health", "reload",
-         "tier", "nftables")
+CASES = ("modes", "tunnel", "steer", "ping", "pmtu", "pmtu-nat", "synproxy", "health",
+         "reload", "tier", "nftables")
 
 
 def main():
