@@ -36,6 +36,10 @@ pub enum Verdict {
     /// Taken over by the datapath (a SYN proxy ACK or a held packet); what
     /// it leads to goes out through the worker's [`Outbox`]. Not a drop.
     Consumed,
+    /// For another worker (the number): a fragment whose datagram's
+    /// connection that worker owns ([`crate::frag`]). The I/O backend
+    /// passes the frame on; counted as consumed here.
+    Handover(u16),
     Drop(DropReason),
 }
 
@@ -73,6 +77,8 @@ pub struct WorkerState {
     pub(crate) front: crate::xmit::Front,
     /// Health-check probes this worker sends and the answers it recognizes.
     pub prober: Prober,
+    /// IP datagrams in flight, and fragments held for their first.
+    pub frags: crate::frag::FragTable,
     /// Echo replies this worker may still send (`[icmp] echo_rate`).
     pub(crate) echo: TokenBucket,
     echo_limit: (u32, u32),
@@ -108,6 +114,7 @@ impl WorkerState {
             overflow_until: None,
             front: crate::xmit::Front::EMPTY,
             prober: Prober::new(),
+            frags: crate::frag::FragTable::new(&snap.fragments, seed),
             echo: TokenBucket::new(snap.icmp.echo_rate, snap.icmp.echo_burst),
             echo_limit: (snap.icmp.echo_rate, snap.icmp.echo_burst),
             generation: snap.generation,
@@ -172,6 +179,15 @@ impl WorkerState {
             self.echo = TokenBucket::new(limit.0, limit.1);
             self.echo_limit = limit;
         }
+        if *self.frags.config() != snap.fragments {
+            // What is held now goes; the new bounds apply from here.
+            let old = std::mem::replace(
+                &mut self.frags,
+                crate::frag::FragTable::new(&snap.fragments, self.seed),
+            );
+            self.stats
+                .held_dropped(DropReason::FragmentTimeout, old.held() as u64);
+        }
         if snap.has_synproxy() && self.synproxy.is_none() {
             let mut sp = synproxy::path::new_state(snap, self.conns.capacity(), self.seed);
             sp.secrets.set_clock(self.now);
@@ -218,6 +234,8 @@ impl WorkerState {
         if self.synproxy.is_some() {
             synproxy::path::retry_pending(self, snap);
         }
+        self.frags
+            .age(self.now_ns, budget as usize, &mut self.stats);
         let WorkerState {
             conns,
             scheds,
@@ -240,11 +258,13 @@ impl WorkerState {
 const OUTBOX_TIMERS: usize = 64;
 
 /// Outbox frames per burst: with the SYN proxy, a backend SYN or the held
-/// packets it releases per burst frame; always the timers' room.
+/// packets it releases per burst frame; always the timers' room and one
+/// datagram's worth of held fragments.
 fn outbox_frames(snap: &Snapshot, synproxy: bool) -> usize {
+    let base = OUTBOX_TIMERS + crate::frag::MAX_FRAGS;
     if synproxy {
-        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS
+        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + base
     } else {
-        OUTBOX_TIMERS
+        base
     }
 }

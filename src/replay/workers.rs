@@ -22,6 +22,10 @@
 //!   between two rounds, when every worker has finished the last one: a
 //!   probe order reaches its worker before the next burst, its answer is
 //!   back before the next tick;
+//! - a frame a worker hands to another (a fragment whose datagram's
+//!   connection the other owns, see [`crate::frag`]) starts that worker's
+//!   share of the next round, as a DPDK worker takes its ring before its
+//!   queues; the replay ends once no handed frame is left;
 //! - the output of a round is written worker by worker, each worker's
 //!   frames in the order it sent them. Frames of one connection keep their
 //!   order (one worker owns them); frames of different connections may
@@ -55,6 +59,8 @@ struct Round {
 /// A worker's answer to a round.
 struct Sent {
     frames: Vec<RxPacket>,
+    /// Frames it handed to other workers (fragments, see [`crate::frag`]).
+    handed: Vec<(u16, RxPacket)>,
     /// The round's frames, handed back for the next one.
     spare: Vec<RxPacket>,
 }
@@ -72,6 +78,10 @@ struct Lane {
     to: Sender<Round>,
     from: Receiver<Sent>,
     spare: Vec<RxPacket>,
+    /// Frames other workers handed this one in the last round: the next
+    /// round's share starts with them, as a DPDK worker takes its ring
+    /// before its queues.
+    inbox: Vec<RxPacket>,
 }
 
 pub(super) fn replay(
@@ -108,6 +118,7 @@ pub(super) fn replay(
                 to,
                 from,
                 spare: Vec::new(),
+                inbox: Vec::new(),
             });
         }
         let read = read_and_steer(opts, control, &store, io, writer, &mut lanes);
@@ -181,6 +192,7 @@ fn read_and_steer(
             .map(|l| {
                 let mut v = std::mem::take(&mut l.spare);
                 v.clear();
+                v.append(&mut l.inbox);
                 v
             })
             .collect();
@@ -201,7 +213,7 @@ fn read_and_steer(
             control.tick(clock_ns);
         }
         progress.update(total, io.reader().offset());
-        if n == 0 && io.exhausted() {
+        if n == 0 && io.exhausted() && lanes.iter().all(|l| l.inbox.is_empty()) {
             break Ok(());
         }
     };
@@ -240,6 +252,7 @@ fn run_round(
             return Err(format!("replay worker {w} stopped"));
         }
     }
+    let mut handed = Vec::new();
     for (w, lane) in lanes.iter_mut().enumerate() {
         let Ok(sent) = lane.from.recv() else {
             return Err(format!("replay worker {w} stopped"));
@@ -250,6 +263,13 @@ fn run_round(
             }
         }
         lane.spare = sent.spare;
+        handed.extend(sent.handed);
+    }
+    for (to, p) in handed {
+        match lanes.get_mut(usize::from(to)) {
+            Some(lane) => lane.inbox.push(p),
+            None => return Err(format!("a frame was handed to worker {to}, which does not exist")),
+        }
     }
     Ok(())
 }
@@ -285,6 +305,7 @@ fn worker_main(
         link.service(&mut ws, got);
         let sent = Sent {
             frames: io.take_sent(),
+            handed: io.take_handed(),
             spare: io.take_loaded(),
         };
         if answers.send(sent).is_err() {

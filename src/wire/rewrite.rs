@@ -177,7 +177,9 @@ fn ports<F: Family, const N: usize>(
         return false;
     }
     if usize::from(d.l4_off) != usize::from(d.l3_off) + F::IP_LEN {
-        return false;
+        // An IPv6 first fragment: its transport header follows the
+        // fragment header.
+        return slow(frame, d, src, dst);
     }
     let Some(hdr) = frame
         .get_mut(usize::from(d.l3_off)..)
@@ -216,6 +218,72 @@ fn ports<F: Family, const N: usize>(
         write_u16(hdr, at, c);
     }
     true
+}
+
+/// [`apply`] out of line, for the rare packet whose layout is not fixed.
+#[cold]
+#[inline(never)]
+fn slow(frame: &mut [u8], d: &FlowDesc, src: Option<(Addr, u16)>, dst: Option<(Addr, u16)>) -> bool {
+    let (sa, sp) = split(src);
+    let (da, dp) = split(dst);
+    apply(frame, d, sa, sp, da, dp)
+}
+
+/// Rewrites the IP addresses of a fragment that is not its datagram's
+/// first: only the IPv4 header checksum covers them here. The transport
+/// checksum, in the first fragment, was updated for the whole datagram
+/// when that fragment was rewritten. Returns `false`, changing nothing,
+/// on an address of the wrong family or an ARP frame.
+pub fn rewrite_fragment(frame: &mut [u8], d: &FlowDesc, src: Option<Addr>, dst: Option<Addr>) -> bool {
+    let l3_off = usize::from(d.l3_off);
+    match d.l3 {
+        L3Kind::Ipv4 => {
+            if !src.is_none_or(is_v4) || !dst.is_none_or(is_v4) {
+                return false;
+            }
+            let Some(ip) = frame
+                .get_mut(l3_off..)
+                .and_then(|b| b.first_chunk_mut::<{ super::ipv4::HEADER_LEN }>())
+            else {
+                return false;
+            };
+            let mut p = Ipv4Packet::new_unchecked(ip);
+            let mut delta = Delta::new();
+            if let Some(a) = src {
+                let new = a.v4_octets();
+                delta = delta.u32(u32::from_be_bytes(p.src()), u32::from_be_bytes(new));
+                p.set_src(new);
+            }
+            if let Some(a) = dst {
+                let new = a.v4_octets();
+                delta = delta.u32(u32::from_be_bytes(p.dst()), u32::from_be_bytes(new));
+                p.set_dst(new);
+            }
+            let c = delta.apply(p.checksum());
+            p.set_checksum(c);
+            true
+        }
+        L3Kind::Ipv6 => {
+            if src.is_some_and(is_v4) || dst.is_some_and(is_v4) {
+                return false;
+            }
+            let Some(ip) = frame
+                .get_mut(l3_off..)
+                .and_then(|b| b.first_chunk_mut::<{ super::ipv6::HEADER_LEN }>())
+            else {
+                return false;
+            };
+            let mut p = Ipv6Packet::new_unchecked(ip);
+            if let Some(a) = src {
+                p.set_src(a.0);
+            }
+            if let Some(a) = dst {
+                p.set_dst(a.0);
+            }
+            true
+        }
+        L3Kind::Arp => false,
+    }
 }
 
 #[inline]
