@@ -25,7 +25,10 @@
 //! - a frame a worker hands to another (a fragment whose datagram's
 //!   connection the other owns, see [`crate::frag`]) starts that worker's
 //!   share of the next round, as a DPDK worker takes its ring before its
-//!   queues; the replay ends once no handed frame is left;
+//!   queues, all handed frames in the order they came in; a round ends
+//!   after every fragment, so what a worker hands on reaches its owner
+//!   before the capture's next frame does; the replay ends once no handed
+//!   frame is left;
 //! - the output of a round is written worker by worker, each worker's
 //!   frames in the order it sent them. Frames of one connection keep their
 //!   order (one worker owns them); frames of different connections may
@@ -186,24 +189,40 @@ fn read_and_steer(
         if let Some(first) = bufs.first().filter(|_| n > 0) {
             clock_ns = first.ts_ns;
         }
-        let snap = store.load();
-        let mut shares: Vec<Vec<RxPacket>> = lanes
-            .iter_mut()
-            .map(|l| {
-                let mut v = std::mem::take(&mut l.spare);
-                v.clear();
-                v.append(&mut l.inbox);
-                v
-            })
-            .collect();
-        for p in bufs.iter().take(n) {
-            let w = steer::owner(&p.data, &snap, workers, &mut d).unwrap_or(0);
-            if let Some(share) = shares.get_mut(usize::from(w)) {
-                share.push(p.clone());
+        // A round ends after each fragment: a worker may hand it (and what
+        // it held) to another, which must get it before the capture's
+        // next frames, as it would on the wire.
+        let mut start = 0;
+        let result = loop {
+            let snap = store.load();
+            let mut shares: Vec<Vec<RxPacket>> = lanes
+                .iter_mut()
+                .map(|l| {
+                    let mut v = std::mem::take(&mut l.spare);
+                    v.clear();
+                    v.append(&mut l.inbox);
+                    v
+                })
+                .collect();
+            while let Some(p) = bufs.get(start).filter(|_| start < n) {
+                start += 1;
+                let w = steer::owner(&p.data, &snap, workers, &mut d).unwrap_or(0);
+                if let Some(share) = shares.get_mut(usize::from(w)) {
+                    share.push(p.clone());
+                }
+                if is_fragment(&p.data) {
+                    break;
+                }
             }
-        }
-        drop(snap);
-        if let Err(e) = run_round(lanes, shares, clock_ns, writer.as_mut()) {
+            drop(snap);
+            if let Err(e) = run_round(lanes, shares, clock_ns, writer.as_mut()) {
+                break Err(e);
+            }
+            if start >= n {
+                break Ok(());
+            }
+        };
+        if let Err(e) = result {
             break Err(e);
         }
         total += n as u64;
@@ -239,6 +258,13 @@ fn read_and_steer(
     Ok((control, report))
 }
 
+fn is_fragment(frame: &[u8]) -> bool {
+    matches!(
+        crate::wire::parse(frame),
+        Err(crate::stats::DropReason::Ipv4Fragment | crate::stats::DropReason::Ipv6Fragment)
+    )
+}
+
 /// Hands every worker its share, waits for all of them, and writes what
 /// they sent, worker by worker.
 fn run_round(
@@ -265,6 +291,10 @@ fn run_round(
         lane.spare = sent.spare;
         handed.extend(sent.handed);
     }
+    // In the order they came in (a held fragment carries its first's
+    // time), not worker by worker: a datagram's answer handed on by one
+    // worker must not overtake its question handed on by another.
+    handed.sort_by_key(|(_, p)| p.ts_ns);
     for (to, p) in handed {
         match lanes.get_mut(usize::from(to)) {
             Some(lane) => lane.inbox.push(p),
@@ -299,8 +329,15 @@ fn worker_main(
         io.load(round.frames);
         ws.set_clock_ns(round.clock_ns);
         let snap = store.load();
-        // A QueueIo neither fails nor holds more than a burst.
-        got = poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Given, BURST).unwrap_or(0);
+        // A QueueIo never fails; a share with frames handed over may
+        // hold more than a burst.
+        got = 0;
+        loop {
+            got += poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Given, BURST).unwrap_or(0);
+            if io.exhausted() {
+                break;
+            }
+        }
         drop(snap);
         link.service(&mut ws, got);
         let sent = Sent {
