@@ -93,12 +93,15 @@ pub fn rewrite(
         (L3Kind::Ipv4, proto::UDP) => {
             ports::<V4, { 20 + udp::HEADER_LEN }>(frame, d, new_src, new_dst, true)
         }
-        (L3Kind::Ipv6, proto::TCP) => {
+        // An IPv6 first fragment has its transport header after the
+        // fragment header: the general path.
+        (L3Kind::Ipv6, proto::TCP) if fixed_v6(d) => {
             ports::<V6, { 40 + tcp::field::CHECKSUM.end }>(frame, d, new_src, new_dst, false)
         }
-        (L3Kind::Ipv6, proto::UDP) => {
+        (L3Kind::Ipv6, proto::UDP) if fixed_v6(d) => {
             ports::<V6, { 40 + udp::HEADER_LEN }>(frame, d, new_src, new_dst, true)
         }
+        (L3Kind::Ipv6, _) => slow(frame, d, new_src, new_dst),
         _ => {
             let (sa, sp) = split(new_src);
             let (da, dp) = split(new_dst);
@@ -177,9 +180,7 @@ fn ports<F: Family, const N: usize>(
         return false;
     }
     if usize::from(d.l4_off) != usize::from(d.l3_off) + F::IP_LEN {
-        // An IPv6 first fragment: its transport header follows the
-        // fragment header.
-        return slow(frame, d, src, dst);
+        return false;
     }
     let Some(hdr) = frame
         .get_mut(usize::from(d.l3_off)..)
@@ -218,6 +219,12 @@ fn ports<F: Family, const N: usize>(
         write_u16(hdr, at, c);
     }
     true
+}
+
+/// The transport header right after the fixed IPv6 header.
+#[inline(always)]
+fn fixed_v6(d: &FlowDesc) -> bool {
+    usize::from(d.l4_off) == usize::from(d.l3_off) + V6::IP_LEN
 }
 
 /// [`apply`] out of line, for the rare packet whose layout is not fixed.
