@@ -561,7 +561,13 @@ fn fragment(
 /// A datagram's first fragment: handed to the worker that owns its
 /// connection, or scheduled here; either way the fragments held for it
 /// follow.
-fn first(frame: &mut [u8], d: &FlowDesc, idx: u32, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
+fn first(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
     let elsewhere = crate::io::steer::conn_owner(&d.key, snap, ws.workers).filter(|&o| o != ws.id);
     if let Some(o) = elsewhere {
         ws.frags.set_fate(idx, Fate::Owner(o));
@@ -587,7 +593,13 @@ fn first(frame: &mut [u8], d: &FlowDesc, idx: u32, ws: &mut WorkerState, snap: &
 }
 
 /// A fragment after the first: it follows the first, or waits for it.
-fn later(frame: &mut [u8], d: &FlowDesc, idx: u32, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
+fn later(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    idx: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
     match ws.frags.fate(idx) {
         Fate::Decided(dec) => {
             let len = frame.len() as u64;
@@ -711,7 +723,8 @@ fn emit(h: u32, dec: &Decision, ws: &mut WorkerState, snap: &Snapshot) -> Result
     slot.copy_within(start..FRONT_MAX + len, 0);
     ws.outbox.commit(len + n);
     ws.stats.originated(len + n);
-    ws.stats.count_flow(dec.bound.vi, dec.bound.backend, len as u64, dec.dir);
+    ws.stats
+        .count_flow(dec.bound.vi, dec.bound.backend, len as u64, dec.dir);
     ws.stats.event(Event::FragmentReleased);
     ws.stats.event(Event::FragmentForwarded);
     Ok(())

@@ -706,7 +706,10 @@ pub fn ipv6_with_fragment_header(
 /// checksum, IPv6 ones a fragment header with identification `ident` (IPv4
 /// keeps the packet's own ID).
 pub fn fragments(frame: &[u8], chunk: usize, ident: u32) -> Vec<Vec<u8>> {
-    assert!(chunk >= 8 && chunk % 8 == 0, "fragment data is a multiple of 8 bytes");
+    assert!(
+        chunk >= 8 && chunk % 8 == 0,
+        "fragment data is a multiple of 8 bytes"
+    );
     let ip = l3_packet(frame);
     let l2 = &frame[..frame.len() - ip.len()];
     let v4 = ip[0] >> 4 == 4;

@@ -137,7 +137,16 @@ fn query(vip: Addr, cport: u16, id: u16) -> Vec<u8> {
     } else {
         a("2001:2:0:200::7")
     };
-    gen::udp(&FROM_CLIENTS, client, vip, 64, id, cport, 53, &payload(3000))
+    gen::udp(
+        &FROM_CLIENTS,
+        client,
+        vip,
+        64,
+        id,
+        cport,
+        53,
+        &payload(3000),
+    )
 }
 
 // ---- taking frames apart ------------------------------------------------------

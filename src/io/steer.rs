@@ -55,7 +55,9 @@ pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &mut FlowDesc) -> O
     }
     match wire::parse_into(frame, d) {
         Ok(()) => {}
-        Err(DropReason::Ipv4Fragment | DropReason::Ipv6Fragment) => return fragment_owner(frame, workers),
+        Err(DropReason::Ipv4Fragment | DropReason::Ipv6Fragment) => {
+            return fragment_owner(frame, workers)
+        }
         Err(_) => return None,
     }
     let k = &d.key;

@@ -298,7 +298,11 @@ fn run_round(
     for (to, p) in handed {
         match lanes.get_mut(usize::from(to)) {
             Some(lane) => lane.inbox.push(p),
-            None => return Err(format!("a frame was handed to worker {to}, which does not exist")),
+            None => {
+                return Err(format!(
+                    "a frame was handed to worker {to}, which does not exist"
+                ))
+            }
         }
     }
     Ok(())
@@ -333,7 +337,8 @@ fn worker_main(
         // hold more than a burst.
         got = 0;
         loop {
-            got += poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Given, BURST).unwrap_or(0);
+            got +=
+                poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Given, BURST).unwrap_or(0);
             if io.exhausted() {
                 break;
             }

@@ -230,7 +230,12 @@ fn fixed_v6(d: &FlowDesc) -> bool {
 /// [`apply`] out of line, for the rare packet whose layout is not fixed.
 #[cold]
 #[inline(never)]
-fn slow(frame: &mut [u8], d: &FlowDesc, src: Option<(Addr, u16)>, dst: Option<(Addr, u16)>) -> bool {
+fn slow(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    src: Option<(Addr, u16)>,
+    dst: Option<(Addr, u16)>,
+) -> bool {
     let (sa, sp) = split(src);
     let (da, dp) = split(dst);
     apply(frame, d, sa, sp, da, dp)
@@ -241,7 +246,12 @@ fn slow(frame: &mut [u8], d: &FlowDesc, src: Option<(Addr, u16)>, dst: Option<(A
 /// checksum, in the first fragment, was updated for the whole datagram
 /// when that fragment was rewritten. Returns `false`, changing nothing,
 /// on an address of the wrong family or an ARP frame.
-pub fn rewrite_fragment(frame: &mut [u8], d: &FlowDesc, src: Option<Addr>, dst: Option<Addr>) -> bool {
+pub fn rewrite_fragment(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    src: Option<Addr>,
+    dst: Option<Addr>,
+) -> bool {
     let l3_off = usize::from(d.l3_off);
     match d.l3 {
         L3Kind::Ipv4 => {

@@ -352,7 +352,10 @@ fn refuses_bad_fragments() {
     let frags = crate::gen::fragments(&whole, 1480, 0);
     // A first fragment too short for the UDP header (RFC 7112).
     let tiny = crate::gen::fragments(&whole, 8, 0);
-    assert!(parse_fragment(&tiny[0]).is_ok(), "8 bytes hold a UDP header");
+    assert!(
+        parse_fragment(&tiny[0]).is_ok(),
+        "8 bytes hold a UDP header"
+    );
     let mut f = frags[0].clone();
     f.truncate(14 + 20 + 4);
     f[16..18].copy_from_slice(&24u16.to_be_bytes());

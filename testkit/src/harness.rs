@@ -83,10 +83,7 @@ pub fn run(data: &[u8]) -> rampart::stats::WorkerStats {
                     buf.len() <= f.len() + rampart::xmit::FRONT_MAX,
                     "the datapath made a frame longer than encapsulation can"
                 );
-                assert!(
-                    parses(&buf),
-                    "the datapath sent a frame it cannot parse"
-                );
+                assert!(parses(&buf), "the datapath sent a frame it cannot parse");
             }
             Verdict::Consumed | Verdict::Handover(_) | Verdict::Drop(_) => {}
         }
