@@ -547,6 +547,9 @@ pub(crate) fn first_fragment(
     });
     let hash = ws.conns.hash(&d.key);
     let (b, dir) = if let Some(vi) = snap.vip(&d.key.dst, d.key.dport, d.key.proto) {
+        if snap.vips.get(usize::from(vi)).is_some_and(|v| v.synproxy) {
+            return (unsupported, None);
+        }
         let b = match forward_target(frame, d, vi, hash, ws, snap) {
             Err(v) => return (v, None),
             Ok((_, Target::Conn(idx))) => {

@@ -58,6 +58,9 @@ fn config(fragments: &str) -> String {
             .key("encap", "\"gue\"")
             .backends_without_port(&["2001:2:0:7::21"]),
         Vip::new("web4", "198.18.100.10", 80, "tcp", "nat").backends(&v4, 8080),
+        Vip::new("sp4", "198.18.100.60", 80, "tcp", "nat")
+            .synproxy()
+            .backends(&v4, 8080),
     ] {
         s.push_str(&vip.table_size(1009).to_string());
     }
@@ -643,4 +646,34 @@ fn the_fragment_owner_hands_a_datagram_to_its_connections_owner() {
     assert_eq!(w1.ws.conns.len(), 1);
     w0.balanced();
     w1.balanced();
+}
+
+#[test]
+fn a_syn_proxy_vip_takes_no_fragments() {
+    let mut lb = Lb::new("");
+    let seg = gen::TcpSeg {
+        sport: 40009,
+        dport: 80,
+        flags: rampart::flow::tcp_flags::SYN,
+        payload: payload(3000),
+        ..Default::default()
+    };
+    let whole = gen::tcp(
+        &FROM_CLIENTS,
+        a("198.18.200.7"),
+        a("198.18.100.60"),
+        64,
+        1,
+        &seg,
+    );
+    let frags = gen::fragments(&whole, 1480, 0);
+    assert_eq!(
+        lb.send(&frags[0]).0,
+        Verdict::Drop(DropReason::Ipv4Fragment)
+    );
+    assert_eq!(
+        lb.send(&frags[1]).0,
+        Verdict::Drop(DropReason::FragmentFirstDropped)
+    );
+    assert_eq!(lb.ws.conns.len(), 0);
 }

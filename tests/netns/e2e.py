@@ -50,7 +50,9 @@ Cases (IPv4 and IPv6 unless said):
                        the NAT VIP (the answer's fragments come back through
                        rampart) and the DR VIP (to the backend only); every
                        datagram comes back whole, rampart counts the
-                       fragments it forwarded.
+                       fragments it forwarded. IPv6 only: net_af_packet
+                       (DPDK 22.11) has the kernel reassemble IPv4
+                       fragments before rampart sees them.
   synproxy             handshakes complete through cookies (rampart's
                        counters), 10 MB echoed byte for byte and 10 MB
                        downloaded with the right digest; IPv4: under an
@@ -1209,8 +1211,16 @@ class Suite:
         for role, dev in links:
             sh(["ip", "-n", bed.ns(role), "link", "set", dev, "mtu", str(FRAG_MTU)])
         try:
+            # IPv6 only: DPDK 22.11's net_af_packet joins its socket to a
+            # fanout group with PACKET_FANOUT_FLAG_DEFRAG, so the lb
+            # namespace's kernel reassembles IPv4 fragments before rampart
+            # sees them (into one frame larger than the ring's); IPv4
+            # fragments are covered by the datapath tests and fixtures.
             for mode in ("nat", "dr"):
-                for fam in (4, 6):
+                self.row("UDP echo in fragments", mode, 4, 0, 0, None, None,
+                         "not run: net_af_packet hands rampart IPv4 datagrams the kernel "
+                         "reassembled (PACKET_FANOUT_FLAG_DEFRAG)")
+                for fam in (6,):
                     vip = VIPS[(mode, fam)]
                     ev0 = self.rp.events("fragments_forwarded")["fragments_forwarded"]
                     drops0 = self.rp.drops()
