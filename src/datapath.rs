@@ -237,7 +237,7 @@ fn count(ws: &mut WorkerState, rx_len: u64, tx_len: u64, v: Verdict) {
             ws.stats.tx_packets += 1;
             ws.stats.tx_bytes += tx_len;
         }
-        Verdict::Consumed | Verdict::Handover(_) => ws.stats.consumed += 1,
+        Verdict::Consumed | Verdict::Handover(_) | Verdict::Kernel => ws.stats.consumed += 1,
         Verdict::Drop(r) => ws.stats.drop(r),
     }
 }
@@ -289,6 +289,7 @@ fn handle(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapsho
 
 fn arp(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -> Verdict {
     const REQUEST: u16 = 1;
+    const REPLY: u16 = 2;
     if d.arp_op == REQUEST
         && snap.owned(&d.key.dst).is_some()
         && wire::arp::arp_reply_in_place(frame, d, snap.mac)
@@ -296,13 +297,34 @@ fn arp(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) ->
         ws.stats.event(Event::ArpReply);
         return Verdict::Reply;
     }
+    // An answer to the kernel's own request for a neighbor.
+    if d.arp_op == REPLY && snap.owned(&d.key.dst) == Some(Owned::Node) {
+        return to_kernel(ws, snap, DropReason::ArpNotForUs);
+    }
     Verdict::Drop(DropReason::ArpNotForUs)
+}
+
+/// The node's own traffic that the datapath does not handle (a routing
+/// daemon's BGP session, ssh, answers to the kernel's neighbor requests):
+/// to the kernel when `rampart run` has a kernel interface, within the
+/// worker's `dpdk.kernel_rate`; else dropped as `otherwise`.
+#[cold]
+fn to_kernel(ws: &mut WorkerState, snap: &Snapshot, otherwise: DropReason) -> Verdict {
+    if snap.kernel.is_none() {
+        return Verdict::Drop(otherwise);
+    }
+    if !ws.kernel.take(ws.now_ns) {
+        return Verdict::Drop(DropReason::KernelRateLimited);
+    }
+    ws.stats.event(Event::KernelPassed);
+    Verdict::Kernel
 }
 
 /// ICMPv6 types of neighbor discovery (RFC 4861 §4).
 const ND_ROUTER_SOLICIT: u8 = 133;
 const ND_REDIRECT: u8 = 137;
 const ND_NEIGHBOR_SOLICIT: u8 = 135;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
 
 #[cold]
 #[inline(never)]
@@ -315,6 +337,10 @@ fn icmp(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -
                 return Verdict::Reply;
             }
         }
+        // An answer to the kernel's own solicitation.
+        if d.icmp_type == ND_NEIGHBOR_ADVERT && snap.owned(&d.key.dst) == Some(Owned::Node) {
+            return to_kernel(ws, snap, DropReason::NdNotForUs);
+        }
         return Verdict::Drop(DropReason::NdNotForUs);
     }
     let v6 = d.l3 == L3Kind::Ipv6;
@@ -323,6 +349,7 @@ fn icmp(frame: &mut [u8], d: &FlowDesc, ws: &mut WorkerState, snap: &Snapshot) -
     }
     match snap.owned(&d.key.dst) {
         Some(_) if wire::icmp::is_echo_request(v6, d.icmp_type) => echo(frame, d, ws, snap),
+        Some(Owned::Node) => to_kernel(ws, snap, DropReason::IcmpUnsupported),
         Some(_) => Verdict::Drop(DropReason::IcmpUnsupported),
         None => Verdict::Drop(DropReason::NoVip),
     }
@@ -459,11 +486,11 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
         proto::TCP | proto::UDP => {}
         proto::ICMP | proto::ICMPV6 => return icmp(frame, d, ws, snap),
         _ => {
-            return Verdict::Drop(if snap.owned(&d.key.dst).is_some() {
-                DropReason::UnsupportedProtocol
-            } else {
-                DropReason::NoVip
-            })
+            return match snap.owned(&d.key.dst) {
+                Some(Owned::Node) => to_kernel(ws, snap, DropReason::UnsupportedProtocol),
+                Some(_) => Verdict::Drop(DropReason::UnsupportedProtocol),
+                None => Verdict::Drop(DropReason::NoVip),
+            }
         }
     }
     if let Some(vi) = c.vip {
@@ -518,7 +545,7 @@ fn reverse_target(
                 ws.trim = Some(len);
                 Verdict::Reply
             }
-            None => Verdict::Drop(DropReason::LocalNotHandled),
+            None => to_kernel(ws, snap, DropReason::LocalNotHandled),
         },
         None => match stateless_bound(d, ws, snap) {
             Ok(b) => return Ok(Back::Stateless(b)),

@@ -28,6 +28,7 @@ pub mod random;
 pub mod replay;
 #[cfg(feature = "dpdk")]
 pub mod run;
+pub mod runtime;
 pub mod sched;
 pub mod snapshot;
 pub mod state;

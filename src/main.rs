@@ -271,7 +271,7 @@ fn run_dpdk(
         eal_args: (!eal_args.is_empty()).then_some(eal_args),
         clock: ClockChoice::from_name(clock).unwrap_or(ClockChoice::Auto),
     };
-    let report = run::run(&cfg, &opts)?;
+    let report = run::run(&cfg, &opts).map_err(|e| e.to_string())?;
     print!("{}", run::summary(&report));
     if let Some(p) = stats_json {
         let text =

@@ -14,11 +14,11 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Config;
 use crate::control::state::{Control, HealthEvent};
-use crate::datapath::WorkerState;
-use crate::io::{PacketIo, PcapIo, PcapReader, PcapWriter};
+use crate::io::{PcapIo, PcapReader, PcapWriter};
+use crate::runtime::Worker;
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, Event, WorkerStats};
-use crate::worker::{poll_up_to, Clock, BURST};
+use crate::worker::{Clock, BURST};
 
 mod workers;
 
@@ -91,32 +91,35 @@ pub const REPLAY_PROBE_KEY: [u8; 16] = *b"rampart-replay-p";
 /// time out in capture time, and scheduled reloads happen between two
 /// given packets.
 pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayReport), String> {
+    let cfg = &cfg.without_kernel_interfaces();
     if opts.workers > 1 {
         return workers::replay(cfg, opts);
     }
     let (mut control, links) = Control::new(cfg.clone(), "", None, 1, REPLAY_PROBE_KEY, 0)?;
-    let Some(mut link) = links.into_iter().next() else {
+    let Some(link) = links.into_iter().next() else {
         return Err("no worker link".to_string());
     };
     let store = control.store();
-    let mut ws = WorkerState::new(&store.load(), 0, 1, REPLAY_SEED);
     let reader = PcapReader::open(&opts.input).map_err(|e| e.to_string())?;
     let writer = match &opts.output {
         Some(p) => Some(PcapWriter::create(p).map_err(|e| e.to_string())?),
         None => None,
     };
-    let mut io = PcapIo::new(reader, writer);
+    let mut worker = Worker::new(&store, link, 0, 1, REPLAY_SEED, PcapIo::new(reader, writer));
 
     let mut progress = Progress::new(opts);
 
     let start = Instant::now();
-    let mut bufs = Vec::with_capacity(BURST);
     let mut total = 0u64;
     let mut reloads = opts.reloads.iter().peekable();
     let mut applied = 0u64;
     let result: Result<(), String> = loop {
         if let Some(r) = reloads.next_if(|r| r.after <= total) {
-            if let Err(e) = control.reload_with(r.config.clone(), &r.text, ws.clock_ns()) {
+            if let Err(e) = control.reload_with(
+                r.config.without_kernel_interfaces(),
+                &r.text,
+                worker.ws.clock_ns(),
+            ) {
                 break Err(format!("reload after packet {}: {}", r.after, e.message));
             }
             applied += 1;
@@ -126,21 +129,19 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
         let max = reloads
             .peek()
             .map_or(burst, |r| (r.after - total).min(burst as u64) as usize);
-        let snap = store.load();
-        let n = match poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Packets, max) {
+        let n = match worker.poll(&store, &Clock::Packets, max) {
             Ok(n) => n,
             Err(e) => break Err(format!("{}: {e}", opts.input.display())),
         };
         total += n as u64;
-        link.service(&mut ws, n);
         // Health checks run on the capture's clock, which starts with its
         // first packet.
         if total > 0 {
-            control.tick(ws.clock_ns());
-            link.service(&mut ws, n);
+            control.tick(worker.ws.clock_ns());
+            worker.service(n);
         }
-        progress.update(total, io.reader().offset());
-        if n == 0 && io.exhausted() {
+        progress.update(total, worker.io.reader().offset());
+        if n == 0 && worker.exhausted() {
             break Ok(());
         }
     };
@@ -150,14 +151,15 @@ pub fn replay(cfg: &Config, opts: &ReplayOptions) -> Result<(Snapshot, ReplayRep
     if let Some(r) = reloads.next() {
         return Err(unreached_reload(r, total));
     }
+    let (end, mut io) = worker.finish();
     io.finish().map_err(|e| e.to_string())?;
     // Entries still live at the end of the capture are not an error; they
     // are reported as active connections.
     let report = ReplayReport {
-        active_conns: ws.conns.len(),
-        conn_capacity: ws.conns.capacity(),
-        bytes_per_entry: ws.conns.bytes_per_entry(),
-        stats: ws.stats,
+        active_conns: end.active,
+        conn_capacity: end.capacity,
+        bytes_per_entry: end.bytes_per_entry,
+        stats: end.stats,
         health_events: control.take_health_events(),
         reloads: applied,
         elapsed,

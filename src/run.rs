@@ -7,7 +7,9 @@
 //! pool, every port configured with one rx and one tx queue per worker (RSS
 //! when there are several and the driver hashes), then one pinned worker
 //! thread per CPU, registered as an EAL lcore (`rte_thread_register`), each
-//! running [`crate::worker::poll_once`] over its [`DpdkIo`]. With several
+//! a [`crate::runtime::Worker`] over its [`DpdkIo`] (the threads, the
+//! counters they publish and the control loop are [`crate::runtime`]'s,
+//! shared with what runs without DPDK). With several
 //! workers each also has an `rte_ring` through which the others hand it the
 //! frames of its connections ([`crate::io::steer`]).
 //!
@@ -27,27 +29,25 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam::utils::CachePadded;
 use dpdk_bindings::{lcore, Access, Eal, Mempool, Port as EthPort, Ring, SOCKET_ANY};
 use serde_json::{json, Value};
 
 use crate::config::{Config, Dpdk, Port};
 use crate::control::api::{ApiServer, Handler};
-use crate::control::link::{SnapshotStore, WorkerLink};
+use crate::control::link::SnapshotStore;
 use crate::control::prom::{self, MetricsServer};
 use crate::control::state::{Control, Shared};
-use crate::datapath::WorkerState;
-use crate::io::dpdk::{DpdkIo, Handover, IoStats, RxPort};
+use crate::io::dpdk::{DpdkIo, Handover, IoStats, KernelQueues, RxPort};
 use crate::io::route::Routes;
 use crate::replay::{self, ReplayReport};
+use crate::runtime::{
+    IdleSleep, LoopPolicy, Pool, RuntimeError, Signals, Stopped, Totals, WorkerSpec,
+};
 use crate::snapshot::Snapshot;
-use crate::stats::WorkerStats;
-use crate::worker::{poll_once, Clock, BURST};
+use crate::worker::Clock;
 
 /// Where the worker clock comes from (`--clock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,23 +82,6 @@ pub struct RunOptions {
     pub clock: ClockChoice,
 }
 
-/// Counters a worker publishes for the control thread, once per burst.
-#[derive(Default)]
-struct Live {
-    rx: AtomicU64,
-    tx: AtomicU64,
-    dropped: AtomicU64,
-}
-
-/// What a worker hands back when it stops.
-struct WorkerResult {
-    stats: WorkerStats,
-    active: u32,
-    capacity: u32,
-    bytes_per_entry: usize,
-    io: IoStats,
-}
-
 /// A port's counters at the end of the run.
 pub struct PortReport {
     pub name: String,
@@ -116,6 +99,31 @@ pub struct RunReport {
     pub stopped_by: &'static str,
 }
 
+/// Why `rampart run` could not start, or failed while running. Each says
+/// the cause in one line and, where there is one, the likeliest fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config (or the command line) lacks what a run needs, or names
+    /// CPUs or capture files this process cannot have.
+    #[error("{0}")]
+    Config(String),
+    /// The control side could not be built (keys, the config file, the
+    /// first snapshot).
+    #[error("{0}")]
+    Control(String),
+    /// `rte_eal_init` or the mbuf pool.
+    #[error("{0}")]
+    Eal(String),
+    /// A port, its queues, or a hand-over ring.
+    #[error("{0}")]
+    Port(String),
+    /// The control socket or the metrics listener.
+    #[error("{0}")]
+    Listener(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
 /// Mbuf data room: a 2048-byte buffer after the 128-byte headroom
 /// (RTE_MBUF_DEFAULT_BUF_SIZE), enough for a 1518-byte frame.
 const DATA_ROOM: u16 = 2176;
@@ -123,67 +131,60 @@ const DATA_ROOM: u16 = 2176;
 /// Frames each worker's hand-over ring holds.
 const HANDOVER_RING: u32 = 8192;
 
-/// How often the control thread looks at the stop conditions.
-const CONTROL_TICK: Duration = Duration::from_millis(5);
-
 /// Runs until a signal (or idle input) stops it; returns the final counters.
-pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let file = opts.config_path.display().to_string();
     let Some(dpdk) = cfg.dpdk.clone() else {
-        return Err(format!(
+        return Err(RunError::Config(format!(
             "{file}: rampart run needs a [dpdk] section and at least one [[port]] (see README, \"rampart run\")"
-        ));
+        )));
     };
     if cfg.ports.is_empty() {
-        return Err(format!(
+        return Err(RunError::Config(format!(
             "{file}: rampart run needs at least one [[port]] (a PCI address or a vdev such as net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap)"
-        ));
+        )));
     }
     let clock = match opts.clock {
         ClockChoice::Auto if cfg.ports.iter().all(Port::is_finite_pcap) => ClockChoice::Packets,
         ClockChoice::Auto => ClockChoice::Monotonic,
         ClockChoice::Packets if !cfg.ports.iter().all(|p| p.vdev_arg("rx_pcap").is_some()) => {
-            return Err(
+            return Err(RunError::Config(
                 "--clock packets needs capture timestamps, which only net_pcap ports reading rx_pcap files have; use --clock monotonic"
                     .to_string(),
-            )
+            ))
         }
         c => c,
     };
-    check_port_files(&cfg.ports)?;
+    check_port_files(&cfg.ports).map_err(RunError::Config)?;
     // Handlers first: a signal during start-up stops the run as soon as the
     // workers are up, instead of killing the process mid-setup.
-    let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&signalled))
-            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
-    }
-    let plan = cpu_plan(&dpdk)?;
+    let signals = Signals::register()?;
+    let plan = cpu_plan(&dpdk).map_err(RunError::Config)?;
     let args = eal_args(&dpdk, opts.eal_args.as_deref(), &cfg.ports, plan.control);
 
     // One cookie key for every worker, whichever worker sees the ACK.
     let mut cfg = cfg.clone();
     if cfg.synproxy.secret.is_none() {
-        cfg.synproxy.secret =
-            Some(crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?);
+        cfg.synproxy.secret = Some(
+            crate::random::key().map_err(|e| RunError::Control(format!("SYN cookie key: {e}")))?,
+        );
     }
-    let text = std::fs::read_to_string(&opts.config_path).map_err(|e| format!("{file}: {e}"))?;
+    let text = std::fs::read_to_string(&opts.config_path)
+        .map_err(|e| RunError::Control(format!("{file}: {e}")))?;
     let (control, links) = Control::new(
         cfg.clone(),
         &text,
         Some(opts.config_path.clone()),
         plan.workers.len() as u16,
-        crate::random::key().map_err(|e| format!("SYN cookie key: {e}"))?,
+        crate::random::key().map_err(|e| RunError::Control(format!("SYN cookie key: {e}")))?,
         0,
-    )?;
+    )
+    .map_err(|e| RunError::Control(e.to_string()))?;
     let store = control.store();
     let snap = store.load_full();
     let control = Shared(Arc::new(Mutex::new(control)));
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
-    let eal = Eal::init(args.clone()).map_err(|e| eal_failure(&e, &args))?;
+    let eal = Eal::init(args.clone()).map_err(|e| RunError::Eal(eal_failure(&e, &args)))?;
     let workers = plan.workers.len();
     let pool = Mempool::new(
         &eal,
@@ -194,15 +195,29 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
         SOCKET_ANY,
     )
     .map_err(|e| {
-        format!(
+        RunError::Eal(format!(
             "mbuf pool of {} mbufs: {e} (hint: lower dpdk.mempool_size, or give EAL more memory: more hugepages with scripts/setup-dpdk.sh, or -m with --no-huge)",
             dpdk.mempool_size
-        )
+        ))
     })?;
 
     let mut ports = Vec::with_capacity(cfg.ports.len());
     for (i, p) in cfg.ports.iter().enumerate() {
-        ports.push(setup_port(&eal, &pool, &dpdk, i, p, workers)?);
+        ports.push(setup_port(&eal, &pool, &dpdk, i, p, workers).map_err(RunError::Port)?);
+    }
+    // Each port's kernel interface, with the port's MAC.
+    let mut kernel_ports: Vec<Option<EthPort>> = Vec::with_capacity(cfg.ports.len());
+    for (i, (port, p)) in ports.iter().zip(cfg.ports.iter()).enumerate() {
+        let Some(ifname) = &p.kernel_interface else {
+            kernel_ports.push(None);
+            continue;
+        };
+        let mac = port
+            .mac()
+            .map_err(|e| RunError::Port(format!("port[{i}]: its MAC: {e}")))?;
+        let k = setup_kernel_port(&eal, &pool, &dpdk, i, ifname, mac, workers)
+            .map_err(RunError::Port)?;
+        kernel_ports.push(Some(k));
     }
     // Drivers that register the timestamp field at configure have done so.
     dpdk_bindings::lookup_rx_timestamp(&eal);
@@ -231,10 +246,14 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
             Err(_) => "?".to_string(),
         };
         println!(
-            "  port {i} {} ({}) mac {mac} link {link}, {workers} rx/tx queue(s), RSS {}",
+            "  port {i} {} ({}) mac {mac} link {link}, {workers} rx/tx queue(s), RSS {}{}",
             p.device_name(),
             port.driver_name().unwrap_or_default(),
             if port.rss_hf() != 0 { "on" } else { "off" },
+            p.kernel_interface
+                .as_ref()
+                .map(|k| format!(", kernel interface {k}"))
+                .unwrap_or_default(),
         );
     }
 
@@ -250,84 +269,47 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                 Access::Multi,
                 Access::Single,
             )
-            .map_err(|e| format!("hand-over ring of worker {w}: {e}"))?;
+            .map_err(|e| RunError::Port(format!("hand-over ring of worker {w}: {e}")))?;
             rings.push(r);
         }
     }
 
     let routes = Routes::new(cfg.ports.iter().map(|p| p.subnets.as_slice()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let live: Arc<Vec<CachePadded<Live>>> = Arc::new(
-        (0..workers)
-            .map(|_| CachePadded::new(Live::default()))
-            .collect(),
-    );
     let start = Instant::now();
-    let seed = crate::random::seed().map_err(|e| format!("connection-hash seed: {e}"))?;
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    let mut handles: Vec<JoinHandle<Option<WorkerResult>>> = Vec::with_capacity(workers);
-    let mut startup_error = None;
+    let seed = crate::random::seed()
+        .map_err(|e| RunError::Control(format!("connection-hash seed: {e}")))?;
+    let mut specs = Vec::with_capacity(workers);
     for ((w, &cpu), link) in plan.workers.iter().enumerate().zip(links) {
-        let io = match worker_io(&ports, &cfg.ports, &pool, &routes, &dpdk, w)
+        let io = worker_io(&ports, &cfg.ports, &pool, &routes, &dpdk, w)
+            .and_then(|io| with_kernel(io, &kernel_ports, w))
             .and_then(|io| with_handover(io, &rings, w, &store))
-        {
-            Ok(io) => io,
-            Err(e) => {
-                startup_error = Some(e);
-                break;
-            }
-        };
-        let ctx = WorkerCtx {
-            id: w as u16,
-            workers: workers as u16,
-            cpu,
+            .map_err(RunError::Port)?;
+        specs.push(WorkerSpec {
+            io,
+            link,
+            cpu: Some(cpu),
             seed: seed.wrapping_add(w as u64),
             clock: if clock == ClockChoice::Packets {
                 Clock::Packets
             } else {
                 Clock::Monotonic(start)
             },
-            eal: eal.clone(),
-            store: Arc::clone(&store),
-            link,
-            stop: Arc::clone(&stop),
-            live: Arc::clone(&live),
-            ready: ready_tx.clone(),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("rampart-w{w}"))
-            .spawn(move || worker_main(ctx, io));
-        match spawned {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                startup_error = Some(format!("cannot start worker {w}: {e}"));
-                break;
-            }
-        }
+            idle: IdleSleep::from_config(dpdk.idle_sleep_us, dpdk.idle_polls),
+        });
     }
-    drop(ready_tx);
-    if startup_error.is_none() {
-        for _ in 0..handles.len() {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    startup_error = Some(e);
-                    break;
-                }
-                Err(_) => {
-                    startup_error = Some("a worker exited during start-up".to_string());
-                    break;
-                }
-            }
-        }
-    }
-    if let Some(e) = startup_error {
-        stop.store(true, Ordering::Relaxed);
-        for h in handles {
-            let _ = h.join();
-        }
-        return Err(e);
-    }
+    // Each worker thread registers as an EAL lcore before it polls.
+    let registering = eal.clone();
+    let running = Pool::start(
+        &store,
+        specs,
+        move |w| {
+            lcore::thread_register(&registering).map_err(|e| {
+                format!("worker {w}: {e} (hint: run EAL with --no-shconf or --in-memory, and no secondary processes)")
+            })
+        },
+        DpdkIo::stats,
+    )?;
+    let mut startup_error = None;
 
     // The API and the metrics endpoint come up once the workers are.
     let api = match &cfg.control.socket {
@@ -339,7 +321,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                     Some(a)
                 }
                 Err(e) => {
-                    startup_error = Some(e.to_string());
+                    startup_error = Some(RunError::Listener(e.to_string()));
                     None
                 }
             }
@@ -357,34 +339,33 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
                     Some(m)
                 }
                 Err(e) => {
-                    startup_error = Some(e.to_string());
+                    startup_error = Some(RunError::Listener(e.to_string()));
                     None
                 }
             }
         }
         _ => None,
     };
-    let (stopped_by, last_rx) = match startup_error {
-        Some(_) => ("start-up failure", Instant::now()),
-        None => control_loop(
-            &dpdk, &cfg.ports, &signalled, &hup, &control, &live, &handles,
+    let policy = LoopPolicy {
+        idle_exit: Duration::from_millis(u64::from(dpdk.idle_exit_ms_for(&cfg.ports))),
+        stats_interval: Duration::from_secs(u64::from(dpdk.stats_interval)),
+        drain: Duration::from_secs(
+            cfg.bgp
+                .as_ref()
+                .filter(|b| b.enabled)
+                .map_or(0, |b| u64::from(b.drain_seconds)),
         ),
     };
-    stop.store(true, Ordering::Relaxed);
+    let (stopped_by, last_rx) = match startup_error {
+        Some(_) => (Stopped::StartupFailure, Instant::now()),
+        None => running.control_loop(&control, &signals, &policy),
+    };
+    let joined = running.join();
     drop(api);
     drop(metrics);
-
-    let mut results = Vec::with_capacity(workers);
-    let mut failed = None;
-    for (w, h) in handles.into_iter().enumerate() {
-        match h.join() {
-            Ok(Some(r)) => results.push(r),
-            Ok(None) | Err(_) => failed = Some(w),
-        }
-    }
     // A run that stopped on idle input is timed to its last packet.
     let elapsed = match stopped_by {
-        "idle" => last_rx.saturating_duration_since(start),
+        Stopped::Idle => last_rx.saturating_duration_since(start),
         _ => start.elapsed(),
     };
 
@@ -404,23 +385,30 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
             eprintln!("warning: port {i}: {e}");
         }
     }
-    if let Some(w) = failed {
-        return Err(format!("worker {w} failed (see the message above)"));
+    // Closing a kernel interface removes it from the kernel.
+    for (i, port) in kernel_ports.into_iter().enumerate() {
+        let Some(mut port) = port else { continue };
+        if let Err(e) = port.stop() {
+            eprintln!("warning: port {i} kernel interface: {e}");
+        }
+        if let Err(e) = port.close() {
+            eprintln!("warning: port {i} kernel interface: {e}");
+        }
     }
+    let results = joined?;
     if let Some(e) = startup_error {
         return Err(e);
     }
 
-    let mut stats = WorkerStats::new(snap.vips.len(), snap.backends.len());
     let mut io = IoStats::default();
-    let (mut active, mut capacity, mut bytes_per_entry) = (0u32, 0u32, 0usize);
-    for r in &results {
-        stats.merge(&r.stats);
-        io.merge(&r.io);
-        active += r.active;
-        capacity += r.capacity;
-        bytes_per_entry = r.bytes_per_entry;
+    for (_, s) in &results {
+        io.merge(s);
     }
+    let totals = Totals::of(
+        results.iter().map(|(e, _)| e),
+        snap.vips.len(),
+        snap.backends.len(),
+    );
     // Frames still in a ring when the workers stopped are freed with it,
     // before the pool goes.
     drop(rings);
@@ -432,174 +420,20 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, String> {
     Ok(RunReport {
         snap,
         replay: ReplayReport {
-            stats,
+            stats: totals.stats,
             health_events,
             reloads,
-            active_conns: active,
-            conn_capacity: capacity,
-            bytes_per_entry,
+            active_conns: totals.active,
+            conn_capacity: totals.capacity,
+            bytes_per_entry: totals.bytes_per_entry,
             elapsed,
             workers,
         },
         workers,
         io,
         ports: port_reports,
-        stopped_by,
+        stopped_by: stopped_by.name(),
     })
-}
-
-/// Everything a worker thread starts with.
-struct WorkerCtx {
-    id: u16,
-    workers: u16,
-    cpu: usize,
-    seed: u64,
-    clock: Clock,
-    eal: Eal,
-    store: SnapshotStore,
-    link: WorkerLink,
-    stop: Arc<AtomicBool>,
-    live: Arc<Vec<CachePadded<Live>>>,
-    ready: mpsc::Sender<Result<(), String>>,
-}
-
-fn worker_main(ctx: WorkerCtx, mut io: DpdkIo) -> Option<WorkerResult> {
-    let w = ctx.id;
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: ctx.cpu }) {
-        let _ = ctx.ready.send(Err(format!(
-            "worker {w}: cannot pin to CPU {} (hint: dpdk.lcores must name CPUs this process may use)",
-            ctx.cpu
-        )));
-        return None;
-    }
-    let registration = match lcore::thread_register(&ctx.eal) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ctx.ready.send(Err(format!(
-                "worker {w}: {e} (hint: run EAL with --no-shconf or --in-memory, and no secondary processes)"
-            )));
-            return None;
-        }
-    };
-    // The connection table is allocated and faulted in here, on the
-    // worker's own CPU (and so its NUMA node).
-    let mut ws = WorkerState::new(&ctx.store.load(), w, ctx.workers, ctx.seed);
-    let mut link = ctx.link;
-    let live = ctx.live.get(usize::from(w));
-    let _ = ctx.ready.send(Ok(()));
-    drop(ctx.ready);
-
-    let mut bufs = Vec::with_capacity(BURST);
-    let mut ok = true;
-    while !ctx.stop.load(Ordering::Relaxed) {
-        let snap = ctx.store.load();
-        let got = poll_once(&mut io, &mut bufs, &mut ws, &snap, &ctx.clock);
-        drop(snap);
-        match got {
-            Ok(n) => {
-                if n > 0 {
-                    if let Some(l) = live {
-                        let s = &ws.stats;
-                        l.rx.store(s.rx_packets, Ordering::Relaxed);
-                        l.tx.store(s.tx_packets + s.originated_packets, Ordering::Relaxed);
-                        l.dropped.store(s.dropped_total(), Ordering::Relaxed);
-                    }
-                }
-                let io_stats = io.stats();
-                link.handovers = (io_stats.handovers_out, io_stats.handovers_in);
-                link.service(&mut ws, n);
-            }
-            Err(e) => {
-                eprintln!("rampart: worker {w}: {e}");
-                ok = false;
-                break;
-            }
-        }
-    }
-    // Drain: whatever is still queued goes out before the ports stop.
-    let _ = crate::io::PacketIo::flush(&mut io);
-    link.publish_final(&ws);
-    let result = WorkerResult {
-        active: ws.conns.len(),
-        capacity: ws.conns.capacity(),
-        bytes_per_entry: ws.conns.bytes_per_entry(),
-        io: io.stats(),
-        stats: ws.stats,
-    };
-    // Queue handles go before the registration (and so before the port is
-    // stopped by the main thread).
-    drop(io);
-    drop(registration);
-    ok.then_some(result)
-}
-
-/// Polls the stop conditions and prints rate lines until one holds; returns
-/// what stopped the run and when rx last moved.
-fn control_loop(
-    dpdk: &Dpdk,
-    ports: &[Port],
-    signalled: &AtomicBool,
-    hup: &AtomicBool,
-    control: &Shared,
-    live: &[CachePadded<Live>],
-    handles: &[JoinHandle<Option<WorkerResult>>],
-) -> (&'static str, Instant) {
-    let clock = Instant::now();
-    let idle_exit = Duration::from_millis(u64::from(dpdk.idle_exit_ms_for(ports)));
-    let interval = Duration::from_secs(u64::from(dpdk.stats_interval));
-    let totals = || {
-        live.iter().fold((0u64, 0u64, 0u64), |acc, l| {
-            (
-                acc.0 + l.rx.load(Ordering::Relaxed),
-                acc.1 + l.tx.load(Ordering::Relaxed),
-                acc.2 + l.dropped.load(Ordering::Relaxed),
-            )
-        })
-    };
-    let mut last = totals();
-    let mut last_change = Instant::now();
-    let mut last_line = (Instant::now(), last);
-    loop {
-        std::thread::sleep(CONTROL_TICK);
-        if signalled.load(Ordering::Relaxed) {
-            return ("signal", last_change);
-        }
-        if handles.iter().any(JoinHandle::is_finished) {
-            return ("worker exit", last_change);
-        }
-        {
-            let now_ns = clock.elapsed().as_nanos() as u64;
-            let mut c = control.lock();
-            if hup.swap(false, Ordering::Relaxed) {
-                log::info!("SIGHUP: reloading the config");
-                // A refused reload is logged; the running config stays.
-                let _ = c.reload(now_ns);
-            }
-            c.tick(now_ns);
-        }
-        let now = totals();
-        if now.0 != last.0 {
-            last = now;
-            last_change = Instant::now();
-        } else if !idle_exit.is_zero() && last_change.elapsed() >= idle_exit {
-            return ("idle", last_change);
-        }
-        if !interval.is_zero() && last_line.0.elapsed() >= interval {
-            let (at, prev) = last_line;
-            let secs = at.elapsed().as_secs_f64();
-            let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
-            log::info!(
-                "rate  rx {:.3} Mpps  tx {:.3} Mpps  dropped {:.0}/s  (total rx {} tx {} dropped {})",
-                rate(now.0, prev.0) / 1e6,
-                rate(now.1, prev.1) / 1e6,
-                rate(now.2, prev.2),
-                now.0,
-                now.1,
-                now.2
-            );
-            last_line = (Instant::now(), now);
-        }
-    }
 }
 
 /// The summary: `rampart replay`'s lines, with a header and the DPDK
@@ -627,6 +461,13 @@ pub fn summary(r: &RunReport) -> String {
             out,
             "  handovers    {} (to the owning worker; ring full: {})",
             io.handovers_out, io.handover_dropped
+        );
+    }
+    if io.kernel_in + io.kernel_out + io.kernel_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  kernel       to the kernel {}  from the kernel {}  no interface {}",
+            io.kernel_in, io.kernel_out, io.kernel_dropped
         );
     }
     for (i, p) in r.ports.iter().enumerate() {
@@ -677,6 +518,9 @@ pub fn stats_json(r: &RunReport) -> Value {
                 "handovers": r.io.handovers_out,
                 "handovers_received": r.io.handovers_in,
                 "handover_dropped": r.io.handover_dropped,
+                "kernel_in": r.io.kernel_in,
+                "kernel_out": r.io.kernel_out,
+                "kernel_dropped": r.io.kernel_dropped,
                 "ports": ports,
             }),
         );
@@ -762,7 +606,52 @@ fn eal_args(d: &Dpdk, over: Option<&[String]>, ports: &[Port], control: usize) -
         args.push(if p.is_pci() { "-a" } else { "--vdev" }.to_string());
         args.push(p.name.clone());
     }
+    for (i, p) in ports.iter().enumerate() {
+        if let Some(ifname) = &p.kernel_interface {
+            args.push("--vdev".to_string());
+            args.push(format!("{},iface={ifname}", kernel_device(i)));
+        }
+    }
     args
+}
+
+/// The TAP vdev of port `i`'s kernel interface.
+fn kernel_device(i: usize) -> String {
+    format!("net_tap_kernel{i}")
+}
+
+/// Port `i`'s kernel interface: a TAP port with `mac` (the port's own),
+/// one queue pair per worker, started (which brings the kernel interface
+/// up). Closing it, or the process ending however it ends, removes the
+/// interface.
+fn setup_kernel_port(
+    eal: &Eal,
+    pool: &Mempool,
+    d: &Dpdk,
+    i: usize,
+    ifname: &str,
+    mac: [u8; 6],
+    workers: usize,
+) -> Result<EthPort, String> {
+    let dev = kernel_device(i);
+    let what = format!("port[{i}].kernel_interface {ifname}");
+    let mut port = EthPort::by_name(eal, &dev).map_err(|e| {
+        format!("{what}: the TAP device was not created ({e}) (hint: EAL's log above has the reason: /dev/net/tun missing, no CAP_NET_ADMIN, or an interface of that name already exists)")
+    })?;
+    let q = u16::try_from(workers).unwrap_or(u16::MAX);
+    port.configure(q, q, false)
+        .map_err(|e| format!("{what}: {e}"))?;
+    for queue in 0..q {
+        port.rx_queue_setup(queue, d.rx_descriptors, pool)
+            .map_err(|e| format!("{what}: rx queue {queue}: {e}"))?;
+        port.tx_queue_setup(queue, d.tx_descriptors)
+            .map_err(|e| format!("{what}: tx queue {queue}: {e}"))?;
+    }
+    port.set_mac(mac)
+        .map_err(|e| format!("{what}: cannot give it the port's MAC: {e}"))?;
+    port.start()
+        .map_err(|e| format!("{what}: does not start: {e}"))?;
+    Ok(port)
 }
 
 /// A net_pcap port that reads a missing file fails deep inside EAL's
@@ -901,6 +790,24 @@ fn worker_io(
         routes.clone(),
         d.tx_retries,
     ))
+}
+
+/// Worker `w`'s queues on the ports' kernel interfaces.
+fn with_kernel(mut io: DpdkIo, kernel: &[Option<EthPort>], w: usize) -> Result<DpdkIo, String> {
+    let q = u16::try_from(w).unwrap_or(u16::MAX);
+    for (i, k) in kernel.iter().enumerate() {
+        let Some(k) = k else { continue };
+        io = io.with_kernel(KernelQueues {
+            port: i,
+            rx: k
+                .rx_queue(q)
+                .map_err(|e| format!("port[{i}] kernel interface: rx queue {w}: {e}"))?,
+            tx: k
+                .tx_queue(q)
+                .map_err(|e| format!("port[{i}] kernel interface: tx queue {w}: {e}"))?,
+        });
+    }
+    Ok(io)
 }
 
 /// Worker `w`'s ends of the hand-over rings (none with one worker).

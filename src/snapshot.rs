@@ -157,6 +157,10 @@ pub struct Snapshot {
     pub node_v6: Option<Addr>,
     /// Some backend or VIP has `reset` set: the datapath checks entries.
     pub any_reset: bool,
+    /// The node's own traffic the datapath does not handle goes to the
+    /// kernel (some `[[port]] kernel_interface` under `rampart run`), at
+    /// most (rate per second, burst) per worker; `None`: dropped.
+    pub kernel: Option<(u32, u32)>,
     vip_index: VipMap,
     owned: FxHashMap<Addr, Owned>,
     neighbors: FxHashMap<Addr, Mac>,
@@ -387,6 +391,14 @@ impl Snapshot {
             node_v4: cfg.node.addresses.iter().find(|a| a.is_v4()).copied(),
             node_v6: cfg.node.addresses.iter().find(|a| !a.is_v4()).copied(),
             any_reset,
+            kernel: cfg
+                .ports
+                .iter()
+                .any(|p| p.kernel_interface.is_some())
+                .then(|| {
+                    let d = cfg.dpdk.clone().unwrap_or_default();
+                    (d.kernel_rate, d.kernel_burst)
+                }),
             vip_index: VipMap::new(&vip_keys),
             owned,
             neighbors,

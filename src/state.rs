@@ -40,6 +40,9 @@ pub enum Verdict {
     /// connection that worker owns ([`crate::frag`]). The I/O backend
     /// passes the frame on; counted as consumed here.
     Handover(u16),
+    /// For the node's own stack: passed to the kernel interface of the port
+    /// it came in on (`[[port]] kernel_interface`). Counted as consumed.
+    Kernel,
     Drop(DropReason),
 }
 
@@ -82,11 +85,19 @@ pub struct WorkerState {
     /// Echo replies this worker may still send (`[icmp] echo_rate`).
     pub(crate) echo: TokenBucket,
     echo_limit: (u32, u32),
+    /// Frames this worker may still pass to the kernel (`dpdk.kernel_rate`).
+    pub(crate) kernel: TokenBucket,
+    kernel_limit: (u32, u32),
     /// The snapshot generation this state was last fitted to.
     generation: u64,
     /// Backend numbers behind each scheduler, as of `generation`.
     sched_ids: Vec<Vec<u32>>,
     seed: u64,
+}
+
+/// The kernel path's (rate, burst), (0, 0) without one.
+fn kernel_limit(snap: &Snapshot) -> (u32, u32) {
+    snap.kernel.unwrap_or((0, 0))
 }
 
 impl WorkerState {
@@ -117,6 +128,8 @@ impl WorkerState {
             frags: crate::frag::FragTable::new(&snap.fragments, seed),
             echo: TokenBucket::new(snap.icmp.echo_rate, snap.icmp.echo_burst),
             echo_limit: (snap.icmp.echo_rate, snap.icmp.echo_burst),
+            kernel: TokenBucket::new(kernel_limit(snap).0, kernel_limit(snap).1),
+            kernel_limit: kernel_limit(snap),
             generation: snap.generation,
             sched_ids: snap.vips.iter().map(|v| v.backends.clone()).collect(),
             seed,
@@ -187,6 +200,10 @@ impl WorkerState {
             );
             self.stats
                 .held_dropped(DropReason::FragmentTimeout, old.held() as u64);
+        }
+        if kernel_limit(snap) != self.kernel_limit {
+            self.kernel_limit = kernel_limit(snap);
+            self.kernel = TokenBucket::new(self.kernel_limit.0, self.kernel_limit.1);
         }
         if snap.has_synproxy() && self.synproxy.is_none() {
             let mut sp = synproxy::path::new_state(snap, self.conns.capacity(), self.seed);

@@ -115,10 +115,12 @@ pub enum DropReason {
     FragmentTooMany,
     /// A fragment whose datagram's first fragment was dropped.
     FragmentFirstDropped,
+    /// A frame for the node's own stack over `dpdk.kernel_rate`.
+    KernelRateLimited,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::FragmentFirstDropped as usize + 1;
+    pub const COUNT: usize = DropReason::KernelRateLimited as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -167,6 +169,7 @@ impl DropReason {
         DropReason::FragmentHoldFull,
         DropReason::FragmentTooMany,
         DropReason::FragmentFirstDropped,
+        DropReason::KernelRateLimited,
     ];
 
     /// Stable snake_case name used in stats JSON and summaries.
@@ -218,6 +221,7 @@ impl DropReason {
             DropReason::FragmentHoldFull => "fragment_hold_full",
             DropReason::FragmentTooMany => "fragment_too_many",
             DropReason::FragmentFirstDropped => "fragment_first_dropped",
+            DropReason::KernelRateLimited => "kernel_rate_limited",
         }
     }
 }
@@ -291,10 +295,14 @@ pub enum Event {
     /// again under its drop reason, so `rx_packets = tx_packets + consumed
     /// + drops - fragments_held_dropped`.
     FragmentHeldDropped,
+    /// A worker slept after a run of empty polls (`dpdk.idle_sleep_us`).
+    IdleSleep,
+    /// A frame for the node's own stack passed to the kernel interface.
+    KernelPassed,
 }
 
 impl Event {
-    pub const COUNT: usize = Event::FragmentHeldDropped as usize + 1;
+    pub const COUNT: usize = Event::KernelPassed as usize + 1;
 
     pub const ALL: [Event; Event::COUNT] = [
         Event::ArpReply,
@@ -326,6 +334,8 @@ impl Event {
         Event::FragmentReleased,
         Event::FragmentHandedOver,
         Event::FragmentHeldDropped,
+        Event::IdleSleep,
+        Event::KernelPassed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -359,6 +369,8 @@ impl Event {
             Event::FragmentReleased => "fragments_released",
             Event::FragmentHandedOver => "fragments_handed_over",
             Event::FragmentHeldDropped => "fragments_held_dropped",
+            Event::IdleSleep => "idle_sleeps",
+            Event::KernelPassed => "kernel_passed",
         }
     }
 }

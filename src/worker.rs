@@ -77,6 +77,7 @@ pub fn poll_up_to<I: PacketIo>(
         match v {
             Verdict::Forward | Verdict::Reply => io.tx(buf)?,
             Verdict::Handover(to) => io.hand_over(*to, buf.data(), ts)?,
+            Verdict::Kernel => io.to_kernel(buf)?,
             Verdict::Consumed | Verdict::Drop(_) => {}
         }
         while let Some((_, to, frame)) = extra.next_if(|(after, _, _)| *after <= i) {

@@ -18,7 +18,11 @@
 //!   cannot take ends the start in one line naming it.
 //! - On a live port (net_af_packet on a veth, in network namespaces that
 //!   tests/netns/af_packet.sh creates and deletes) it answers the client's
-//!   ARP for the VIP and forwards real kernel TCP to a backend and back.
+//!   ARP for the VIP and forwards real kernel TCP to a backend and back;
+//!   its kernel interface (a TAP) carries the node's own TCP to the lb
+//!   kernel and back, and disappears on SIGINT and on SIGKILL.
+//! - Idle polling: a quiet port costs a fraction of the CPU pure polling
+//!   costs with `idle_sleep_us` set.
 //!
 //! Needs DPDK (the `dpdk` feature) and root, as CI has (the af_packet test
 //! also iproute2, ethtool, iputils-arping, curl and python3, which .ci/run
@@ -600,6 +604,94 @@ mod dpdk {
     #[test]
     fn sigterm_stops_and_prints_the_summary() {
         stops_on("TERM", "sigterm");
+    }
+
+    /// Seconds of CPU (user + system) the process `pid` has used.
+    fn cpu_seconds(pid: u32) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+        let hz = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf");
+        let hz: f64 = String::from_utf8_lossy(&hz.stdout).trim().parse().unwrap();
+        ticks / hz
+    }
+
+    /// A run over a port that never receives (net_ring), for `window` after
+    /// a warm-up: returns (CPU seconds per second over the window, the
+    /// stats JSON after SIGTERM).
+    fn quiet_run(tag: &str, dpdk_extra: &str, window: Duration) -> (f64, serde_json::Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("quiet.toml");
+        let json = dir.path().join("quiet.json");
+        config_with(
+            &root().join(fixtures::CONFIG_PATH),
+            &format!("mempool_size = 4095\nstats_interval = 0\n{dpdk_extra}"),
+            &["net_ring0".to_string()],
+            &cfg,
+        );
+        let mut cmd = bin!();
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--stats-json")
+            .arg(&json)
+            .arg("--")
+            .args(eal_args(tag))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(800));
+        let (c0, t0) = (cpu_seconds(pid), Instant::now());
+        std::thread::sleep(window);
+        let load = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64();
+        let k = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        assert!(k.expect("kill(1)").success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("rampart did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        remove_runtime_dir(tag);
+        assert!(
+            o.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let stats = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (load, stats)
+    }
+
+    #[test]
+    fn idle_sleep_spares_the_cpu_of_a_quiet_port() {
+        let window = Duration::from_millis(1500);
+        let (polling, ps) = quiet_run("busy", "", window);
+        let (sleeping, ss) = quiet_run("rest", "idle_sleep_us = 1000\nidle_polls = 64\n", window);
+        let sleeps =
+            |v: &serde_json::Value| v["events"]["idle_sleeps"].as_u64().unwrap_or(u64::MAX);
+        assert_eq!(sleeps(&ps), 0, "pure polling never sleeps: {ps}");
+        // At most one sleep per millisecond of the run.
+        let n = sleeps(&ss);
+        eprintln!("CPU per second: polling {polling:.2}, sleeping {sleeping:.2} ({n} sleeps)");
+        assert!(n > 200 && n < 10_000, "idle_sleeps {n}: {ss}");
+        assert!(
+            sleeping < 0.3 && sleeping * 4.0 < polling,
+            "CPU per second: polling {polling:.2}, sleeping {sleeping:.2}"
+        );
     }
 
     /// Asserts a failed start: exit 1, no panic, and the cause in one line

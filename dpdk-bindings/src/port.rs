@@ -391,6 +391,18 @@ impl Port {
         Ok(addr.addr_bytes)
     }
 
+    /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`;
+    /// for a TAP port, the kernel interface's address).
+    pub fn set_mac(&self, mac: [u8; 6]) -> Result<(), Error> {
+        let mut addr = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: valid port id; DPDK copies the address before returning.
+        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.shared.id, &mut addr) };
+        if ret != 0 {
+            return Err(Error::from_ret("rte_eth_dev_default_mac_addr_set", ret));
+        }
+        Ok(())
+    }
+
     /// Link state, without waiting for negotiation.
     pub fn link(&self) -> Result<Link, Error> {
         let mut link = sys::rte_eth_link::default();

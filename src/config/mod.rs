@@ -109,8 +109,83 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[dpdk]`, if present: settings of the DPDK runtime (`rampart run`).
     pub dpdk: Option<Dpdk>,
+    /// `[bgp]`, if present.
+    pub bgp: Option<Bgp>,
     /// `[[port]]` entries, in file order; port `i` of `rampart run`.
     pub ports: Vec<Port>,
+}
+
+/// `[bgp]`: what rampart tells a routing daemon to announce. rampart does
+/// not speak BGP: it decides which VIP addresses are announced (a /32 or
+/// /128 while some VIP on the address has a backend up and the workers
+/// poll) and hands the daemon the list; the daemon speaks BGP to the
+/// routers, over the kernel path (`[[port]] kernel_interface`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bgp {
+    /// `enabled = false` keeps the section but announces nothing.
+    pub enabled: bool,
+    pub daemon: BgpDaemon,
+    /// The daemon's control socket (BIRD: `bird.ctl`).
+    pub socket: PathBuf,
+    /// The file rampart writes the routes to (BIRD: two static protocols,
+    /// `rampart4` and `rampart6`, which bird.conf includes at top level
+    /// and its BGP protocols export).
+    pub routes_file: PathBuf,
+    /// Next hop to set on the announcements, per family; `None`: the
+    /// daemon's own (BGP: its session address).
+    pub next_hop_v4: Option<Addr>,
+    pub next_hop_v6: Option<Addr>,
+    /// BGP MULTI_EXIT_DISC to set, if any.
+    pub med: Option<u32>,
+    /// Standard communities `(ASN, value)` to add.
+    pub communities: Vec<(u16, u16)>,
+    /// After SIGTERM: withdraw everything, keep forwarding this long, exit.
+    pub drain_seconds: u32,
+}
+
+/// The routing daemons rampart can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BgpDaemon {
+    /// BIRD 2: a routes file of static protocols included by bird.conf,
+    /// applied with `configure` on its control socket.
+    Bird,
+}
+
+impl BgpDaemon {
+    pub const NAMES: &'static [&'static str] = &["bird"];
+
+    pub fn from_name(s: &str) -> Option<BgpDaemon> {
+        match s {
+            "bird" => Some(BgpDaemon::Bird),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BgpDaemon::Bird => "bird",
+        }
+    }
+}
+
+/// Default `[bgp]` paths.
+pub const DEFAULT_BGP_SOCKET: &str = "/run/bird/bird.ctl";
+pub const DEFAULT_BGP_ROUTES_FILE: &str = "/run/rampart/bird-vips.conf";
+
+impl Default for Bgp {
+    fn default() -> Bgp {
+        Bgp {
+            enabled: true,
+            daemon: BgpDaemon::Bird,
+            socket: PathBuf::from(DEFAULT_BGP_SOCKET),
+            routes_file: PathBuf::from(DEFAULT_BGP_ROUTES_FILE),
+            next_hop_v4: None,
+            next_hop_v6: None,
+            med: None,
+            communities: Vec::new(),
+            drain_seconds: 5,
+        }
+    }
 }
 
 /// `[control]`: how rampart is driven and observed while it runs. Every key
@@ -276,6 +351,18 @@ pub struct Dpdk {
     /// when every port is a finite net_pcap vdev (an `rx_pcap` file without
     /// `infinite_rx`), else never.
     pub idle_exit_ms: Option<u32>,
+    /// Microseconds a worker sleeps after [`Dpdk::idle_polls`] empty polls
+    /// in a row, and after every further empty poll until traffic comes
+    /// back; 0 = pure polling (the default).
+    pub idle_sleep_us: u32,
+    /// Empty polls in a row before a worker starts sleeping (with
+    /// `idle_sleep_us` set).
+    pub idle_polls: u32,
+    /// Frames per second each worker may pass to the kernel interfaces
+    /// (`[[port]] kernel_interface`), in bursts of up to `kernel_burst`;
+    /// the rest are dropped (`kernel_rate_limited`).
+    pub kernel_rate: u32,
+    pub kernel_burst: u32,
 }
 
 impl Default for Dpdk {
@@ -292,6 +379,10 @@ impl Default for Dpdk {
             tx_retries: 4,
             stats_interval: 1,
             idle_exit_ms: None,
+            idle_sleep_us: 0,
+            idle_polls: 1024,
+            kernel_rate: 20_000,
+            kernel_burst: 512,
         }
     }
 }
@@ -324,6 +415,11 @@ pub struct Port {
     pub subnets: Vec<Subnet>,
     /// This port's L3 MTU, when it differs from `node.mtu`.
     pub mtu: Option<u16>,
+    /// The kernel interface `rampart run` creates for this port (a TAP
+    /// device with the port's MAC): the node's own traffic that the
+    /// datapath does not handle goes to the kernel through it, and what the
+    /// kernel sends on it leaves by this port.
+    pub kernel_interface: Option<String>,
 }
 
 impl Port {
@@ -705,6 +801,19 @@ pub enum Mode {
 }
 
 impl Config {
+    /// This config as `rampart replay` runs it: a capture has no kernel
+    /// and no routers behind it, so `[[port]] kernel_interface` is left
+    /// out (the node's own traffic is dropped as `local_not_handled`, as
+    /// without it) and so is `[bgp]`.
+    pub fn without_kernel_interfaces(&self) -> Config {
+        let mut c = self.clone();
+        for p in &mut c.ports {
+            p.kernel_interface = None;
+        }
+        c.bgp = None;
+        c
+    }
+
     /// The MTU the datapath holds encapsulated packets to: the smallest of
     /// `node.mtu` and every port's own, so a frame fits whichever port it
     /// leaves by.

@@ -31,6 +31,22 @@ pub(crate) struct RawConfig {
     pub dpdk: Option<S<RawDpdk>>,
     #[serde(default, rename = "port")]
     pub ports: Vec<S<RawPort>>,
+    #[serde(default)]
+    pub bgp: Option<S<RawBgp>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBgp {
+    pub enabled: Option<S<bool>>,
+    pub daemon: Option<S<String>>,
+    pub socket: Option<S<String>>,
+    pub routes_file: Option<S<String>>,
+    pub next_hop_v4: Option<S<String>>,
+    pub next_hop_v6: Option<S<String>>,
+    pub med: Option<S<i64>>,
+    pub communities: Option<S<Vec<S<String>>>>,
+    pub drain_seconds: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +170,10 @@ pub(crate) struct RawDpdk {
     pub tx_retries: Option<S<i64>>,
     pub stats_interval: Option<S<i64>>,
     pub idle_exit_ms: Option<S<i64>>,
+    pub idle_sleep_us: Option<S<i64>>,
+    pub idle_polls: Option<S<i64>>,
+    pub kernel_rate: Option<S<i64>>,
+    pub kernel_burst: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +183,7 @@ pub(crate) struct RawPort {
     #[serde(default)]
     pub subnets: Option<S<Vec<S<String>>>>,
     pub mtu: Option<S<i64>>,
+    pub kernel_interface: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

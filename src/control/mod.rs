@@ -2,8 +2,10 @@
 //! ([`state`]), health checks ([`health`]), what passes between it and the
 //! workers ([`link`]), the Unix-socket API ([`api`], protocol in [`model`])
 //! and its client `rampart ctl` ([`ctl`]), the Prometheus exposition
-//! ([`prom`]), and the bounded server both listeners run on ([`server`]).
+//! ([`prom`]), the bounded server both listeners run on ([`server`]), and
+//! the VIP announcements through a routing daemon ([`bgp`]).
 pub mod api;
+pub mod bgp;
 pub mod ctl;
 pub mod health;
 pub mod link;

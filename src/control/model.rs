@@ -64,6 +64,12 @@ pub enum Request {
     Stats,
     /// Re-reads the config file.
     Reload,
+    /// Withdraws (`drain: true`) or gives back (`false`) a VIP's
+    /// announcement (`[bgp]`); its connections are untouched.
+    VipDrain {
+        name: String,
+        drain: bool,
+    },
 }
 
 /// `conns` without a limit.
@@ -112,6 +118,26 @@ pub struct StatusReport {
     pub rx_packets: u64,
     pub tx_packets: u64,
     pub dropped: u64,
+    /// Each VIP's announcement (`[bgp]` enabled; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcements: Vec<Announcement>,
+    /// The routing daemon's last refusal, until it takes an update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp_error: Option<String>,
+}
+
+/// One VIP's announcement (`[bgp]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub vip: String,
+    pub address: String,
+    /// Its address is announced (by it or another VIP on the address).
+    pub announced: bool,
+    /// serving, drained, no backend up, workers not polling, stopping, or
+    /// another VIP on the address serves.
+    pub reason: String,
+    /// Drained by the operator (`ctl vip drain`).
+    pub drained: bool,
 }
 
 /// One VIP in `vip list`.

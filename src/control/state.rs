@@ -24,6 +24,7 @@ use arc_swap::ArcSwap;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
+use super::bgp::Announcer;
 use super::health::{Checker, ProbeParams, Target, Transition};
 use super::link::{self, ControlLink, SnapshotStore, WorkerLink};
 use super::model::{self, code, ApiError, Request};
@@ -58,6 +59,8 @@ pub struct Control {
     rates: Rates,
     /// Health transitions not yet taken by [`Control::take_health_events`].
     events: Vec<HealthEvent>,
+    /// `[bgp]`: the VIP announcements, when enabled.
+    bgp: Option<Announcer>,
 }
 
 /// A health transition, as a replay reports it.
@@ -159,7 +162,9 @@ impl Control {
             started: Instant::now(),
             rates: Rates::default(),
             events: Vec::new(),
+            bgp: None,
         };
+        c.bgp = c.cfg.bgp.as_ref().and_then(Announcer::new);
         c.retarget(now_ns);
         Ok((c, ends))
     }
@@ -204,6 +209,45 @@ impl Control {
             self.publish();
         }
         self.sample_rates(Instant::now());
+        if let Some(b) = self.bgp.as_mut() {
+            b.tick(&self.store.load_full(), now_ns);
+        }
+    }
+
+    /// Whether every worker is polling (the runtime's heartbeat): VIPs are
+    /// announced only while they are.
+    pub fn set_workers_polling(&mut self, polling: bool) {
+        if let Some(b) = self.bgp.as_mut() {
+            b.set_workers_polling(polling);
+        }
+    }
+
+    /// Stopping (SIGTERM): withdraws every announcement now. Returns
+    /// whether there were announcements to withdraw (`[bgp]` enabled).
+    pub fn stop_announcing(&mut self, now_ns: u64) -> bool {
+        let Some(b) = self.bgp.as_mut() else {
+            return false;
+        };
+        b.stop();
+        b.tick(&self.store.load_full(), now_ns);
+        true
+    }
+
+    /// Each VIP's announcement, when `[bgp]` is enabled.
+    pub fn announcements(&self) -> Vec<model::Announcement> {
+        let Some(b) = self.bgp.as_ref() else {
+            return Vec::new();
+        };
+        b.vips()
+            .iter()
+            .map(|v| model::Announcement {
+                vip: v.vip.clone(),
+                address: v.address.to_string(),
+                announced: v.announced,
+                reason: v.reason.to_string(),
+                drained: b.is_drained(&v.vip),
+            })
+            .collect()
     }
 
     /// Health transitions since the last call, oldest first.
@@ -346,6 +390,13 @@ impl Control {
                 .map(|v| v.name.clone())
                 .collect(),
         };
+        if self.cfg.bgp != new.bgp {
+            match (&new.bgp, self.bgp.as_mut()) {
+                (Some(cfg), Some(b)) if cfg.enabled => b.reconfigure(cfg),
+                (Some(cfg), _) => self.bgp = Announcer::new(cfg),
+                (None, _) => self.bgp = None,
+            }
+        }
         self.cfg = new;
         self.doc = doc;
         self.publish();
@@ -443,6 +494,35 @@ impl Control {
             Request::VipList => Ok(to_json(&self.vip_list())),
             Request::Stats => Ok(to_json(&self.stats())),
             Request::Reload => self.reload(now_ns).map(|r| to_json(&r)),
+            Request::VipDrain { name, drain } => {
+                if self.cfg.vip(&name).is_none() {
+                    return Err(err(code::NOT_FOUND, format!("no VIP named `{name}`")));
+                }
+                let Some(b) = self.bgp.as_mut() else {
+                    return Err(err(
+                        code::BAD_REQUEST,
+                        "no [bgp] section is enabled: nothing is announced, so there is nothing to drain".to_string(),
+                    ));
+                };
+                if b.drain(&name, drain) {
+                    log::info!(
+                        "VIP {name}: {} by the operator",
+                        if drain {
+                            "drained (withdrawn unless another VIP on its address serves)"
+                        } else {
+                            "undrained"
+                        }
+                    );
+                }
+                b.tick(&self.store.load_full(), now_ns);
+                let a = self.announcements().into_iter().find(|a| a.vip == name);
+                Ok(serde_json::json!({
+                    "vip": name,
+                    "drained": drain,
+                    "announced": a.as_ref().is_some_and(|a| a.announced),
+                    "reason": a.map(|a| a.reason).unwrap_or_default(),
+                }))
+            }
             Request::Conns { vip, limit } => self.conns(vip.as_deref(), limit).map(|r| to_json(&r)),
             Request::VipAdd { vip } => {
                 let mut doc = self.doc.clone();
@@ -597,6 +677,8 @@ impl Control {
                 .map(|p| p.stats.tx_packets + p.stats.originated_packets)
                 .sum(),
             dropped: published.iter().map(|p| p.stats.dropped_total()).sum(),
+            announcements: self.announcements(),
+            bgp_error: self.bgp.as_ref().and_then(|b| b.last_error.clone()),
         }
     }
 

@@ -102,6 +102,15 @@ pub struct IoStats {
     pub handovers_in: u64,
     /// Frames for another worker whose ring was full, dropped.
     pub handover_dropped: u64,
+    /// Frames passed to a port's kernel interface (`kernel_passed` frames
+    /// that reached the TAP queue; the TAP queue refusing them counts in
+    /// `tx_dropped`).
+    pub kernel_in: u64,
+    /// Frames the kernel sent on a kernel interface, sent out of its port.
+    pub kernel_out: u64,
+    /// Frames for the kernel that came in on a port without a kernel
+    /// interface (another port has one), dropped.
+    pub kernel_dropped: u64,
 }
 
 impl IoStats {
@@ -115,6 +124,9 @@ impl IoStats {
         self.handovers_out += o.handovers_out;
         self.handovers_in += o.handovers_in;
         self.handover_dropped += o.handover_dropped;
+        self.kernel_in += o.kernel_in;
+        self.kernel_out += o.kernel_out;
+        self.kernel_dropped += o.kernel_dropped;
     }
 }
 
@@ -163,6 +175,18 @@ pub struct RxPort {
     pub pcap_timestamps: bool,
 }
 
+/// Frames the kernel sends on a kernel interface that one poll takes: the
+/// kernel cannot crowd out the wire's traffic, whatever it sends.
+pub const KERNEL_BURST: usize = 32;
+
+/// A port's kernel interface (a TAP port): this worker's queue pair on it.
+pub struct KernelQueues {
+    /// Index of the port (in tx order) the interface belongs to.
+    pub port: usize,
+    pub rx: RxQueue,
+    pub tx: TxQueue,
+}
+
 /// A frame queued for the end of the burst, in `tx` order.
 enum Pending {
     /// A received mbuf, by identity (its address), and the port index.
@@ -192,6 +216,11 @@ pub struct DpdkIo {
     scratch: Vec<Option<Mbuf>>,
     out: Vec<MbufBatch>,
     handover: Option<HandoverState>,
+    /// For each port (in tx order), the index in `tx` of its kernel
+    /// interface's queue, if it has one.
+    kernel_tx: Vec<Option<usize>>,
+    /// Kernel interfaces' rx queues, each with the port its frames leave by.
+    kernel_rx: Vec<(RxQueue, usize)>,
     stats: IoStats,
 }
 
@@ -232,8 +261,49 @@ impl DpdkIo {
             scratch: Vec::with_capacity(crate::worker::BURST),
             out,
             handover: None,
+            kernel_tx: Vec::new(),
+            kernel_rx: Vec::new(),
             stats: IoStats::default(),
         }
+    }
+
+    /// Adds a port's kernel interface: frames the datapath gives the
+    /// kernel ([`PacketIo::to_kernel`]) go to `k.tx`, and what the kernel
+    /// sends on `k.rx` leaves by port `k.port`, up to [`KERNEL_BURST`] per
+    /// poll.
+    pub fn with_kernel(mut self, k: KernelQueues) -> DpdkIo {
+        if self.kernel_tx.len() <= k.port {
+            self.kernel_tx.resize(k.port + 1, None);
+        }
+        self.port_ids.push(k.tx.port_id());
+        self.tx.push(k.tx);
+        self.out.push(MbufBatch::new());
+        if let Some(slot) = self.kernel_tx.get_mut(k.port) {
+            *slot = Some(self.tx.len() - 1);
+        }
+        self.kernel_rx.push((k.rx, k.port));
+        self
+    }
+
+    /// Sends what the kernel interfaces have for the wire, a bounded
+    /// burst from each.
+    fn kernel_to_wire(&mut self) {
+        let mut batch = std::mem::take(&mut self.rx_batch);
+        for i in 0..self.kernel_rx.len() {
+            let Some((q, port)) = self.kernel_rx.get_mut(i) else {
+                continue;
+            };
+            let port = *port;
+            let n = q.rx_burst_max(&mut batch, KERNEL_BURST);
+            if n == 0 {
+                continue;
+            }
+            self.stats.kernel_out += n as u64;
+            for m in batch.drain() {
+                self.queue_out(port, m);
+            }
+        }
+        self.rx_batch = batch;
     }
 
     /// Hands frames owned by other workers to them (and takes theirs).
@@ -311,6 +381,9 @@ impl PacketIo for DpdkIo {
     fn rx_burst(&mut self, bufs: &mut Vec<Mbuf>, max: usize) -> io::Result<usize> {
         // Normally empty already (flush_burst took the last burst back).
         bufs.clear();
+        if !self.kernel_rx.is_empty() {
+            self.kernel_to_wire();
+        }
         // Frames other workers handed over arrived before what is in the
         // queues now: they go first.
         if let Some(ho) = self.handover.as_mut() {
@@ -432,6 +505,25 @@ impl PacketIo for DpdkIo {
             _ => self.stats.handover_dropped += 1,
         }
         Ok(())
+    }
+
+    fn to_kernel(&mut self, pkt: &Mbuf) -> io::Result<()> {
+        let port = self.port_of(pkt);
+        match self.kernel_tx.get(port).copied().flatten() {
+            Some(k) => {
+                self.stats.kernel_in += 1;
+                self.pending.push(Pending::Rx {
+                    mbuf: pkt.as_ptr() as usize,
+                    port: k,
+                });
+            }
+            None => self.stats.kernel_dropped += 1,
+        }
+        Ok(())
+    }
+
+    fn handovers(&self) -> (u64, u64) {
+        (self.stats.handovers_out, self.stats.handovers_in)
     }
 
     /// Sends what is queued; mbufs noted by `tx` are sent only through

@@ -94,6 +94,26 @@ pub trait PacketIo {
     fn exhausted(&self) -> bool {
         false
     }
+
+    /// Pass a frame to the kernel interface of the port it came in on
+    /// ([`crate::state::Verdict::Kernel`]): like [`PacketIo::tx`], the
+    /// buffer is only noted and goes out with the burst. Only a backend
+    /// with kernel interfaces ever gets such frames (the snapshot has a
+    /// kernel path only under `rampart run`); the others refuse.
+    fn to_kernel(&mut self, pkt: &Self::Buf) -> std::io::Result<()> {
+        let _ = pkt;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this packet backend has no kernel interface",
+        ))
+    }
+
+    /// Frames this worker handed to their owners and frames others handed
+    /// to it, for a backend that steers between workers (DPDK); (0, 0) for
+    /// the others.
+    fn handovers(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// A received frame in a reusable heap buffer, with its capture timestamp.

@@ -45,12 +45,12 @@ use super::{
 use crate::config::Config;
 use crate::control::link::{SnapshotStore, WorkerLink};
 use crate::control::state::Control;
-use crate::datapath::WorkerState;
 use crate::flow::FlowDesc;
 use crate::io::{steer, PacketIo, PcapIo, PcapReader, PcapWriter, QueueIo, RxPacket};
+use crate::runtime::{Totals, Worker, WorkerEnd};
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
-use crate::worker::{poll_up_to, Clock, BURST};
+use crate::worker::{Clock, BURST};
 
 /// A worker's share of one burst.
 struct Round {
@@ -66,14 +66,6 @@ struct Sent {
     handed: Vec<(u16, RxPacket)>,
     /// The round's frames, handed back for the next one.
     spare: Vec<RxPacket>,
-}
-
-/// What a worker hands back when the capture ends.
-struct Final {
-    stats: WorkerStats,
-    active: u32,
-    capacity: u32,
-    bytes_per_entry: usize,
 }
 
 /// The reader's end of one worker.
@@ -136,14 +128,11 @@ pub(super) fn replay(
         }
         let (mut control, mut report) = read?;
         let snap = (*store.load_full()).clone();
-        let mut stats = WorkerStats::new(snap.vips.len(), snap.backends.len());
-        for f in &finals {
-            stats.merge(&f.stats);
-            report.active_conns += f.active;
-            report.conn_capacity += f.capacity;
-            report.bytes_per_entry = f.bytes_per_entry;
-        }
-        report.stats = stats;
+        let totals = Totals::of(&finals, snap.vips.len(), snap.backends.len());
+        report.stats = totals.stats;
+        report.active_conns = totals.active;
+        report.conn_capacity = totals.capacity;
+        report.bytes_per_entry = totals.bytes_per_entry;
         report.health_events = control.take_health_events();
         Ok((snap, report))
     })
@@ -172,7 +161,9 @@ fn read_and_steer(
     let mut applied = 0u64;
     let result: Result<(), String> = loop {
         if let Some(r) = reloads.next_if(|r| r.after <= total) {
-            if let Err(e) = control.reload_with(r.config.clone(), &r.text, clock_ns) {
+            if let Err(e) =
+                control.reload_with(r.config.without_kernel_interfaces(), &r.text, clock_ns)
+            {
                 break Err(format!("reload after packet {}: {}", r.after, e.message));
             }
             applied += 1;
@@ -315,50 +306,40 @@ fn worker_main(
     id: u16,
     workers: u16,
     store: &SnapshotStore,
-    mut link: WorkerLink,
+    link: WorkerLink,
     rounds: &Receiver<Round>,
     answers: &Sender<Sent>,
-) -> Final {
-    let mut ws = WorkerState::new(
-        &store.load(),
+) -> WorkerEnd {
+    let mut worker = Worker::new(
+        store,
+        link,
         id,
         workers,
         REPLAY_SEED.wrapping_add(u64::from(id)),
+        QueueIo::default(),
     );
-    let mut io = QueueIo::default();
-    let mut bufs: Vec<RxPacket> = Vec::with_capacity(BURST);
     let mut got = 0;
     while let Ok(round) = rounds.recv() {
-        link.service(&mut ws, got);
-        io.load(round.frames);
-        ws.set_clock_ns(round.clock_ns);
-        let snap = store.load();
-        // A QueueIo never fails; a share with frames handed over may
-        // hold more than a burst.
+        worker.service(got);
+        worker.io.load(round.frames);
+        worker.ws.set_clock_ns(round.clock_ns);
+        // A QueueIo never fails; a share with frames handed over may hold
+        // more than a burst.
         got = 0;
         loop {
-            got +=
-                poll_up_to(&mut io, &mut bufs, &mut ws, &snap, &Clock::Given, BURST).unwrap_or(0);
-            if io.exhausted() {
+            got += worker.poll(store, &Clock::Given, BURST).unwrap_or(0);
+            if worker.io.exhausted() {
                 break;
             }
         }
-        drop(snap);
-        link.service(&mut ws, got);
         let sent = Sent {
-            frames: io.take_sent(),
-            handed: io.take_handed(),
-            spare: io.take_loaded(),
+            frames: worker.io.take_sent(),
+            handed: worker.io.take_handed(),
+            spare: worker.io.take_loaded(),
         };
         if answers.send(sent).is_err() {
             break;
         }
     }
-    link.publish_final(&ws);
-    Final {
-        active: ws.conns.len(),
-        capacity: ws.conns.capacity(),
-        bytes_per_entry: ws.conns.bytes_per_entry(),
-        stats: ws.stats,
-    }
+    worker.finish().0
 }

@@ -85,7 +85,7 @@ pub fn run(data: &[u8]) -> rampart::stats::WorkerStats {
                 );
                 assert!(parses(&buf), "the datapath sent a frame it cannot parse");
             }
-            Verdict::Consumed | Verdict::Handover(_) | Verdict::Drop(_) => {}
+            Verdict::Consumed | Verdict::Handover(_) | Verdict::Kernel | Verdict::Drop(_) => {}
         }
         for (_, _, out) in ws.outbox.iter_all() {
             assert!(

@@ -12,7 +12,10 @@
 # there, unused), 198.18.1.1 (the backend's route back to the client) and
 # the NAT VIP 198.18.100.10:80, which the client reaches on-link, so the
 # client ARPs for the VIP itself. The backend serves a file with a bounded
-# python3 http.server; the client fetches it with curl, bounded.
+# python3 http.server; the client fetches it with curl, bounded. The port
+# has a kernel interface, rk0: the lb kernel gets the node address on it and
+# the client's TCP to that address reaches a server in the lb kernel through
+# rampart; rk0 goes away when rampart stops and when it is SIGKILLed.
 #
 # Usage: af_packet.sh RAMPART_BINARY WORKDIR
 # Writes into WORKDIR: af_packet.toml, run.out / run.err (rampart's stdout /
@@ -52,12 +55,13 @@ done
 
 RAMPART_PID=
 SERVER_PID=
+BANNER_PID=
 teardown() {
     local rc=$?
     set +e
     # TERM to the `timeout` wrappers, which relay it to rampart / the server;
     # KILL for whatever still runs 3 s later.
-    for pid in $RAMPART_PID $SERVER_PID; do
+    for pid in $RAMPART_PID $SERVER_PID $BANNER_PID; do
         kill -TERM "$pid" 2>/dev/null
     done
     for _ in $(seq 1 30); do
@@ -181,6 +185,7 @@ stats_interval = 1
 
 [[port]]
 name = "net_af_packet0,iface=r0,qdisc_bypass=1"
+kernel_interface = "rk0"
 EOF
 
 # `ip netns exec` execs `timeout`, so \$! is timeout's pid: it relays our
@@ -266,6 +271,37 @@ grep -q 'backend 198.18.1.11:8080 is down' "$WORK/run.err" ||
     fail "no log line for the transition: $(cat "$WORK/run.err")"
 log "health: backend down after its server stopped ($(grep -o 'is down: .*' "$WORK/run.err" | head -1))"
 
+# --- the kernel path: the node's own TCP through rk0 ---------------------------
+# rk0 is rampart's TAP interface for port 0, with r0's MAC. The lb kernel
+# gets the node address there and serves a banner on it; the client's SYN
+# to the node address is nothing the datapath handles, so it reaches the
+# kernel through rk0, and the kernel's answers (its ARP request for the
+# client first) leave by r0.
+in_l ip link show rk0 >"$WORK/rk0.out" 2>&1 || fail "no kernel interface rk0: $(cat "$WORK/run.out")"
+grep -qi "link/ether $RAMPART_MAC" "$WORK/rk0.out" || fail "rk0 does not have the port's MAC: $(cat "$WORK/rk0.out")"
+in_l ip addr add 198.18.0.1/24 dev rk0
+in_l sysctl -qw net.ipv4.tcp_syn_retries=2
+BANNER="rampart-kernel-path-$$"
+in_l timeout 30 python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.1", 2222)); s.listen(4); s.settimeout(25)
+for _ in range(2):
+    c, a = s.accept(); c.sendall((sys.argv[1] + " " + a[0] + "\n").encode()); c.close()
+' "$BANNER" >"$WORK/banner.log" 2>&1 &
+BANNER_PID=$!
+for _ in $(seq 1 50); do
+    in_l timeout 1 bash -c 'exec 3<>/dev/tcp/198.18.0.1/2222' 2>/dev/null && break
+    sleep 0.1
+done
+got=$(in_c timeout 10 bash -c 'exec 3<>/dev/tcp/198.18.0.1/2222; cat <&3' 2>&1 || true)
+[[ "$got" == "$BANNER 198.18.0.50" ]] ||
+    fail "the client did not reach the lb kernel's server on the node address through rk0: '$got'"
+wait "$BANNER_PID" 2>/dev/null || true
+passed=$(ctl stats --json | python3 -c 'import json,sys; print(sum(w["events"]["kernel_passed"] for w in json.load(sys.stdin)["workers"]))')
+[[ $passed -ge 3 ]] || fail "rampart passed $passed frames to the kernel"
+log "kernel path: the client's TCP reached the lb kernel through rk0 ($passed frames passed)"
+
 # --- stop rampart: SIGINT, summary, exit 0 ----------------------------------------
 kill -INT "$RAMPART_PID"
 status=0
@@ -280,4 +316,29 @@ wait "$RAMPART_PID" || status=$?
 RAMPART_PID=
 cat "$WORK/run.out" >&2
 [[ $status -eq 0 ]] || fail "rampart exited $status: $(cat "$WORK/run.err")"
+in_l ip link show rk0 >/dev/null 2>&1 && fail "rk0 is still there after rampart stopped"
+
+# --- SIGKILL: the kernel interface goes with the process, and a restart works ----
+for round in 1 2; do
+    ip netns exec "$NS_L" timeout -s INT -k 5 30 "$BIN" run --config "$WORK/af_packet.toml" -- \
+        --no-huge -m 512 --no-pci --no-shconf --no-telemetry \
+        --log-level lib.eal:warning --file-prefix "$TAG" \
+        >"$WORK/kill.$round.out" 2>"$WORK/kill.$round.err" &
+    RAMPART_PID=$!
+    for _ in $(seq 1 200); do
+        in_l ip link show rk0 >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    in_l ip link show rk0 >/dev/null 2>&1 || fail "round $round: rk0 did not appear: $(cat "$WORK/kill.$round.err")"
+    # SIGKILL rampart itself (the child of `timeout`).
+    pkill -KILL -P "$RAMPART_PID" || fail "round $round: no rampart under timeout"
+    wait "$RAMPART_PID" 2>/dev/null || true
+    RAMPART_PID=
+    for _ in $(seq 1 50); do
+        in_l ip link show rk0 >/dev/null 2>&1 || break
+        sleep 0.1
+    done
+    in_l ip link show rk0 >/dev/null 2>&1 && fail "round $round: rk0 outlived rampart's SIGKILL"
+done
+log "kernel interface: gone after SIGINT and after SIGKILL; rampart started again after SIGKILL"
 log "ok"

@@ -117,6 +117,12 @@ VIPNET4, VIPNET6 = "198.18.100.0/24", "2001:2:0:100::/64"
 FLOODNET = "198.19.0.0/16"
 
 RAMPART_MAC = "02:00:00:00:00:01"
+# The tier case: a second box beside rampart (lb2), both announcing over
+# BGP (BIRD in lb, lb2 and the router, BFD for fast failure detection).
+NODE4_B = "198.18.1.3"
+RAMPART2_MAC = "02:00:00:00:00:02"
+AS_ROUTER, AS_TIER = 65000, 65001
+
 ROUTER_LAN_MAC = "02:00:00:00:00:fe"
 # the tunnel backends' subnet, one routed hop (the router) from rampart
 RTR_T4, RTR_T6 = "198.18.2.1", "2001:2:0:2::1"
@@ -181,6 +187,11 @@ TUNNELS = [
     Tunnel(6, "gue", 4, "2001:2:0:100::7", False),    # IPv6 in IPv4 + UDP + GUE
 ]
 GUE_PORT = 6080  # rampart's default gue_port; decap.c is built for it
+# The VIPs both boxes of the tier case serve: DR and tunnel, whose return
+# traffic does not come back through a box, so any box can take any flow.
+TIER_DR = VIPS[("dr", 4)]
+TIER_TUN = TUNNELS[0]  # IPv4 in IPv4 (ipip)
+TIER_DRAIN_S = 3
 # The PMTU case: the router's client-facing MTU while it runs (the client's
 # own stays 1500, so it still advertises an MSS of 1460).
 PMTU_HOP_MTU = 1400
@@ -243,7 +254,7 @@ class Bed:
         self.work = work
         self.tag = tag
         self.procs = []  # (name, Popen)
-        self.names = (["client", "router", "lan", "lb"] + [b.name for b in BACKENDS]
+        self.names = (["client", "router", "lan", "lb", "lb2"] + [b.name for b in BACKENDS]
                       + [t.name for t in TUN_BACKENDS])
 
     def ns(self, role):
@@ -364,6 +375,12 @@ class Bed:
         self.sysctl("lb", "net.ipv6.conf.all.disable_ipv6=1")
         self.sysctl("lb", "net.ipv6.conf.default.disable_ipv6=1")
         on_lan("lb", "r0", "p-lb", RAMPART_MAC)
+        # the second box of the tier case, the same way
+        self.sysctl("lb2", "net.ipv6.conf.all.disable_ipv6=1")
+        self.sysctl("lb2", "net.ipv6.conf.default.disable_ipv6=1")
+        on_lan("lb2", "r0", "p-lb2", RAMPART2_MAC)
+        # ECMP over the boxes hashes on L4: one flow, one box.
+        self.sysctl("router", "net.ipv4.fib_multipath_hash_policy=1")
 
         # backends
         for b in BACKENDS:
@@ -668,7 +685,7 @@ def keepalive_client(args):
     connection has its first answer, then a result line."""
     conns = []
     for _ in range(args.conns):
-        c = http.client.HTTPConnection(args.host, 80, timeout=5)
+        c = http.client.HTTPConnection(args.host, 80, timeout=args.timeout)
         conns.append({"c": c, "names": [], "fail": 0, "err": None})
     deadline = time.time() + args.seconds
     first = True
@@ -762,21 +779,112 @@ def toml_list(xs):
     return "[" + ", ".join(f'"{x}"' for x in xs) + "]"
 
 
-def rampart_config(work, nat_backends=None, tunnels=True):
+def box_file(box, name):
+    """A per-box file name in WORK: NAME for box 1, box2-NAME for box 2."""
+    return name if box == 1 else f"box2-{name}"
+
+
+def tier_vips():
+    """Box 2's VIPs: the tier's DR and tunnel VIPs, as box 1 has them."""
+    lines = []
+    for b in BACKENDS:
+        lines += ["[[neighbor]]", f'address = "{b.v4}"', f'mac = "{b.mac}"', ""]
+    lines += ["[[vip]]", 'name = "dr-4"', f'address = "{TIER_DR}"', "port = 80",
+              'protocol = "tcp"', 'mode = "dr"', "", "[vip.health]", 'kind = "tcp"']
+    lines += [f"{k} = {v}" for k, v in HEALTH.items()] + [""]
+    for b in IN_VIPS:
+        lines += ["[[vip.backend]]", f'address = "{b.v4}"', "port = 80", f"weight = {b.weight}", ""]
+    tun = TIER_TUN
+    lines += ["[[vip]]", f'name = "{tun.name}"', f'address = "{tun.vip}"', "port = 80",
+              'protocol = "tcp"', 'mode = "tunnel"', f'encap = "{tun.encap}"', "",
+              "[vip.health]", 'kind = "tcp"']
+    lines += [f"{k} = {v}" for k, v in HEALTH.items()] + [""]
+    for b in TUN_BACKENDS:
+        lines += ["[[vip.backend]]", f'address = "{b.v4}"', "port = 80", f"weight = {b.weight}", ""]
+    return lines
+
+
+# BIRD: the router peers with both boxes (eBGP, BFD), installs what they
+# announce as ECMP routes; each box exports what rampart's routes file holds.
+BIRD_ROUTER = """\
+log "{work}/bird-router.log" all;
+router id {rtr};
+protocol device {{ scan time 1; }}
+protocol bfd {{ interface "*" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }}; }}
+protocol kernel {{ ipv4 {{ import none; export where source = RTS_BGP; }}; merge paths on; }}
+template bgp box {{
+  local {rtr} as {as_router};
+  hold time 3; keepalive time 1; connect retry time 1; bfd on;
+  # a box that died comes back in seconds, not BIRD's default minute
+  error wait time 1, 2;
+  ipv4 {{ import all; export none; }};
+}}
+protocol bgp lb1 from box {{ neighbor {lb1} as {as_tier}; }}
+protocol bgp lb2 from box {{ neighbor {lb2} as {as_tier}; }}
+"""
+
+BIRD_BOX = """\
+log "{work}/{log}" all;
+router id {node};
+protocol device {{ scan time 1; }}
+protocol bfd {{ interface "*" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }}; }}
+include "{routes}";
+protocol bgp uplink {{
+  local {node} as {as_tier}; neighbor {rtr} as {as_router};
+  hold time 3; keepalive time 1; connect retry time 1; bfd on;
+  error wait time 1, 2;
+  ipv4 {{ import none; export where proto = "rampart4"; }};
+}}
+"""
+
+
+def start_bird(bed, role, name, conf_text, lifetime):
+    conf = os.path.join(bed.work, f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    sock = os.path.join(bed.work, f"{name}.ctl")
+    sh(["bird", "-p", "-c", conf])
+    return bed.spawn(role, ["bird", "-f", "-c", conf, "-s", sock,
+                            "-P", os.path.join(bed.work, f"{name}.pid")], name, lifetime)
+
+
+def router_nexthops(bed, prefix):
+    """The router's next hops for PREFIX (BGP routes only)."""
+    r = bed.run("router", "ip", "-4", "route", "show", prefix, "proto", "bird", check=False)
+    return sorted(set(re.findall(r"via (\S+)", r.stdout)))
+
+
+def wait_nexthops(bed, prefix, want, limit):
+    """Waits until the router's next hops for PREFIX are WANT; returns seconds."""
+    t0 = time.time()
+    while True:
+        got = router_nexthops(bed, prefix)
+        if got == sorted(want):
+            return time.time() - t0
+        if time.time() - t0 > limit:
+            raise Failure(f"router next hops for {prefix}: {got}, not {sorted(want)} after {limit} s")
+        time.sleep(0.05)
+
+
+def rampart_config(work, nat_backends=None, tunnels=True, box=1):
     """The config: one VIP per mode and family, and the tunnel VIPs unless
     TUNNELS is false (a rampart from before tunnel mode). NAT_BACKENDS
-    replaces the NAT VIPs' backend set (the reload case)."""
+    replaces the NAT VIPs' backend set (the reload case). BOX 2 is the
+    tier case's second box: its own node address and MAC, the DR and
+    tunnel VIPs of the tier only, its worker on the other CPU. Both have a
+    kernel interface (rk0) for their BIRD and announce over BGP."""
+    node = NODE4 if box == 1 else NODE4_B
     lines = [
         "[node]",
-        f'mac = "{RAMPART_MAC}"',
-        f'addresses = ["{NODE4}", "{NODE6}"]',
+        f'mac = "{RAMPART_MAC if box == 1 else RAMPART2_MAC}"',
+        f'addresses = ["{node}", "{NODE6}"]' if box == 1 else f'addresses = ["{node}"]',
         f'gateway_mac = "{ROUTER_LAN_MAC}"',
         "",
         "[conntrack]",
         "capacity = 262144",
         "",
         "[control]",
-        f'socket = "{work}/ctl.sock"',
+        f'socket = "{work}/{box_file(box, "ctl.sock")}"',
         'prometheus = ""',
         "",
         "[dpdk]",
@@ -784,11 +892,23 @@ def rampart_config(work, nat_backends=None, tunnels=True):
         "mempool_size = 16383",
         "mempool_cache = 128",
         "stats_interval = 1",
+        # Two boxes share this machine's two CPUs: a worker with nothing
+        # to do sleeps 50 us per empty poll.
+        "idle_sleep_us = 50",
+        *(["lcores = [0]", "control_lcore = 1"] if box == 2 else []),
         "",
         "[[port]]",
         'name = "net_af_packet0,iface=r0,qdisc_bypass=1,framecnt=4096"',
+        'kernel_interface = "rk0"',
+        "",
+        "[bgp]",
+        f'socket = "{work}/{box_file(box, "bird.ctl")}"',
+        f'routes_file = "{work}/{box_file(box, "bird-vips.conf")}"',
+        f"drain_seconds = {TIER_DRAIN_S}",
         "",
     ]
+    if box == 2:
+        return "\n".join(lines + tier_vips())
     for b in BACKENDS:
         for fam in (4, 6):
             lines += ["[[neighbor]]", f'address = "{b.addr(fam)}"', f'mac = "{b.mac}"', ""]
@@ -835,35 +955,59 @@ def rampart_config(work, nat_backends=None, tunnels=True):
 
 
 class Rampart:
-    def __init__(self, bed, binary, lifetime, tunnels):
+    def __init__(self, bed, binary, lifetime, tunnels, box=1, run=1):
         self.bed = bed
         self.bin = binary
         self.tunnels = tunnels
-        self.cfg = os.path.join(bed.work, "rampart.toml")
+        self.box = box
+        self.role = "lb" if box == 1 else "lb2"
+        # Box 1 restarted in the tier case writes new output files.
+        self.name = ("rampart" if box == 1 else "rampart2") + (f"-run{run}" if run > 1 else "")
+        self.cfg = os.path.join(bed.work, box_file(box, "rampart.toml"))
+        self.sock = os.path.join(bed.work, box_file(box, "ctl.sock"))
+        self.json = os.path.join(bed.work, f"{self.name}.json")
         with open(self.cfg, "w") as f:
-            f.write(rampart_config(bed.work, tunnels=tunnels))
-        self.proc = bed.spawn("lb", [
-            binary, "run", "--config", self.cfg, "--stats-json", f"{bed.work}/rampart.json", "--",
+            f.write(rampart_config(bed.work, tunnels=tunnels, box=box))
+        self.proc = bed.spawn(self.role, [
+            binary, "run", "--config", self.cfg, "--stats-json", self.json, "--",
             "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--no-telemetry",
-            "--log-level", "lib.eal:warning", "--file-prefix", bed.tag], "rampart", lifetime)
-        err = os.path.join(bed.work, "rampart.err")
+            "--log-level", "lib.eal:warning", "--file-prefix", f"{bed.tag}b{box}"],
+            self.name, lifetime)
+        self.err = os.path.join(bed.work, f"{self.name}.err")
         deadline = time.time() + 30
         while time.time() < deadline:
-            if "rate  rx " in open(err).read():
+            if "rate  rx " in open(self.err).read():
                 # "1 worker(s) on CPU 1, control on CPU 0"
                 m = re.search(r"worker\(s\) on CPUs? ([\d, ]+?), control",
-                              open(os.path.join(bed.work, "rampart.out")).read())
+                              open(os.path.join(bed.work, f"{self.name}.out")).read())
                 self.worker_cpus = {int(c) for c in m.group(1).split(",")} if m else set()
-                return
+                break
             if self.proc.poll() is not None:
-                raise Failure(f"rampart exited during start-up:\n{open(err).read()}")
+                raise Failure(f"rampart exited during start-up:\n{open(self.err).read()}")
             time.sleep(0.1)
-        raise Failure(f"rampart not up within 30 s:\n{open(err).read()}")
+        else:
+            raise Failure(f"rampart not up within 30 s:\n{open(self.err).read()}")
+        # The node address on the kernel interface, for the box's BIRD.
+        node = NODE4 if box == 1 else NODE4_B
+        bed.run(self.role, "ip", "addr", "add", f"{node}/24", "dev", "rk0")
 
     def ctl(self, *args):
-        r = sh([self.bin, "ctl", "--socket", f"{self.bed.work}/ctl.sock", "--json", *args],
-               timeout=15)
+        r = sh([self.bin, "ctl", "--socket", self.sock, "--json", *args], timeout=15)
         return json.loads(r.stdout)
+
+    def rx(self):
+        return self.ctl("status")["rx_packets"]
+
+    def kill(self):
+        """SIGKILL to rampart itself (the child of `timeout`)."""
+        sh(["pkill", "-KILL", "-P", str(self.proc.pid)], check=False)
+        self.proc.wait(10)
+
+    def announced(self, vip):
+        for a in self.ctl("status").get("announcements", []):
+            if a["vip"] == vip:
+                return a["announced"], a["reason"]
+        return None, None
 
     def events(self, *names):
         """Each event's total over the workers, from one `ctl stats`."""
@@ -880,10 +1024,10 @@ class Rampart:
     def active(self):
         return self.ctl("status")["active_conns"]
 
-    def stop(self):
-        rc = self.bed.stop(self.proc, signal.SIGINT, wait=20)
+    def stop(self, sig=signal.SIGINT, wait=20):
+        rc = self.bed.stop(self.proc, sig, wait=wait)
         if rc != 0:
-            raise Failure(f"rampart exited {rc} on SIGINT:\n{open(self.bed.work + '/rampart.err').read()}")
+            raise Failure(f"rampart exited {rc} on {signal.Signals(sig).name}:\n{open(self.err).read()}")
 
 
 def bport(b, fam, port=80):
@@ -985,10 +1129,33 @@ class Suite:
 
     def start_rampart(self):
         self.rp = Rampart(self.bed, self.bin, self.lifetime, self.tunnels)
+        self.start_birds()
         t = wait_health(self.rp, IN_VIPS, (4, 6), (80, ECHO_PORT), "up", 15)
         if self.tunnels:
             t = wait_health(self.rp, TUN_BACKENDS, (4, 6), (80,), "up", 15)
         log(f"rampart up, every backend healthy after {t:.1f} s")
+
+    def start_birds(self):
+        """BIRD on the router and on box 1; box 2's starts with box 2."""
+        bed, w = self.bed, self.bed.work
+        self.bird_router = start_bird(bed, "router", "bird-router", BIRD_ROUTER.format(
+            work=w, rtr=RTR_L4, lb1=NODE4, lb2=NODE4_B, as_router=AS_ROUTER, as_tier=AS_TIER),
+            self.lifetime)
+        self.bird_box(1)
+
+    def bird_box(self, box):
+        """BIRD on a box, once its rampart has written the routes file."""
+        bed = self.bed
+        routes = os.path.join(bed.work, box_file(box, "bird-vips.conf"))
+        deadline = time.time() + 10
+        while not os.path.exists(routes):
+            if time.time() > deadline:
+                raise Failure(f"box {box}: rampart wrote no routes file {routes}")
+            time.sleep(0.05)
+        name = box_file(box, "bird")
+        conf = BIRD_BOX.format(work=bed.work, log=f"{name}.log", node=NODE4 if box == 1 else NODE4_B,
+                               routes=routes, rtr=RTR_L4, as_router=AS_ROUTER, as_tier=AS_TIER)
+        return start_bird(bed, "lb" if box == 1 else "lb2", name, conf, self.lifetime)
 
     # cases
 
@@ -1560,6 +1727,121 @@ table ip shield {{
                      f"{sum(1 for r in res if not r[0])} failed")
         self.flood("nftables", sp, conntrack_roles=("router", "lb"))
 
+    def tier(self):
+        """Two boxes announcing the same VIPs over BGP to an ECMP router:
+        both carry flows; a box killed, its flows continue on the other to
+        the same backends; a box stopped with SIGTERM withdraws, drains and
+        exits without an error; backend failures seen by both."""
+        bed = self.bed
+        secs = 4 if self.a.quick else 10
+        t_up = wait_nexthops(bed, f"{TIER_DR}/32", [NODE4], 30)
+        log(f"tier: box 1's announcement of {TIER_DR} at the router after {t_up:.1f} s")
+        rp2 = Rampart(bed, self.bin, self.lifetime, self.tunnels, box=2)
+        self.bird_box(2)
+        wait_health(rp2, IN_VIPS, (4,), (80,), "up", 15)
+        for vip in (TIER_DR, TIER_TUN.vip):
+            t = wait_nexthops(bed, f"{vip}/32", [NODE4, NODE4_B], 30)
+            log(f"tier: {vip} has both boxes as next hops after {t:.1f} s")
+        ann = rp2.announced("dr-4")
+        self.check(ann == (True, "serving"), f"tier: box 2 says dr-4 is announced ({ann})")
+
+        # Both boxes carry new flows (the router hashes on ports).
+        rx = (self.rp.rx(), rp2.rx())
+        res = curl_batch(bed, url(TIER_DR), 60 if self.a.quick else 200)
+        ok = sum(1 for r in res if r[0])
+        grown = (self.rp.rx() - rx[0], rp2.rx() - rx[1])
+        self.check(ok == len(res), f"tier: {ok}/{len(res)} requests to the DR VIP over two boxes")
+        self.check(min(grown) > len(res), f"tier: both boxes carried flows (rx +{grown[0]}, +{grown[1]})")
+        self.row("tier", "dr, 2 boxes", 4, len(res), len(res) - ok,
+                 percentile([r[1] for r in res], 50), percentile([r[1] for r in res], 99),
+                 f"rx box1 +{grown[0]}, box2 +{grown[1]}")
+
+        # SIGKILL box 1 under long-lived connections to the DR and tunnel VIPs.
+        conns = 8
+        kas = {}
+        for vip in (TIER_DR, TIER_TUN.vip):
+            kas[vip] = bed.spawn("client", [sys.executable, SELF, "keepalive", "--host", vip,
+                                            "--conns", str(conns), "--seconds", str(secs + 6),
+                                            "--interval", "0.2", "--timeout", "10"],
+                                 f"tier-keepalive-{vip}", secs + 30)
+        for vip in kas:
+            path = os.path.join(bed.work, f"tier-keepalive-{vip}.out")
+            deadline = time.time() + 15
+            while '"ready"' not in open(path).read():
+                if time.time() > deadline:
+                    raise Failure(f"tier: keep-alive clients to {vip} not ready")
+                time.sleep(0.05)
+        time.sleep(1)
+        t_kill = time.time()
+        self.rp.kill()
+        for vip in (TIER_DR, TIER_TUN.vip):
+            wait_nexthops(bed, f"{vip}/32", [NODE4_B], 10)
+        failover = time.time() - t_kill
+        self.check(failover < 3, f"tier: box 1's routes left the router {failover:.2f} s after its SIGKILL (BFD)")
+        for vip, p in kas.items():
+            p.wait(secs + 30)
+            lines = open(os.path.join(bed.work, f"tier-keepalive-{vip}.out")).read().splitlines()
+            res = json.loads(lines[-1])["conns"]
+            kept = sum(1 for c in res if c["fail"] == 0 and len(c["backends"]) == 1)
+            self.check(kept == conns,
+                       f"tier: {kept}/{conns} long-lived connections to {vip} kept their backend "
+                       f"with no error across box 1's death ({[c['error'] for c in res if c['error']]})")
+            self.row("tier failover", "dr" if vip == TIER_DR else "tunnel ipip", 4,
+                     sum(c["requests"] for c in res), sum(c["fail"] for c in res), None, None,
+                     f"box 1 SIGKILLed: routes gone in {failover:.2f} s, {kept}/{conns} connections kept")
+        self.failover_s = failover
+
+        # Box 1 back: it rejoins.
+        self.rp = Rampart(bed, self.bin, self.lifetime, self.tunnels, run=2)
+        t = wait_nexthops(bed, f"{TIER_DR}/32", [NODE4, NODE4_B], 30)
+        log(f"tier: box 1 restarted, rejoined after {t:.1f} s")
+
+        # SIGTERM box 2 under wrk: withdrawn at once, drains, exits 0, no error.
+        target = url(TIER_DR)
+        out = {}
+        th = threading.Thread(target=lambda: out.update(w=wrk(bed, target, secs + TIER_DRAIN_S + 2)))
+        th.start()
+        time.sleep(1.5)
+        t_term = time.time()
+        sh(["pkill", "-TERM", "-P", str(rp2.proc.pid)], check=False)
+        wait_nexthops(bed, f"{TIER_DR}/32", [NODE4], 10)
+        withdrawn = time.time() - t_term
+        rc = rp2.proc.wait(TIER_DRAIN_S + 20)
+        exited = time.time() - t_term
+        th.join()
+        w = out["w"]
+        log_text = open(rp2.err).read()
+        self.check(withdrawn < 2, f"tier: box 2's routes withdrawn {withdrawn:.2f} s after SIGTERM")
+        self.check(rc == 0 and exited >= TIER_DRAIN_S and "drained: stopping" in log_text,
+                   f"tier: box 2 drained {TIER_DRAIN_S} s and exited {rc} after {exited:.1f} s")
+        self.check(w["requests"] > 0 and w["socket_errors"] == 0 and w["non_2xx"] == 0,
+                   f"tier: wrk through box 2's SIGTERM: {w['requests']} requests, "
+                   f"{w['socket_errors']} socket errors, {w['non_2xx']} non-2xx")
+        self.wrk_row("tier sigterm", "dr, 2 boxes", 4, w, asserted=False)
+
+        # Box 2 back: it rejoins and takes flows again.
+        rp2 = Rampart(bed, self.bin, self.lifetime, self.tunnels, box=2, run=2)
+        t = wait_nexthops(bed, f"{TIER_DR}/32", [NODE4, NODE4_B], 30)
+        wait_health(rp2, IN_VIPS, (4,), (80,), "up", 15)
+        rx2 = rp2.rx()
+        res = curl_batch(bed, url(TIER_DR), 40)
+        self.check(all(r[0] for r in res) and rp2.rx() - rx2 > 20,
+                   f"tier: box 2 rejoined after {t:.1f} s and carries flows again")
+
+        # A backend fails: both boxes take it out within the health bound.
+        b = IN_VIPS[0]
+        self.bed.stop(self.nginx[b.name], signal.SIGTERM)
+        bound = (HEALTH["fall"] + 1) * HEALTH["interval_ms"] / 1000 + HEALTH["timeout_ms"] / 1000
+        t1 = wait_health(self.rp, [b], (4,), (80,), "down", 10)
+        t2 = wait_health(rp2, [b], (4,), (80,), "down", 10)
+        self.check(max(t1, t2) <= bound + 0.5,
+                   f"tier: {b.name} down on box 1 after {t1:.2f} s, on box 2 after {t2:.2f} s")
+        self.nginx[b.name] = start_nginx(bed, b, self.lifetime)
+        wait_listening(bed, b.name, 80, f"nginx on {b.name}")
+        wait_health(self.rp, [b], (4,), (80,), "up", 10)
+        wait_health(rp2, [b], (4,), (80,), "up", 10)
+        rp2.stop()
+
     def run(self):
         only = self.a.only
 
@@ -1586,9 +1868,11 @@ table ip shield {{
             self.health()
         if want("reload"):
             self.reload()
+        if want("tier"):
+            self.tier()
         drops = self.rp.drops()
         self.rp.stop()
-        run = json.load(open(os.path.join(self.bed.work, "rampart.json")))
+        run = json.load(open(self.rp.json))
         self.rampart_stats = {k: run.get(k) for k in ("rx_packets", "tx_packets",
                                                        "dropped_total", "consumed")}
         self.rampart_stats["drops"] = drops
@@ -1684,7 +1968,7 @@ def main_suite(args):
 
 
 CASES = ("modes", "tunnel", "ping", "pmtu", "pmtu-nat", "fragments", "synproxy", "health",
-         "reload", "nftables")
+         "reload", "tier", "nftables")
 
 
 def main():
@@ -1711,6 +1995,7 @@ def main():
     s.add_argument("--conns", type=int, required=True)
     s.add_argument("--seconds", type=float, required=True)
     s.add_argument("--interval", type=float, required=True)
+    s.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quick", action="store_true",
                    help="shorter loads (CI): wrk 3 s, floods 6 s, fewer requests")
     p.add_argument("--binary", help="rampart built with --features dpdk (default: build it)")

@@ -49,6 +49,8 @@ tx_descriptors = 2048
 tx_retries = 0
 stats_interval = 0
 idle_exit_ms = 250
+idle_sleep_us = 50
+idle_polls = 8
 
 [[port]]
 name = "0000:01:00.0"
@@ -68,6 +70,7 @@ subnets = ["198.18.1.0/24"]
     assert_eq!((d.rx_descriptors, d.tx_descriptors), (512, 2048));
     assert_eq!((d.tx_retries, d.stats_interval), (0, 0));
     assert_eq!(d.idle_exit_ms_for(&c.ports), 250);
+    assert_eq!((d.idle_sleep_us, d.idle_polls), (50, 8));
     assert!(c.ports.iter().all(Port::is_pci));
     assert_eq!(c.ports[0].device_name(), "0000:01:00.0");
     assert_eq!(c.ports[1].device_name(), "0000:02:00.1");
@@ -77,16 +80,23 @@ subnets = ["198.18.1.0/24"]
     let d = c.dpdk.unwrap();
     assert_eq!(d, Dpdk::default());
     assert_eq!((d.workers, d.tx_retries, d.stats_interval), (1, 4, 1));
+    assert_eq!(
+        (d.idle_sleep_us, d.idle_polls),
+        (0, 1024),
+        "pure polling by default"
+    );
     // Idle exit by default only when every port is a pcap file read once.
     let pcap = Port {
         name: "net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap".into(),
         subnets: vec![],
         mtu: None,
+        kernel_interface: None,
     };
     let endless = Port {
         name: "net_pcap1,rx_pcap=a.pcap,infinite_rx=1".into(),
         subnets: vec![],
         mtu: None,
+        kernel_interface: None,
     };
     assert_eq!(d.idle_exit_ms_for(std::slice::from_ref(&pcap)), 1000);
     assert_eq!(d.idle_exit_ms_for(&[pcap, endless]), 0);
@@ -143,6 +153,8 @@ fn dpdk_errors_name_the_key() {
         ("[dpdk]\ntx_retries = -1\n", "dpdk.tx_retries", "tx_retries", "out of range"),
         ("[dpdk]\neal_args = [\"\"]\n", "dpdk.eal_args[0]", "eal_args", "empty"),
         ("[dpdk]\nidle_exit_ms = -5\n", "dpdk.idle_exit_ms", "idle_exit", "out of range"),
+        ("[dpdk]\nidle_sleep_us = 200000\n", "dpdk.idle_sleep_us", "idle_sleep", "0..=100000"),
+        ("[dpdk]\nidle_polls = 0\n", "dpdk.idle_polls", "idle_polls", "1..=1000000"),
         (
             "[[port]]\nname = \"eth0\"\n",
             "port[0].name",

@@ -130,6 +130,24 @@ pub(super) fn dpdk(cx: &Ctx, r: &RawDpdk) -> Res<Dpdk> {
             " milliseconds (0 = never)",
         )?);
     }
+    if let Some(v) = &r.idle_sleep_us {
+        o.idle_sleep_us = cx.int(
+            v,
+            "dpdk.idle_sleep_us",
+            0,
+            100_000,
+            " microseconds (0 = pure polling)",
+        )?;
+    }
+    if let Some(v) = &r.idle_polls {
+        o.idle_polls = cx.int(v, "dpdk.idle_polls", 1, 1_000_000, " empty polls")?;
+    }
+    if let Some(v) = &r.kernel_rate {
+        o.kernel_rate = cx.int(v, "dpdk.kernel_rate", 1, 10_000_000, " frames per second")?;
+    }
+    if let Some(v) = &r.kernel_burst {
+        o.kernel_burst = cx.int(v, "dpdk.kernel_burst", 1, 65_536, " frames")?;
+    }
     Ok(o)
 }
 
@@ -138,6 +156,8 @@ pub(super) fn ports(cx: &Ctx, raw: &[S<RawPort>]) -> Res<Vec<Port>> {
     // device name -> line; subnet -> (port index, line)
     let mut devices: HashMap<String, usize> = HashMap::new();
     let mut subnets: HashMap<Subnet, (usize, usize)> = HashMap::new();
+    // kernel interface name -> line
+    let mut kernel: HashMap<String, usize> = HashMap::new();
     for (i, p) in raw.iter().enumerate() {
         let p = p.get_ref();
         let key = format!("port[{i}].name");
@@ -167,10 +187,40 @@ pub(super) fn ports(cx: &Ctx, raw: &[S<RawPort>]) -> Res<Vec<Port>> {
             )? as u16),
             None => None,
         };
+        let kernel_interface = match &p.kernel_interface {
+            Some(k) => {
+                let key = format!("port[{i}].kernel_interface");
+                let ifname = k.get_ref().as_str();
+                let valid = (1..16).contains(&ifname.len())
+                    && ifname != "."
+                    && ifname != ".."
+                    && ifname
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !valid {
+                    return cx.err(
+                        k.span(),
+                        &key,
+                        format!("`{ifname}` is not an interface name: 1 to 15 characters of letters, digits, '-', '_' and '.'"),
+                    );
+                }
+                if let Some(line) = kernel.get(ifname) {
+                    return cx.err(
+                        k.span(),
+                        &key,
+                        format!("kernel interface `{ifname}` is already the one of the port at line {line}"),
+                    );
+                }
+                kernel.insert(ifname.to_string(), cx.line(&k.span()));
+                Some(ifname.to_string())
+            }
+            None => None,
+        };
         let port = Port {
             name: name.clone(),
             subnets: Vec::new(),
             mtu,
+            kernel_interface,
         };
         let device = port.device_name();
         if let Some(line) = devices.get(&device) {

@@ -3,12 +3,13 @@
 //! are reported at the later of the two occurrences and name the earlier one.
 //!
 //! One file per section: `node` (with `[[neighbor]]`, `[icmp]` and
-//! `[fragments]`),
-//! `conntrack`, `synproxy`, `control`, `dpdk` (with `[[port]]`)
+//! `[fragments]`), `conntrack`, `synproxy`, `control`, `dpdk` (with
+//! `[[port]]`), `bgp`
 //! and `vip` (backends, health checks, encapsulation, FullNAT local
 //! addresses). This file holds the entry point, the cross-section checks
 //! and the value parsers every section shares.
 
+mod bgp;
 mod conntrack;
 mod control;
 mod dpdk;
@@ -25,6 +26,7 @@ use super::raw::{RawConfig, S};
 use super::*;
 use crate::flow::Family;
 
+use self::bgp::bgp;
 use self::conntrack::conntrack;
 use self::control::control;
 use self::dpdk::{dpdk, ports};
@@ -333,6 +335,10 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         None => None,
     };
     let ports = ports(&cx, &raw.ports)?;
+    let bgp = match &raw.bgp {
+        Some(b) => Some(bgp(&cx, b.get_ref())?),
+        None => None,
+    };
 
     Ok(Config {
         node,
@@ -344,6 +350,7 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         vips: out,
         control,
         dpdk,
+        bgp,
         ports,
     })
 }

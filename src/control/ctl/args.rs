@@ -75,6 +75,11 @@ pub enum VipCmd {
     Add(VipAddArgs),
     /// Remove a VIP; its connections drain (or are reset under `[control] removed_vip = "reset"`).
     Del { name: String },
+    /// Withdraw a VIP's BGP announcement (`[bgp]`), unless another VIP on
+    /// its address serves; its connections are untouched.
+    Drain { name: String },
+    /// Give a drained VIP its announcement back.
+    Undrain { name: String },
 }
 
 #[derive(clap::Args, Debug, Clone, PartialEq)]

@@ -112,6 +112,14 @@ pub fn to_request(cmd: &CtlCmd) -> Request {
                 vip: vip_add_table(a),
             },
             VipCmd::Del { name } => Request::VipDel { name: name.clone() },
+            VipCmd::Drain { name } => Request::VipDrain {
+                name: name.clone(),
+                drain: true,
+            },
+            VipCmd::Undrain { name } => Request::VipDrain {
+                name: name.clone(),
+                drain: false,
+            },
         },
         CtlCmd::Backend { cmd } => match cmd {
             BackendCmd::Add {

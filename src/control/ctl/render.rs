@@ -23,6 +23,12 @@ pub(super) fn describe_change(cmd: &CtlCmd) -> String {
         CtlCmd::Vip {
             cmd: VipCmd::Del { name },
         } => format!("removed vip {name}"),
+        CtlCmd::Vip {
+            cmd: VipCmd::Drain { name },
+        } => format!("drained vip {name}"),
+        CtlCmd::Vip {
+            cmd: VipCmd::Undrain { name },
+        } => format!("undrained vip {name}"),
         CtlCmd::Backend { cmd } => match cmd {
             BackendCmd::Add { vip, backend, .. } => format!("added backend {backend} to {vip}"),
             BackendCmd::Del { vip, backend } => format!("removed backend {backend} from {vip}"),
@@ -95,7 +101,34 @@ pub fn format_status(s: &StatusReport) -> String {
         ("tx packets", s.tx_packets.to_string()),
         ("dropped", s.dropped.to_string()),
     ]);
-    key_values(&pairs, "", Align::Left)
+    if let Some(e) = &s.bgp_error {
+        pairs.push(("bgp error", e.clone()));
+    }
+    let mut out = key_values(&pairs, "", Align::Left);
+    if !s.announcements.is_empty() {
+        let mut table = Table::new(&[
+            ("VIP", Align::Left),
+            ("ADDRESS", Align::Left),
+            ("BGP", Align::Left),
+            ("WHY", Align::Left),
+        ]);
+        for a in &s.announcements {
+            table.row(vec![
+                a.vip.clone(),
+                a.address.clone(),
+                if a.announced {
+                    "announced"
+                } else {
+                    "withdrawn"
+                }
+                .to_string(),
+                a.reason.clone(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.render());
+    }
+    out
 }
 
 /// `vip list`: a row per VIP, its backends indented under it.
@@ -478,6 +511,8 @@ mod tests {
             rx_packets: 1000,
             tx_packets: 990,
             dropped: 10,
+            announcements: Vec::new(),
+            bgp_error: None,
         };
         let want = "\
 version            0.1.0
@@ -495,6 +530,36 @@ tx packets         990
 dropped            10
 ";
         assert_eq!(format_status(&s), want);
+
+        let mut s = s;
+        s.bgp_error = Some("bird refused the update: 8002 syntax error".into());
+        s.announcements = vec![
+            crate::control::model::Announcement {
+                vip: "web".into(),
+                address: "198.18.100.10".into(),
+                announced: true,
+                reason: "serving".into(),
+                drained: false,
+            },
+            crate::control::model::Announcement {
+                vip: "api".into(),
+                address: "198.18.100.20".into(),
+                announced: false,
+                reason: "drained".into(),
+                drained: true,
+            },
+        ];
+        let out = format_status(&s);
+        assert!(
+            out.contains("bgp error          bird refused the update: 8002 syntax error\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                "\nVIP  ADDRESS        BGP        WHY\nweb  198.18.100.10  announced  serving\napi  198.18.100.20  withdrawn  drained\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
