@@ -186,6 +186,8 @@ pub struct Snapshot {
     pub synproxy: Synproxy,
     /// `[icmp]`: echo replies.
     pub icmp: Icmp,
+    /// `[fragments]`: the per-worker fragment table.
+    pub fragments: crate::config::Fragments,
     /// The L3 MTU encapsulated packets must fit ([`Config::effective_mtu`]).
     pub mtu: u16,
     /// The first node address of each family: the source of tunnel
@@ -428,6 +430,7 @@ impl Snapshot {
             timeouts: state_timeouts(&cfg.conntrack.timeouts),
             synproxy: cfg.synproxy.clone(),
             icmp: cfg.icmp,
+            fragments: cfg.fragments,
             mtu: cfg.effective_mtu(),
             node_v4: cfg.node.addresses.iter().find(|a| a.is_v4()).copied(),
             node_v6: cfg.node.addresses.iter().find(|a| !a.is_v4()).copied(),

@@ -36,6 +36,10 @@ pub enum Verdict {
     /// Taken over by the datapath (a SYN proxy ACK or a held packet); what
     /// it leads to goes out through the worker's [`Outbox`]. Not a drop.
     Consumed,
+    /// For another worker (the number): a fragment whose datagram's
+    /// connection that worker owns ([`crate::frag`]). The I/O backend
+    /// passes the frame on; counted as consumed here.
+    Handover(u16),
     /// For the node's own stack: passed to the kernel interface of the port
     /// it came in on (`[[port]] kernel_interface`). Counted as consumed.
     Kernel,
@@ -76,6 +80,8 @@ pub struct WorkerState {
     pub(crate) front: crate::xmit::Front,
     /// Health-check probes this worker sends and the answers it recognizes.
     pub prober: Prober,
+    /// IP datagrams in flight, and fragments held for their first.
+    pub frags: crate::frag::FragTable,
     /// Echo replies this worker may still send (`[icmp] echo_rate`).
     pub(crate) echo: TokenBucket,
     echo_limit: (u32, u32),
@@ -115,6 +121,7 @@ impl WorkerState {
             overflow_until: None,
             front: crate::xmit::Front::EMPTY,
             prober: Prober::new(),
+            frags: crate::frag::FragTable::new(&snap.fragments, seed),
             echo: TokenBucket::new(snap.icmp.echo_rate, snap.icmp.echo_burst),
             echo_limit: (snap.icmp.echo_rate, snap.icmp.echo_burst),
             kernel: TokenBucket::new(kernel_limit(snap).0, kernel_limit(snap).1),
@@ -184,6 +191,15 @@ impl WorkerState {
             self.echo = TokenBucket::new(limit.0, limit.1);
             self.echo_limit = limit;
         }
+        if *self.frags.config() != snap.fragments {
+            // What is held now goes; the new bounds apply from here.
+            let old = std::mem::replace(
+                &mut self.frags,
+                crate::frag::FragTable::new(&snap.fragments, self.seed),
+            );
+            self.stats
+                .held_dropped(DropReason::FragmentTimeout, old.held() as u64);
+        }
         if kernel_limit(snap) != self.kernel_limit {
             self.kernel_limit = kernel_limit(snap);
             self.kernel = TokenBucket::new(self.kernel_limit.0, self.kernel_limit.1);
@@ -234,6 +250,8 @@ impl WorkerState {
         if self.synproxy.is_some() {
             synproxy::path::retry_pending(self, snap);
         }
+        self.frags
+            .age(self.now_ns, budget as usize, &mut self.stats);
         let WorkerState {
             conns,
             scheds,
@@ -261,11 +279,13 @@ fn scheduler_of(v: &VipInfo) -> Scheduler {
 const OUTBOX_TIMERS: usize = 64;
 
 /// Outbox frames per burst: with the SYN proxy, a backend SYN or the held
-/// packets it releases per burst frame; always the timers' room.
+/// packets it releases per burst frame; always the timers' room and one
+/// datagram's worth of held fragments.
 fn outbox_frames(snap: &Snapshot, synproxy: bool) -> usize {
+    let base = OUTBOX_TIMERS + crate::frag::MAX_FRAGS;
     if synproxy {
-        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + OUTBOX_TIMERS
+        MAX_BURST * (1 + snap.synproxy.hold_packets as usize) + base
     } else {
-        OUTBOX_TIMERS
+        base
     }
 }

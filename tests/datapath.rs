@@ -1219,7 +1219,7 @@ fn accounted(lb: &mut Lb, mut frame: Vec<u8>) -> Verdict {
             assert_eq!(after.tx_packets, before.tx_packets + 1);
             assert_eq!(after.tx_bytes, before.tx_bytes + frame.len() as u64);
         }
-        Verdict::Consumed | Verdict::Kernel => {
+        Verdict::Consumed | Verdict::Handover(_) | Verdict::Kernel => {
             assert_eq!(after.drops, before.drops, "{v:?} moved a drop counter");
             assert_eq!(after.consumed, before.consumed + 1);
         }

@@ -86,6 +86,9 @@ mss = 1460
 [icmp]
 echo_rate = 10
 
+[fragments]
+timeout_ms = 500
+
 [control]
 socket = \"\"
 {web}
@@ -112,6 +115,7 @@ const TABLES: &[(&str, &str)] = &[
     ("[conntrack]", "## `[conntrack]`"),
     ("[synproxy]", "## `[synproxy]`"),
     ("[icmp]", "## `[icmp]`"),
+    ("[fragments]", "## `[fragments]`"),
     ("[control]", "## `[control]`"),
     ("[[neighbor]]", "## `[[neighbor]]`"),
     ("[[vip]]", "## `[[vip]]`"),

@@ -105,6 +105,8 @@ pub struct Config {
     pub synproxy: Synproxy,
     /// `[icmp]`: echo replies.
     pub icmp: Icmp,
+    /// `[fragments]`: how long and how many IP fragments a worker tracks.
+    pub fragments: Fragments,
     pub neighbors: Vec<Neighbor>,
     pub vips: Vec<Vip>,
     /// `[control]`: the control API, metrics, and what removals do to live
@@ -581,6 +583,41 @@ pub struct Icmp {
 }
 
 pub const DEFAULT_ECHO_RATE: u32 = 1000;
+
+/// `[fragments]`: the per-worker fragment table ([`crate::frag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragments {
+    /// How long a datagram's entry lives from its first fragment seen
+    /// (milliseconds): the first fragment's decision for the others, and
+    /// how long fragments that came before it are held.
+    /// 1..=[`MAX_FRAG_TIMEOUT_MS`]; default [`DEFAULT_FRAG_TIMEOUT_MS`].
+    pub timeout_ms: u32,
+    /// Fragments one worker holds at once while their datagram's first
+    /// fragment has not arrived (each takes a 2 KiB buffer).
+    /// 0..=[`MAX_FRAG_HELD`]; default [`DEFAULT_FRAG_HELD`].
+    pub max_held: u32,
+    /// Datagrams one worker tracks at once (rounded up to a power of two).
+    /// [`MIN_FRAG_TABLE`]..=[`MAX_FRAG_TABLE`]; default [`DEFAULT_FRAG_TABLE`].
+    pub table_size: u32,
+}
+
+pub const DEFAULT_FRAG_TIMEOUT_MS: u32 = 1000;
+pub const MAX_FRAG_TIMEOUT_MS: u32 = 30_000;
+pub const DEFAULT_FRAG_HELD: u32 = 256;
+pub const MAX_FRAG_HELD: u32 = 65_536;
+pub const DEFAULT_FRAG_TABLE: u32 = 4096;
+pub const MIN_FRAG_TABLE: u32 = 16;
+pub const MAX_FRAG_TABLE: u32 = 1 << 20;
+
+impl Default for Fragments {
+    fn default() -> Fragments {
+        Fragments {
+            timeout_ms: DEFAULT_FRAG_TIMEOUT_MS,
+            max_held: DEFAULT_FRAG_HELD,
+            table_size: DEFAULT_FRAG_TABLE,
+        }
+    }
+}
 
 impl Default for Icmp {
     fn default() -> Icmp {

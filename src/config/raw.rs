@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub icmp: Option<S<RawIcmp>>,
     #[serde(default)]
+    pub fragments: Option<S<RawFragments>>,
+    #[serde(default)]
     pub control: Option<S<RawControl>>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<S<RawNeighbor>>,
@@ -199,4 +201,12 @@ pub(crate) struct RawPort {
 pub(crate) struct RawIcmp {
     pub echo_rate: Option<S<i64>>,
     pub echo_burst: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFragments {
+    pub timeout_ms: Option<S<i64>>,
+    pub max_held: Option<S<i64>>,
+    pub table_size: Option<S<i64>>,
 }
