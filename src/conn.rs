@@ -19,6 +19,7 @@
 use crate::conntrack::{addr_hash, expired, flags as cflags, flow_hash, ConnEntry, ConnState, Dir};
 use crate::flow::{Addr, FlowDesc, FlowKey};
 use crate::ids::{BackendId, VipId};
+use crate::sched::source::Sources;
 use crate::sched::Scheduler;
 use crate::snapshot::{BackendInfo, Snapshot, VipInfo, MAGLEV_SEED};
 use crate::state::{Verdict, WorkerState};
@@ -28,18 +29,49 @@ use crate::wire;
 use crate::xmit::lport::LocalPorts;
 use crate::xmit::{Ends, Tx, Xmit};
 
-/// The VIP's scheduler's choice for a new flow (a scheduler slot).
+/// The VIP's scheduler's choice for a new flow (a scheduler slot): over
+/// the client's source pool when the VIP has `[[vip.source]]` entries and
+/// the pool has a backend taking connections, else over every backend.
 pub(crate) fn schedule(
     d: &FlowDesc,
     vi: VipId,
     vip: &VipInfo,
     ws: &mut WorkerState,
 ) -> Option<u32> {
-    ws.scheds.get_mut(vi.index())?.pick(
-        &vip.maglev,
-        flow_hash(&d.key, MAGLEV_SEED),
-        addr_hash(&d.key.src, MAGLEV_SEED),
-    )
+    let fh = flow_hash(&d.key, MAGLEV_SEED);
+    let sh = addr_hash(&d.key.src, MAGLEV_SEED);
+    if let Some(sources) = vip.sources.as_deref() {
+        if let Some(slot) = steer(d, vi, sources, fh, sh, ws) {
+            return Some(slot);
+        }
+    }
+    ws.scheds.get_mut(vi.index())?.pick(&vip.maglev, fh, sh)
+}
+
+/// The pick over the pool of the client's longest matching source prefix;
+/// `None` when it matches none, or when no backend of its pool takes new
+/// connections (counted: the flow goes to the whole VIP).
+#[inline(never)]
+fn steer(
+    d: &FlowDesc,
+    vi: VipId,
+    sources: &Sources,
+    fh: u64,
+    sh: u64,
+    ws: &mut WorkerState,
+) -> Option<u32> {
+    let p = sources.pool_of(&d.key.src)?;
+    let table = &sources.pool(p)?.maglev;
+    match ws.scheds.get_mut(vi.index())?.pick_pool(p, table, fh, sh) {
+        Some(slot) => {
+            ws.stats.event(crate::stats::Event::SourceSteered);
+            Some(slot)
+        }
+        None => {
+            ws.stats.event(crate::stats::Event::SourceFallback);
+            None
+        }
+    }
 }
 
 /// Why [`open`] made no entry.

@@ -32,6 +32,12 @@
 //!   after the last `stateless_new`), so flows that overflowed the table
 //!   keep working in both directions. At other times it is not a reply of
 //!   ours and drops as `no_conn`.
+//! * A VIP with `[[vip.source]]` entries: a new flow is scheduled over the
+//!   backends of its client's longest matching prefix's entry while one of
+//!   them takes connections (else over all, counted `source_fallback`). The
+//!   "Maglev backend" of the cases above is then the one of that entry's
+//!   own table, so a flow without an entry lands where a tracked Maglev
+//!   flow would.
 //! * A VIP with `synproxy`: no packet reaches a backend before the client
 //!   completed a handshake with rampart; see [`crate::synproxy`]. Its new
 //!   flows are never forwarded without state.
@@ -49,12 +55,12 @@
 
 use crate::buf::PacketBuf;
 use crate::conn::{self, OpenError};
-use crate::conntrack::{expired, flags as cflags, flow_hash, ConnState, Dir};
+use crate::conntrack::{expired, flags as cflags, ConnState, Dir};
 use crate::flow::{proto, tcp_flags, FlowDesc, L3Kind};
 use crate::ids::{BackendId, VipId};
 use crate::probe::ProbeVerdict;
 use crate::proxy_protocol;
-use crate::snapshot::{Owned, Snapshot, VipInfo, MAGLEV_SEED};
+use crate::snapshot::{Owned, Snapshot, VipInfo};
 use crate::stats::{DropReason, Event};
 use crate::synproxy;
 use crate::wire;
@@ -73,25 +79,43 @@ pub fn process<B: PacketBuf + ?Sized>(
     let rx_len = frame.len() as u64;
     let mut c = Classified::default();
     ws.outbox.set_position(0);
-    let v = match classify(frame, ws, snap, &mut c) {
-        Ok(()) => handle(frame, &c, ws, snap),
-        Err(r) => Verdict::Drop(r),
+    let (v, l2) = match classify(frame, ws, snap, &mut c) {
+        Ok(()) => (handle(frame, &c, ws, snap), c.d.l3_off),
+        Err(r) => refuse(frame, r, ws, snap),
     };
-    let v = finish(buf, ws, v, &c.d);
+    let v = finish(buf, ws, v, l2);
     count(ws, rx_len, buf.data().len() as u64, v);
     v
 }
 
+/// A frame the parser refused: a fragment goes to [`crate::frag`], the
+/// rest is dropped under the parser's reason. Also returns the frame's L2
+/// length, for [`finish`].
+#[cold]
+#[inline(never)]
+fn refuse(
+    frame: &mut [u8],
+    r: DropReason,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> (Verdict, u16) {
+    match r {
+        DropReason::Ipv4Fragment | DropReason::Ipv6Fragment => crate::frag::handle(frame, ws, snap),
+        r => (Verdict::Drop(r), 0),
+    }
+}
+
 /// Applies what a handler left for the buffer itself: a shorter frame (an
 /// answer written over the packet) or outer headers to put in front of
-/// the IP packet (encapsulation). `d` is the frame's parse, which an
-/// encapsulation (only ever of a parsed IP packet) takes its L2 length from.
+/// the IP packet (encapsulation). `l2` is the offset of the frame's IP
+/// header, the L2 length an encapsulation (only ever of a parsed IP
+/// packet) keeps in front.
 #[inline(always)]
 fn finish<B: PacketBuf + ?Sized>(
     buf: &mut B,
     ws: &mut WorkerState,
     v: Verdict,
-    d: &FlowDesc,
+    l2: u16,
 ) -> Verdict {
     if let Some(len) = ws.trim.take() {
         buf.truncate(len);
@@ -100,7 +124,7 @@ fn finish<B: PacketBuf + ?Sized>(
         return v;
     }
     let v = if v == Verdict::Forward {
-        encapsulate(buf, &ws.front, usize::from(d.l3_off))
+        encapsulate(buf, &ws.front, usize::from(l2))
     } else {
         v
     };
@@ -205,11 +229,11 @@ pub fn process_burst<B: PacketBuf>(
         ws.outbox.set_position(i);
         let frame = buf.data_mut();
         let rx_len = frame.len() as u64;
-        let v = match r {
-            None => handle(frame, c, ws, snap),
-            Some(r) => Verdict::Drop(*r),
+        let (v, l2) = match r {
+            None => (handle(frame, c, ws, snap), c.d.l3_off),
+            Some(r) => refuse(frame, *r, ws, snap),
         };
-        let v = finish(buf, ws, v, &c.d);
+        let v = finish(buf, ws, v, l2);
         count(ws, rx_len, buf.data().len() as u64, v);
         *out = v;
     }
@@ -225,7 +249,7 @@ fn count(ws: &mut WorkerState, rx_len: u64, tx_len: u64, v: Verdict) {
             ws.stats.tx_packets += 1;
             ws.stats.tx_bytes += tx_len;
         }
-        Verdict::Consumed | Verdict::Kernel => ws.stats.consumed += 1,
+        Verdict::Consumed | Verdict::Handover(_) | Verdict::Kernel => ws.stats.consumed += 1,
         Verdict::Drop(r) => ws.stats.drop(r),
     }
 }
@@ -499,21 +523,47 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
     if let Some(vi) = c.vip {
         return forward(frame, d, vi, c.hash, ws, snap);
     }
+    match reverse_target(frame, d, c.hash, ws, snap) {
+        Ok(Back::Conn(idx)) => reply(frame, d, idx, ws, snap),
+        Ok(Back::Stateless(b)) => stateless_reply(frame, d, &b, ws, snap),
+        Err(v) => v,
+    }
+}
+
+/// Where a packet not to a VIP goes back through.
+enum Back {
+    /// A tracked connection's reply (entry number).
+    Conn(u32),
+    /// A NAT reply with no entry (see [`stateless_bound`]).
+    Stateless(conn::Bound),
+}
+
+/// Finds what a packet not to a VIP is a reply of, or what becomes of it:
+/// the pipeline's policy for such packets, shared by whole packets and
+/// first fragments.
+#[inline(always)]
+fn reverse_target(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    hash: u32,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Result<Back, Verdict> {
     let found = ws
         .conns
-        .lookup(c.hash, Dir::Reverse, |e| conn::is_reply_of(e, &d.key, snap));
+        .lookup(hash, Dir::Reverse, |e| conn::is_reply_of(e, &d.key, snap));
     if let Some(idx) = found {
         // An entry past its expiry is dead even if aging has not reached it.
         let now = ws.now;
         if let Some(e) = ws.conns.get(idx).filter(|e| !expired(e.expires, now)) {
             if snap.any_reset && snap.resets(e.vip, e.backend) {
-                return reset_conn(frame, d, idx, false, ws, snap);
+                return Err(reset_conn(frame, d, idx, false, ws, snap));
             }
-            return reply(frame, d, idx, ws, snap);
+            return Ok(Back::Conn(idx));
         }
         conn::expire(ws, snap, idx);
     }
-    match snap.owned(&d.key.dst) {
+    Err(match snap.owned(&d.key.dst) {
         Some(Owned::Vip) => Verdict::Drop(DropReason::NoService),
         Some(Owned::Local(_)) => Verdict::Drop(DropReason::NoConn),
         Some(Owned::Node) => match ws.prober.on_frame(frame, d, snap.mac, &mut ws.stats) {
@@ -524,8 +574,68 @@ fn ip(frame: &mut [u8], c: &Classified, ws: &mut WorkerState, snap: &Snapshot) -
             }
             None => to_kernel(ws, snap, DropReason::LocalNotHandled),
         },
-        None => stateless_reply(frame, d, ws, snap),
-    }
+        None => match stateless_bound(d, ws, snap) {
+            Ok(b) => return Ok(Back::Stateless(b)),
+            Err(r) => Verdict::Drop(r),
+        },
+    })
+}
+
+/// The first fragment of a datagram (or an IPv6 atomic fragment), whose
+/// descriptor [`wire::parse_fragment`] made: looked up, scheduled and
+/// rewritten as a whole packet would be, with the same policy. Also
+/// returns what it was given, for the datagram's other fragments; `None`
+/// when it did not go out. A SYN proxy connection's fragments are not
+/// forwarded (its handshake never fragments; the translation is per
+/// segment).
+pub(crate) fn first_fragment(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> (Verdict, Option<(conn::Bound, Dir)>) {
+    let unsupported = Verdict::Drop(if d.is_v4() {
+        DropReason::Ipv4Fragment
+    } else {
+        DropReason::Ipv6Fragment
+    });
+    let hash = ws.conns.hash(&d.key);
+    let (b, dir) = if let Some(vi) = snap.vip(&d.key.dst, d.key.dport, d.key.proto) {
+        if snap.vips.get(vi.index()).is_some_and(|v| v.synproxy) {
+            return (unsupported, None);
+        }
+        let b = match forward_target(frame, d, vi, hash, ws, snap) {
+            Err(v) => return (v, None),
+            Ok((_, Target::Conn(idx))) => {
+                match conn::step_entry(ws, idx, d, Dir::Forward, snap, true) {
+                    conn::Stepped::Plain(b) => b,
+                    conn::Stepped::Proxied => return (unsupported, None),
+                    conn::Stepped::Gone => return (Verdict::Drop(DropReason::NoConn), None),
+                }
+            }
+            Ok((vip, Target::Stateless(b))) => stateless_forward(d, vi, vip, b),
+        };
+        (b, Dir::Forward)
+    } else {
+        let b = match reverse_target(frame, d, hash, ws, snap) {
+            Err(v) => return (v, None),
+            Ok(Back::Conn(idx)) => match conn::step_entry(ws, idx, d, Dir::Reverse, snap, true) {
+                conn::Stepped::Plain(b) => b,
+                conn::Stepped::Proxied => return (unsupported, None),
+                conn::Stepped::Gone => return (Verdict::Drop(DropReason::NoConn), None),
+            },
+            Ok(Back::Stateless(b)) => b,
+        };
+        (b, Dir::Reverse)
+    };
+    let v = match dir {
+        Dir::Forward => match snap.vips.get(b.vi.index()) {
+            Some(vip) => conn::send(frame, d, vip, &b, ws, snap),
+            None => Verdict::Drop(DropReason::NoVip),
+        },
+        Dir::Reverse => conn::send_back(frame, d, &b, ws, snap),
+    };
+    (v, (v == Verdict::Forward).then_some((b, dir)))
 }
 
 /// Ends connection `idx`, whose backend or VIP is being reset: a client's
@@ -590,8 +700,42 @@ fn forward(
     ws: &mut WorkerState,
     snap: &Snapshot,
 ) -> Verdict {
+    match forward_target(frame, d, vi, hash, ws, snap) {
+        Ok((vip, Target::Conn(idx))) => forward_conn(frame, d, vip, idx, ws, snap),
+        Ok((vip, Target::Stateless(b))) => {
+            let b = stateless_forward(d, vi, vip, b);
+            conn::send(frame, d, vip, &b, ws, snap)
+        }
+        Err(v) => v,
+    }
+}
+
+/// A client packet to VIP `vi` without an entry, bound to backend `b`.
+#[inline(always)]
+fn stateless_forward(d: &FlowDesc, vi: VipId, vip: &VipInfo, b: BackendId) -> conn::Bound {
+    conn::Bound {
+        vi,
+        backend: b,
+        xmit: Xmit::of(vip.mode),
+        client: (d.key.src, d.key.sport),
+        local: None,
+    }
+}
+
+/// Finds where a client packet to VIP `vi` goes, or what becomes of it
+/// (reset, SYN proxy, dropped): the pipeline's policy for packets to a
+/// VIP, shared by whole packets and first fragments.
+#[inline(always)]
+fn forward_target<'s>(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    vi: VipId,
+    hash: u32,
+    ws: &mut WorkerState,
+    snap: &'s Snapshot,
+) -> Result<(&'s VipInfo, Target), Verdict> {
     let Some(vip) = snap.vips.get(vi.index()) else {
-        return Verdict::Drop(DropReason::NoVip);
+        return Err(Verdict::Drop(DropReason::NoVip));
     };
     let key = &d.key;
     let mut found = ws.conns.lookup(hash, Dir::Forward, |e| {
@@ -617,32 +761,21 @@ fn forward(
                     .get(idx)
                     .is_some_and(|e| snap.resets(e.vip, e.backend)) =>
         {
-            return reset_conn(frame, d, idx, true, ws, snap)
+            return Err(reset_conn(frame, d, idx, true, ws, snap))
         }
         Some(idx) => Target::Conn(idx),
-        None if vip.retired => return Verdict::Drop(DropReason::VipRemoved),
+        None if vip.retired => return Err(Verdict::Drop(DropReason::VipRemoved)),
         None if vip.synproxy => {
-            return synproxy::path::first_packet(frame, d, vi, vip, hash, ws, snap)
+            return Err(synproxy::path::first_packet(
+                frame, d, vi, vip, hash, ws, snap,
+            ))
         }
         None => match new_flow(d, vi, vip, hash, ws, snap) {
             Ok(t) => t,
-            Err(r) => return Verdict::Drop(r),
+            Err(r) => return Err(Verdict::Drop(r)),
         },
     };
-    match target {
-        Target::Conn(idx) => forward_conn(frame, d, vip, idx, ws, snap),
-        Target::Stateless(b) => {
-            let client = (d.key.src, d.key.sport);
-            let b = conn::Bound {
-                vi,
-                backend: b,
-                xmit: Xmit::of(vip.mode),
-                client,
-                local: None,
-            };
-            conn::send(frame, d, vip, &b, ws, snap)
-        }
-    }
+    Ok((vip, target))
 }
 
 /// A client packet of tracked connection `idx`; SYN proxy connections
@@ -714,7 +847,7 @@ fn new_flow(
         return Err(DropReason::NoConn);
     }
     let slot = if midflow {
-        vip.maglev.lookup(flow_hash(&d.key, MAGLEV_SEED))
+        vip.maglev_slot(&d.key)
     } else {
         conn::schedule(d, vi, vip, ws)
     }
@@ -789,30 +922,40 @@ fn reply_proxied(
     v
 }
 
-/// A NAT backend's packet with no entry (see the module doc).
-fn stateless_reply(
-    frame: &mut [u8],
+/// How a NAT backend's packet with no entry goes back (see the module
+/// doc), or why it does not.
+fn stateless_bound(
     d: &FlowDesc,
     ws: &mut WorkerState,
     snap: &Snapshot,
-) -> Verdict {
+) -> Result<conn::Bound, DropReason> {
     let Some((vi, backend_id)) = snap.nat_reply_vip(&d.key.src, d.key.sport, d.key.proto) else {
-        return Verdict::Drop(DropReason::NoVip);
+        return Err(DropReason::NoVip);
     };
     // Only while flows may have gone out without an entry; otherwise a
     // backend's packet with no connection is not a reply of ours.
     if ws.overflow_until.is_none_or(|t| expired(t, ws.now)) {
         ws.overflow_until = None;
-        return Verdict::Drop(DropReason::NoConn);
+        return Err(DropReason::NoConn);
     }
-    let b = conn::Bound {
+    Ok(conn::Bound {
         vi,
         backend: backend_id,
         xmit: Xmit::Nat,
         client: (d.key.dst, d.key.dport),
         local: None,
-    };
-    let v = conn::send_back(frame, d, &b, ws, snap);
+    })
+}
+
+/// A NAT backend's packet with no entry, translated back.
+fn stateless_reply(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    b: &conn::Bound,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) -> Verdict {
+    let v = conn::send_back(frame, d, b, ws, snap);
     if v == Verdict::Forward {
         ws.stats.event(Event::StatelessReply);
     }

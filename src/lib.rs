@@ -5,7 +5,7 @@
 //! [`wire`] parses a frame once into a [`flow::FlowDesc`], [`datapath`] looks
 //! up the VIP, the connection table ([`conntrack`]) and the scheduler
 //! ([`sched`], [`maglev`]), and [`xmit`] rewrites the headers for the VIP's
-//! forwarding mode. [`config`] is the TOML schema and [`snapshot`] the
+//! forwarding mode; [`frag`] sends IP fragments after their first. [`config`] is the TOML schema and [`snapshot`] the
 //! immutable view workers read. With the `dpdk` feature, `run` is the
 //! DPDK runtime (`rampart run`) over `io::dpdk`.
 
@@ -18,9 +18,11 @@ pub mod conntrack;
 pub mod control;
 pub mod datapath;
 pub mod flow;
+pub mod frag;
 pub mod gen;
 pub mod ids;
 pub mod io;
+pub mod lpm;
 pub mod maglev;
 pub mod outbox;
 pub mod probe;

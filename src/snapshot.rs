@@ -14,6 +14,7 @@ use crate::conntrack::{addr_words, flow_hash, fold_mul, ConnState, StateTimeouts
 use crate::flow::{Addr, FlowKey, Mac};
 use crate::ids::{BackendId, VipId};
 use crate::maglev::{self, BackendKey, MaglevBackend, Table};
+use crate::sched::source::Sources;
 use crate::sched::SchedKind;
 
 /// Seed of the flow hash that indexes Maglev tables. Fixed, so every box
@@ -111,13 +112,36 @@ pub struct VipInfo {
     /// ones drain, or are reset if `reset`.
     pub retired: bool,
     pub reset: bool,
+    /// `[[vip.source]]`: client prefixes steered to pools of the backends
+    /// ([`crate::sched::source`]); `None` without entries.
+    pub sources: Option<std::sync::Arc<Sources>>,
 }
 
 impl VipInfo {
-    /// The Maglev choice for a forward flow, as a backend registry number.
+    /// The Maglev choice for a forward flow, as a scheduler slot: from
+    /// the client's source pool's table while the pool has a live
+    /// backend, else from the VIP's. What a flow without an entry is
+    /// given, so that it lands where a tracked Maglev flow would.
+    #[inline]
+    pub fn maglev_slot(&self, key: &FlowKey) -> Option<u32> {
+        let h = flow_hash(key, MAGLEV_SEED);
+        match self.sources.as_deref() {
+            None => self.maglev.lookup(h),
+            Some(s) => self.steered_slot(s, key, h),
+        }
+    }
+
+    /// [`VipInfo::maglev_slot`] of a VIP with source entries; out of line,
+    /// so the pipeline that inlines the plain lookup stays as small.
+    #[inline(never)]
+    fn steered_slot(&self, s: &Sources, key: &FlowKey, h: u64) -> Option<u32> {
+        s.hash_slot(&key.src, h).or_else(|| self.maglev.lookup(h))
+    }
+
+    /// [`VipInfo::maglev_slot`] as a backend registry number.
     #[inline]
     pub fn maglev_backend(&self, key: &FlowKey) -> Option<BackendId> {
-        let i = self.maglev.lookup(flow_hash(key, MAGLEV_SEED))?;
+        let i = self.maglev_slot(key)?;
         self.backend(i)
     }
 
@@ -126,6 +150,13 @@ impl VipInfo {
     #[inline]
     pub fn backend(&self, slot: u32) -> Option<BackendId> {
         self.backends.get(slot as usize).copied()
+    }
+
+    /// The backends of each source pool, as scheduler slots.
+    pub fn pool_members(&self) -> impl Iterator<Item = &[u32]> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.pools().iter().map(|p| &*p.members))
     }
 
     /// (address, port, protocol, mode): what a VIP is across reloads. A
@@ -157,6 +188,8 @@ pub struct Snapshot {
     pub synproxy: Synproxy,
     /// `[icmp]`: echo replies.
     pub icmp: Icmp,
+    /// `[fragments]`: the per-worker fragment table.
+    pub fragments: crate::config::Fragments,
     /// The L3 MTU encapsulated packets must fit ([`Config::effective_mtu`]).
     pub mtu: u16,
     /// The first node address of each family: the source of tunnel
@@ -239,6 +272,7 @@ impl Snapshot {
                         maglev: maglev::build(&[], crate::config::MIN_TABLE_SIZE),
                         retired: true,
                         reset: cfg.control.removed_vip == ConnPolicy::Reset,
+                        sources: None,
                         ..v.clone()
                     })
                     .collect()
@@ -310,6 +344,8 @@ impl Snapshot {
                 }
                 _ => maglev::build(&mag, v.table_size),
             };
+            let sources = (!v.sources.is_empty())
+                .then(|| std::sync::Arc::new(Sources::build(&v.sources, &mag, v.table_size)));
             let info = VipInfo {
                 name: v.name.clone(),
                 addr: v.address,
@@ -327,6 +363,7 @@ impl Snapshot {
                 encap: v.encap,
                 retired: false,
                 reset: false,
+                sources,
             };
             let vi = VipId::new(match old {
                 Some(i) => {
@@ -396,6 +433,7 @@ impl Snapshot {
             timeouts: state_timeouts(&cfg.conntrack.timeouts),
             synproxy: cfg.synproxy.clone(),
             icmp: cfg.icmp,
+            fragments: cfg.fragments,
             mtu: cfg.effective_mtu(),
             node_v4: cfg.node.addresses.iter().find(|a| a.is_v4()).copied(),
             node_v6: cfg.node.addresses.iter().find(|a| !a.is_v4()).copied(),

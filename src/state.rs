@@ -17,7 +17,7 @@ use crate::outbox::Outbox;
 use crate::probe::Prober;
 use crate::proxy_protocol::ProxyState;
 use crate::sched::Scheduler;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, VipInfo};
 use crate::stats::{DropReason, Event, WorkerStats};
 use crate::synproxy::bucket::TokenBucket;
 use crate::synproxy::{self, SynproxyState};
@@ -37,6 +37,10 @@ pub enum Verdict {
     /// Taken over by the datapath (a SYN proxy ACK or a held packet); what
     /// it leads to goes out through the worker's [`Outbox`]. Not a drop.
     Consumed,
+    /// For another worker (the number): a fragment whose datagram's
+    /// connection that worker owns ([`crate::frag`]). The I/O backend
+    /// passes the frame on; counted as consumed here.
+    Handover(u16),
     /// For the node's own stack: passed to the kernel interface of the port
     /// it came in on (`[[port]] kernel_interface`). Counted as consumed.
     Kernel,
@@ -79,6 +83,8 @@ pub struct WorkerState {
     pub(crate) front: crate::xmit::Front,
     /// Health-check probes this worker sends and the answers it recognizes.
     pub prober: Prober,
+    /// IP datagrams in flight, and fragments held for their first.
+    pub frags: crate::frag::FragTable,
     /// Echo replies this worker may still send (`[icmp] echo_rate`).
     pub(crate) echo: TokenBucket,
     echo_limit: (u32, u32),
@@ -110,11 +116,7 @@ impl WorkerState {
             id,
             workers,
             conns: ConnTable::new(snap.conn_capacity, seed),
-            scheds: snap
-                .vips
-                .iter()
-                .map(|v| Scheduler::new(v.sched, &v.weights))
-                .collect(),
+            scheds: snap.vips.iter().map(scheduler_of).collect(),
             lports: LocalPorts::new(snap.local_addrs.len(), id, workers),
             stats: WorkerStats::new(snap.vips.len(), snap.backends.len()),
             now: 0,
@@ -126,6 +128,7 @@ impl WorkerState {
             overflow_until: None,
             front: crate::xmit::Front::EMPTY,
             prober: Prober::new(),
+            frags: crate::frag::FragTable::new(&snap.fragments, seed),
             echo: TokenBucket::new(snap.icmp.echo_rate, snap.icmp.echo_burst),
             echo_limit: (snap.icmp.echo_rate, snap.icmp.echo_burst),
             kernel: TokenBucket::new(kernel_limit(snap).0, kernel_limit(snap).1),
@@ -159,12 +162,15 @@ impl WorkerState {
             let prev = old.get(i).zip(old_ids.get(i));
             let s = match prev {
                 Some((s, ids))
-                    if s.kind() == v.sched && *ids == v.backends && s.weights() == v.weights =>
+                    if s.kind() == v.sched
+                        && *ids == v.backends
+                        && s.weights() == v.weights
+                        && s.has_pools(v.pool_members()) =>
                 {
                     s.clone()
                 }
                 _ => {
-                    let mut s = Scheduler::new(v.sched, &v.weights);
+                    let mut s = scheduler_of(v);
                     if let Some((p, ids)) = prev {
                         for (j, b) in v.backends.iter().enumerate() {
                             if let Some(k) = ids.iter().position(|x| x == b) {
@@ -191,6 +197,15 @@ impl WorkerState {
         if limit != self.echo_limit {
             self.echo = TokenBucket::new(limit.0, limit.1);
             self.echo_limit = limit;
+        }
+        if *self.frags.config() != snap.fragments {
+            // What is held now goes; the new bounds apply from here.
+            let old = std::mem::replace(
+                &mut self.frags,
+                crate::frag::FragTable::new(&snap.fragments, self.seed),
+            );
+            self.stats
+                .held_dropped(DropReason::FragmentTimeout, old.held() as u64);
         }
         if kernel_limit(snap) != self.kernel_limit {
             self.kernel_limit = kernel_limit(snap);
@@ -248,6 +263,8 @@ impl WorkerState {
         if self.synproxy.is_some() {
             synproxy::path::retry_pending(self, snap);
         }
+        self.frags
+            .age(self.now_ns, budget as usize, &mut self.stats);
         let WorkerState {
             conns,
             scheds,
@@ -265,6 +282,11 @@ impl WorkerState {
     }
 }
 
+/// A new scheduler for VIP `v`, with its source pools.
+fn scheduler_of(v: &VipInfo) -> Scheduler {
+    Scheduler::new(v.sched, &v.weights).with_pools(v.pool_members())
+}
+
 /// Outbox room kept for frames the timers originate (SYN resends, resets,
 /// health-check probes).
 const OUTBOX_TIMERS: usize = 64;
@@ -272,8 +294,9 @@ const OUTBOX_TIMERS: usize = 64;
 /// Outbox frames per burst: per burst frame, with the SYN proxy a backend
 /// SYN or the header and the held packets it releases; with PROXY headers
 /// a header and the client segment that follows it; always the timers'
-/// room.
+/// room and one datagram's worth of held fragments.
 fn outbox_frames(snap: &Snapshot, synproxy: bool, proxy: bool) -> usize {
+    let base = OUTBOX_TIMERS + crate::frag::MAX_FRAGS;
     let held = if synproxy {
         snap.synproxy.hold_packets as usize
     } else {
@@ -284,5 +307,5 @@ fn outbox_frames(snap: &Snapshot, synproxy: bool, proxy: bool) -> usize {
         (true, false) => 1 + held,
         (_, true) => 1 + held.max(1),
     };
-    MAX_BURST * per_frame + OUTBOX_TIMERS
+    MAX_BURST * per_frame + base
 }

@@ -16,9 +16,11 @@ pub enum DropReason {
     StackedVlan,
     /// IPv4 header with options: not supported on purpose (rare, slow path in every router).
     Ipv4Options,
-    /// IPv4 fragment: a fragment carries no ports, so it cannot be scheduled.
+    /// IPv4 fragment rampart does not forward: of a protocol other than
+    /// TCP and UDP, or of a SYN-proxied connection (see [`crate::frag`]).
     Ipv4Fragment,
-    /// IPv6 packet with extension headers (fragment, routing, ...): not supported on purpose.
+    /// IPv6 packet with extension headers other than one fragment header
+    /// (routing, hop-by-hop, ...): not supported on purpose.
     Ipv6ExtHeader,
     /// Destination MAC is neither ours nor broadcast/multicast.
     NotOurMac,
@@ -90,6 +92,31 @@ pub enum DropReason {
     IcmpRateLimited,
     /// An ICMP error whose quoted packet matches no connection or VIP.
     IcmpNoConn,
+    /// IPv6 fragment rampart does not forward: of a protocol other than
+    /// TCP and UDP, or of a SYN-proxied connection.
+    Ipv6Fragment,
+    /// A fragment that breaks the rules: data past 65535 bytes, a non-last
+    /// fragment not a multiple of 8 bytes, a first fragment without the
+    /// whole TCP/UDP header (RFC 7112), a TCP fragment at offset 8 (RFC
+    /// 1858), data past the end the last fragment set.
+    FragmentMalformed,
+    /// A fragment overlapping another of its datagram (RFC 5722): it and
+    /// every later fragment of the datagram are dropped.
+    FragmentOverlap,
+    /// A second copy of a fragment already seen.
+    FragmentDuplicate,
+    /// A held fragment whose datagram's first fragment did not come within
+    /// `fragments.timeout_ms`.
+    FragmentTimeout,
+    /// No room in the fragment table for another datagram.
+    FragmentTableFull,
+    /// A fragment that came before its first found no hold room
+    /// (`fragments.max_held`), or is too large to hold.
+    FragmentHoldFull,
+    /// A datagram in more fragments than rampart tracks.
+    FragmentTooMany,
+    /// A fragment whose datagram's first fragment was dropped.
+    FragmentFirstDropped,
     /// A frame for the node's own stack over `dpdk.kernel_rate`.
     KernelRateLimited,
     /// PROXY header: a client segment of a connection whose header could
@@ -139,6 +166,15 @@ impl DropReason {
         DropReason::TunnelNoSource,
         DropReason::IcmpRateLimited,
         DropReason::IcmpNoConn,
+        DropReason::Ipv6Fragment,
+        DropReason::FragmentMalformed,
+        DropReason::FragmentOverlap,
+        DropReason::FragmentDuplicate,
+        DropReason::FragmentTimeout,
+        DropReason::FragmentTableFull,
+        DropReason::FragmentHoldFull,
+        DropReason::FragmentTooMany,
+        DropReason::FragmentFirstDropped,
         DropReason::KernelRateLimited,
         DropReason::ProxyUntranslatable,
     ];
@@ -183,6 +219,15 @@ impl DropReason {
             DropReason::TunnelNoSource => "tunnel_no_source",
             DropReason::IcmpRateLimited => "icmp_rate_limited",
             DropReason::IcmpNoConn => "icmp_no_conn",
+            DropReason::Ipv6Fragment => "ipv6_fragment",
+            DropReason::FragmentMalformed => "fragment_malformed",
+            DropReason::FragmentOverlap => "fragment_overlap",
+            DropReason::FragmentDuplicate => "fragment_duplicate",
+            DropReason::FragmentTimeout => "fragment_timeout",
+            DropReason::FragmentTableFull => "fragment_table_full",
+            DropReason::FragmentHoldFull => "fragment_hold_full",
+            DropReason::FragmentTooMany => "fragment_too_many",
+            DropReason::FragmentFirstDropped => "fragment_first_dropped",
             DropReason::KernelRateLimited => "kernel_rate_limited",
             DropReason::ProxyUntranslatable => "proxy_untranslatable",
         }
@@ -243,10 +288,32 @@ pub enum Event {
     /// An ICMP error about a connection delivered, translated, to the side
     /// that sent the offending packet.
     IcmpForwarded,
+    /// An IP fragment forwarded as its datagram's first fragment decided
+    /// (the first fragment included; released held ones are counted here
+    /// too).
+    FragmentForwarded,
+    /// A fragment held until its datagram's first fragment arrives.
+    FragmentHeld,
+    /// A held fragment released when its first fragment arrived.
+    FragmentReleased,
+    /// A fragment passed to the worker that owns its datagram's connection.
+    FragmentHandedOver,
+    /// A held fragment dropped after all (timed out, its datagram spoiled
+    /// or its first dropped): counted as consumed when it was held and
+    /// again under its drop reason, so `rx_packets = tx_packets + consumed
+    /// + drops - fragments_held_dropped`.
+    FragmentHeldDropped,
     /// A worker slept after a run of empty polls (`dpdk.idle_sleep_us`).
     IdleSleep,
     /// A frame for the node's own stack passed to the kernel interface.
     KernelPassed,
+    /// A new flow scheduled over the backends of its client's
+    /// `[[vip.source]]` entry.
+    SourceSteered,
+    /// A new flow whose client's `[[vip.source]]` entry had no backend
+    /// taking connections (all down or drained), scheduled over the whole
+    /// VIP instead.
+    SourceFallback,
     /// A PROXY header sent to a backend (once per connection).
     ProxyHeaderSent,
     /// A PROXY header sent again because the backend showed it had not
@@ -282,8 +349,15 @@ impl Event {
         Event::IcmpEchoReply,
         Event::IcmpTooBig,
         Event::IcmpForwarded,
+        Event::FragmentForwarded,
+        Event::FragmentHeld,
+        Event::FragmentReleased,
+        Event::FragmentHandedOver,
+        Event::FragmentHeldDropped,
         Event::IdleSleep,
         Event::KernelPassed,
+        Event::SourceSteered,
+        Event::SourceFallback,
         Event::ProxyHeaderSent,
         Event::ProxyHeaderResent,
     ];
@@ -314,8 +388,15 @@ impl Event {
             Event::IcmpEchoReply => "icmp_echo_replies",
             Event::IcmpTooBig => "icmp_too_big_sent",
             Event::IcmpForwarded => "icmp_errors_forwarded",
+            Event::FragmentForwarded => "fragments_forwarded",
+            Event::FragmentHeld => "fragments_held",
+            Event::FragmentReleased => "fragments_released",
+            Event::FragmentHandedOver => "fragments_handed_over",
+            Event::FragmentHeldDropped => "fragments_held_dropped",
             Event::IdleSleep => "idle_sleeps",
             Event::KernelPassed => "kernel_passed",
+            Event::SourceSteered => "source_steered",
+            Event::SourceFallback => "source_fallback",
             Event::ProxyHeaderSent => "proxy_headers_sent",
             Event::ProxyHeaderResent => "proxy_headers_resent",
         }
@@ -361,7 +442,10 @@ pub struct WorkerStats {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     /// Received frames the datapath took over without sending or dropping
-    /// them (SYN proxy ACKs and held packets).
+    /// them (SYN proxy ACKs and held packets, fragments held for their
+    /// first or handed to another worker). A held fragment that never
+    /// goes out is counted again under its drop reason and in
+    /// `fragments_held_dropped`.
     pub consumed: u64,
     /// Frames the worker originated (SYN proxy SYNs, released held
     /// packets, resets); not part of `tx_packets`.
@@ -441,6 +525,13 @@ impl WorkerStats {
     #[inline]
     pub fn drop(&mut self, r: DropReason) {
         self.drops[r as usize] += 1;
+    }
+
+    /// Counts `n` held fragments dropped under `r` (see
+    /// [`Event::FragmentHeldDropped`]).
+    pub fn held_dropped(&mut self, r: DropReason, n: u64) {
+        self.drops[r as usize] += n;
+        self.events[Event::FragmentHeldDropped as usize] += n;
     }
 
     #[inline]

@@ -71,24 +71,33 @@ pub fn poll_up_to<I: PacketIo>(
     ws.age(snap);
     ws.prober.emit(&mut ws.outbox, snap.mac, &mut ws.stats);
     let now = ws.clock_ns();
-    let mut extra = ws.outbox.iter().peekable();
+    let mut extra = ws.outbox.iter_all().peekable();
     for (i, (buf, v)) in bufs.iter().zip(verdicts.iter()).take(done).enumerate() {
+        let ts = buf.timestamp_ns().unwrap_or(now);
         match v {
             Verdict::Forward | Verdict::Reply => io.tx(buf)?,
+            Verdict::Handover(to) => io.hand_over(*to, buf.data(), ts)?,
             Verdict::Kernel => io.to_kernel(buf)?,
             Verdict::Consumed | Verdict::Drop(_) => {}
         }
-        let ts = buf.timestamp_ns().unwrap_or(now);
-        while let Some((_, frame)) = extra.next_if(|(after, _)| *after <= i) {
-            io.tx_frame(frame, ts)?;
+        while let Some((_, to, frame)) = extra.next_if(|(after, _, _)| *after <= i) {
+            send_extra(io, to, frame, ts)?;
         }
     }
-    for (_, frame) in extra {
-        io.tx_frame(frame, now)?;
+    for (_, to, frame) in extra {
+        send_extra(io, to, frame, now)?;
     }
     ws.outbox.clear();
     io.flush_burst(bufs)?;
     Ok(n)
+}
+
+/// An outbox frame: to the wire, or to the worker it is for.
+fn send_extra<I: PacketIo>(io: &mut I, to: Option<u16>, frame: &[u8], ts: u64) -> io::Result<()> {
+    match to {
+        Some(w) => io.hand_over(w, frame, ts),
+        None => io.tx_frame(frame, ts),
+    }
 }
 
 /// Polls until a finite source is exhausted, calling `progress` with the

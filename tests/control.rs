@@ -218,6 +218,80 @@ fn reload_keeps_established_flows_and_moves_new_ones() {
     assert_eq!(addrs, ["198.18.1.14", "198.18.1.12", "198.18.1.13"]);
 }
 
+/// The shipped config with `web`'s source entry changed: 198.19.0.0/16
+/// moves from 198.18.1.12 to 198.18.1.11, and 198.19.128.0/17 goes to
+/// 198.18.1.13.
+fn resteered_text() -> String {
+    let t = rampart_testkit::fixtures::CONFIG_TEXT;
+    let old = "prefixes = [\"198.19.0.0/16\"]\nbackends = [\"198.18.1.12:8080\"]\n";
+    assert!(t.contains(old), "configs/rampart.toml changed shape");
+    t.replace(
+        old,
+        "prefixes = [\"198.19.0.0/16\"]\nbackends = [\"198.18.1.11:8080\"]\n\n\
+         [[vip.source]]\nprefixes = [\"198.19.128.0/17\"]\nbackends = [\"198.18.1.13:8080\"]\n",
+    )
+}
+
+/// A reload that moves source prefixes to other backends: connections
+/// opened before it keep their backend; new ones follow the new entries.
+#[test]
+fn reload_moves_source_prefixes_without_remapping_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let new_cfg = dir.path().join("new.toml");
+    std::fs::write(&new_cfg, resteered_text()).unwrap();
+    let old_cfg = root().join(rampart_testkit::fixtures::CONFIG_PATH);
+    let n = 200u16;
+    // Clients of both halves of 198.19.0.0/16, all on 198.18.1.12 before.
+    let client = |i: u16| {
+        let hi = if i % 2 == 0 { 5 } else { 200 };
+        (
+            Addr::from_v4([198, 19, hi, (i / 2 % 250) as u8 + 1]),
+            20000 + i,
+        )
+    };
+    let fresh = |i: u16| (client(i).0, 40000 + i);
+    let mut frames = Vec::new();
+    let mut ts = T0;
+    for i in 0..n {
+        let (c, p) = client(i);
+        frames.push((ts, client_syn(c, p)));
+        ts += MS;
+    }
+    for i in 0..n {
+        let (c, p) = client(i);
+        frames.push((ts, client_data(c, p)));
+        let (c, p) = fresh(i);
+        frames.push((ts, client_syn(c, p)));
+        ts += MS;
+    }
+    let input = dir.path().join("in.pcap");
+    write_pcap(&input, frames);
+    let out = dir.path().join("out.pcap");
+    let stats = dir.path().join("stats.json");
+    let reload = format!("{n}:{}", new_cfg.display());
+    let s = run_replay(&old_cfg, &input, &out, &stats, &["--reload", &reload]);
+    assert_eq!(s["dropped_total"], 0, "{s:#}");
+    assert_eq!(s["reloads"], 1);
+    assert_eq!(s["events"]["source_steered"], 2 * u64::from(n), "{s:#}");
+
+    let outf = read_pcap(&out);
+    assert_eq!(outf.len(), 3 * usize::from(n));
+    for i in 0..n {
+        let k = usize::from(i);
+        let before = tcp_fields(&outf[k]).0;
+        let after = tcp_fields(&outf[usize::from(n) + 2 * k]).0;
+        let new = tcp_fields(&outf[usize::from(n) + 2 * k + 1]).0;
+        assert_eq!(before, a("198.18.1.12"), "client {i} before the reload");
+        assert_eq!(after, before, "client {i}: connection moved at the reload");
+        let want = if i % 2 == 0 {
+            "198.18.1.11"
+        } else {
+            "198.18.1.13"
+        };
+        assert_eq!(new, a(want), "client {i}: new connection after the reload");
+    }
+}
+
 /// The shipped config without VIP `web`, with `extra` prepended.
 fn without_web(extra: &str) -> String {
     let t = rampart_testkit::fixtures::CONFIG_TEXT;

@@ -1200,16 +1200,21 @@ fn dr_flow_dropped_for_no_neighbor_leaves_no_entry_and_no_counts() {
 // ---- 11. drop accounting ---------------------------------------------------------------------
 
 /// Sends `frame` and checks that the outcome moved exactly the counters it
-/// should: one drop reason by one, or tx by one.
+/// should: one drop reason by one, or tx by one. A fragment that spoils its
+/// datagram also drops the fragments held for it, under the same reason,
+/// each counted in `fragments_held_dropped` too (they were counted as
+/// consumed when held).
 fn accounted(lb: &mut Lb, mut frame: Vec<u8>) -> Verdict {
     let before = lb.ws.stats.clone();
     let v = lb.send(&mut frame);
     let after = &lb.ws.stats;
     assert_eq!(after.rx_packets, before.rx_packets + 1);
+    let held = Event::FragmentHeldDropped as usize;
+    let released = after.events[held] - before.events[held];
     match v {
         Verdict::Drop(r) => {
             for (i, (a, b)) in after.drops.iter().zip(before.drops.iter()).enumerate() {
-                let want = b + u64::from(i == r as usize);
+                let want = b + if i == r as usize { 1 + released } else { 0 };
                 assert_eq!(*a, want, "{v:?} moved drop counter {i}");
             }
             assert_eq!(after.tx_packets, before.tx_packets);
@@ -1219,7 +1224,7 @@ fn accounted(lb: &mut Lb, mut frame: Vec<u8>) -> Verdict {
             assert_eq!(after.tx_packets, before.tx_packets + 1);
             assert_eq!(after.tx_bytes, before.tx_bytes + frame.len() as u64);
         }
-        Verdict::Consumed | Verdict::Kernel => {
+        Verdict::Consumed | Verdict::Handover(_) | Verdict::Kernel => {
             assert_eq!(after.drops, before.drops, "{v:?} moved a drop counter");
             assert_eq!(after.consumed, before.consumed + 1);
         }
@@ -1264,7 +1269,11 @@ fn every_drop_counts_its_own_reason_and_rx_equals_tx_plus_drops() {
         note(accounted(&mut lb, vec![0xff; len]));
     }
     let s = &lb.ws.stats;
-    assert_eq!(s.rx_packets, s.tx_packets + s.consumed + s.dropped_total());
+    let held_dropped = s.events[Event::FragmentHeldDropped as usize];
+    assert_eq!(
+        s.rx_packets,
+        s.tx_packets + s.consumed + s.dropped_total() - held_dropped
+    );
 
     // The reasons the reference config cannot produce, on small configs.
     let mut lb = Lb::new(
@@ -1717,4 +1726,230 @@ fn reply_to_an_expired_entry_not_yet_aged_is_treated_as_no_entry() {
         lb.dropped(backend_tcp(&b, out.src, out.sport, SYN | ACK)),
         DropReason::NoConn
     );
+}
+
+// ---- source-prefix steering -------------------------------------------------
+
+/// Pool clients: 198.19.0.0/16 goes to .11 and .12, its upper half
+/// (198.19.128.0/17, the longer prefix) to .13 alone.
+fn steered_vip(scheduler: &str) -> String {
+    Vip::new("web", "198.18.100.10", 80, "tcp", "nat")
+        .scheduler(scheduler)
+        .table_size(1009)
+        .backends(&["198.18.1.11", "198.18.1.12", "198.18.1.13"], 8080)
+        .source(
+            &["198.19.0.0/16"],
+            &["198.18.1.11:8080", "198.18.1.12:8080"],
+        )
+        .source(&["198.19.128.0/17"], &["198.18.1.13:8080"])
+        .to_string()
+}
+
+/// Client `n` of 198.19.0.0/17 (`upper`: of 198.19.128.0/17).
+fn pool_client(n: u32, upper: bool) -> Addr {
+    let hi = (n / 250) as u8 % 128 + if upper { 128 } else { 0 };
+    Addr::from_v4([198, 19, hi, 1 + (n % 250) as u8])
+}
+
+/// Where the SYNs of `clients` go, by backend address.
+fn syn_spread(lb: &mut Lb, clients: impl Iterator<Item = Addr>, port: u16) -> BTreeMap<Addr, u32> {
+    let vip = ip("198.18.100.10");
+    let mut per = BTreeMap::new();
+    for c in clients {
+        let out = lb.forward(client_tcp(&tcp_key(c, port, vip, 80), SYN));
+        *per.entry(out.dst).or_insert(0) += 1;
+    }
+    per
+}
+
+#[test]
+fn clients_in_two_prefixes_reach_only_their_pools_with_every_scheduler() {
+    for sched in ["maglev", "rr", "wrr", "lc", "sh"] {
+        let mut lb = Lb::new("capacity = 4096", &steered_vip(sched));
+        let low = syn_spread(&mut lb, (0..300).map(|n| pool_client(n, false)), 41_000);
+        let keys: Vec<_> = low.keys().copied().collect();
+        assert_eq!(
+            keys,
+            [ip("198.18.1.11"), ip("198.18.1.12")],
+            "{sched}: {low:?}"
+        );
+        let high = syn_spread(&mut lb, (0..300).map(|n| pool_client(n, true)), 41_001);
+        assert_eq!(
+            high.keys().copied().collect::<Vec<_>>(),
+            [ip("198.18.1.13")],
+            "{sched}"
+        );
+        assert_eq!(lb.event(Event::SourceSteered), 600, "{sched}");
+        // Everyone else is spread over all three; lc counts a backend's
+        // connections from any pool, so it levels the load: the 300
+        // pool flows on .13 keep it out until the others catch up.
+        let rest = syn_spread(&mut lb, (0..300).map(client), 41_002);
+        if sched == "lc" {
+            let want = [(ip("198.18.1.11"), 150), (ip("198.18.1.12"), 150)];
+            assert_eq!(rest, BTreeMap::from(want), "{sched}");
+        } else {
+            assert_eq!(rest.len(), 3, "{sched}: {rest:?}");
+        }
+        assert_eq!(lb.event(Event::SourceSteered), 600, "{sched}");
+        assert_eq!(lb.event(Event::SourceFallback), 0, "{sched}");
+        assert_eq!(lb.event(Event::ConnNew), 900, "{sched}");
+    }
+}
+
+#[test]
+fn ipv6_clients_reach_only_their_pool() {
+    let vip6 = Vip::new("web6", "2001:2:0:100::10", 80, "tcp", "nat")
+        .table_size(1009)
+        .backends(&["2001:2:0:1::11", "2001:2:0:1::12"], 8080)
+        .source(&["2001:2:0:8000::/49"], &["[2001:2:0:1::12]:8080"])
+        .to_string();
+    let mut lb = Lb::new("", &vip6);
+    let vip = ip("2001:2:0:100::10");
+    let mut rest = BTreeMap::new();
+    for n in 0..200u16 {
+        let steered = Addr::from_v6(
+            std::net::Ipv6Addr::new(0x2001, 2, 0, 0x8000 + n * 97, 0, 0, 0, n + 1).octets(),
+        );
+        let out = lb.forward(client_tcp(&tcp_key(steered, 42_000, vip, 80), SYN));
+        assert_eq!(out.dst, ip("2001:2:0:1::12"), "{steered}");
+        let other =
+            Addr::from_v6(std::net::Ipv6Addr::new(0x2001, 2, 0, 0x50, 0, 0, 0, n + 1).octets());
+        let out = lb.forward(client_tcp(&tcp_key(other, 42_000, vip, 80), SYN));
+        *rest.entry(out.dst).or_insert(0) += 1;
+    }
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert_eq!(lb.event(Event::SourceSteered), 200);
+}
+
+#[test]
+fn a_pool_with_every_backend_down_or_drained_falls_back_to_the_whole_vip() {
+    let text = format!(
+        "{}\n[conntrack]\ncapacity = 4096\n{}",
+        node(),
+        steered_vip("maglev")
+    );
+    let cfg = config::parse(&text, "t.toml").unwrap();
+    let mut lb = Lb::new("capacity = 4096", &steered_vip("maglev"));
+    let down = ip("198.18.1.13");
+    let state = |k: &rampart::maglev::BackendKey| {
+        if k.addr == down {
+            rampart::snapshot::BackendState::Down
+        } else {
+            rampart::snapshot::BackendState::Up
+        }
+    };
+    lb.snap = Snapshot::derive(&cfg, Some(&lb.snap), state, 1);
+    lb.ws.adopt(&lb.snap);
+    let high = syn_spread(&mut lb, (0..200).map(|n| pool_client(n, true)), 43_000);
+    assert_eq!(
+        high.keys().copied().collect::<Vec<_>>(),
+        [ip("198.18.1.11"), ip("198.18.1.12")]
+    );
+    assert_eq!(lb.event(Event::SourceFallback), 200);
+    assert_eq!(lb.event(Event::SourceSteered), 0);
+    // The other pool is unaffected.
+    let low = syn_spread(&mut lb, (0..100).map(|n| pool_client(n, false)), 43_001);
+    assert!(!low.contains_key(&down));
+    assert_eq!(lb.event(Event::SourceSteered), 100);
+
+    // Drained by weight 0: the same, and the stateless choice agrees.
+    let drained = steered_vip("rr").replace(
+        "address = \"198.18.1.13\"\nport = 8080\n",
+        "address = \"198.18.1.13\"\nport = 8080\nweight = 0\n",
+    );
+    let mut lb = Lb::new("capacity = 4096", &drained);
+    let high = syn_spread(&mut lb, (0..200).map(|n| pool_client(n, true)), 43_002);
+    assert!(!high.contains_key(&down), "{high:?}");
+    assert_eq!(lb.event(Event::SourceFallback), 200);
+    let vi = 0;
+    for n in 0..50 {
+        let key = tcp_key(pool_client(n, true), 43_003, ip("198.18.100.10"), 80);
+        let b = lb.snap.vips[vi].maglev_backend(&key).unwrap();
+        assert_ne!(lb.snap.backends[b.index()].key.addr, down);
+    }
+}
+
+/// A flow that goes without an entry (table full, RST) or is picked up
+/// mid-way lands where a tracked Maglev flow of its client would: on its
+/// pool's table.
+#[test]
+fn flows_without_entries_follow_the_pool_table() {
+    let mut lb = Lb::new("capacity = 4096", &steered_vip("maglev"));
+    let vip = ip("198.18.100.10");
+    let mut tracked = Vec::new();
+    for n in 0..100 {
+        let key = tcp_key(pool_client(n, false), 44_000, vip, 80);
+        tracked.push((key, lb.forward(client_tcp(&key, SYN)).dst));
+    }
+    // The same flows seen mid-way by a fresh worker: the same backends.
+    let mut fresh = Lb::new("capacity = 4096", &steered_vip("maglev"));
+    for (key, dst) in &tracked {
+        assert_eq!(fresh.forward(client_tcp(key, ACK)).dst, *dst, "{key:?}");
+        assert_eq!(fresh.forward(client_tcp(key, RST)).dst, *dst, "{key:?}");
+    }
+    assert_eq!(fresh.event(Event::MidflowPickup), 100);
+    assert_eq!(
+        fresh.event(Event::StatelessForward),
+        0,
+        "RST of a picked-up flow is tracked"
+    );
+    // A full table: new flows go without state, to the same backends.
+    let mut full = Lb::new("capacity = 16", &steered_vip("maglev"));
+    for n in 200..216 {
+        full.forward(client_tcp(&tcp_key(client(n), 44_001, vip, 80), SYN));
+    }
+    for (key, dst) in &tracked {
+        assert_eq!(full.forward(client_tcp(key, SYN)).dst, *dst, "{key:?}");
+    }
+    assert_eq!(full.event(Event::StatelessNew), 100);
+    let pool: Vec<Addr> = tracked.iter().map(|(_, d)| *d).collect();
+    assert!(pool
+        .iter()
+        .all(|d| *d == ip("198.18.1.11") || *d == ip("198.18.1.12")));
+}
+
+/// The SYN proxy opens its connections through the same scheduling: a
+/// completed handshake's backend SYN goes to the client's pool.
+#[test]
+fn synproxy_connections_are_steered_too() {
+    let shield = Vip::new("shield", "198.18.100.40", 80, "tcp", "nat")
+        .synproxy()
+        .table_size(1009)
+        .backends(&["198.18.1.11", "198.18.1.12", "198.18.1.13"], 8080)
+        .source(&["198.19.128.0/17"], &["198.18.1.13:8080"])
+        .to_string();
+    let mut lb = Lb::new("", &shield);
+    let vip = ip("198.18.100.40");
+    let mut others = BTreeMap::new();
+    for n in 0..40 {
+        for upper in [true, false] {
+            let c = if upper {
+                pool_client(n, true)
+            } else {
+                client(n)
+            };
+            let key = tcp_key(c, 45_000, vip, 80);
+            let mut syn = client_tcp(&key, SYN);
+            assert_eq!(lb.send(&mut syn), Verdict::Reply);
+            let cookie = match SlicedPacket::from_ethernet(&syn).unwrap().transport {
+                Some(TransportSlice::Tcp(t)) => t.sequence_number(),
+                _ => panic!("no SYN-ACK"),
+            };
+            let mut s = seg(key.sport, 80, ACK, b"");
+            s.seq = 0x1001;
+            s.ack = cookie.wrapping_add(1);
+            let mut ack = gen::tcp(&FROM_CLIENTS, c, vip, 64, 1, &s);
+            lb.ws.outbox.clear();
+            assert_eq!(lb.send(&mut ack), Verdict::Consumed, "{c}");
+            let (_, backend_syn) = lb.ws.outbox.iter().next().expect("a backend SYN");
+            let dst = seen(backend_syn).dst;
+            if upper {
+                assert_eq!(dst, ip("198.18.1.13"), "{c}");
+            } else {
+                *others.entry(dst).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(others.len(), 3, "{others:?}");
+    assert_eq!(lb.event(Event::SourceSteered), 40);
 }

@@ -86,11 +86,18 @@ mss = 1460
 [icmp]
 echo_rate = 10
 
+[fragments]
+timeout_ms = 500
+
 [control]
 socket = \"\"
 {web}
 [vip.backend.health]
 fall = 5
+
+[[vip.source]]
+prefixes = [\"198.19.0.0/16\"]
+backends = [\"198.18.1.11:8080\"]
 
 [dpdk]
 workers = 1
@@ -108,6 +115,7 @@ const TABLES: &[(&str, &str)] = &[
     ("[conntrack]", "## `[conntrack]`"),
     ("[synproxy]", "## `[synproxy]`"),
     ("[icmp]", "## `[icmp]`"),
+    ("[fragments]", "## `[fragments]`"),
     ("[control]", "## `[control]`"),
     ("[[neighbor]]", "## `[[neighbor]]`"),
     ("[[vip]]", "## `[[vip]]`"),
@@ -115,6 +123,7 @@ const TABLES: &[(&str, &str)] = &[
     ("[[vip.backend]]", "## `[[vip.backend]]`"),
     // Documented as "the keys of [vip.health]": the loader must agree.
     ("[vip.backend.health]", "## `[vip.health]`"),
+    ("[[vip.source]]", "## `[[vip.source]]`"),
     ("[dpdk]", "## `[dpdk]`"),
     ("[[port]]", "## `[[port]]`"),
 ];

@@ -162,8 +162,16 @@ fn netns_end_to_end_quick() {
             "nat {family} PMTU: {stdout}"
         );
         assert!(has("ping -c 3", "nat", family), "{stdout}");
+        // Source steering: each client namespace reached only its pool.
+        assert!(has("curl from client", "nat, steered", family), "{stdout}");
+        assert!(has("curl from client2", "nat, steered", family), "{stdout}");
         assert!(has("ping -c 3", "node address", family), "{stdout}");
     }
+    // The tier of two boxes: flows kept across a box's SIGKILL, wrk across
+    // the other's SIGTERM.
+    assert!(has("tier failover", "dr", "IPv4"), "{stdout}");
+    assert!(has("tier failover", "tunnel ipip", "IPv4"), "{stdout}");
+    assert!(has("tier sigterm", "dr, 2 boxes", "IPv4"), "{stdout}");
     // Every row of a rampart case has no errors (the nftables rows are
     // reported, not asserted), but for curl under the flood, where the
     // issue's bound is 99% and the script checks it (flood_checks).

@@ -91,6 +91,8 @@ fn modes_and_families_are_all_covered() {
         "synproxy-v6",
         "tunnel",
         "icmp",
+        "source-v4",
+        "source-v6",
     ] {
         assert!(names.contains(&want), "missing scenario {want}");
     }

@@ -25,7 +25,11 @@
 //! groups are multisets too. The SYN proxy needs
 //! nothing special: the cookie key is the config's, and every worker runs
 //! its clock at the time of the burst's first frame, as one worker does,
-//! so the cookies are the same.
+//! so the cookies are the same. IP fragments go to the worker their
+//! datagram's addresses and ID name, which hands them to their
+//! connection's owner: their groups (per pair of hosts) are multisets, and
+//! the counters of what was received, held and handed over differ from one
+//! worker's while the frames sent and everything else may not.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -99,6 +103,13 @@ fn replay(input: &Path, workers: u16, dir: &Path, local: &[Addr]) -> Replayed {
 /// multiset (it did, or the frame is IP-in-IP or GRE).
 fn normalise(f: &mut [u8], local: &[Addr]) -> (Group, bool) {
     let Ok(d) = rampart::wire::parse(f) else {
+        // A fragment: the datagrams between two hosts, as a multiset (a
+        // datagram handed to its connection's owner goes out a round later).
+        if let Ok((d, _)) = rampart::wire::parse_fragment(f) {
+            let mut ends = [(d.key.src, 0), (d.key.dst, 0)];
+            ends.sort();
+            return ((d.key.proto, ends[0], ends[1]), true);
+        }
         return ((0, Default::default(), Default::default()), false);
     };
     let k = d.key;
@@ -306,11 +317,40 @@ fn same_as_one_worker(input: &Path, dir: &Path, local: &[Addr]) -> usize {
                 );
             }
         }
-        assert_eq!(
-            counters(&many.stats),
-            counters(&one.stats),
-            "{name}: {w} workers: counters"
-        );
+        let (mut a, mut b) = (counters(&many.stats), counters(&one.stats));
+        if a["events"]["fragments_handed_over"].as_u64() > Some(0) {
+            // A fragment handed to its connection's owner is received by
+            // two workers, and a held one handed over is sent by its owner
+            // as a plain forward: what is received, taken over and sent
+            // how differs, what goes out does not.
+            let out = |s: &serde_json::Value| {
+                s["tx_packets"].as_u64().unwrap() + s["originated_packets"].as_u64().unwrap()
+            };
+            assert_eq!(out(&a), out(&b), "{name}: {w} workers: frames sent");
+            for s in [&mut a, &mut b] {
+                let o = s.as_object_mut().unwrap();
+                for k in [
+                    "rx_packets",
+                    "rx_bytes",
+                    "consumed",
+                    "tx_packets",
+                    "tx_bytes",
+                    "originated_packets",
+                    "originated_bytes",
+                ] {
+                    o.remove(k);
+                }
+                let e = o["events"].as_object_mut().unwrap();
+                for k in [
+                    "fragments_handed_over",
+                    "fragments_held",
+                    "fragments_released",
+                ] {
+                    e.remove(k);
+                }
+            }
+        }
+        assert_eq!(a, b, "{name}: {w} workers: counters");
     }
     one.frames
 }

@@ -68,6 +68,11 @@ pub const MAX_TABLE_SIZE: u32 = 10_000_019;
 pub const MAX_WEIGHT: u32 = 65_535;
 /// Longest accepted VIP name.
 pub const MAX_NAME_LEN: usize = 64;
+/// Most `[[vip.source]]` entries per VIP (each has its own Maglev table of
+/// `table_size` slots).
+pub const MAX_SOURCES: usize = 64;
+/// Most source prefixes per VIP, over all its `[[vip.source]]` entries.
+pub const MAX_SOURCE_PREFIXES: usize = 100_000;
 
 /// Default `control.socket`: the control API's unix socket.
 pub const DEFAULT_SOCKET: &str = "/run/rampart/rampart.sock";
@@ -100,6 +105,8 @@ pub struct Config {
     pub synproxy: Synproxy,
     /// `[icmp]`: echo replies.
     pub icmp: Icmp,
+    /// `[fragments]`: how long and how many IP fragments a worker tracks.
+    pub fragments: Fragments,
     pub neighbors: Vec<Neighbor>,
     pub vips: Vec<Vip>,
     /// `[control]`: the control API, metrics, and what removals do to live
@@ -577,6 +584,41 @@ pub struct Icmp {
 
 pub const DEFAULT_ECHO_RATE: u32 = 1000;
 
+/// `[fragments]`: the per-worker fragment table ([`crate::frag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragments {
+    /// How long a datagram's entry lives from its first fragment seen
+    /// (milliseconds): the first fragment's decision for the others, and
+    /// how long fragments that came before it are held.
+    /// 1..=[`MAX_FRAG_TIMEOUT_MS`]; default [`DEFAULT_FRAG_TIMEOUT_MS`].
+    pub timeout_ms: u32,
+    /// Fragments one worker holds at once while their datagram's first
+    /// fragment has not arrived (each takes a 2 KiB buffer).
+    /// 0..=[`MAX_FRAG_HELD`]; default [`DEFAULT_FRAG_HELD`].
+    pub max_held: u32,
+    /// Datagrams one worker tracks at once (rounded up to a power of two).
+    /// [`MIN_FRAG_TABLE`]..=[`MAX_FRAG_TABLE`]; default [`DEFAULT_FRAG_TABLE`].
+    pub table_size: u32,
+}
+
+pub const DEFAULT_FRAG_TIMEOUT_MS: u32 = 1000;
+pub const MAX_FRAG_TIMEOUT_MS: u32 = 30_000;
+pub const DEFAULT_FRAG_HELD: u32 = 256;
+pub const MAX_FRAG_HELD: u32 = 65_536;
+pub const DEFAULT_FRAG_TABLE: u32 = 4096;
+pub const MIN_FRAG_TABLE: u32 = 16;
+pub const MAX_FRAG_TABLE: u32 = 1 << 20;
+
+impl Default for Fragments {
+    fn default() -> Fragments {
+        Fragments {
+            timeout_ms: DEFAULT_FRAG_TIMEOUT_MS,
+            max_held: DEFAULT_FRAG_HELD,
+            table_size: DEFAULT_FRAG_TABLE,
+        }
+    }
+}
+
 impl Default for Icmp {
     fn default() -> Icmp {
         Icmp {
@@ -872,6 +914,20 @@ pub struct Vip {
     /// `[vip.health]`: the check of its backends, as the VIP sets it (each
     /// backend's effective check is [`Backend::health`]).
     pub health: HealthCheck,
+    /// `[[vip.source]]`: clients steered to a subset of the backends, in
+    /// file order. Empty: every client is scheduled over every backend.
+    pub sources: Vec<Source>,
+}
+
+/// `[[vip.source]]`: new flows from clients in `prefixes` (the longest
+/// matching prefix over all of the VIP's entries decides) are scheduled
+/// over `backends` only, while one of them takes new connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Of the VIP's family, host bits zero; no prefix appears twice in a VIP.
+    pub prefixes: Vec<Subnet>,
+    /// Indices into the VIP's [`Vip::backends`], distinct, in file order.
+    pub backends: Vec<usize>,
 }
 
 /// `[[vip.backend]]`: a real server behind a VIP.

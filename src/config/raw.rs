@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub icmp: Option<S<RawIcmp>>,
     #[serde(default)]
+    pub fragments: Option<S<RawFragments>>,
+    #[serde(default)]
     pub control: Option<S<RawControl>>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<S<RawNeighbor>>,
@@ -96,6 +98,16 @@ pub(crate) struct RawVip {
     pub health: Option<S<RawHealth>>,
     #[serde(default, rename = "backend")]
     pub backends: Vec<S<RawBackend>>,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<S<RawSource>>,
+}
+
+/// `[[vip.source]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    pub prefixes: S<Vec<S<String>>>,
+    pub backends: S<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,4 +202,12 @@ pub(crate) struct RawPort {
 pub(crate) struct RawIcmp {
     pub echo_rate: Option<S<i64>>,
     pub echo_burst: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFragments {
+    pub timeout_ms: Option<S<i64>>,
+    pub max_held: Option<S<i64>>,
+    pub table_size: Option<S<i64>>,
 }

@@ -204,6 +204,9 @@ pub struct StatsReport {
     pub workers: Vec<WorkerReport>,
     pub vips: Vec<VipReport>,
     pub backends: Vec<BackendReport>,
+    /// Each VIP's announcement (`[bgp]` enabled; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcements: Vec<Announcement>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

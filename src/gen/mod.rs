@@ -19,16 +19,19 @@
 //! bytes of TCP options. Every valid input builds without panicking.
 //!
 //! One file per layer: `ip` (Ethernet, IPv4/IPv6, checksums),
-//! `transport` (TCP, UDP, ICMP, tunnels), `neighbor` (ARP, ND) and
-//! `refused` (what the parser refuses on purpose).
+//! `transport` (TCP, UDP, ICMP, tunnels), `neighbor` (ARP, ND),
+//! `fragment` (a packet split into fragments) and `refused` (what the
+//! parser refuses on purpose, and single fragments).
 
 use crate::flow::Mac;
 
+mod fragment;
 mod ip;
 mod neighbor;
 mod refused;
 mod transport;
 
+pub use fragment::fragments;
 pub use ip::{ip, l3_packet, IpHdr};
 pub use neighbor::{
     arp_reply, arp_request, multicast_mac, neighbor_advertisement, neighbor_solicitation,

@@ -41,8 +41,7 @@ pub fn ipv4_with_options(
 }
 
 /// One IPv4 fragment (TTL 64, DF clear): `offset` in 8-byte units, `more` the
-/// MF bit, `payload` the raw bytes after the IP header. Refused: rampart does
-/// not reassemble.
+/// MF bit, `payload` the raw bytes after the IP header.
 #[allow(clippy::too_many_arguments)]
 pub fn ipv4_fragment(
     eth: &Eth,
@@ -81,7 +80,7 @@ pub fn ipv4_fragment(
 /// IPv6 with a Fragment extension header (hop limit 64): `ident` the
 /// fragment identification, `offset` in 8-byte units, `more` the M bit,
 /// `next` the upper-layer protocol, `payload` the bytes after the fragment
-/// header. Refused like IPv4 fragments.
+/// header.
 #[allow(clippy::too_many_arguments)]
 pub fn ipv6_with_fragment_header(
     eth: &Eth,

@@ -21,7 +21,10 @@
 //! owns ([`crate::io::steer`]) is passed to that worker's `rte_ring`
 //! (multi-producer, single-consumer) instead of being processed here; each
 //! worker takes what was handed to it before polling its queues. A full
-//! ring drops the frame (`handover_dropped`).
+//! ring drops the frame (`handover_dropped`). The datapath hands frames on
+//! too ([`PacketIo::hand_over`]: fragments for the worker that owns their
+//! datagram's connection, see [`crate::frag`]), copied into fresh mbufs
+//! and enqueued at the end of the burst.
 //!
 //! Rx takes at most the worker's burst (32) per call, from the queues in
 //! turn. A multi-segment mbuf (a frame larger than one buffer) is dropped
@@ -472,6 +475,38 @@ impl PacketIo for DpdkIo {
         Ok(())
     }
 
+    fn hand_over(&mut self, to: u16, frame: &[u8], _ts_ns: u64) -> io::Result<()> {
+        let Some(ho) = self.handover.as_mut() else {
+            return Err(io::Error::other(format!(
+                "a frame for worker {to}, but this worker has no rings to others"
+            )));
+        };
+        let Some(mut m) = self.pool.alloc() else {
+            self.stats.tx_alloc_failed += 1;
+            return Ok(());
+        };
+        match m.append(frame.len()) {
+            Some(room) => room.copy_from_slice(frame),
+            None => {
+                self.stats.tx_alloc_failed += 1;
+                return Ok(());
+            }
+        }
+        let i = usize::from(to);
+        if ho.out.get(i).is_some_and(MbufBatch::is_full) {
+            ho.send(&mut self.stats);
+        }
+        match ho.out.get_mut(i) {
+            Some(batch) if i != usize::from(ho.h.me) => {
+                if batch.push(m).is_err() {
+                    self.stats.handover_dropped += 1;
+                }
+            }
+            _ => self.stats.handover_dropped += 1,
+        }
+        Ok(())
+    }
+
     fn to_kernel(&mut self, pkt: &Mbuf) -> io::Result<()> {
         let port = self.port_of(pkt);
         match self.kernel_tx.get(port).copied().flatten() {
@@ -531,6 +566,9 @@ impl PacketIo for DpdkIo {
         self.scratch = scratch;
         self.pending = pending;
         self.send_all();
+        if let Some(ho) = self.handover.as_mut() {
+            ho.send(&mut self.stats);
+        }
         Ok(())
     }
 }

@@ -63,6 +63,17 @@ pub trait PacketIo {
     /// clock, for backends that record times.
     fn tx_frame(&mut self, frame: &[u8], ts_ns: u64) -> std::io::Result<()>;
 
+    /// Pass a frame to worker `to`, which takes it in before what its own
+    /// queues hold and never steers it again (a fragment for the worker
+    /// that owns its datagram, see [`crate::frag`]). The backend copies it.
+    /// Only backends that run several workers take frames for others.
+    fn hand_over(&mut self, to: u16, frame: &[u8], ts_ns: u64) -> std::io::Result<()> {
+        let _ = (frame, ts_ns);
+        Err(std::io::Error::other(format!(
+            "this I/O backend runs one worker; a frame for worker {to} has nowhere to go"
+        )))
+    }
+
     /// Push queued frames out. Called once per burst by the worker, through
     /// [`PacketIo::flush_burst`].
     fn flush(&mut self) -> std::io::Result<()> {

@@ -18,6 +18,7 @@ pub struct QueueIo {
     pending: Vec<RxPacket>,
     next: usize,
     sent: Vec<RxPacket>,
+    handed: Vec<(u16, RxPacket)>,
 }
 
 impl QueueIo {
@@ -36,6 +37,12 @@ impl QueueIo {
     /// Frames transmitted since the last call, in transmit order.
     pub fn take_sent(&mut self) -> Vec<RxPacket> {
         std::mem::take(&mut self.sent)
+    }
+
+    /// Frames handed to other workers since the last call, in order, each
+    /// with the worker it is for.
+    pub fn take_handed(&mut self) -> Vec<(u16, RxPacket)> {
+        std::mem::take(&mut self.handed)
     }
 }
 
@@ -62,6 +69,11 @@ impl PacketIo for QueueIo {
 
     fn tx_frame(&mut self, frame: &[u8], ts_ns: u64) -> io::Result<()> {
         self.sent.push(RxPacket::new(frame.to_vec(), ts_ns));
+        Ok(())
+    }
+
+    fn hand_over(&mut self, to: u16, frame: &[u8], ts_ns: u64) -> io::Result<()> {
+        self.handed.push((to, RxPacket::new(frame.to_vec(), ts_ns)));
         Ok(())
     }
 

@@ -19,8 +19,10 @@
 //! frame handed to its owner goes through an `rte_ring` (see
 //! [`crate::io::dpdk`]).
 
-use crate::flow::{proto, Addr, FlowDesc};
+use crate::flow::{proto, Addr, FlowDesc, FlowKey};
+use crate::frag;
 use crate::snapshot::{Owned, Snapshot};
+use crate::stats::DropReason;
 use crate::wire;
 
 /// The worker (of `workers`) that owns a connection whose client is
@@ -51,12 +53,26 @@ pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &mut FlowDesc) -> O
     if workers <= 1 {
         return None;
     }
-    wire::parse_into(frame, d).ok()?;
+    match wire::parse_into(frame, d) {
+        Ok(()) => {}
+        Err(DropReason::Ipv4Fragment | DropReason::Ipv6Fragment) => {
+            return fragment_owner(frame, workers)
+        }
+        Err(_) => return None,
+    }
     let k = &d.key;
     if k.proto == proto::ICMP || k.proto == proto::ICMPV6 {
         return icmp_error_owner(frame, snap, workers, d);
     }
-    if k.proto != proto::TCP && k.proto != proto::UDP {
+    conn_owner(k, snap, workers)
+}
+
+/// The worker that owns the connection a TCP or UDP packet with 5-tuple
+/// `k` belongs to (see the module doc); `None` for other protocols and
+/// with one worker.
+#[inline]
+pub fn conn_owner(k: &FlowKey, snap: &Snapshot, workers: u16) -> Option<u16> {
+    if workers <= 1 || k.proto != proto::TCP && k.proto != proto::UDP {
         return None;
     }
     if snap.vip(&k.dst, k.dport, k.proto).is_some() {
@@ -66,6 +82,16 @@ pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16, d: &mut FlowDesc) -> O
         return Some(k.dport % workers);
     }
     Some(client_owner(&k.dst, k.dport, workers))
+}
+
+/// Every fragment of a datagram, the first included, goes to the worker
+/// its addresses and identification name ([`frag::owner`]): only the
+/// first carries ports. That worker hands the datagram on to its
+/// connection's owner if that is another worker.
+#[cold]
+fn fragment_owner(frame: &[u8], workers: u16) -> Option<u16> {
+    let (d, f) = wire::parse_fragment(frame).ok()?;
+    Some(frag::owner(&d.key.src, &d.key.dst, f.id, workers))
 }
 
 /// An ICMP error belongs to the connection its quote names: the quoted

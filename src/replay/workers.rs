@@ -22,6 +22,13 @@
 //!   between two rounds, when every worker has finished the last one: a
 //!   probe order reaches its worker before the next burst, its answer is
 //!   back before the next tick;
+//! - a frame a worker hands to another (a fragment whose datagram's
+//!   connection the other owns, see [`crate::frag`]) starts that worker's
+//!   share of the next round, as a DPDK worker takes its ring before its
+//!   queues, all handed frames in the order they came in; a round ends
+//!   after every fragment, so what a worker hands on reaches its owner
+//!   before the capture's next frame does; the replay ends once no handed
+//!   frame is left;
 //! - the output of a round is written worker by worker, each worker's
 //!   frames in the order it sent them. Frames of one connection keep their
 //!   order (one worker owns them); frames of different connections may
@@ -55,6 +62,8 @@ struct Round {
 /// A worker's answer to a round.
 struct Sent {
     frames: Vec<RxPacket>,
+    /// Frames it handed to other workers (fragments, see [`crate::frag`]).
+    handed: Vec<(u16, RxPacket)>,
     /// The round's frames, handed back for the next one.
     spare: Vec<RxPacket>,
 }
@@ -64,6 +73,10 @@ struct Lane {
     to: Sender<Round>,
     from: Receiver<Sent>,
     spare: Vec<RxPacket>,
+    /// Frames other workers handed this one in the last round: the next
+    /// round's share starts with them, as a DPDK worker takes its ring
+    /// before its queues.
+    inbox: Vec<RxPacket>,
 }
 
 pub(super) fn replay(
@@ -101,6 +114,7 @@ pub(super) fn replay(
                 to,
                 from,
                 spare: Vec::new(),
+                inbox: Vec::new(),
             });
         }
         let read = read_and_steer(opts, control, &store, io, writer, &mut lanes);
@@ -167,23 +181,40 @@ fn read_and_steer(
         if let Some(first) = bufs.first().filter(|_| n > 0) {
             clock_ns = first.ts_ns;
         }
-        let snap = store.load();
-        let mut shares: Vec<Vec<RxPacket>> = lanes
-            .iter_mut()
-            .map(|l| {
-                let mut v = std::mem::take(&mut l.spare);
-                v.clear();
-                v
-            })
-            .collect();
-        for p in bufs.iter().take(n) {
-            let w = steer::owner(&p.data, &snap, workers, &mut d).unwrap_or(0);
-            if let Some(share) = shares.get_mut(usize::from(w)) {
-                share.push(p.clone());
+        // A round ends after each fragment: a worker may hand it (and what
+        // it held) to another, which must get it before the capture's
+        // next frames, as it would on the wire.
+        let mut start = 0;
+        let result = loop {
+            let snap = store.load();
+            let mut shares: Vec<Vec<RxPacket>> = lanes
+                .iter_mut()
+                .map(|l| {
+                    let mut v = std::mem::take(&mut l.spare);
+                    v.clear();
+                    v.append(&mut l.inbox);
+                    v
+                })
+                .collect();
+            while let Some(p) = bufs.get(start).filter(|_| start < n) {
+                start += 1;
+                let w = steer::owner(&p.data, &snap, workers, &mut d).unwrap_or(0);
+                if let Some(share) = shares.get_mut(usize::from(w)) {
+                    share.push(p.clone());
+                }
+                if is_fragment(&p.data) {
+                    break;
+                }
             }
-        }
-        drop(snap);
-        if let Err(e) = run_round(lanes, shares, clock_ns, writer.as_mut()) {
+            drop(snap);
+            if let Err(e) = run_round(lanes, shares, clock_ns, writer.as_mut()) {
+                break Err(e);
+            }
+            if start >= n {
+                break Ok(());
+            }
+        };
+        if let Err(e) = result {
             break Err(e);
         }
         total += n as u64;
@@ -193,7 +224,7 @@ fn read_and_steer(
             control.tick(clock_ns);
         }
         progress.update(total, io.reader().offset());
-        if n == 0 && io.exhausted() {
+        if n == 0 && io.exhausted() && lanes.iter().all(|l| l.inbox.is_empty()) {
             break Ok(());
         }
     };
@@ -219,6 +250,13 @@ fn read_and_steer(
     Ok((control, report))
 }
 
+fn is_fragment(frame: &[u8]) -> bool {
+    matches!(
+        crate::wire::parse(frame),
+        Err(crate::stats::DropReason::Ipv4Fragment | crate::stats::DropReason::Ipv6Fragment)
+    )
+}
+
 /// Hands every worker its share, waits for all of them, and writes what
 /// they sent, worker by worker.
 fn run_round(
@@ -232,6 +270,7 @@ fn run_round(
             return Err(format!("replay worker {w} stopped"));
         }
     }
+    let mut handed = Vec::new();
     for (w, lane) in lanes.iter_mut().enumerate() {
         let Ok(sent) = lane.from.recv() else {
             return Err(format!("replay worker {w} stopped"));
@@ -242,6 +281,21 @@ fn run_round(
             }
         }
         lane.spare = sent.spare;
+        handed.extend(sent.handed);
+    }
+    // In the order they came in (a held fragment carries its first's
+    // time), not worker by worker: a datagram's answer handed on by one
+    // worker must not overtake its question handed on by another.
+    handed.sort_by_key(|(_, p)| p.ts_ns);
+    for (to, p) in handed {
+        match lanes.get_mut(usize::from(to)) {
+            Some(lane) => lane.inbox.push(p),
+            None => {
+                return Err(format!(
+                    "a frame was handed to worker {to}, which does not exist"
+                ))
+            }
+        }
     }
     Ok(())
 }
@@ -270,10 +324,18 @@ fn worker_main(
         worker.service(got);
         worker.io.load(round.frames);
         worker.ws.set_clock_ns(round.clock_ns);
-        // A QueueIo neither fails nor holds more than a burst.
-        got = worker.poll(store, &Clock::Given, BURST).unwrap_or(0);
+        // A QueueIo never fails; a share with frames handed over may hold
+        // more than a burst.
+        got = 0;
+        loop {
+            got += worker.poll(store, &Clock::Given, BURST).unwrap_or(0);
+            if worker.io.exhausted() {
+                break;
+            }
+        }
         let sent = Sent {
             frames: worker.io.take_sent(),
+            handed: worker.io.take_handed(),
             spare: worker.io.take_loaded(),
         };
         if answers.send(sent).is_err() {

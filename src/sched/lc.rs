@@ -25,6 +25,24 @@ pub fn pick(weights: &[u32], active: &[u32]) -> Option<u32> {
     best.map(|(i, _, _)| i as u32)
 }
 
+/// The backend among `members` (indices into `weights` and `active`) to
+/// open the next connection to, by the same rule; `None` when every
+/// member's weight is 0.
+pub fn pick_among(weights: &[u32], active: &[u32], members: &[u32]) -> Option<u32> {
+    let mut best: Option<(u32, u64, u64)> = None;
+    for &i in members {
+        let w = u64::from(weights.get(i as usize).copied().unwrap_or(0));
+        if w == 0 {
+            continue;
+        }
+        let a = u64::from(active.get(i as usize).copied().unwrap_or(0));
+        if best.is_none_or(|(_, ba, bw)| a * bw < ba * w) {
+            best = Some((i, a, w));
+        }
+    }
+    best.map(|(i, _, _)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,13 @@
 //!
 //! Round-robin, weighted and least-connection picks differ between workers
 //! and boxes; only `maglev` and `sh` are consistent across an ECMP group.
+//!
+//! A VIP with `[[vip.source]]` entries ([`source`]) has a pool per entry: a
+//! subset of its backends that clients of the entry's prefixes are
+//! scheduled over with the same kind ([`Scheduler::pick_pool`]): `maglev`
+//! and `sh` through the pool's own table, `rr` and `wrr` with a cursor or
+//! counters of the pool's own, `lc` over the pool's backends with the
+//! VIP's counts (a backend's connections count wherever they came from).
 #![cfg_attr(
     not(test),
     deny(
@@ -49,6 +56,7 @@ use crate::maglev::Table;
 
 pub mod lc;
 pub mod rr;
+pub mod source;
 pub mod wrr;
 
 /// The scheduling algorithm of a VIP.
@@ -106,6 +114,27 @@ enum State {
     Lc,
 }
 
+impl State {
+    fn new(kind: SchedKind, weights: &[u32]) -> State {
+        match kind {
+            SchedKind::Maglev | SchedKind::Sh => State::Hash,
+            SchedKind::Rr => State::Rr(rr::Cursor::default()),
+            SchedKind::Wrr => State::Wrr(wrr::Smooth::new(weights)),
+            SchedKind::Lc => State::Lc,
+        }
+    }
+}
+
+/// A source pool's own picking state: a subset of the VIP's backends.
+#[derive(Clone, Debug)]
+struct Pool {
+    /// The pool's backends, as indices of the VIP's.
+    members: Box<[u32]>,
+    /// Their weights, as the VIP has them.
+    weights: Box<[u32]>,
+    state: State,
+}
+
 /// The scheduler of one VIP on one worker.
 #[derive(Clone, Debug)]
 pub struct Scheduler {
@@ -115,24 +144,53 @@ pub struct Scheduler {
     /// every kind so statistics can show it.
     active: Box<[u32]>,
     state: State,
+    /// One per `[[vip.source]]` entry, in config order.
+    pools: Box<[Pool]>,
 }
 
 impl Scheduler {
     /// `weights[i]` is the weight of backend `i` of the VIP; 0 = drained.
     /// Allocates: call on the control plane.
     pub fn new(kind: SchedKind, weights: &[u32]) -> Scheduler {
-        let state = match kind {
-            SchedKind::Maglev | SchedKind::Sh => State::Hash,
-            SchedKind::Rr => State::Rr(rr::Cursor::default()),
-            SchedKind::Wrr => State::Wrr(wrr::Smooth::new(weights)),
-            SchedKind::Lc => State::Lc,
-        };
         Scheduler {
             kind,
             weights: weights.into(),
             active: vec![0; weights.len()].into_boxed_slice(),
-            state,
+            state: State::new(kind, weights),
+            pools: Box::new([]),
         }
+    }
+
+    /// The same scheduler with one pool per entry of `pools`, each the
+    /// list of its backends as indices of the VIP's. Allocates.
+    pub fn with_pools<'a>(mut self, pools: impl IntoIterator<Item = &'a [u32]>) -> Scheduler {
+        self.pools = pools
+            .into_iter()
+            .map(|members| {
+                let weights: Vec<u32> = members
+                    .iter()
+                    .map(|&i| self.weights.get(i as usize).copied().unwrap_or(0))
+                    .collect();
+                Pool {
+                    members: members.into(),
+                    state: State::new(self.kind, &weights),
+                    weights: weights.into(),
+                }
+            })
+            .collect();
+        self
+    }
+
+    /// Whether this scheduler's pools are exactly `pools` (in order).
+    pub fn has_pools<'a>(&self, pools: impl IntoIterator<Item = &'a [u32]>) -> bool {
+        let mut mine = self.pools.iter();
+        for p in pools {
+            match mine.next() {
+                Some(m) if *m.members == *p => {}
+                _ => return false,
+            }
+        }
+        mine.next().is_none()
     }
 
     pub fn kind(&self) -> SchedKind {
@@ -172,6 +230,31 @@ impl Scheduler {
             State::Wrr(smooth) => smooth.pick(&self.weights),
             State::Lc => lc::pick(&self.weights, &self.active),
         }
+    }
+
+    /// The backend (an index of the VIP's, as [`Scheduler::pick`] gives)
+    /// for a new connection of a client in source pool `pool`, or `None`
+    /// when every backend of the pool is drained. `maglev` is the pool's
+    /// own table (its lookups index the pool's members).
+    #[inline]
+    pub fn pick_pool(
+        &mut self,
+        pool: u32,
+        maglev: &Table,
+        flow_hash: u64,
+        src_hash: u64,
+    ) -> Option<u32> {
+        let p = self.pools.get_mut(pool as usize)?;
+        let j = match &mut p.state {
+            State::Hash => match self.kind {
+                SchedKind::Sh => maglev.lookup(src_hash),
+                _ => maglev.lookup(flow_hash),
+            },
+            State::Rr(cursor) => cursor.pick(&p.weights),
+            State::Wrr(smooth) => smooth.pick(&p.weights),
+            State::Lc => return lc::pick_among(&self.weights, &self.active, &p.members),
+        }?;
+        p.members.get(j as usize).copied()
     }
 
     /// Sets the active count of backend `idx` (a scheduler rebuilt for a
@@ -326,6 +409,83 @@ mod tests {
         assert_eq!([s.active(0), s.active(1), s.active(2)], [10, 10, 10]);
         s.conn_closed(2);
         assert_eq!(s.pick(&t, 0, 0), Some(2));
+    }
+
+    /// The pool's own table over members 1 and 3 of `weights`.
+    fn pool_table(weights: &[u32], members: &[u32]) -> Table {
+        let set: Vec<_> = members
+            .iter()
+            .map(|&i| MaglevBackend {
+                key: BackendKey {
+                    addr: Addr::from_v4([198, 18, 2, i as u8]),
+                    port: 80,
+                },
+                weight: weights[i as usize],
+            })
+            .collect();
+        build(&set, DEFAULT_TABLE_SIZE)
+    }
+
+    #[test]
+    fn every_kind_picks_within_its_pool() {
+        let w = [1, 2, 1, 3, 1];
+        let members: [u32; 2] = [3, 1];
+        let t = pool_table(&w, &members);
+        for k in SchedKind::ALL {
+            let mut s = Scheduler::new(k, &w).with_pools([&members[..]]);
+            assert!(s.has_pools([&members[..]]));
+            assert!(!s.has_pools([&[1u32, 3][..]]));
+            assert!(!s.has_pools(std::iter::empty()));
+            let mut seen = [0u32; 5];
+            for h in 0..600u64 {
+                let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let i = s.pick_pool(0, &t, h, h >> 9).unwrap_or(u32::MAX);
+                assert!(members.contains(&i), "{k} picked {i}");
+                seen[i as usize] += 1;
+                s.conn_opened(i);
+            }
+            // Both members get flows (sh: many sources; lc: level load).
+            assert!(seen[1] > 0 && seen[3] > 0, "{k}: {seen:?}");
+            // The VIP's own picks still cover every backend.
+            assert_eq!(s.pick_pool(1, &t, 1, 1), None, "{k}: no second pool");
+        }
+        // wrr keeps the pool's weight ratio (3 : 2) exactly.
+        let mut s = Scheduler::new(SchedKind::Wrr, &w).with_pools([&members[..]]);
+        let picks: Vec<_> = (0..50).map(|_| s.pick_pool(0, &t, 0, 0)).collect();
+        assert_eq!(picks.iter().filter(|p| **p == Some(3)).count(), 30);
+        assert_eq!(picks.iter().filter(|p| **p == Some(1)).count(), 20);
+    }
+
+    #[test]
+    fn a_drained_pool_picks_nothing() {
+        let w = [1, 0, 1, 0];
+        let members: [u32; 2] = [1, 3];
+        let t = pool_table(&w, &members);
+        for k in SchedKind::ALL {
+            let mut s = Scheduler::new(k, &w).with_pools([&members[..]]);
+            for h in 0..20 {
+                assert_eq!(s.pick_pool(0, &t, h, h), None, "{k}");
+            }
+            assert!(s.pick(&table(&w), 5, 5).is_some(), "{k}");
+        }
+    }
+
+    /// lc in a pool counts the connections a backend has from anywhere.
+    #[test]
+    fn lc_in_a_pool_sees_the_vips_counts() {
+        let w = [1, 1, 1];
+        let members: [u32; 2] = [0, 1];
+        let t = table(&[]);
+        let mut s = Scheduler::new(SchedKind::Lc, &w).with_pools([&members[..]]);
+        // Backend 0 is busy with flows from outside the pool.
+        for _ in 0..5 {
+            s.conn_opened(0);
+        }
+        for _ in 0..5 {
+            assert_eq!(s.pick_pool(0, &t, 0, 0), Some(1));
+            s.conn_opened(1);
+        }
+        assert_eq!(s.pick_pool(0, &t, 0, 0), Some(0));
     }
 
     #[test]

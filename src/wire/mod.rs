@@ -44,7 +44,7 @@ pub mod udp;
 pub use ethernet::EthernetFrame;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
-pub use parse::{mac_accepts, parse, parse_into};
+pub use parse::{mac_accepts, parse, parse_fragment, parse_into};
 pub use rewrite::{
     rewrite, set_l3_dst, set_l3_src, set_l4_dport, set_l4_sport, set_macs, set_tcp_ack, set_tcp_seq,
 };

@@ -7,13 +7,18 @@
 //! purpose gets its own [`DropReason`] (STYLE 5):
 //!
 //! * 0x88a8 / 0x9100 outer tags, or a second 0x8100 tag: `StackedVlan`;
-//! * IPv4 options: `Ipv4Options`; MF set or a non-zero fragment offset:
-//!   `Ipv4Fragment` (a fragment carries no ports to schedule on);
-//! * an IPv6 extension header straight after the fixed header:
-//!   `Ipv6ExtHeader`;
+//! * IPv4 options: `Ipv4Options`;
+//! * an IPv6 extension header straight after the fixed header other than a
+//!   fragment header: `Ipv6ExtHeader`;
 //! * any EtherType but IPv4, IPv6 and ARP: `UnsupportedEtherType`;
 //! * ARP for anything but Ethernet/IPv4: `ArpNotForUs`;
 //! * anything shorter than its headers claim: `Malformed`.
+//!
+//! A fragment (IPv4 with MF set or a non-zero offset, IPv6 with a fragment
+//! header) is not a packet [`parse`] describes: it answers `Ipv4Fragment` /
+//! `Ipv6Fragment`, and the datapath, on that answer only, takes it to
+//! [`parse_fragment`] and [`crate::frag`]. So a whole packet pays nothing
+//! for fragment support beyond the test it always had.
 //!
 //! IP protocols other than TCP, UDP, ICMP and ICMPv6 are not refused here:
 //! the descriptor carries the protocol with zero ports and the datapath
@@ -37,6 +42,7 @@ use etherparse::{
 };
 
 use crate::flow::{proto, Addr, FlowDesc, FlowKey, L3Kind, Mac};
+use crate::frag::Frag;
 use crate::stats::DropReason;
 
 const ETH_LEN: usize = 14;
@@ -73,6 +79,22 @@ pub fn parse(frame: &[u8]) -> Result<FlowDesc, DropReason> {
 /// return values. On `Err`, `d` holds no meaning.
 #[inline]
 pub fn parse_into(frame: &[u8], d: &mut FlowDesc) -> Result<(), DropReason> {
+    let (ethertype, l3_off, vlan) = layer2(frame)?;
+    let l3 = frame.get(l3_off..).unwrap_or_default();
+    match ethertype {
+        EtherType::IPV4 => parse_ipv4(l3, l3_off, d)?,
+        EtherType::IPV6 => parse_ipv6(l3, l3_off, d)?,
+        EtherType::ARP => parse_arp(l3, l3_off, d)?,
+        _ => return Err(DropReason::UnsupportedEtherType),
+    }
+    d.vlan = vlan;
+    Ok(())
+}
+
+/// The Ethernet header and at most one VLAN tag: the EtherType they name,
+/// the offset of what follows and the VLAN ID.
+#[inline(always)]
+fn layer2(frame: &[u8]) -> Result<(EtherType, usize, Option<u16>), DropReason> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::Malformed)?;
     let mut ethertype = eth.ether_type();
     let mut l3_off = ETH_LEN;
@@ -89,16 +111,7 @@ pub fn parse_into(frame: &[u8], d: &mut FlowDesc) -> Result<(), DropReason> {
         // Either an S-tag outer header or a second C-tag: QinQ.
         return Err(DropReason::StackedVlan);
     }
-
-    let l3 = frame.get(l3_off..).unwrap_or_default();
-    match ethertype {
-        EtherType::IPV4 => parse_ipv4(l3, l3_off, d)?,
-        EtherType::IPV6 => parse_ipv6(l3, l3_off, d)?,
-        EtherType::ARP => parse_arp(l3, l3_off, d)?,
-        _ => return Err(DropReason::UnsupportedEtherType),
-    }
-    d.vlan = vlan;
-    Ok(())
+    Ok((ethertype, l3_off, vlan))
 }
 
 #[inline]
@@ -147,7 +160,11 @@ fn parse_ipv6(l3: &[u8], l3_off: usize, d: &mut FlowDesc) -> Result<(), DropReas
     let payload = l3.get(IPV6_LEN..end).ok_or(DropReason::Malformed)?;
     let next = ip.next_header();
     if next.is_ipv6_ext_header_value() {
-        return Err(DropReason::Ipv6ExtHeader);
+        return Err(if next == IpNumber::IPV6_FRAGMENTATION_HEADER {
+            DropReason::Ipv6Fragment
+        } else {
+            DropReason::Ipv6ExtHeader
+        });
     }
     *d = FlowDesc {
         l3: L3Kind::Ipv6,
@@ -231,5 +248,142 @@ fn parse_arp(l3: &[u8], l3_off: usize, d: &mut FlowDesc) -> Result<(), DropReaso
         },
         ..FlowDesc::default()
     };
+    Ok(())
+}
+
+/// Length of the IPv6 fragment header (RFC 8200 §4.5).
+const FRAG_HEADER_LEN: usize = 8;
+/// Largest IP datagram (IPv4 total length, IPv6 payload length).
+const MAX_DATAGRAM: usize = 65535;
+
+/// Classifies a fragment (a frame [`parse`] answered `Ipv4Fragment` or
+/// `Ipv6Fragment`): its descriptor and its place in the datagram.
+///
+/// The descriptor is that of a whole packet except that `l4_off` is where
+/// the fragment's data starts (after the IPv6 fragment header) and
+/// `l4_len` is the fragment's data. A first fragment (offset 0) also has
+/// its ports and TCP flags, and must hold the whole TCP or UDP header (RFC
+/// 7112 asks the same of IPv6 first fragments; for IPv4 it is what RFC 1858
+/// guards against); a later fragment has ports 0 and `tcp_flags` 0.
+///
+/// Refused: a fragment of a protocol other than TCP and UDP (`Ipv4Fragment`
+/// / `Ipv6Fragment`: rampart does not forward them), data past 65535 bytes,
+/// a fragment that is not the last with data not a multiple of 8 bytes, a
+/// TCP fragment at offset 8, which could rewrite the flags of the first
+/// (RFC 1858 §3.2) (`FragmentMalformed`).
+pub fn parse_fragment(frame: &[u8]) -> Result<(FlowDesc, Frag), DropReason> {
+    let (ethertype, l3_off, vlan) = layer2(frame)?;
+    let l3 = frame.get(l3_off..).unwrap_or_default();
+    let mut d = FlowDesc::default();
+    let (frag, data, unfragmentable) = match ethertype {
+        EtherType::IPV4 => {
+            let ip = Ipv4HeaderSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
+            let hlen = usize::from(ip.ihl()) * 4;
+            let total = usize::from(ip.total_len());
+            if total < hlen || total > l3.len() {
+                return Err(DropReason::Malformed);
+            }
+            if hlen != 20 {
+                return Err(DropReason::Ipv4Options);
+            }
+            d = FlowDesc {
+                l3: L3Kind::Ipv4,
+                l3_off: l3_off as u16,
+                l4_off: (l3_off + hlen) as u16,
+                l4_len: (total - hlen) as u16,
+                ttl: ip.ttl(),
+                key: FlowKey {
+                    src: Addr::from_v4(ip.source()),
+                    dst: Addr::from_v4(ip.destination()),
+                    proto: ip.protocol().0,
+                    ..FlowKey::default()
+                },
+                ..d
+            };
+            let frag = Frag {
+                id: u32::from(ip.identification()),
+                offset: ip.fragments_offset().value() * 8,
+                len: (total - hlen) as u16,
+                more: ip.more_fragments(),
+            };
+            (frag, l3.get(hlen..total).unwrap_or_default(), hlen)
+        }
+        EtherType::IPV6 => {
+            let ip = Ipv6HeaderSlice::from_slice(l3).map_err(|_| DropReason::Malformed)?;
+            let end = IPV6_LEN + usize::from(ip.payload_length());
+            let payload = l3.get(IPV6_LEN..end).ok_or(DropReason::Malformed)?;
+            if ip.next_header() != IpNumber::IPV6_FRAGMENTATION_HEADER {
+                return Err(DropReason::Ipv6ExtHeader);
+            }
+            let (fh, data) = payload
+                .split_first_chunk::<FRAG_HEADER_LEN>()
+                .ok_or(DropReason::Malformed)?;
+            let [next, _, off_hi, off_lo, id @ ..] = *fh;
+            let off = u16::from_be_bytes([off_hi, off_lo]);
+            d = FlowDesc {
+                l3: L3Kind::Ipv6,
+                l3_off: l3_off as u16,
+                l4_off: (l3_off + IPV6_LEN + FRAG_HEADER_LEN) as u16,
+                l4_len: data.len() as u16,
+                ttl: ip.hop_limit(),
+                key: FlowKey {
+                    src: Addr::from_v6(ip.source()),
+                    dst: Addr::from_v6(ip.destination()),
+                    proto: next,
+                    ..FlowKey::default()
+                },
+                ..d
+            };
+            let frag = Frag {
+                id: u32::from_be_bytes(id),
+                offset: off & !7,
+                len: data.len() as u16,
+                more: off & 1 == 1,
+            };
+            (frag, data, FRAG_HEADER_LEN)
+        }
+        _ => return Err(DropReason::UnsupportedEtherType),
+    };
+    d.vlan = vlan;
+    if d.key.proto != proto::TCP && d.key.proto != proto::UDP {
+        return Err(if d.is_v4() {
+            DropReason::Ipv4Fragment
+        } else {
+            DropReason::Ipv6Fragment
+        });
+    }
+    let end = usize::from(frag.offset) + usize::from(frag.len);
+    // IPv4 counts its header in the 65535, IPv6 its fragment header (the
+    // unfragmentable part rampart accepts is that header alone).
+    if end + unfragmentable > MAX_DATAGRAM
+        || frag.more && (frag.len % 8 != 0 || frag.len == 0)
+        || d.is_tcp() && frag.offset == 8
+    {
+        return Err(DropReason::FragmentMalformed);
+    }
+    if frag.offset == 0 {
+        first_l4(data, frag.more, &mut d)?;
+    }
+    Ok((d, frag))
+}
+
+/// Ports and flags of a first fragment, whose TCP or UDP header must be
+/// whole; a UDP length beyond this fragment is the datagram's.
+fn first_l4(data: &[u8], more: bool, d: &mut FlowDesc) -> Result<(), DropReason> {
+    if d.is_tcp() {
+        let tcp = TcpHeaderSlice::from_slice(data).map_err(|_| DropReason::FragmentMalformed)?;
+        d.key.sport = tcp.source_port();
+        d.key.dport = tcp.destination_port();
+        d.tcp_flags = tcp.slice().get(13).copied().unwrap_or(0);
+    } else {
+        let udp = UdpHeaderSlice::from_slice(data).map_err(|_| DropReason::FragmentMalformed)?;
+        let len = usize::from(udp.length());
+        // An atomic fragment (no more to come) is a whole datagram.
+        if len < 8 || !more && len > data.len() {
+            return Err(DropReason::FragmentMalformed);
+        }
+        d.key.sport = udp.source_port();
+        d.key.dport = udp.destination_port();
+    }
     Ok(())
 }

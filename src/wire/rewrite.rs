@@ -93,12 +93,15 @@ pub fn rewrite(
         (L3Kind::Ipv4, proto::UDP) => {
             ports::<V4, { 20 + udp::HEADER_LEN }>(frame, d, new_src, new_dst, true)
         }
-        (L3Kind::Ipv6, proto::TCP) => {
+        // An IPv6 first fragment has its transport header after the
+        // fragment header: the general path.
+        (L3Kind::Ipv6, proto::TCP) if fixed_v6(d) => {
             ports::<V6, { 40 + tcp::field::CHECKSUM.end }>(frame, d, new_src, new_dst, false)
         }
-        (L3Kind::Ipv6, proto::UDP) => {
+        (L3Kind::Ipv6, proto::UDP) if fixed_v6(d) => {
             ports::<V6, { 40 + udp::HEADER_LEN }>(frame, d, new_src, new_dst, true)
         }
+        (L3Kind::Ipv6, _) => slow(frame, d, new_src, new_dst),
         _ => {
             let (sa, sp) = split(new_src);
             let (da, dp) = split(new_dst);
@@ -216,6 +219,88 @@ fn ports<F: Family, const N: usize>(
         write_u16(hdr, at, c);
     }
     true
+}
+
+/// The transport header right after the fixed IPv6 header.
+#[inline(always)]
+fn fixed_v6(d: &FlowDesc) -> bool {
+    usize::from(d.l4_off) == usize::from(d.l3_off) + V6::IP_LEN
+}
+
+/// [`apply`] out of line, for the rare packet whose layout is not fixed.
+#[cold]
+#[inline(never)]
+fn slow(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    src: Option<(Addr, u16)>,
+    dst: Option<(Addr, u16)>,
+) -> bool {
+    let (sa, sp) = split(src);
+    let (da, dp) = split(dst);
+    apply(frame, d, sa, sp, da, dp)
+}
+
+/// Rewrites the IP addresses of a fragment that is not its datagram's
+/// first: only the IPv4 header checksum covers them here. The transport
+/// checksum, in the first fragment, was updated for the whole datagram
+/// when that fragment was rewritten. Returns `false`, changing nothing,
+/// on an address of the wrong family or an ARP frame.
+pub fn rewrite_fragment(
+    frame: &mut [u8],
+    d: &FlowDesc,
+    src: Option<Addr>,
+    dst: Option<Addr>,
+) -> bool {
+    let l3_off = usize::from(d.l3_off);
+    match d.l3 {
+        L3Kind::Ipv4 => {
+            if !src.is_none_or(is_v4) || !dst.is_none_or(is_v4) {
+                return false;
+            }
+            let Some(ip) = frame
+                .get_mut(l3_off..)
+                .and_then(|b| b.first_chunk_mut::<{ super::ipv4::HEADER_LEN }>())
+            else {
+                return false;
+            };
+            let mut p = Ipv4Packet::new_unchecked(ip);
+            let mut delta = Delta::new();
+            if let Some(a) = src {
+                let new = a.v4_octets();
+                delta = delta.u32(u32::from_be_bytes(p.src()), u32::from_be_bytes(new));
+                p.set_src(new);
+            }
+            if let Some(a) = dst {
+                let new = a.v4_octets();
+                delta = delta.u32(u32::from_be_bytes(p.dst()), u32::from_be_bytes(new));
+                p.set_dst(new);
+            }
+            let c = delta.apply(p.checksum());
+            p.set_checksum(c);
+            true
+        }
+        L3Kind::Ipv6 => {
+            if src.is_some_and(is_v4) || dst.is_some_and(is_v4) {
+                return false;
+            }
+            let Some(ip) = frame
+                .get_mut(l3_off..)
+                .and_then(|b| b.first_chunk_mut::<{ super::ipv6::HEADER_LEN }>())
+            else {
+                return false;
+            };
+            let mut p = Ipv6Packet::new_unchecked(ip);
+            if let Some(a) = src {
+                p.set_src(a.0);
+            }
+            if let Some(a) = dst {
+                p.set_dst(a.0);
+            }
+            true
+        }
+        L3Kind::Arp => false,
+    }
 }
 
 #[inline]

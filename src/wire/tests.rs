@@ -289,7 +289,7 @@ fn refuses_stacked_vlans() {
 
 #[test]
 fn refuses_ipv6_extension_headers() {
-    for nh in [0u8, 43, 44, 50, 51, 60, 135, 139, 140] {
+    for nh in [0u8, 43, 50, 51, 60, 135, 139, 140] {
         let mut f = udp6();
         f[14 + 6] = nh;
         assert_eq!(
@@ -298,6 +298,92 @@ fn refuses_ipv6_extension_headers() {
             "next header {nh}"
         );
     }
+    // A fragment header is a fragment, for the fragment path.
+    let mut f = udp6();
+    f[14 + 6] = 44;
+    assert_eq!(parse(&f), Err(DropReason::Ipv6Fragment));
+}
+
+fn a(s: &str) -> Addr {
+    Addr::from(s.parse::<std::net::IpAddr>().unwrap())
+}
+
+fn big_udp(src: &str, dst: &str) -> Vec<u8> {
+    use crate::gen;
+    let eth = gen::Eth {
+        src: Mac([2, 0, 0, 0, 0, 2]),
+        dst: Mac([2, 0, 0, 0, 0, 1]),
+        vlan: None,
+    };
+    let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    gen::udp(&eth, a(src), a(dst), 64, 0x1234, 5353, 53, &payload)
+}
+
+#[test]
+fn fragments_parse_into_their_place() {
+    for (src, dst) in [("198.18.0.1", "198.18.0.2"), ("2001:2::1", "2001:2::2")] {
+        let whole = big_udp(src, dst);
+        let frags = crate::gen::fragments(&whole, 1232, 0xabcd_0123);
+        assert_eq!(frags.len(), 3);
+        let v4 = src.contains('.');
+        for (i, f) in frags.iter().enumerate() {
+            let refused = if v4 {
+                DropReason::Ipv4Fragment
+            } else {
+                DropReason::Ipv6Fragment
+            };
+            assert_eq!(parse(f), Err(refused));
+            let (d, fr) = parse_fragment(f).unwrap();
+            assert_eq!(fr.offset as usize, i * 1232);
+            assert_eq!(fr.more, i < 2);
+            assert_eq!(fr.id, if v4 { 0x1234 } else { 0xabcd_0123 });
+            assert_eq!(d.l4_len, fr.len);
+            assert_eq!(usize::from(d.l4_off) + usize::from(d.l4_len), f.len());
+            assert_eq!(d.key.proto, proto::UDP);
+            let ports = if i == 0 { (5353, 53) } else { (0, 0) };
+            assert_eq!((d.key.sport, d.key.dport), ports);
+        }
+    }
+}
+
+#[test]
+fn refuses_bad_fragments() {
+    let whole = big_udp("198.18.0.1", "198.18.0.2");
+    let frags = crate::gen::fragments(&whole, 1480, 0);
+    // A first fragment too short for the UDP header (RFC 7112).
+    let tiny = crate::gen::fragments(&whole, 8, 0);
+    assert!(
+        parse_fragment(&tiny[0]).is_ok(),
+        "8 bytes hold a UDP header"
+    );
+    let mut f = frags[0].clone();
+    f.truncate(14 + 20 + 4);
+    f[16..18].copy_from_slice(&24u16.to_be_bytes());
+    assert_eq!(parse_fragment(&f), Err(DropReason::FragmentMalformed));
+    // Data past 65535 bytes.
+    let mut f = frags[1].clone();
+    f[20..22].copy_from_slice(&(0x2000u16 | 8100).to_be_bytes());
+    assert_eq!(parse_fragment(&f), Err(DropReason::FragmentMalformed));
+    // A non-last fragment not a multiple of 8 bytes.
+    let mut f = frags[0].clone();
+    f.pop();
+    let total = u16::from_be_bytes([f[16], f[17]]) - 1;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    assert_eq!(parse_fragment(&f), Err(DropReason::FragmentMalformed));
+    // A fragment of ICMP is not forwarded.
+    let mut f = frags[1].clone();
+    f[14 + 9] = proto::ICMP;
+    assert_eq!(parse_fragment(&f), Err(DropReason::Ipv4Fragment));
+    // A TCP fragment at offset 8 (RFC 1858).
+    let mut f = frags[1].clone();
+    f[14 + 9] = proto::TCP;
+    f[20..22].copy_from_slice(&(0x2000u16 | 1).to_be_bytes());
+    assert_eq!(parse_fragment(&f), Err(DropReason::FragmentMalformed));
+    // A first TCP fragment must hold the whole header, options included.
+    let v6 = big_udp("2001:2::1", "2001:2::2");
+    let mut f = crate::gen::fragments(&v6, 16, 9)[0].clone();
+    f[14 + 40] = proto::TCP;
+    assert_eq!(parse_fragment(&f), Err(DropReason::FragmentMalformed));
 }
 
 #[test]

@@ -37,6 +37,22 @@ impl Forwarding for Dr {
         Ok(())
     }
 
+    /// The IP packet is untouched either way: only the frame is readdressed.
+    #[inline]
+    fn inbound_fragment(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason> {
+        Self::inbound(frame, d, tx, front)
+    }
+
+    #[inline]
+    fn outbound_fragment(_: &mut [u8], _: &FlowDesc, _: &Tx) -> Result<(), DropReason> {
+        Err(DropReason::NoConn)
+    }
+
     /// Replies go from the backend to the client directly; a DR connection
     /// has no reply key, so none is ever looked up here.
     #[inline]

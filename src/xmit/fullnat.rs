@@ -53,6 +53,30 @@ impl Forwarding for FullNat {
         Ok(())
     }
 
+    #[inline]
+    fn inbound_fragment(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        _: &mut Front,
+    ) -> Result<(), DropReason> {
+        let local = tx.local().ok_or(DropReason::NoConn)?;
+        if !rewrite::rewrite_fragment(frame, d, Some(local.0), Some(tx.backend.key.addr)) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
+        Ok(())
+    }
+
+    #[inline]
+    fn outbound_fragment(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        if !rewrite::rewrite_fragment(frame, d, Some(tx.vip.addr), Some(tx.client.0)) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
+        Ok(())
+    }
+
     /// The quoted reply went VIP:port -> client:port; the backend sent it
     /// backend:port -> local:lport, and knows only the local address as a
     /// peer, so the error comes from there as the connection's packets do.

@@ -9,7 +9,10 @@
 //! * the key its replies arrive with ([`Forwarding::reply_key`]), if they
 //!   pass through rampart at all;
 //! * the inbound (client -> backend) and outbound (backend -> client)
-//!   transforms.
+//!   transforms, and their counterparts for the fragments of a datagram
+//!   after its first, which carry no transport header: the same IP header
+//!   and frame changes, the transport checksum having been paid for in the
+//!   first fragment.
 //!
 //! The mode is bound once, when a connection is created: the entry records
 //! its [`Xmit`], and every later packet of the connection dispatches on
@@ -160,6 +163,37 @@ impl Xmit {
         }
     }
 
+    /// See [`Forwarding::inbound_fragment`].
+    pub fn inbound_fragment(
+        self,
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason> {
+        match self {
+            Xmit::Nat => nat::Nat::inbound_fragment(frame, d, tx, front),
+            Xmit::FullNat => fullnat::FullNat::inbound_fragment(frame, d, tx, front),
+            Xmit::Dr => dr::Dr::inbound_fragment(frame, d, tx, front),
+            Xmit::Tunnel => tunnel::Tunnel::inbound_fragment(frame, d, tx, front),
+        }
+    }
+
+    /// See [`Forwarding::outbound_fragment`].
+    pub fn outbound_fragment(
+        self,
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+    ) -> Result<(), DropReason> {
+        match self {
+            Xmit::Nat => nat::Nat::outbound_fragment(frame, d, tx),
+            Xmit::FullNat => fullnat::FullNat::outbound_fragment(frame, d, tx),
+            Xmit::Dr => dr::Dr::outbound_fragment(frame, d, tx),
+            Xmit::Tunnel => tunnel::Tunnel::outbound_fragment(frame, d, tx),
+        }
+    }
+
     /// Backend -> client.
     #[inline(always)]
     pub fn outbound(self, frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
@@ -249,6 +283,21 @@ pub trait Forwarding {
 
     /// Backend -> client.
     fn outbound(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason>;
+
+    /// Client -> backend, for an IP fragment that is not its datagram's
+    /// first (see [`crate::frag`]): the same change to the IP header and
+    /// frame as [`Forwarding::inbound`] made to the first fragment, and
+    /// nothing to the bytes after it, which are the middle of the
+    /// datagram. `d.key` is the first fragment's, ports included.
+    fn inbound_fragment(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason>;
+
+    /// Backend -> client, for a fragment that is not its datagram's first.
+    fn outbound_fragment(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason>;
 
     /// An ICMP error from the client's side (sent to the VIP) about a
     /// packet of this connection that went to the client: delivered to the

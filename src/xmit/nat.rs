@@ -46,6 +46,29 @@ impl Forwarding for Nat {
         Ok(())
     }
 
+    #[inline]
+    fn inbound_fragment(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        _: &mut Front,
+    ) -> Result<(), DropReason> {
+        if !rewrite::rewrite_fragment(frame, d, None, Some(tx.backend.key.addr)) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.backend.mac);
+        Ok(())
+    }
+
+    #[inline]
+    fn outbound_fragment(frame: &mut [u8], d: &FlowDesc, tx: &Tx) -> Result<(), DropReason> {
+        if !rewrite::rewrite_fragment(frame, d, Some(tx.vip.addr), None) {
+            return Err(DropReason::RewriteFailed);
+        }
+        rewrite::set_macs(frame, tx.snap.mac, tx.snap.next_hop(&tx.client.0));
+        Ok(())
+    }
+
     /// The quoted reply came from VIP:port; the backend sent it from its
     /// own address and port.
     fn icmp_in(

@@ -81,6 +81,23 @@ impl Forwarding for Tunnel {
         wrap(frame, d, &d.key, tx, front)
     }
 
+    /// Each fragment is wrapped on its own, its outer header's flow label
+    /// and GUE source port those of the first fragment's flow (`d.key`),
+    /// so a datagram's fragments follow one path to one backend queue.
+    fn inbound_fragment(
+        frame: &mut [u8],
+        d: &FlowDesc,
+        tx: &Tx,
+        front: &mut Front,
+    ) -> Result<(), DropReason> {
+        wrap(frame, d, &d.key, tx, front)
+    }
+
+    #[inline]
+    fn outbound_fragment(_: &mut [u8], _: &FlowDesc, _: &Tx) -> Result<(), DropReason> {
+        Err(DropReason::NoConn)
+    }
+
     /// An error about a backend's direct answer goes to that backend
     /// wrapped like the connection's packets, its outer flow label and GUE
     /// source port those of the quoted connection, so it lands on the

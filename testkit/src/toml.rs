@@ -125,6 +125,19 @@ impl Vip {
         self
     }
 
+    /// One `[[vip.source]]` entry: clients in `prefixes` go to `backends`
+    /// (each written as the VIP has it, `ADDRESS:PORT`). Written after the
+    /// backends.
+    pub fn source(mut self, prefixes: &[&str], backends: &[&str]) -> Vip {
+        let _ = write!(
+            self.backends,
+            "\n[[vip.source]]\nprefixes = {}\nbackends = {}\n",
+            list(prefixes),
+            list(backends)
+        );
+        self
+    }
+
     /// One `[[vip.backend]]` per address without a port, as DR backends are
     /// written (they keep the VIP's port).
     pub fn backends_without_port(mut self, addresses: &[&str]) -> Vip {

@@ -11,6 +11,7 @@ use super::*;
 mod control;
 mod dpdk;
 mod health;
+mod source;
 mod tunnel;
 mod vip;
 

@@ -2,8 +2,9 @@
 //! the first failure is returned; cross-references (duplicates, conflicts)
 //! are reported at the later of the two occurrences and name the earlier one.
 //!
-//! One file per section: `node` (with `[[neighbor]]` and `[icmp]`),
-//! `conntrack`, `synproxy`, `control`, `dpdk` (with `[[port]]`), `bgp`
+//! One file per section: `node` (with `[[neighbor]]`, `[icmp]` and
+//! `[fragments]`), `conntrack`, `synproxy`, `control`, `dpdk` (with
+//! `[[port]]`), `bgp`
 //! and `vip` (backends, health checks, encapsulation, FullNAT local
 //! addresses). This file holds the entry point, the cross-section checks
 //! and the value parsers every section shares.
@@ -29,7 +30,7 @@ use self::bgp::bgp;
 use self::conntrack::conntrack;
 use self::control::control;
 use self::dpdk::{dpdk, ports};
-use self::node::{icmp, neighbors, node};
+use self::node::{fragments, icmp, neighbors, node};
 use self::synproxy::synproxy;
 use self::vip::VipChecker;
 
@@ -288,6 +289,10 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         Some(c) => icmp(&cx, c.get_ref())?,
         None => Icmp::default(),
     };
+    let fragments = match &raw.fragments {
+        Some(c) => fragments(&cx, c.get_ref())?,
+        None => Fragments::default(),
+    };
 
     let neighbors = neighbors(&cx, &raw.neighbors, &node)?;
 
@@ -340,6 +345,7 @@ pub(crate) fn validate(text: &str, file: &str, raw: &RawConfig) -> Res<Config> {
         conntrack,
         synproxy,
         icmp,
+        fragments,
         neighbors,
         vips: out,
         control,

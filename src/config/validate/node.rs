@@ -1,8 +1,9 @@
-//! `[node]`, the `[[neighbor]]` entries and `[icmp]`: what rampart is on
-//! the wire (its MAC, addresses, MTU) and what it answers for itself.
+//! `[node]`, the `[[neighbor]]` entries, `[icmp]` and `[fragments]`: what
+//! rampart is on the wire (its MAC, addresses, MTU), what it answers for
+//! itself and how it tracks IP fragments.
 
 use super::*;
-use crate::config::raw::{RawIcmp, RawNeighbor, RawNode};
+use crate::config::raw::{RawFragments, RawIcmp, RawNeighbor, RawNode};
 
 pub(super) fn node(cx: &Ctx, n: &RawNode) -> Res<Node> {
     let mac = cx.mac(&n.mac, "node.mac")?;
@@ -80,6 +81,38 @@ pub(super) fn icmp(cx: &Ctx, r: &RawIcmp) -> Res<Icmp> {
     }
     if let Some(v) = &r.echo_burst {
         out.echo_burst = cx.int(v, "icmp.echo_burst", 1, 10_000_000, "")?;
+    }
+    Ok(out)
+}
+
+pub(super) fn fragments(cx: &Ctx, r: &RawFragments) -> Res<Fragments> {
+    let mut out = Fragments::default();
+    if let Some(v) = &r.timeout_ms {
+        out.timeout_ms = cx.int(
+            v,
+            "fragments.timeout_ms",
+            1,
+            MAX_FRAG_TIMEOUT_MS,
+            " milliseconds",
+        )?;
+    }
+    if let Some(v) = &r.max_held {
+        out.max_held = cx.int(
+            v,
+            "fragments.max_held",
+            0,
+            MAX_FRAG_HELD,
+            " fragments (0 = never hold)",
+        )?;
+    }
+    if let Some(v) = &r.table_size {
+        out.table_size = cx.int(
+            v,
+            "fragments.table_size",
+            MIN_FRAG_TABLE,
+            MAX_FRAG_TABLE,
+            " datagrams",
+        )?;
     }
     Ok(out)
 }

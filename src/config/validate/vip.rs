@@ -3,7 +3,7 @@
 //! (names, services, addresses) reported at the later occurrence.
 
 use super::*;
-use crate::config::raw::{RawBackend, RawHealth, RawVip};
+use crate::config::raw::{RawBackend, RawHealth, RawSource, RawVip};
 
 pub(super) struct VipChecker<'a> {
     pub(super) cx: &'a Ctx<'a>,
@@ -195,6 +195,7 @@ impl VipChecker<'_> {
             proxy_protocol,
             encap,
             health: HealthCheck::default(),
+            sources: Vec::new(),
         };
         // Checked before the backends, which inherit from it, even where
         // the table follows them in the file.
@@ -219,7 +220,105 @@ impl VipChecker<'_> {
         }
 
         vip.backends = backends;
+        vip.sources = self.sources(i, sv, &vip)?;
         Ok(vip)
+    }
+
+    /// The `[[vip.source]]` entries of VIP `i`; `vip` holds its other
+    /// values, backends included, checked.
+    fn sources(&self, i: usize, sv: &S<RawVip>, vip: &Vip) -> Res<Vec<Source>> {
+        let cx = self.cx;
+        let v = sv.get_ref();
+        if let Some(extra) = v.sources.get(MAX_SOURCES) {
+            return cx.err(
+                extra.span(),
+                &format!("vip[{i}].source[{MAX_SOURCES}]"),
+                format!("a VIP has at most {MAX_SOURCES} source entries (each has a Maglev table of its own); put more prefixes in fewer entries"),
+            );
+        }
+        let mut out = Vec::with_capacity(v.sources.len());
+        // prefix -> where it is first written, over all of the VIP's
+        // entries (a byte offset: lines are counted only for a message, so
+        // 100,000 prefixes cost no more than reading them)
+        let mut seen: HashMap<Subnet, usize> = HashMap::new();
+        let mut total = 0usize;
+        for (j, raw) in v.sources.iter().enumerate() {
+            let r: &RawSource = raw.get_ref();
+            let k = |field: &str| format!("vip[{i}].source[{j}].{field}");
+            let list = r.prefixes.get_ref();
+            if list.is_empty() {
+                return cx.err(
+                    r.prefixes.span(),
+                    &k("prefixes"),
+                    "list at least one client prefix, e.g. [\"198.19.0.0/16\"]".to_string(),
+                );
+            }
+            total += list.len();
+            if total > MAX_SOURCE_PREFIXES {
+                return cx.err(
+                    r.prefixes.span(),
+                    &k("prefixes"),
+                    format!("a VIP has at most {MAX_SOURCE_PREFIXES} source prefixes over all its source entries; this entry brings the count to {total}"),
+                );
+            }
+            let mut prefixes = Vec::with_capacity(list.len());
+            for (n, p) in list.iter().enumerate() {
+                let key = format!("vip[{i}].source[{j}].prefixes[{n}]");
+                let subnet = cx.subnet(p, &key)?;
+                if subnet.addr.is_ipv4() != vip.address.is_v4() {
+                    let (this, that) = if subnet.addr.is_ipv4() {
+                        ("IPv4", "IPv6")
+                    } else {
+                        ("IPv6", "IPv4")
+                    };
+                    return cx.err(
+                        p.span(),
+                        &key,
+                        format!(
+                            "{subnet} is {this} but the VIP {} is {that}: its clients are {that} (rampart does not translate between address families)",
+                            vip.address
+                        ),
+                    );
+                }
+                if let Some(&at) = seen.get(&subnet) {
+                    let line = cx.line(&(at..at));
+                    return cx.err(
+                        p.span(),
+                        &key,
+                        format!("{subnet} is already listed for this VIP (line {line}); a prefix belongs to one source entry"),
+                    );
+                }
+                seen.insert(subnet, p.span().start);
+                prefixes.push(subnet);
+            }
+            let list = r.backends.get_ref();
+            if list.is_empty() {
+                return cx.err(
+                    r.backends.span(),
+                    &k("backends"),
+                    "list at least one of the VIP's backends, e.g. [\"198.18.1.11:8080\"]"
+                        .to_string(),
+                );
+            }
+            let mut backends: Vec<usize> = Vec::with_capacity(list.len());
+            for (n, b) in list.iter().enumerate() {
+                let key = format!("vip[{i}].source[{j}].backends[{n}]");
+                let idx = source_backend(cx, b, &key, vip)?;
+                if backends.contains(&idx) {
+                    return cx.err(
+                        b.span(),
+                        &key,
+                        format!(
+                            "{} is listed twice in this source entry",
+                            b.get_ref().trim()
+                        ),
+                    );
+                }
+                backends.push(idx);
+            }
+            out.push(Source { prefixes, backends });
+        }
+        Ok(out)
     }
 
     /// Applies the keys of a `[vip.health]` or `[vip.backend.health]` table
@@ -593,5 +692,55 @@ impl VipChecker<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// Which of `vip`'s backends a `[[vip.source]]` backend string names:
+/// `ADDRESS:PORT` (`[ADDRESS]:PORT` for IPv6), or a bare address that
+/// only one backend has.
+fn source_backend(cx: &Ctx, v: &S<String>, key: &str, vip: &Vip) -> Res<usize> {
+    let s = v.get_ref().trim();
+    let (addr, port) = match (s.parse::<std::net::SocketAddr>(), s.parse::<IpAddr>()) {
+        (Ok(sa), _) => (Addr::from(sa.ip()), Some(sa.port())),
+        (_, Ok(ip)) => (Addr::from(ip), None),
+        _ => {
+            return cx.err(
+                v.span(),
+                key,
+                format!("`{s}` is not a backend: write ADDRESS:PORT as the VIP's [[vip.backend]] has it, e.g. 198.18.1.11:8080 or [2001:2::11]:8080"),
+            )
+        }
+    };
+    let found: Vec<usize> = vip
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.address == addr && port.is_none_or(|p| p == b.port))
+        .map(|(n, _)| n)
+        .collect();
+    match found.as_slice() {
+        [n] => Ok(*n),
+        [] => {
+            let known: Vec<String> = vip
+                .backends
+                .iter()
+                .map(|b| socket(b.address, b.port))
+                .collect();
+            let known = if known.is_empty() {
+                "it has none".to_string()
+            } else {
+                format!("its backends are {}", known.join(", "))
+            };
+            cx.err(
+                v.span(),
+                key,
+                format!("{s} is not a backend of this VIP ({known}); a source entry chooses among the VIP's own backends"),
+            )
+        }
+        _ => cx.err(
+            v.span(),
+            key,
+            format!("{addr} is the address of several backends of this VIP; write ADDRESS:PORT"),
+        ),
     }
 }

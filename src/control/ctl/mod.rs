@@ -48,6 +48,7 @@ mod fixtures {
 
     pub fn small_stats() -> StatsReport {
         StatsReport {
+            announcements: Vec::new(),
             uptime_secs: 61.0,
             generation: 2,
             reloads: 1,

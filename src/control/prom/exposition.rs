@@ -244,7 +244,8 @@ impl Collector for Report {
         encode_process(&mut e, s)?;
         encode_workers(&mut e, &s.workers)?;
         encode_vips(&mut e, &s.vips)?;
-        encode_backends(&mut e, &s.backends)
+        encode_backends(&mut e, &s.backends)?;
+        encode_announcements(&mut e, &s.announcements)
     }
 }
 
@@ -423,6 +424,24 @@ fn encode_backends(e: &mut DescriptorEncoder<'_>, backends: &[BackendReport]) ->
                 sample(&mut m, g, &l, (current(b) == value).into())?;
             }
         }
+    }
+    Ok(())
+}
+
+/// `[bgp]`: 1 while a VIP's address is announced (no family without it).
+fn encode_announcements(
+    e: &mut DescriptorEncoder<'_>,
+    announcements: &[model::Announcement],
+) -> std::fmt::Result {
+    if announcements.is_empty() {
+        return Ok(());
+    }
+    let g = Kind::Gauge;
+    let help = "1 while the VIP's address is announced to the routers ([bgp]).";
+    let mut m = family(e, "rampart_vip_announced", g, help)?;
+    for a in announcements {
+        let l = [("vip", a.vip.as_str()), ("address", a.address.as_str())];
+        sample(&mut m, g, &l, a.announced.into())?;
     }
     Ok(())
 }

@@ -56,6 +56,7 @@ fn backend(address: &str, state: &str, health: &str, base: u64) -> BackendReport
 
 fn report() -> StatsReport {
     StatsReport {
+        announcements: Vec::new(),
         uptime_secs: 12.5,
         generation: 7,
         reloads: 2,
@@ -466,3 +467,38 @@ fn promtool_accepts_the_exposition() {
 }
 
 mod http;
+
+#[test]
+fn vip_announcements_only_with_bgp() {
+    let mut r = report();
+    assert!(!render(&r).contains("rampart_vip_announced"));
+    r.announcements = vec![
+        crate::control::model::Announcement {
+            vip: "web".into(),
+            address: "198.18.100.10".into(),
+            announced: true,
+            reason: "serving".into(),
+            drained: false,
+        },
+        crate::control::model::Announcement {
+            vip: "api".into(),
+            address: "198.18.100.20".into(),
+            announced: false,
+            reason: "drained".into(),
+            drained: true,
+        },
+    ];
+    let text = render(&r);
+    assert!(
+        text.contains("# TYPE rampart_vip_announced gauge\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rampart_vip_announced{vip=\"web\",address=\"198.18.100.10\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rampart_vip_announced{vip=\"api\",address=\"198.18.100.20\"} 0\n"),
+        "{text}"
+    );
+}

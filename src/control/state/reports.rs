@@ -176,6 +176,7 @@ impl Control {
         }
         let rate = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
         model::StatsReport {
+            announcements: self.announcements(),
             uptime_secs: self.started.elapsed().as_secs_f64(),
             generation: self.generation,
             reloads: self.reloads,
