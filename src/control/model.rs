@@ -126,6 +126,23 @@ pub struct StatusReport {
     pub bgp_error: Option<String>,
 }
 
+/// Two announcements (one announced, one drained) for the tests of what
+/// renders them.
+#[cfg(test)]
+pub(crate) fn sample_announcements() -> Vec<Announcement> {
+    let one = |vip: &str, address: &str, announced: bool, reason: &str| Announcement {
+        vip: vip.into(),
+        address: address.into(),
+        announced,
+        reason: reason.into(),
+        drained: !announced,
+    };
+    vec![
+        one("web", "198.18.100.10", true, "serving"),
+        one("api", "198.18.100.20", false, "drained"),
+    ]
+}
+
 /// One VIP's announcement (`[bgp]`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Announcement {

@@ -162,13 +162,9 @@ impl PacketIo for Silent {
     }
 }
 
-fn silent_pool(workers: u16) -> (Shared, Pool<()>) {
-    silent_pool_resting(workers, None)
-}
-
-fn silent_pool_resting(workers: u16, idle: Option<IdleSleep>) -> (Shared, Pool<()>) {
-    let (control, store, links) = control(workers);
-    let specs = links
+/// A quiet live port for each link.
+fn silent_specs(links: Vec<WorkerLink>, idle: Option<IdleSleep>) -> Vec<WorkerSpec<Silent>> {
+    links
         .into_iter()
         .map(|link| WorkerSpec {
             io: Silent,
@@ -178,7 +174,16 @@ fn silent_pool_resting(workers: u16, idle: Option<IdleSleep>) -> (Shared, Pool<(
             clock: Clock::Monotonic(Instant::now()),
             idle,
         })
-        .collect();
+        .collect()
+}
+
+fn silent_pool(workers: u16) -> (Shared, Pool<()>) {
+    silent_pool_resting(workers, None)
+}
+
+fn silent_pool_resting(workers: u16, idle: Option<IdleSleep>) -> (Shared, Pool<()>) {
+    let (control, store, links) = control(workers);
+    let specs = silent_specs(links, idle);
     let pool = Pool::start(&store, specs, |_| Ok(()), |_: &Silent| ()).expect("workers start");
     (control, pool)
 }
@@ -255,17 +260,7 @@ fn a_finite_input_ends_its_worker_and_the_loop() {
 #[test]
 fn a_failed_start_stops_the_workers_already_started() {
     let (_control, store, links) = control(2);
-    let specs = links
-        .into_iter()
-        .map(|link| WorkerSpec {
-            io: Silent,
-            link,
-            cpu: None,
-            seed: 1,
-            clock: Clock::Monotonic(Instant::now()),
-            idle: None,
-        })
-        .collect();
+    let specs = silent_specs(links, None);
     let refused = Pool::start(
         &store,
         specs,

@@ -2072,6 +2072,13 @@ table ip shield {{
                                             "--conns", str(conns), "--seconds", str(secs + 6),
                                             "--interval", "0.2", "--timeout", "10"],
                                  f"tier-keepalive-{vip}", secs + 30)
+        # And a rate-limited 10 MB download through each, spanning the kill.
+        dls = {}
+        for vip in (TIER_DR, TIER_TUN.vip):
+            out = os.path.join(bed.work, f"tier-download-{vip}.blob")
+            dls[vip] = (out, bed.spawn("client", [
+                "curl", "-sg", "--limit-rate", f"{BLOB_BYTES // (secs + 4)}", "--max-time",
+                str(secs + 30), "-o", out, url(vip, "/blob")], f"tier-download-{vip}", secs + 40))
         for vip in kas:
             path = os.path.join(bed.work, f"tier-keepalive-{vip}.out")
             deadline = time.time() + 15
@@ -2080,6 +2087,11 @@ table ip shield {{
                     raise Failure(f"tier: keep-alive clients to {vip} not ready")
                 time.sleep(0.05)
         time.sleep(1)
+        # The connections box 1 holds when it dies (the router split them).
+        on_box1 = {vip: self.rp.ctl("conns", "--vip", name)["total"]
+                   for vip, name in ((TIER_DR, "dr-4"), (TIER_TUN.vip, TIER_TUN.name))}
+        self.check(all(n > 0 for n in on_box1.values()),
+                   f"tier: box 1 carries some of the long-lived flows when it dies ({on_box1})")
         t_kill = time.time()
         self.rp.kill()
         for vip in (TIER_DR, TIER_TUN.vip):
@@ -2097,6 +2109,13 @@ table ip shield {{
             self.row("tier failover", "dr" if vip == TIER_DR else "tunnel ipip", 4,
                      sum(c["requests"] for c in res), sum(c["fail"] for c in res), None, None,
                      f"box 1 SIGKILLed: routes gone in {failover:.2f} s, {kept}/{conns} connections kept")
+        blob = open(os.path.join(bed.work, "www", "blob"), "rb").read()
+        for vip, (out, p) in dls.items():
+            rc = p.wait(secs + 40)
+            same = os.path.exists(out) and open(out, "rb").read() == blob
+            self.check(rc == 0 and same,
+                       f"tier: a rate-limited 10 MB download from {vip} across box 1's death: "
+                       f"curl exit {rc}, {'the served bytes' if same else 'NOT the served bytes'}")
         self.failover_s = failover
 
         # Box 1 back: it rejoins.

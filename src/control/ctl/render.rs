@@ -533,22 +533,7 @@ dropped            10
 
         let mut s = s;
         s.bgp_error = Some("bird refused the update: 8002 syntax error".into());
-        s.announcements = vec![
-            crate::control::model::Announcement {
-                vip: "web".into(),
-                address: "198.18.100.10".into(),
-                announced: true,
-                reason: "serving".into(),
-                drained: false,
-            },
-            crate::control::model::Announcement {
-                vip: "api".into(),
-                address: "198.18.100.20".into(),
-                announced: false,
-                reason: "drained".into(),
-                drained: true,
-            },
-        ];
+        s.announcements = crate::control::model::sample_announcements();
         let out = format_status(&s);
         assert!(
             out.contains("bgp error          bird refused the update: 8002 syntax error\n"),

@@ -472,22 +472,7 @@ mod http;
 fn vip_announcements_only_with_bgp() {
     let mut r = report();
     assert!(!render(&r).contains("rampart_vip_announced"));
-    r.announcements = vec![
-        crate::control::model::Announcement {
-            vip: "web".into(),
-            address: "198.18.100.10".into(),
-            announced: true,
-            reason: "serving".into(),
-            drained: false,
-        },
-        crate::control::model::Announcement {
-            vip: "api".into(),
-            address: "198.18.100.20".into(),
-            announced: false,
-            reason: "drained".into(),
-            drained: true,
-        },
-    ];
+    r.announcements = crate::control::model::sample_announcements();
     let text = render(&r);
     assert!(
         text.contains("# TYPE rampart_vip_announced gauge\n"),
