@@ -185,8 +185,10 @@ pub enum RuntimeError {
     /// refused, with its message.
     #[error("{0}")]
     Enter(String),
-    #[error("worker {0} exited during start-up")]
-    Gone(u16),
+    /// A worker's thread ended before saying it was ready (which one is
+    /// not known: the answers come in any order).
+    #[error("a worker exited during start-up")]
+    Gone,
     /// A worker's thread failed while running (its message is on stderr).
     #[error("worker {0} failed (see the message above)")]
     Failed(usize),
@@ -362,8 +364,8 @@ impl<R: Send + 'static> Pool<R> {
                 .spawn(move || worker_thread(ctx, spec, &*enter, &*exit));
             match spawned {
                 Ok(h) => pool.handles.push(h),
+                // Dropping the pool stops and joins the workers started.
                 Err(source) => {
-                    pool.abandon();
                     return Err(RuntimeError::Spawn {
                         worker: w as u16,
                         source,
@@ -372,24 +374,14 @@ impl<R: Send + 'static> Pool<R> {
             }
         }
         drop(ready_tx);
-        for w in 0..pool.handles.len() {
-            let failure = match ready_rx.recv() {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e,
-                Err(_) => RuntimeError::Gone(w as u16),
-            };
-            pool.abandon();
-            return Err(failure);
+        for _ in 0..pool.handles.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(RuntimeError::Gone),
+            }
         }
         Ok(pool)
-    }
-
-    /// Stops and joins every worker, discarding what they hand back.
-    fn abandon(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for h in self.handles.drain(..) {
-            let _ = h.join();
-        }
     }
 
     /// The workers' published counters, summed: (rx, tx, dropped).

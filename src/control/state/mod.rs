@@ -389,8 +389,15 @@ impl Control {
         if self.cfg.bgp != new.bgp {
             match (&new.bgp, self.bgp.as_mut()) {
                 (Some(cfg), Some(b)) if cfg.enabled => b.reconfigure(cfg),
-                (Some(cfg), _) => self.bgp = Announcer::new(cfg),
-                (None, _) => self.bgp = None,
+                (cfg, old) => {
+                    // Turned off or removed: what was announced is withdrawn
+                    // before the announcer goes.
+                    if let Some(b) = old {
+                        b.stop();
+                        b.tick(&self.store.load_full(), now_ns);
+                    }
+                    self.bgp = cfg.as_ref().and_then(Announcer::new);
+                }
             }
         }
         self.cfg = new;
