@@ -343,7 +343,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut c = connect(&path);
-            if roundtrip(&mut c) == b"hi\n" {
+            // Refused, the connection may be closed before the write.
+            let _ = c.write_all(b"hi\n");
+            let mut buf = [0u8; 16];
+            if c.read(&mut buf).ok() == Some(3) && &buf[..3] == b"hi\n" {
                 break;
             }
             assert!(Instant::now() < deadline, "slots never freed");
