@@ -66,6 +66,8 @@ impl<I: PacketIo> Worker<I> {
 
     /// One burst of at most `max` packets on the store's current snapshot,
     /// then the link serviced. Returns the number of packets received.
+    /// Never inlined: one call per burst, and profiles see the burst whole.
+    #[inline(never)]
     pub fn poll(&mut self, store: &SnapshotStore, clock: &Clock, max: usize) -> io::Result<usize> {
         let snap = store.load();
         let n = poll_up_to(

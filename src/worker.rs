@@ -71,25 +71,39 @@ pub fn poll_up_to<I: PacketIo>(
     ws.age(snap);
     ws.prober.emit(&mut ws.outbox, snap.mac, &mut ws.stats);
     let now = ws.clock_ns();
-    let mut extra = ws.outbox.iter_all().peekable();
-    for (i, (buf, v)) in bufs.iter().zip(verdicts.iter()).take(done).enumerate() {
-        let ts = buf.timestamp_ns().unwrap_or(now);
-        match v {
-            Verdict::Forward | Verdict::Reply => io.tx(buf)?,
-            Verdict::Handover(to) => io.hand_over(*to, buf.data(), ts)?,
-            Verdict::Kernel => io.to_kernel(buf)?,
-            Verdict::Consumed | Verdict::Drop(_) => {}
+    let burst = bufs.iter().zip(verdicts.iter()).take(done).enumerate();
+    if ws.outbox.is_empty() {
+        // The usual burst: nothing originated, each frame's verdict alone.
+        for (i, (buf, v)) in burst {
+            send(io, i, buf, *v, now)?;
         }
-        while let Some((_, to, frame)) = extra.next_if(|(after, _, _)| *after <= i) {
-            send_extra(io, to, frame, ts)?;
+    } else {
+        let mut extra = ws.outbox.iter_all().peekable();
+        for (i, (buf, v)) in burst {
+            send(io, i, buf, *v, now)?;
+            let ts = buf.timestamp_ns().unwrap_or(now);
+            while let Some((_, to, frame)) = extra.next_if(|(after, _, _)| *after <= i) {
+                send_extra(io, to, frame, ts)?;
+            }
         }
-    }
-    for (_, to, frame) in extra {
-        send_extra(io, to, frame, now)?;
+        for (_, to, frame) in extra {
+            send_extra(io, to, frame, now)?;
+        }
     }
     ws.outbox.clear();
     io.flush_burst(bufs)?;
     Ok(n)
+}
+
+/// Frame `i` of the burst, where its verdict sends it.
+#[inline(always)]
+fn send<I: PacketIo>(io: &mut I, i: usize, buf: &I::Buf, v: Verdict, now: u64) -> io::Result<()> {
+    match v {
+        Verdict::Forward | Verdict::Reply => io.tx(i, buf),
+        Verdict::Handover(to) => io.hand_over(to, buf.data(), buf.timestamp_ns().unwrap_or(now)),
+        Verdict::Kernel => io.to_kernel(i, buf),
+        Verdict::Consumed | Verdict::Drop(_) => Ok(()),
+    }
 }
 
 /// An outbox frame: to the wire, or to the worker it is for.

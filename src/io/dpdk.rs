@@ -93,8 +93,8 @@ pub struct IoStats {
     /// Originated frames lost because the pool had no mbuf (or the frame
     /// did not fit one).
     pub tx_alloc_failed: u64,
-    /// `tx` calls for an mbuf that was not in the burst (a caller bug):
-    /// nothing was sent for them.
+    /// `tx` calls for a burst index that holds no mbuf (out of range, or
+    /// the same index twice: a caller bug): nothing was sent for them.
     pub tx_unmatched: u64,
     /// Frames received here and passed to the worker that owns them.
     pub handovers_out: u64,
@@ -189,8 +189,8 @@ pub struct KernelQueues {
 
 /// A frame queued for the end of the burst, in `tx` order.
 enum Pending {
-    /// A received mbuf, by identity (its address), and the port index.
-    Rx { mbuf: usize, port: usize },
+    /// A received mbuf, by its index in the burst, and the port index.
+    Rx { idx: usize, port: usize },
     /// An originated frame, already in its own mbuf.
     Own { mbuf: Mbuf, port: usize },
 }
@@ -204,6 +204,9 @@ pub struct DpdkIo {
     tx: Vec<TxQueue>,
     /// Port ids, in port order (to find a received mbuf's port index).
     port_ids: Vec<u16>,
+    /// One wire port and no routes: every frame leaves by port 0, and
+    /// nothing about it needs to be looked up.
+    one_port: bool,
     pool: Mempool,
     routes: Routes,
     tx_attempts: u32,
@@ -250,6 +253,7 @@ impl DpdkIo {
             rx,
             rx_port,
             tx,
+            one_port: port_ids.len() == 1 && routes.is_empty(),
             port_ids,
             pool,
             routes,
@@ -275,6 +279,8 @@ impl DpdkIo {
         if self.kernel_tx.len() <= k.port {
             self.kernel_tx.resize(k.port + 1, None);
         }
+        // Frames now also leave by the kernel interface's queue.
+        self.one_port = false;
         self.port_ids.push(k.tx.port_id());
         self.tx.push(k.tx);
         self.out.push(MbufBatch::new());
@@ -334,6 +340,9 @@ impl DpdkIo {
     /// Port index of a received mbuf (by its port id).
     #[inline]
     fn port_of(&self, m: &Mbuf) -> usize {
+        if self.port_ids.len() == 1 {
+            return 0;
+        }
         let id = m.port();
         self.port_ids
             .iter()
@@ -343,15 +352,27 @@ impl DpdkIo {
 
     /// Appends `m` to port `port`'s tx batch, sending the batch first if it
     /// is full.
+    #[inline(always)]
     fn queue_out(&mut self, port: usize, m: Mbuf) {
+        let m = match self.out.get_mut(port).map(|batch| batch.push(m)) {
+            Some(Ok(())) => return,
+            Some(Err(m)) => m,
+            None => {
+                // Only reachable with a port index we never hand out.
+                self.stats.tx_dropped += 1;
+                return;
+            }
+        };
+        self.send_full(port, m);
+    }
+
+    /// [`DpdkIo::queue_out`] into a full batch: sends it, then queues `m`.
+    #[cold]
+    #[inline(never)]
+    fn send_full(&mut self, port: usize, m: Mbuf) {
         let (Some(batch), Some(txq)) = (self.out.get_mut(port), self.tx.get_mut(port)) else {
-            // Only reachable with a port index we never hand out.
             self.stats.tx_dropped += 1;
             return;
-        };
-        let m = match batch.push(m) {
-            Ok(()) => return,
-            Err(m) => m,
         };
         let o = txq.send(batch, self.tx_attempts);
         self.stats.tx_packets += o.sent as u64;
@@ -448,13 +469,15 @@ impl PacketIo for DpdkIo {
         Ok(bufs.len())
     }
 
-    fn tx(&mut self, pkt: &Mbuf) -> io::Result<()> {
-        let fallback = self.port_of(pkt);
-        let port = self.route(pkt.data(), fallback);
-        self.pending.push(Pending::Rx {
-            mbuf: pkt.as_ptr() as usize,
-            port,
-        });
+    #[inline(always)]
+    fn tx(&mut self, idx: usize, pkt: &Mbuf) -> io::Result<()> {
+        let port = if self.one_port {
+            0
+        } else {
+            let fallback = self.port_of(pkt);
+            self.route(pkt.data(), fallback)
+        };
+        self.pending.push(Pending::Rx { idx, port });
         Ok(())
     }
 
@@ -507,15 +530,12 @@ impl PacketIo for DpdkIo {
         Ok(())
     }
 
-    fn to_kernel(&mut self, pkt: &Mbuf) -> io::Result<()> {
+    fn to_kernel(&mut self, idx: usize, pkt: &Mbuf) -> io::Result<()> {
         let port = self.port_of(pkt);
         match self.kernel_tx.get(port).copied().flatten() {
             Some(k) => {
                 self.stats.kernel_in += 1;
-                self.pending.push(Pending::Rx {
-                    mbuf: pkt.as_ptr() as usize,
-                    port: k,
-                });
+                self.pending.push(Pending::Rx { idx, port: k });
             }
             None => self.stats.kernel_dropped += 1,
         }
@@ -533,32 +553,25 @@ impl PacketIo for DpdkIo {
     }
 
     fn flush_burst(&mut self, bufs: &mut Vec<Mbuf>) -> io::Result<()> {
+        let mut pending = std::mem::take(&mut self.pending);
+        if self.one_port && is_whole_burst(&pending, bufs.len()) {
+            // The usual burst: every frame forwarded, in order, by the one
+            // port. The mbufs go to the tx batch as they are.
+            for m in bufs.drain(..) {
+                self.queue_out(0, m);
+            }
+            pending.clear();
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend(bufs.drain(..).map(Some));
-        let mut pending = std::mem::take(&mut self.pending);
-        // `tx` is called in batch order, so the next match is usually at
-        // the cursor; search the rest only when it is not.
-        let mut cursor = 0;
-        let len = scratch.len();
         for p in pending.drain(..) {
             match p {
                 Pending::Own { mbuf, port } => self.queue_out(port, mbuf),
-                Pending::Rx { mbuf, port } => {
-                    let hit = (cursor..len).chain(0..cursor).find(|&i| {
-                        scratch
-                            .get(i)
-                            .and_then(Option::as_ref)
-                            .is_some_and(|m| m.as_ptr() as usize == mbuf)
-                    });
-                    match hit.and_then(|i| scratch.get_mut(i).and_then(Option::take)) {
-                        Some(m) => {
-                            cursor = hit.map_or(cursor, |i| i + 1);
-                            self.queue_out(port, m);
-                        }
-                        None => self.stats.tx_unmatched += 1,
-                    }
-                }
+                Pending::Rx { idx, port } => match scratch.get_mut(idx).and_then(Option::take) {
+                    Some(m) => self.queue_out(port, m),
+                    None => self.stats.tx_unmatched += 1,
+                },
             }
         }
         // What was not sent (drops, frames taken over) goes back to the pool.
@@ -571,4 +584,14 @@ impl PacketIo for DpdkIo {
         }
         Ok(())
     }
+}
+
+/// Whether `pending` is frames `0..n` of the burst, in order, each by port 0.
+#[inline]
+fn is_whole_burst(pending: &[Pending], n: usize) -> bool {
+    pending.len() == n
+        && pending
+            .iter()
+            .enumerate()
+            .all(|(i, p)| matches!(p, Pending::Rx { idx, port: 0 } if *idx == i))
 }

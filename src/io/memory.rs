@@ -119,7 +119,7 @@ impl PacketIo for MemoryIo {
         Ok(n)
     }
 
-    fn tx(&mut self, pkt: &RxPacket) -> io::Result<()> {
+    fn tx(&mut self, _idx: usize, pkt: &RxPacket) -> io::Result<()> {
         self.tx_packets += 1;
         self.tx_bytes += pkt.data.len() as u64;
         if let Some(kept) = self.kept.as_mut() {
@@ -157,7 +157,7 @@ mod tests {
             assert!(n <= 4);
             for p in &bufs[..n] {
                 seen.push((p.data[0], p.data.len(), p.ts_ns));
-                io.tx(p).unwrap();
+                io.tx(0, p).unwrap();
             }
         }
         assert_eq!(seen.len(), 9);

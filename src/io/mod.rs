@@ -52,11 +52,13 @@ pub trait PacketIo {
     /// memory ring replayed N times) then also reports [`PacketIo::exhausted`].
     fn rx_burst(&mut self, bufs: &mut Vec<Self::Buf>, max: usize) -> std::io::Result<usize>;
 
-    /// Queue one frame for transmission. The buffer is not consumed: a
-    /// `Vec`-backed backend copies or records it, an mbuf backend notes it
-    /// and sends it from [`PacketIo::flush_burst`]; either way the frame
-    /// goes out as it is now, in the order of the `tx` / `tx_frame` calls.
-    fn tx(&mut self, pkt: &Self::Buf) -> std::io::Result<()>;
+    /// Queue one frame for transmission: `pkt` is `bufs[idx]` of the burst
+    /// [`PacketIo::rx_burst`] filled. The buffer is not consumed: a
+    /// `Vec`-backed backend copies or records it, an mbuf backend notes
+    /// its index and sends it from [`PacketIo::flush_burst`]; either way the
+    /// frame goes out as it is now, in the order of the `tx` / `tx_frame`
+    /// calls.
+    fn tx(&mut self, idx: usize, pkt: &Self::Buf) -> std::io::Result<()>;
 
     /// Queue a frame the worker originated (see [`crate::outbox`]); the
     /// backend copies it (into a fresh mbuf for DPDK). `ts_ns` is the worker
@@ -99,9 +101,10 @@ pub trait PacketIo {
     /// ([`crate::state::Verdict::Kernel`]): like [`PacketIo::tx`], the
     /// buffer is only noted and goes out with the burst. Only a backend
     /// with kernel interfaces ever gets such frames (the snapshot has a
-    /// kernel path only under `rampart run`); the others refuse.
-    fn to_kernel(&mut self, pkt: &Self::Buf) -> std::io::Result<()> {
-        let _ = pkt;
+    /// kernel path only under `rampart run`); the others refuse. `pkt` is
+    /// `bufs[idx]`, as for `tx`.
+    fn to_kernel(&mut self, idx: usize, pkt: &Self::Buf) -> std::io::Result<()> {
+        let _ = (idx, pkt);
         Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
             "this packet backend has no kernel interface",

@@ -62,7 +62,7 @@ impl PacketIo for QueueIo {
         Ok(n)
     }
 
-    fn tx(&mut self, pkt: &RxPacket) -> io::Result<()> {
+    fn tx(&mut self, _idx: usize, pkt: &RxPacket) -> io::Result<()> {
         self.sent.push(pkt.clone());
         Ok(())
     }
@@ -97,7 +97,7 @@ mod tests {
         let mut bufs = Vec::new();
         assert_eq!(io.rx_burst(&mut bufs, 1).unwrap(), 1);
         assert_eq!((bufs[0].data[0], bufs[0].ts_ns), (1, 5));
-        io.tx(&bufs[0]).unwrap();
+        io.tx(0, &bufs[0]).unwrap();
         io.tx_frame(&[9; 42], 7).unwrap();
         assert_eq!(io.rx_burst(&mut bufs, 32).unwrap(), 1);
         assert_eq!((bufs[0].data[0], bufs[0].ts_ns), (2, 6));

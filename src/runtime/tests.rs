@@ -154,7 +154,7 @@ impl PacketIo for Silent {
         bufs.clear();
         Ok(0)
     }
-    fn tx(&mut self, _pkt: &Self::Buf) -> io::Result<()> {
+    fn tx(&mut self, _idx: usize, _pkt: &Self::Buf) -> io::Result<()> {
         Ok(())
     }
     fn tx_frame(&mut self, _frame: &[u8], _ts_ns: u64) -> io::Result<()> {

@@ -131,7 +131,7 @@ impl PacketIo for PcapIo {
         Ok(n)
     }
 
-    fn tx(&mut self, pkt: &RxPacket) -> io::Result<()> {
+    fn tx(&mut self, _idx: usize, pkt: &RxPacket) -> io::Result<()> {
         self.tx_packets += 1;
         self.tx_bytes += pkt.data.len() as u64;
         if let Some(w) = self.tx.as_mut() {

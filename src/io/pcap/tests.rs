@@ -422,7 +422,7 @@ fn packet_io_bursts_and_writes() {
         let n = io.rx_burst(&mut bufs, 2).unwrap();
         sizes.push(n);
         for p in &bufs[..n] {
-            io.tx(p).unwrap();
+            io.tx(0, p).unwrap();
         }
         io.flush().unwrap();
     }
