@@ -321,7 +321,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let api = match &cfg.control.socket {
         Some(path) => {
             let handler: Arc<dyn Handler> = Arc::new(control.clone());
-            match ApiServer::start(path, handler) {
+            let stats = control.lock().listener_stats();
+            match ApiServer::start(path, handler, stats) {
                 Ok(a) => {
                     println!("  control socket {}", path.display());
                     Some(a)
@@ -339,7 +340,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
             let c = control.clone();
             let source: Arc<dyn Fn() -> String + Send + Sync> =
                 Arc::new(move || prom::render(&c.lock().stats()));
-            match MetricsServer::start(addr, source) {
+            let stats = control.lock().listener_stats();
+            match MetricsServer::start(addr, source, stats) {
                 Ok(m) => {
                     println!("  prometheus http://{}/metrics", m.local_addr());
                     Some(m)

@@ -49,6 +49,7 @@ mod fixtures {
     pub fn small_stats() -> StatsReport {
         StatsReport {
             announcements: Vec::new(),
+            refusals: Vec::new(),
             uptime_secs: 61.0,
             generation: 2,
             reloads: 1,

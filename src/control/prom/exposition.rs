@@ -245,8 +245,27 @@ impl Collector for Report {
         encode_workers(&mut e, &s.workers)?;
         encode_vips(&mut e, &s.vips)?;
         encode_backends(&mut e, &s.backends)?;
-        encode_announcements(&mut e, &s.announcements)
+        encode_announcements(&mut e, &s.announcements)?;
+        encode_refusals(&mut e, &s.refusals)
     }
+}
+
+/// What the control socket and the metrics endpoint turned away.
+fn encode_refusals(
+    e: &mut DescriptorEncoder<'_>,
+    refusals: &[model::RefusalReport],
+) -> std::fmt::Result {
+    let c = Kind::Counter;
+    let help = "Clients the control socket or the metrics endpoint turned away, by reason.";
+    let mut m = family(e, "rampart_listener_refusals_total", c, help)?;
+    for r in refusals {
+        let l = [
+            ("listener", r.listener.as_str()),
+            ("reason", r.reason.as_str()),
+        ];
+        sample(&mut m, c, &l, r.count.into())?;
+    }
+    Ok(())
 }
 
 fn encode_process(e: &mut DescriptorEncoder<'_>, s: &model::StatsReport) -> std::fmt::Result {

@@ -10,7 +10,9 @@
 
 use super::exposition::BACKEND_STATES;
 use super::*;
-use crate::control::model::{BackendReport, StatsReport, VipReport, WorkerReport};
+use crate::control::model::{
+    BackendReport, RefusalReport, StatsReport, VipReport, WorkerReport,
+};
 use prometheus_parse::{Scrape, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -55,8 +57,17 @@ fn backend(address: &str, state: &str, health: &str, base: u64) -> BackendReport
 }
 
 fn report() -> StatsReport {
+    let refusal = |listener: &str, reason: &str, count| RefusalReport {
+        listener: listener.into(),
+        reason: reason.into(),
+        count,
+    };
     StatsReport {
         announcements: Vec::new(),
+        refusals: vec![
+            refusal("control", "not_permitted", 3),
+            refusal("metrics", "timeout", 0),
+        ],
         uptime_secs: 12.5,
         generation: 7,
         reloads: 2,
@@ -163,6 +174,10 @@ fn parses_with_prometheus_parse() {
     assert_eq!(val(&s, "rampart_config_generation", &[]), 7.0);
     assert_eq!(val(&s, "rampart_reloads_total", &[]), 2.0);
     assert_eq!(val(&s, "rampart_reload_failures_total", &[]), 1.0);
+    let denied = [("listener", "control"), ("reason", "not_permitted")];
+    assert_eq!(val(&s, "rampart_listener_refusals_total", &denied), 3.0);
+    let timeout = [("listener", "metrics"), ("reason", "timeout")];
+    assert_eq!(val(&s, "rampart_listener_refusals_total", &timeout), 0.0);
 
     assert_eq!(
         val(&s, "rampart_rx_packets_total", &[("worker", "1")]),

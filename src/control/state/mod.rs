@@ -30,6 +30,7 @@ use super::bgp::Announcer;
 use super::health::{Checker, ProbeParams, Target, Transition};
 use super::link::{self, ControlLink, SnapshotStore, WorkerLink};
 use super::model::{self, ApiError, Request};
+use super::server::ListenerStats;
 use crate::config::{self, Config, HealthKind};
 use crate::flow::{proto, Addr};
 use crate::ids::BackendId;
@@ -69,6 +70,8 @@ pub struct Control {
     events: Vec<HealthEvent>,
     /// `[bgp]`: the VIP announcements, when enabled.
     bgp: Option<Announcer>,
+    /// What the control socket and the metrics endpoint refused.
+    listeners: Arc<ListenerStats>,
 }
 
 /// A health transition, as a replay reports it.
@@ -162,6 +165,7 @@ impl Control {
             rates: Rates::default(),
             events: Vec::new(),
             bgp: None,
+            listeners: ListenerStats::new(),
         };
         c.bgp = c.cfg.bgp.as_ref().and_then(Announcer::new);
         c.retarget(now_ns);
@@ -175,6 +179,14 @@ impl Control {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.store.load_full()
+    }
+
+    /// The counters the control socket and the metrics endpoint count
+    /// their refusals in (given to [`ApiServer::start`](super::api::ApiServer::start)
+    /// and [`MetricsServer::start`](super::prom::MetricsServer::start));
+    /// [`Control::stats`] reports them.
+    pub fn listener_stats(&self) -> Arc<ListenerStats> {
+        Arc::clone(&self.listeners)
     }
 
     pub fn config(&self) -> &Config {
