@@ -274,6 +274,24 @@ pub struct StatsReport {
     /// listener and reason (every pair, zeros included).
     #[serde(default)]
     pub refusals: Vec<RefusalReport>,
+    /// The NIC counters of each port of `rampart run` (empty in a replay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortReport>,
+}
+
+/// What a port's driver counted, read live (`rte_eth_stats_get`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortReport {
+    /// The port's device name (`[[port]] name`).
+    pub port: String,
+    /// Frames the NIC dropped because an rx ring was full.
+    pub rx_missed: u64,
+    /// Frames lost because the mempool had no mbuf to receive them into.
+    pub rx_nombuf: u64,
+    /// Erroneous frames received.
+    pub rx_errors: u64,
+    /// Failed transmissions.
+    pub tx_errors: u64,
 }
 
 /// One listener's refusals for one reason.

@@ -50,6 +50,7 @@ mod fixtures {
         StatsReport {
             announcements: Vec::new(),
             refusals: Vec::new(),
+            ports: Vec::new(),
             uptime_secs: 61.0,
             generation: 2,
             reloads: 1,

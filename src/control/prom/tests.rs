@@ -64,6 +64,7 @@ fn report() -> StatsReport {
     };
     StatsReport {
         announcements: Vec::new(),
+        ports: Vec::new(),
         refusals: vec![
             refusal("control", "not_permitted", 3),
             refusal("metrics", "timeout", 0),
@@ -501,4 +502,25 @@ fn vip_announcements_only_with_bgp() {
         text.contains("rampart_vip_announced{vip=\"api\",address=\"198.18.100.20\"} 0\n"),
         "{text}"
     );
+}
+
+#[test]
+fn port_counters_only_on_a_run() {
+    let mut r = report();
+    assert!(!render(&r).contains("rampart_port_"));
+    r.ports = vec![crate::control::model::PortReport {
+        port: "0000:01:00.0".into(),
+        rx_missed: 11,
+        rx_nombuf: 12,
+        rx_errors: 13,
+        tx_errors: 14,
+    }];
+    let text = render(&r);
+    check_strict(&text);
+    let s = scrape(&text);
+    let l = [("port", "0000:01:00.0")];
+    assert_eq!(val(&s, "rampart_port_rx_missed_total", &l), 11.0);
+    assert_eq!(val(&s, "rampart_port_rx_nombuf_total", &l), 12.0);
+    assert_eq!(val(&s, "rampart_port_rx_errors_total", &l), 13.0);
+    assert_eq!(val(&s, "rampart_port_tx_errors_total", &l), 14.0);
 }

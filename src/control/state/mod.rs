@@ -72,7 +72,12 @@ pub struct Control {
     bgp: Option<Announcer>,
     /// What the control socket and the metrics endpoint refused.
     listeners: Arc<ListenerStats>,
+    /// Reads the ports' NIC counters (`rampart run`), for [`Control::stats`].
+    ports: Option<PortStatsSource>,
 }
+
+/// Reads every port's NIC counters; called with the control state locked.
+pub type PortStatsSource = Box<dyn Fn() -> Vec<model::PortReport> + Send>;
 
 /// A health transition, as a replay reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +171,7 @@ impl Control {
             events: Vec::new(),
             bgp: None,
             listeners: ListenerStats::new(),
+            ports: None,
         };
         c.bgp = c.cfg.bgp.as_ref().and_then(Announcer::new);
         c.retarget(now_ns);
@@ -187,6 +193,14 @@ impl Control {
     /// [`Control::stats`] reports them.
     pub fn listener_stats(&self) -> Arc<ListenerStats> {
         Arc::clone(&self.listeners)
+    }
+
+    /// Where [`Control::stats`] reads the ports' counters from; `None`
+    /// stops reading them. Since `stats` runs with the control state
+    /// locked, once this returns no read of the previous source is under
+    /// way (`rampart run` clears it before it closes the ports).
+    pub fn set_port_stats(&mut self, source: Option<PortStatsSource>) {
+        self.ports = source;
     }
 
     pub fn config(&self) -> &Config {

@@ -178,6 +178,7 @@ impl Control {
         let rate = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
         model::StatsReport {
             announcements: self.announcements(),
+            ports: self.ports.as_ref().map(|read| read()).unwrap_or_default(),
             refusals: Refusal::ALL
                 .iter()
                 .map(|&r| model::RefusalReport {
