@@ -1260,7 +1260,10 @@ fn prometheus_endpoint_exposes_the_live_counters() {
     // A request head over the limit is refused and counted where the
     // scrape and `ctl stats` show it.
     let too_large = [("listener", "metrics"), ("reason", "too_large")];
-    assert_eq!(sample(&s, "rampart_listener_refusals_total", &too_large), 0.0);
+    assert_eq!(
+        sample(&s, "rampart_listener_refusals_total", &too_large),
+        0.0
+    );
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(CTL_TIMEOUT)).unwrap();
     let mut big = b"GET /metrics HTTP/1.1\r\nX-Big: ".to_vec();
@@ -1270,7 +1273,10 @@ fn prometheus_endpoint_exposes_the_live_counters() {
     let _ = c.read_to_end(&mut reply);
     assert!(reply.starts_with(b"HTTP/1.1 431"), "{reply:?}");
     let s = scrape(addr);
-    assert_eq!(sample(&s, "rampart_listener_refusals_total", &too_large), 1.0);
+    assert_eq!(
+        sample(&s, "rampart_listener_refusals_total", &too_large),
+        1.0
+    );
     let refusals = &h.ctl_json(&["stats"])["refusals"];
     let metrics_too_large = refusals
         .as_array()
@@ -1316,7 +1322,10 @@ fn listener_refusals(h: &Harness, listener: &str, reason: &str) -> u64 {
 #[test]
 #[ignore = "needs root and runuser (to connect as nobody); run with --include-ignored, as CI does"]
 fn the_socket_refuses_a_user_other_than_root() {
-    assert!(is_root(), "this test connects as nobody: it must run as root");
+    assert!(
+        is_root(),
+        "this test connects as nobody: it must run as root"
+    );
     let h = Harness::start();
     let bins = tempfile::tempdir().unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_rampart"), bins.path().join("rampart")).unwrap();

@@ -28,7 +28,7 @@
 //!   a panicking handler is answered `failed`.
 
 use std::fs::{self, DirBuilder};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{self, AssertUnwindSafe};
@@ -40,7 +40,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::model::{code, ApiError, Request, MAX_REQUEST_BYTES};
-use super::server::{Limits, ListenerStats, Refusal, RefusalCounter, Server};
+use super::server::{
+    timed_out, write_within, Limits, ListenerStats, Refusal, RefusalCounter, Server,
+};
 
 /// Clients served at the same time; one more is answered "too many clients"
 /// and closed.
@@ -50,7 +52,8 @@ pub const MAX_CLIENTS: usize = 32;
 /// connecting or after its last answer is disconnected.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long writing one answer may block on a client that does not read.
+/// How long sending one answer may take, in all, to a client that does
+/// not read or reads too slowly.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The read timeout of a client's socket: how often a client's thread looks
@@ -142,6 +145,13 @@ impl Access {
     }
 }
 
+/// How long a client may take: to send a request line, to take an answer.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    idle: Duration,
+    write: Duration,
+}
+
 /// Why the control socket did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -231,16 +241,21 @@ impl ApiServer {
         handler: Arc<dyn Handler>,
         stats: Arc<ListenerStats>,
     ) -> Result<ApiServer, SocketError> {
-        ApiServer::start_with(path, handler, stats, IDLE_TIMEOUT, Access::root_and_self())
+        let timeouts = Timeouts {
+            idle: IDLE_TIMEOUT,
+            write: WRITE_TIMEOUT,
+        };
+        ApiServer::start_with(path, handler, stats, timeouts, Access::root_and_self())
     }
 
     fn start_with(
         path: &Path,
         handler: Arc<dyn Handler>,
         stats: Arc<ListenerStats>,
-        idle: Duration,
+        timeouts: Timeouts,
         access: Access,
     ) -> Result<ApiServer, SocketError> {
+        let idle = timeouts.idle;
         if path.file_name().is_none() {
             return Err(SocketError::NotAFilePath {
                 path: path.to_path_buf(),
@@ -266,7 +281,7 @@ impl ApiServer {
         let limits = Limits {
             max_connections: MAX_CLIENTS,
             read_timeout: POLL,
-            write_timeout: WRITE_TIMEOUT,
+            write_timeout: timeouts.write,
         };
         let refusal = error_line(code::FAILED, "too many clients");
         let busy = RefusalCounter {
@@ -286,6 +301,7 @@ impl ApiServer {
                     stats: &stats,
                     access: &access,
                     idle,
+                    write: timeouts.write,
                 };
                 if let Err(e) = client.serve(stream, stop) {
                     log::debug!("control API client: {e}");
@@ -471,6 +487,8 @@ struct Client<'a> {
     stats: &'a ListenerStats,
     access: &'a Access,
     idle: Duration,
+    /// The time one answer may take to send.
+    write: Duration,
 }
 
 impl Client<'_> {
@@ -492,7 +510,11 @@ impl Client<'_> {
                     self.access.describe()
                 );
                 log::warn!("ctl: {msg}; refused");
-                let _ = stream.write_all(&error_line(code::NOT_PERMITTED, &msg));
+                let _ = write_within(
+                    &mut stream,
+                    &error_line(code::NOT_PERMITTED, &msg),
+                    self.write,
+                );
                 return Err(ClientEnd::NotPermitted);
             }
         };
@@ -504,7 +526,8 @@ impl Client<'_> {
                 Err(ClientEnd::TooLong) => {
                     self.stats.count(Refusal::ControlTooLong);
                     let msg = format!("request line longer than {MAX_REQUEST_BYTES} bytes");
-                    let _ = stream.write_all(&error_line(code::TOO_LONG, &msg));
+                    let _ =
+                        write_within(&mut stream, &error_line(code::TOO_LONG, &msg), self.write);
                     return Err(ClientEnd::TooLong);
                 }
                 Err(e) => {
@@ -533,7 +556,12 @@ impl Client<'_> {
                     message: bad.to_string(),
                 }),
             };
-            stream.write_all(&answer_line(answer))?;
+            if let Err(e) = write_within(&mut stream, &answer_line(answer), self.write) {
+                if timed_out(&e) {
+                    self.stats.count(Refusal::ControlWriteTimeout);
+                }
+                return Err(e.into());
+            }
         }
     }
 }
@@ -635,7 +663,7 @@ fn error_line(code: &str, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Write};
     use std::sync::Mutex;
     use std::thread;
 
@@ -646,6 +674,8 @@ mod tests {
             match req {
                 Request::Status => Ok(json!({"version": "test"})),
                 Request::VipDel { name } if name == "boom" => panic!("mock handler exploded"),
+                // An answer larger than what the socket buffers hold.
+                Request::VipDel { name } if name == "huge" => Ok(json!("x".repeat(8 << 20))),
                 Request::VipDel { name } => Err(ApiError {
                     code: code::NOT_FOUND.into(),
                     message: format!("no VIP named {name}"),
@@ -857,11 +887,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rampart.sock");
         let idle = Duration::from_millis(300);
+        let timeouts = Timeouts {
+            idle,
+            write: WRITE_TIMEOUT,
+        };
         let srv = ApiServer::start_with(
             &path,
             Arc::new(Mock),
             ListenerStats::new(),
-            idle,
+            timeouts,
             Access::root_and_self(),
         )
         .unwrap();
@@ -884,6 +918,38 @@ mod tests {
         assert!(slow.closed());
         // The server's clock may start a moment before `t0`.
         assert!(t0.elapsed() >= idle / 2, "{:?}", t0.elapsed());
+        assert_status_ok(&Client::connect(srv.path()).ask(b"{\"cmd\":\"status\"}\n"));
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_its_answer_is_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rampart.sock");
+        let write = Duration::from_millis(300);
+        let timeouts = Timeouts {
+            idle: IDLE_TIMEOUT,
+            write,
+        };
+        let srv = ApiServer::start_with(
+            &path,
+            Arc::new(Mock),
+            ListenerStats::new(),
+            timeouts,
+            Access::root_and_self(),
+        )
+        .unwrap();
+        let mut c = Client::connect(srv.path());
+        c.send(b"{\"cmd\":\"vip_del\",\"name\":\"huge\"}\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while srv.refusals(Refusal::ControlWriteTimeout) == 0 {
+            assert!(Instant::now() < deadline, "the write never timed out");
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(srv.refusals(Refusal::ControlWriteTimeout), 1);
+        // Only part of the answer was sent before the server gave up.
+        let mut got = Vec::new();
+        let _ = c.reader.read_to_end(&mut got);
+        assert!(!got.is_empty() && got.len() < 8 << 20, "{}", got.len());
         assert_status_ok(&Client::connect(srv.path()).ask(b"{\"cmd\":\"status\"}\n"));
     }
 
@@ -925,7 +991,9 @@ mod tests {
         let srv = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new()).unwrap();
         assert_status_ok(&Client::connect(&path).ask(b"{\"cmd\":\"status\"}\n"));
 
-        let err = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new()).err().unwrap();
+        let err = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new())
+            .err()
+            .unwrap();
         assert!(matches!(err, SocketError::InUse { .. }), "{err:?}");
         let err = err.to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
@@ -935,7 +1003,9 @@ mod tests {
         drop(srv);
 
         fs::write(&path, b"not a socket").unwrap();
-        let err = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new()).err().unwrap();
+        let err = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new())
+            .err()
+            .unwrap();
         assert!(matches!(err, SocketError::NotASocket { .. }), "{err:?}");
         let err = err.to_string();
         assert!(err.contains("not a socket"), "{err}");
@@ -968,7 +1038,11 @@ mod tests {
 
     fn log_lines_with(needle: &str) -> Vec<String> {
         let lines = captured_log().lock().unwrap_or_else(|p| p.into_inner());
-        lines.iter().filter(|l| l.contains(needle)).cloned().collect()
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
     }
 
     #[test]
@@ -1003,11 +1077,15 @@ mod tests {
         let others = Access {
             uids: vec![own.wrapping_add(1), own.wrapping_add(2)],
         };
+        let timeouts = Timeouts {
+            idle: IDLE_TIMEOUT,
+            write: WRITE_TIMEOUT,
+        };
         let srv = ApiServer::start_with(
             &path,
             Arc::new(Mock),
             ListenerStats::new(),
-            IDLE_TIMEOUT,
+            timeouts,
             others.clone(),
         )
         .unwrap();
@@ -1040,7 +1118,10 @@ mod tests {
                 .any(|l| l.starts_with(&format!("WARN ctl: {who}")) && l.ends_with("; refused")),
             "{lines:?}"
         );
-        assert!(lines.iter().any(|l| l.contains(&pid.replace(": ", " "))), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains(&pid.replace(": ", " "))),
+            "{lines:?}"
+        );
 
         // The real policy admits this process: root, or the uid it runs as.
         let own_policy = Access::root_and_self();

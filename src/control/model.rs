@@ -299,8 +299,9 @@ pub struct PortReport {
 pub struct RefusalReport {
     /// `control` or `metrics`.
     pub listener: String,
-    /// `too_many_clients`, `not_permitted`, `too_long`, `idle` (control);
-    /// `too_many_connections`, `too_large`, `timeout` (metrics).
+    /// `too_many_clients`, `not_permitted`, `too_long`, `idle`,
+    /// `write_timeout` (control); `too_many_connections`, `too_large`,
+    /// `timeout`, `write_timeout` (metrics).
     pub reason: String,
     pub count: u64,
 }

@@ -88,23 +88,31 @@ pub enum Refusal {
     ControlTooLong,
     /// Control socket: no complete request line within the idle timeout.
     ControlIdle,
+    /// Control socket: a client that did not read its answer within the
+    /// write timeout.
+    ControlWriteTimeout,
     /// Metrics endpoint: its connection limit was reached (503).
     MetricsBusy,
     /// Metrics endpoint: a request head over its size or field limit (431).
     MetricsTooLarge,
     /// Metrics endpoint: no complete request head in time (408).
     MetricsTimeout,
+    /// Metrics endpoint: a client that did not read the response within
+    /// the write timeout.
+    MetricsWriteTimeout,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::ControlBusy,
         Refusal::ControlNotPermitted,
         Refusal::ControlTooLong,
         Refusal::ControlIdle,
+        Refusal::ControlWriteTimeout,
         Refusal::MetricsBusy,
         Refusal::MetricsTooLarge,
         Refusal::MetricsTimeout,
+        Refusal::MetricsWriteTimeout,
     ];
 
     /// The `listener` label: `control` or `metrics`.
@@ -113,8 +121,12 @@ impl Refusal {
             Refusal::ControlBusy
             | Refusal::ControlNotPermitted
             | Refusal::ControlTooLong
-            | Refusal::ControlIdle => "control",
-            Refusal::MetricsBusy | Refusal::MetricsTooLarge | Refusal::MetricsTimeout => "metrics",
+            | Refusal::ControlIdle
+            | Refusal::ControlWriteTimeout => "control",
+            Refusal::MetricsBusy
+            | Refusal::MetricsTooLarge
+            | Refusal::MetricsTimeout
+            | Refusal::MetricsWriteTimeout => "metrics",
         }
     }
 
@@ -125,6 +137,7 @@ impl Refusal {
             Refusal::ControlNotPermitted => "not_permitted",
             Refusal::ControlTooLong => "too_long",
             Refusal::ControlIdle => "idle",
+            Refusal::ControlWriteTimeout | Refusal::MetricsWriteTimeout => "write_timeout",
             Refusal::MetricsBusy => "too_many_connections",
             Refusal::MetricsTooLarge => "too_large",
             Refusal::MetricsTimeout => "timeout",
@@ -157,6 +170,43 @@ impl ListenerStats {
             .get(r as usize)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
+}
+
+/// Whether a failed write ran out of its time (a client that does not
+/// read, or reads too slowly) rather than into a closed connection.
+pub fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Bytes written at a time by [`write_within`].
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Writes all of `bytes` within `limit` in total, however slowly the client
+/// reads: a socket's write timeout bounds each write call only, and a
+/// client taking a few bytes now and then would keep every call short.
+/// Fails with `TimedOut` once the time is up. Leaves the stream's write
+/// timeout at what was left of `limit`.
+pub fn write_within<S: Stream>(stream: &mut S, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        let chunk = rest.get(..WRITE_CHUNK).unwrap_or(rest);
+        match stream.write(chunk) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Where a server counts the connections it refuses at its limit.

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::CONTENT_TYPE;
-use crate::control::server::{Limits, ListenerStats, Refusal, RefusalCounter, Server};
+use crate::control::server::{
+    timed_out, write_within, Limits, ListenerStats, Refusal, RefusalCounter, Server,
+};
 
 /// Longest request head (request line and headers) the server reads.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -18,7 +20,7 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Time a client has to send its whole request head.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time one write of the response may block.
+/// Time the whole response may take to send.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 8;
@@ -183,7 +185,10 @@ fn serve(mut stream: TcpStream, source: &MetricsSource, stats: &ListenerStats) {
             plain(408, "request timeout\n")
         }
     };
-    if stream.write_all(&reply).is_err() {
+    if let Err(e) = write_within(&mut stream, &reply, WRITE_TIMEOUT) {
+        if timed_out(&e) {
+            stats.count(Refusal::MetricsWriteTimeout);
+        }
         return;
     }
     let _ = stream.flush();

@@ -10,9 +10,7 @@
 
 use super::exposition::BACKEND_STATES;
 use super::*;
-use crate::control::model::{
-    BackendReport, RefusalReport, StatsReport, VipReport, WorkerReport,
-};
+use crate::control::model::{BackendReport, RefusalReport, StatsReport, VipReport, WorkerReport};
 use prometheus_parse::{Scrape, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;

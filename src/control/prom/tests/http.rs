@@ -217,10 +217,17 @@ fn only_addresses_beyond_loopback_are_warned_about() {
     ] {
         assert_eq!(exposure_warning(quiet.parse().unwrap()), None, "{quiet}");
     }
-    for open in ["0.0.0.0:9185", "198.18.0.1:9185", "[::]:9185", "[2001:2::1]:9185"] {
+    for open in [
+        "0.0.0.0:9185",
+        "198.18.0.1:9185",
+        "[::]:9185",
+        "[2001:2::1]:9185",
+    ] {
         let w = exposure_warning(open.parse().unwrap()).unwrap_or_default();
         assert!(
-            w.starts_with(&format!("prometheus listens on {open}, which is not a loopback address")),
+            w.starts_with(&format!(
+                "prometheus listens on {open}, which is not a loopback address"
+            )),
             "{open}: {w}"
         );
         assert!(w.contains("[control].prometheus"), "{w}");
@@ -230,7 +237,8 @@ fn only_addresses_beyond_loopback_are_warned_about() {
 #[test]
 fn a_panicking_source_gets_500() {
     let source: MetricsSource = Arc::new(|| panic!("no stats"));
-    let srv = MetricsServer::start("127.0.0.1:0".parse().unwrap(), source, ListenerStats::new()).unwrap();
+    let srv =
+        MetricsServer::start("127.0.0.1:0".parse().unwrap(), source, ListenerStats::new()).unwrap();
     assert_eq!(get(srv.local_addr(), "/metrics").status, 500);
     assert_eq!(get(srv.local_addr(), "/").status, 200);
 }
@@ -300,4 +308,23 @@ fn too_many_header_fields_get_431() {
     assert_eq!(request(addr, format!("{raw}\r\n").as_bytes()).status, 200);
     raw.push_str("X-Last: y\r\n\r\n");
     assert_eq!(request(addr, raw.as_bytes()).status, 431);
+}
+
+#[test]
+fn a_client_that_does_not_read_the_response_is_dropped_and_counted() {
+    // A response far larger than what the socket buffers hold.
+    let source: MetricsSource = Arc::new(|| "# x\n".repeat(16 << 20));
+    let srv =
+        MetricsServer::start("127.0.0.1:0".parse().unwrap(), source, ListenerStats::new()).unwrap();
+    let mut c = connect(srv.local_addr());
+    c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let t = Instant::now();
+    let deadline = t + WRITE_TIMEOUT + Duration::from_secs(10);
+    while srv.refusals(Refusal::MetricsWriteTimeout) == 0 {
+        assert!(Instant::now() < deadline, "the write never timed out");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(t.elapsed() >= WRITE_TIMEOUT - Duration::from_millis(100));
+    drop(c);
+    assert_eq!(get(srv.local_addr(), "/").status, 200);
 }
