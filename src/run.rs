@@ -317,11 +317,24 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     )?;
     let mut startup_error = None;
 
+    // The ports' NIC counters for `stats` and /metrics, read live from the
+    // control state (cleared below before the ports close).
+    let port_ids: Vec<(String, u16)> = ports
+        .iter()
+        .zip(cfg.ports.iter())
+        .map(|(port, p)| (p.device_name(), port.id()))
+        .collect();
+    let reading = eal.clone();
+    control
+        .lock()
+        .set_port_stats(Some(Box::new(move || port_counters(&reading, &port_ids))));
+
     // The API and the metrics endpoint come up once the workers are.
     let api = match &cfg.control.socket {
         Some(path) => {
             let handler: Arc<dyn Handler> = Arc::new(control.clone());
-            match ApiServer::start(path, handler) {
+            let stats = control.lock().listener_stats();
+            match ApiServer::start(path, handler, stats) {
                 Ok(a) => {
                     println!("  control socket {}", path.display());
                     Some(a)
@@ -339,7 +352,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
             let c = control.clone();
             let source: Arc<dyn Fn() -> String + Send + Sync> =
                 Arc::new(move || prom::render(&c.lock().stats()));
-            match MetricsServer::start(addr, source) {
+            let stats = control.lock().listener_stats();
+            match MetricsServer::start(addr, source, stats) {
                 Ok(m) => {
                     println!("  prometheus http://{}/metrics", m.local_addr());
                     Some(m)
@@ -369,6 +383,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let joined = running.join();
     drop(api);
     drop(metrics);
+    // No read of the ports' counters is under way once this returns.
+    control.lock().set_port_stats(None);
     // A run that stopped on idle input is timed to its last packet.
     let elapsed = match stopped_by {
         Stopped::Idle => last_rx.saturating_duration_since(start),
@@ -440,6 +456,23 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         ports: port_reports,
         stopped_by: stopped_by.name(),
     })
+}
+
+/// The NIC counters of the ports `ids` names, as `stats` reports them; a
+/// port whose counters cannot be read is left out.
+fn port_counters(eal: &Eal, ids: &[(String, u16)]) -> Vec<crate::control::model::PortReport> {
+    ids.iter()
+        .filter_map(|(name, id)| {
+            let s = EthPort::stats_of(eal, *id).ok()?;
+            Some(crate::control::model::PortReport {
+                port: name.clone(),
+                rx_missed: s.imissed,
+                rx_nombuf: s.rx_nombuf,
+                rx_errors: s.ierrors,
+                tx_errors: s.oerrors,
+            })
+        })
+        .collect()
 }
 
 /// The summary: `rampart replay`'s lines, with a header and the DPDK

@@ -149,7 +149,7 @@ impl Out {
 /// stops and joins every thread, also when a test fails.
 struct Harness {
     /// Holds the config file and the socket; removed after the threads stop.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     config_path: PathBuf,
     sock: PathBuf,
     shared: Shared,
@@ -174,11 +174,12 @@ impl Harness {
         let store = control.store();
         let shared = Shared(Arc::new(Mutex::new(control)));
         let sock = dir.path().join("ctl.sock");
-        let server = ApiServer::start(&sock, Arc::new(shared.clone())).unwrap();
+        let stats = shared.lock().listener_stats();
+        let server = ApiServer::start(&sock, Arc::new(shared.clone()), stats).unwrap();
 
         let stop = Arc::new(AtomicBool::new(false));
         let mut h = Harness {
-            _dir: dir,
+            dir,
             config_path,
             sock,
             shared: shared.clone(),
@@ -319,8 +320,15 @@ fn control_loop(shared: &Shared, stop: &AtomicBool) {
 
 /// Runs the rampart binary, killing it after [`CTL_TIMEOUT`].
 fn run_bin(args: &[&str]) -> Out {
-    let mut child = rampart_testkit::rampart_bin!()
-        .args(args)
+    let mut cmd = rampart_testkit::rampart_bin!();
+    cmd.args(args);
+    run_cmd(cmd)
+}
+
+/// Runs `cmd`, killing it after [`CTL_TIMEOUT`].
+fn run_cmd(mut cmd: std::process::Command) -> Out {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut child = cmd
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -354,7 +362,7 @@ fn run_bin(args: &[&str]) -> Out {
     let Some(status) = status else {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("rampart {args:?} did not finish within {CTL_TIMEOUT:?}");
+        panic!("{args:?} did not finish within {CTL_TIMEOUT:?}");
     };
     Out {
         ok: status.success(),
@@ -1198,7 +1206,8 @@ fn prometheus_endpoint_exposes_the_live_counters() {
 
     let shared = h.shared.clone();
     let source: prom::MetricsSource = Arc::new(move || prom::render(&shared.lock().stats()));
-    let srv = MetricsServer::start("127.0.0.1:0".parse().unwrap(), source).unwrap();
+    let stats = h.shared.lock().listener_stats();
+    let srv = MetricsServer::start("127.0.0.1:0".parse().unwrap(), source, stats).unwrap();
     let addr = srv.local_addr();
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
 
@@ -1247,5 +1256,118 @@ fn prometheus_endpoint_exposes_the_live_counters() {
 
     let (status, _, _) = http_get(addr, "/nope");
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+
+    // A request head over the limit is refused and counted where the
+    // scrape and `ctl stats` show it.
+    let too_large = [("listener", "metrics"), ("reason", "too_large")];
+    assert_eq!(
+        sample(&s, "rampart_listener_refusals_total", &too_large),
+        0.0
+    );
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(CTL_TIMEOUT)).unwrap();
+    let mut big = b"GET /metrics HTTP/1.1\r\nX-Big: ".to_vec();
+    big.resize(2 * prom::MAX_HEAD_BYTES, b'a');
+    let _ = c.write_all(&big);
+    let mut reply = Vec::new();
+    let _ = c.read_to_end(&mut reply);
+    assert!(reply.starts_with(b"HTTP/1.1 431"), "{reply:?}");
+    let s = scrape(addr);
+    assert_eq!(
+        sample(&s, "rampart_listener_refusals_total", &too_large),
+        1.0
+    );
+    let refusals = &h.ctl_json(&["stats"])["refusals"];
+    let metrics_too_large = refusals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["listener"] == "metrics" && r["reason"] == "too_large")
+        .unwrap_or_else(|| panic!("{refusals:#}"));
+    assert_eq!(metrics_too_large["count"], 1);
     drop(srv);
+}
+
+// ---- who may use the socket -------------------------------------------
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `rampart ctl --socket SOCK ARGS...` run as `nobody` through runuser,
+/// from a copy of the binary nobody can execute (the build tree may sit in
+/// a directory only root enters).
+fn ctl_as_nobody(bin_dir: &Path, sock: &Path, args: &[&str]) -> Out {
+    let mut cmd = std::process::Command::new("runuser");
+    cmd.args(["-u", "nobody", "--"])
+        .arg(bin_dir.join("rampart"))
+        .args(["ctl", "--socket", sock.to_str().unwrap()])
+        .args(args);
+    run_cmd(cmd)
+}
+
+fn listener_refusals(h: &Harness, listener: &str, reason: &str) -> u64 {
+    let stats = h.ctl_json(&["stats"]);
+    let found = stats["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["listener"] == listener && r["reason"] == reason)
+        .unwrap_or_else(|| panic!("no {listener}/{reason} in {:#}", stats["refusals"]))
+        .clone();
+    found["count"].as_u64().unwrap()
+}
+
+#[test]
+#[ignore = "needs root and runuser (to connect as nobody); run with --include-ignored, as CI does"]
+fn the_socket_refuses_a_user_other_than_root() {
+    assert!(
+        is_root(),
+        "this test connects as nobody: it must run as root"
+    );
+    let h = Harness::start();
+    let bins = tempfile::tempdir().unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_rampart"), bins.path().join("rampart")).unwrap();
+    for p in [bins.path(), h.dir.path()] {
+        // Nobody may enter (not list) the directories, and run the copy.
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    let drain = ["backend", "drain", "198.18.1.12:8080"];
+    let up = |h: &Harness| {
+        vip_backend(&h.vip("web"), "198.18.1.12:8080")["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // As created (mode 0600, owned by root), the socket is closed to
+    // nobody by the file system.
+    let out = ctl_as_nobody(bins.path(), &h.sock, &drain);
+    let err = out.failure();
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains("only root and the user rampart runs as may use the control socket"),
+        "{err}"
+    );
+
+    // Opened to everyone, it still serves root only: the peer's
+    // credentials decide, and nothing nobody sent is executed.
+    std::fs::set_permissions(&h.sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = ctl_as_nobody(bins.path(), &h.sock, &drain);
+    let err = out.failure();
+    assert!(
+        err.contains("not_permitted: uid 65534 gid ")
+            && err.contains("may not use the control socket (only uid 0 may)"),
+        "{err}"
+    );
+    assert_eq!(up(&h), "up");
+    let out = ctl_as_nobody(bins.path(), &h.sock, &["status"]);
+    assert!(out.failure().contains("not_permitted"));
+    assert_eq!(listener_refusals(&h, "control", "not_permitted"), 2);
+
+    // Root is served on the same socket.
+    h.ctl(&drain).success();
+    assert_eq!(up(&h), "drain");
+    assert_eq!(listener_refusals(&h, "control", "not_permitted"), 2);
 }

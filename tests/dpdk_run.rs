@@ -1216,6 +1216,23 @@ mod dpdk {
             "rx in /metrics"
         );
         assert_eq!(metric_sum(&m, "rampart_config_generation"), 0.0);
+        // The port's NIC counters, read live, and the listeners' refusals.
+        for name in [
+            "rampart_port_rx_missed_total",
+            "rampart_port_rx_nombuf_total",
+            "rampart_port_rx_errors_total",
+            "rampart_port_tx_errors_total",
+        ] {
+            assert!(
+                m.samples
+                    .iter()
+                    .any(|x| x.metric == name && x.labels.get("port") == Some("net_pcap0")),
+                "{name}{{port=\"net_pcap0\"}} in /metrics"
+            );
+        }
+        assert_eq!(metric_sum(&m, "rampart_listener_refusals_total"), 0.0);
+        let ports = &stats["ports"];
+        assert_eq!(ports[0]["port"], "net_pcap0", "{stats}");
 
         // SIGHUP with a new VIP in the file.
         write_cfg(&added_vip(3));
@@ -1317,6 +1334,16 @@ mod dpdk {
                     rampart_testkit::fixtures::config().vips.len()
                 )),
             "{stderr}"
+        );
+        // The API's reload is logged with who asked for it.
+        // SAFETY: no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let who = format!("ctl: uid {uid} gid {gid} pid ");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&who) && l.ends_with(": reload: ok")),
+            "the API reload in the log: {stderr}"
         );
         let doc: serde_json::Value = read_json(&json);
         assert_eq!(doc["reloads"], 2, "{doc}");

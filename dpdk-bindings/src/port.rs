@@ -425,10 +425,20 @@ impl Port {
 
     /// Port counters.
     pub fn stats(&self) -> Result<PortStats, Error> {
+        Port::stats_of(&self.shared.eal, self.shared.id)
+    }
+
+    /// The counters of port `id`, read without a handle of the port (from
+    /// a thread that does not own it, while workers poll it). DPDK checks
+    /// the id: a port that does not exist is ENODEV. The caller must not
+    /// call it while the port is being closed (a driver may free what its
+    /// counters live in).
+    pub fn stats_of(_eal: &Eal, id: u16) -> Result<PortStats, Error> {
         // SAFETY: rte_eth_stats is integers only; all-zero is valid.
         let mut s: sys::rte_eth_stats = unsafe { std::mem::zeroed() };
-        // SAFETY: valid port id and out-pointer.
-        let ret = unsafe { sys::rte_eth_stats_get(self.shared.id, &mut s) };
+        // SAFETY: EAL is initialised (an Eal exists); DPDK validates the
+        // port id; the out-pointer is valid.
+        let ret = unsafe { sys::rte_eth_stats_get(id, &mut s) };
         if ret != 0 {
             return Err(Error::from_ret("rte_eth_stats_get", ret));
         }

@@ -12,6 +12,14 @@
 //! - The socket is never reachable with a mode wider than 0600: it is bound
 //!   inside a fresh 0700 directory next to its final path, chmod-ed, then
 //!   renamed into place.
+//! - Only root and the uid rampart runs as are served, whatever the file's
+//!   mode or owner becomes: the peer's credentials (`SO_PEERCRED`) are read
+//!   on accept, and any other uid is answered `not_permitted`, logged,
+//!   counted ([`Refusal::ControlNotPermitted`]) and closed before anything
+//!   it sends is read.
+//! - Every request that changes state ([`Request::is_edit`]) is logged at
+//!   info with the peer's uid, gid and pid and its outcome, e.g.
+//!   `ctl: uid 0 gid 0 pid 1234: vip_drain drain=true name="web": ok`.
 //! - Memory per client is bounded: a line longer than
 //!   [`MAX_REQUEST_BYTES`] is answered `too_long` and the connection closed,
 //!   without reading the rest of it.
@@ -20,7 +28,7 @@
 //!   a panicking handler is answered `failed`.
 
 use std::fs::{self, DirBuilder};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{self, AssertUnwindSafe};
@@ -32,7 +40,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::model::{code, ApiError, Request, MAX_REQUEST_BYTES};
-use super::server::{Limits, Server};
+use super::server::{
+    timed_out, write_within, Limits, ListenerStats, Refusal, RefusalCounter, Server,
+};
 
 /// Clients served at the same time; one more is answered "too many clients"
 /// and closed.
@@ -42,7 +52,8 @@ pub const MAX_CLIENTS: usize = 32;
 /// connecting or after its last answer is disconnected.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long writing one answer may block on a client that does not read.
+/// How long sending one answer may take, in all, to a client that does
+/// not read or reads too slowly.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The read timeout of a client's socket: how often a client's thread looks
@@ -55,6 +66,90 @@ const READ_CHUNK: usize = 4096;
 /// Executes one request; implemented by the control thread.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request) -> Result<Value, ApiError>;
+}
+
+/// The credentials of a connected client, as the kernel recorded them at
+/// `connect(2)` (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uid {} gid {} pid {}", self.uid, self.gid, self.pid)
+    }
+}
+
+impl Peer {
+    /// The peer of a connected Unix stream socket.
+    pub fn of(stream: &UnixStream) -> io::Result<Peer> {
+        use std::os::fd::AsRawFd;
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `cred` is a live ucred and `len` its size, as SO_PEERCRED
+        // expects; the descriptor stays open since `stream` is borrowed.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                std::ptr::addr_of_mut!(cred).cast::<libc::c_void>(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Peer {
+            pid: cred.pid,
+            uid: cred.uid,
+            gid: cred.gid,
+        })
+    }
+}
+
+/// Who may use the control socket: root, and the uid rampart runs as (a
+/// rampart started by a service user is driven by that user).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Access {
+    uids: Vec<u32>,
+}
+
+impl Access {
+    fn root_and_self() -> Access {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let own = unsafe { libc::geteuid() };
+        let mut uids = vec![0, own];
+        uids.dedup();
+        Access { uids }
+    }
+
+    fn permits(&self, uid: u32) -> bool {
+        self.uids.contains(&uid)
+    }
+
+    /// "uid 0", "uids 0 and 990".
+    fn describe(&self) -> String {
+        let list: Vec<String> = self.uids.iter().map(u32::to_string).collect();
+        match list.as_slice() {
+            [one] => format!("uid {one}"),
+            _ => format!("uids {}", list.join(" and ")),
+        }
+    }
+}
+
+/// How long a client may take: to send a request line, to take an answer.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    idle: Duration,
+    write: Duration,
 }
 
 /// Why the control socket did not start.
@@ -114,6 +209,7 @@ pub struct ApiServer {
     // Dropped in this order: no more clients, then no more socket file.
     server: Server,
     file: SocketFile,
+    stats: Arc<ListenerStats>,
 }
 
 /// The socket file this process created; removed on drop unless someone
@@ -138,16 +234,28 @@ impl Drop for SocketFile {
 impl ApiServer {
     /// Binds `path` (mode 0600; a stale socket file from a dead process is
     /// replaced, a live one — something answers connect() — is an error
-    /// naming the path) and serves in background threads.
-    pub fn start(path: &Path, handler: Arc<dyn Handler>) -> Result<ApiServer, SocketError> {
-        ApiServer::start_with(path, handler, IDLE_TIMEOUT)
+    /// naming the path) and serves in background threads, root and the uid
+    /// rampart runs as only. Refusals are counted in `stats`.
+    pub fn start(
+        path: &Path,
+        handler: Arc<dyn Handler>,
+        stats: Arc<ListenerStats>,
+    ) -> Result<ApiServer, SocketError> {
+        let timeouts = Timeouts {
+            idle: IDLE_TIMEOUT,
+            write: WRITE_TIMEOUT,
+        };
+        ApiServer::start_with(path, handler, stats, timeouts, Access::root_and_self())
     }
 
     fn start_with(
         path: &Path,
         handler: Arc<dyn Handler>,
-        idle: Duration,
+        stats: Arc<ListenerStats>,
+        timeouts: Timeouts,
+        access: Access,
     ) -> Result<ApiServer, SocketError> {
+        let idle = timeouts.idle;
         if path.file_name().is_none() {
             return Err(SocketError::NotAFilePath {
                 path: path.to_path_buf(),
@@ -173,23 +281,40 @@ impl ApiServer {
         let limits = Limits {
             max_connections: MAX_CLIENTS,
             read_timeout: POLL,
-            write_timeout: WRITE_TIMEOUT,
+            write_timeout: timeouts.write,
         };
         let refusal = error_line(code::FAILED, "too many clients");
+        let busy = RefusalCounter {
+            stats: Arc::clone(&stats),
+            refusal: Refusal::ControlBusy,
+        };
+        let counters = Arc::clone(&stats);
         let server = Server::start(
             "rampart-api",
             listener,
             limits,
             refusal,
+            busy,
             move |stream, stop: &AtomicBool| {
-                if let Err(e) = serve(stream, &*handler, stop, idle) {
+                let client = Client {
+                    handler: &*handler,
+                    stats: &stats,
+                    access: &access,
+                    idle,
+                    write: timeouts.write,
+                };
+                if let Err(e) = client.serve(stream, stop) {
                     log::debug!("control API client: {e}");
                 }
             },
         )
         .map_err(SocketError::io(path, Step::Start))?;
         log::debug!("control API listening on {}", path.display());
-        Ok(ApiServer { server, file })
+        Ok(ApiServer {
+            server,
+            file,
+            stats: counters,
+        })
     }
 
     /// Where the socket is.
@@ -200,6 +325,11 @@ impl ApiServer {
     /// Clients answered "too many clients" since the start.
     pub fn refused(&self) -> u64 {
         self.server.refused()
+    }
+
+    /// Clients turned away for `r` since the start.
+    pub fn refusals(&self, r: Refusal) -> u64 {
+        self.stats.get(r)
     }
 }
 
@@ -272,6 +402,8 @@ enum ClientEnd {
     Idle(Duration),
     #[error("hung up after {0} bytes of a request")]
     HalfLine(usize),
+    #[error("peer not permitted")]
+    NotPermitted,
 }
 
 /// What [`LineReader::next_line`] found.
@@ -349,38 +481,88 @@ impl LineReader {
     }
 }
 
-/// Serves one client until it hangs up, misbehaves, idles out, or the
-/// server stops. The stream's read timeout is [`POLL`], its write timeout
-/// [`WRITE_TIMEOUT`] (set by the server).
-fn serve(
-    mut stream: UnixStream,
-    handler: &dyn Handler,
-    stop: &AtomicBool,
+/// What serving one client needs.
+struct Client<'a> {
+    handler: &'a dyn Handler,
+    stats: &'a ListenerStats,
+    access: &'a Access,
     idle: Duration,
-) -> Result<(), ClientEnd> {
-    let mut reader = LineReader::new();
-    loop {
-        let line = match reader.next_line(&mut stream, stop, idle) {
-            Ok(Next::Line(line)) => line,
-            Ok(Next::Eof | Next::Stopped) => return Ok(()),
-            Err(ClientEnd::TooLong) => {
-                let msg = format!("request line longer than {MAX_REQUEST_BYTES} bytes");
-                let _ = stream.write_all(&error_line(code::TOO_LONG, &msg));
-                return Err(ClientEnd::TooLong);
+    /// The time one answer may take to send.
+    write: Duration,
+}
+
+impl Client<'_> {
+    /// Serves one client until it hangs up, misbehaves, idles out, or the
+    /// server stops; a peer [`Access`] does not permit is answered
+    /// `not_permitted` at once and closed. The stream's read timeout is
+    /// [`POLL`], its write timeout [`WRITE_TIMEOUT`] (set by the server).
+    fn serve(&self, mut stream: UnixStream, stop: &AtomicBool) -> Result<(), ClientEnd> {
+        let peer = match Peer::of(&stream) {
+            Ok(p) if self.access.permits(p.uid) => p,
+            refused => {
+                let who = match &refused {
+                    Ok(p) => p.to_string(),
+                    Err(e) => format!("unknown peer ({e})"),
+                };
+                self.stats.count(Refusal::ControlNotPermitted);
+                let msg = format!(
+                    "{who} may not use the control socket (only {} may)",
+                    self.access.describe()
+                );
+                log::warn!("ctl: {msg}; refused");
+                let _ = write_within(
+                    &mut stream,
+                    &error_line(code::NOT_PERMITTED, &msg),
+                    self.write,
+                );
+                return Err(ClientEnd::NotPermitted);
             }
-            Err(e) => return Err(e),
         };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        let mut reader = LineReader::new();
+        loop {
+            let line = match reader.next_line(&mut stream, stop, self.idle) {
+                Ok(Next::Line(line)) => line,
+                Ok(Next::Eof | Next::Stopped) => return Ok(()),
+                Err(ClientEnd::TooLong) => {
+                    self.stats.count(Refusal::ControlTooLong);
+                    let msg = format!("request line longer than {MAX_REQUEST_BYTES} bytes");
+                    let _ =
+                        write_within(&mut stream, &error_line(code::TOO_LONG, &msg), self.write);
+                    return Err(ClientEnd::TooLong);
+                }
+                Err(e) => {
+                    if matches!(e, ClientEnd::Idle(_)) {
+                        self.stats.count(Refusal::ControlIdle);
+                    }
+                    return Err(e);
+                }
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let answer = match parse_request(&line) {
+                Ok(req) if req.is_edit() => {
+                    let what = req.describe();
+                    let answer = call(self.handler, req);
+                    match &answer {
+                        Ok(_) => log::info!("ctl: {peer}: {what}: ok"),
+                        Err(e) => log::info!("ctl: {peer}: {what}: refused: {}", e.code),
+                    }
+                    answer
+                }
+                Ok(req) => call(self.handler, req),
+                Err(bad) => Err(ApiError {
+                    code: code::BAD_REQUEST.into(),
+                    message: bad.to_string(),
+                }),
+            };
+            if let Err(e) = write_within(&mut stream, &answer_line(answer), self.write) {
+                if timed_out(&e) {
+                    self.stats.count(Refusal::ControlWriteTimeout);
+                }
+                return Err(e.into());
+            }
         }
-        let answer = match parse_request(&line) {
-            Ok(req) => call(handler, req),
-            Err(bad) => Err(ApiError {
-                code: code::BAD_REQUEST.into(),
-                message: bad.to_string(),
-            }),
-        };
-        stream.write_all(&answer_line(answer))?;
     }
 }
 
@@ -481,7 +663,8 @@ fn error_line(code: &str, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Mutex;
     use std::thread;
 
     struct Mock;
@@ -491,6 +674,8 @@ mod tests {
             match req {
                 Request::Status => Ok(json!({"version": "test"})),
                 Request::VipDel { name } if name == "boom" => panic!("mock handler exploded"),
+                // An answer larger than what the socket buffers hold.
+                Request::VipDel { name } if name == "huge" => Ok(json!("x".repeat(8 << 20))),
                 Request::VipDel { name } => Err(ApiError {
                     code: code::NOT_FOUND.into(),
                     message: format!("no VIP named {name}"),
@@ -501,7 +686,12 @@ mod tests {
     }
 
     fn server(dir: &tempfile::TempDir) -> ApiServer {
-        ApiServer::start(&dir.path().join("run/rampart.sock"), Arc::new(Mock)).unwrap()
+        ApiServer::start(
+            &dir.path().join("run/rampart.sock"),
+            Arc::new(Mock),
+            ListenerStats::new(),
+        )
+        .unwrap()
     }
 
     struct Client {
@@ -618,6 +808,7 @@ mod tests {
         c.send(&vec![b' '; MAX_REQUEST_BYTES + 1]);
         assert_eq!(error_code(&c.answer()), "too_long");
         assert!(c.closed());
+        assert_eq!(srv.refusals(Refusal::ControlTooLong), 1);
         // A line of exactly the limit is fine.
         let mut c = Client::connect(srv.path());
         let mut line = b"{\"cmd\":\"status\"}".to_vec();
@@ -665,6 +856,10 @@ mod tests {
         }
         assert_eq!((served, refused), (MAX_CLIENTS, 40 - MAX_CLIENTS));
         assert_eq!(srv.refused(), (40 - MAX_CLIENTS) as u64);
+        assert_eq!(
+            srv.refusals(Refusal::ControlBusy),
+            (40 - MAX_CLIENTS) as u64
+        );
         drop(clients);
         // Slots free up as the served clients' threads see them hang up.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -692,11 +887,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rampart.sock");
         let idle = Duration::from_millis(300);
-        let srv = ApiServer::start_with(&path, Arc::new(Mock), idle).unwrap();
+        let timeouts = Timeouts {
+            idle,
+            write: WRITE_TIMEOUT,
+        };
+        let srv = ApiServer::start_with(
+            &path,
+            Arc::new(Mock),
+            ListenerStats::new(),
+            timeouts,
+            Access::root_and_self(),
+        )
+        .unwrap();
         let mut silent = Client::connect(srv.path());
         let t0 = Instant::now();
         assert!(silent.closed());
         assert!(t0.elapsed() >= idle, "{:?}", t0.elapsed());
+        assert_eq!(srv.refusals(Refusal::ControlIdle), 1);
 
         // The clock restarts with each answer, not with each byte.
         let mut slow = Client::connect(srv.path());
@@ -711,6 +918,38 @@ mod tests {
         assert!(slow.closed());
         // The server's clock may start a moment before `t0`.
         assert!(t0.elapsed() >= idle / 2, "{:?}", t0.elapsed());
+        assert_status_ok(&Client::connect(srv.path()).ask(b"{\"cmd\":\"status\"}\n"));
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_its_answer_is_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rampart.sock");
+        let write = Duration::from_millis(300);
+        let timeouts = Timeouts {
+            idle: IDLE_TIMEOUT,
+            write,
+        };
+        let srv = ApiServer::start_with(
+            &path,
+            Arc::new(Mock),
+            ListenerStats::new(),
+            timeouts,
+            Access::root_and_self(),
+        )
+        .unwrap();
+        let mut c = Client::connect(srv.path());
+        c.send(b"{\"cmd\":\"vip_del\",\"name\":\"huge\"}\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while srv.refusals(Refusal::ControlWriteTimeout) == 0 {
+            assert!(Instant::now() < deadline, "the write never timed out");
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(srv.refusals(Refusal::ControlWriteTimeout), 1);
+        // Only part of the answer was sent before the server gave up.
+        let mut got = Vec::new();
+        let _ = c.reader.read_to_end(&mut got);
+        assert!(!got.is_empty() && got.len() < 8 << 20, "{}", got.len());
         assert_status_ok(&Client::connect(srv.path()).ask(b"{\"cmd\":\"status\"}\n"));
     }
 
@@ -749,10 +988,12 @@ mod tests {
         // A socket file nobody listens on, as a killed process leaves it.
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        let srv = ApiServer::start(&path, Arc::new(Mock)).unwrap();
+        let srv = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new()).unwrap();
         assert_status_ok(&Client::connect(&path).ask(b"{\"cmd\":\"status\"}\n"));
 
-        let err = ApiServer::start(&path, Arc::new(Mock)).err().unwrap();
+        let err = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new())
+            .err()
+            .unwrap();
         assert!(matches!(err, SocketError::InUse { .. }), "{err:?}");
         let err = err.to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
@@ -762,10 +1003,180 @@ mod tests {
         drop(srv);
 
         fs::write(&path, b"not a socket").unwrap();
-        let err = ApiServer::start(&path, Arc::new(Mock)).err().unwrap();
+        let err = ApiServer::start(&path, Arc::new(Mock), ListenerStats::new())
+            .err()
+            .unwrap();
         assert!(matches!(err, SocketError::NotASocket { .. }), "{err:?}");
         let err = err.to_string();
         assert!(err.contains("not a socket"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"not a socket");
+    }
+
+    /// Log records of the whole test binary, from the first test that asks.
+    fn captured_log() -> &'static Mutex<Vec<String>> {
+        struct Capture;
+        static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        impl log::Log for Capture {
+            fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+                m.level() <= log::Level::Info
+            }
+            fn log(&self, r: &log::Record<'_>) {
+                if self.enabled(r.metadata()) {
+                    let line = format!("{} {}", r.level(), r.args());
+                    LINES.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            }
+            fn flush(&self) {}
+        }
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            log::set_logger(&Capture).unwrap();
+            log::set_max_level(log::LevelFilter::Info);
+        });
+        &LINES
+    }
+
+    fn log_lines_with(needle: &str) -> Vec<String> {
+        let lines = captured_log().lock().unwrap_or_else(|p| p.into_inner());
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn peer_credentials_are_those_of_the_connecting_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        let _c = UnixStream::connect(&path).unwrap();
+        let (s, _) = listener.accept().unwrap();
+        // SAFETY: no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let want = Peer {
+            pid: std::process::id() as i32,
+            uid,
+            gid,
+        };
+        assert_eq!(Peer::of(&s).unwrap(), want);
+        assert_eq!(
+            want.to_string(),
+            format!("uid {uid} gid {gid} pid {}", std::process::id())
+        );
+    }
+
+    #[test]
+    fn a_peer_not_permitted_is_refused_logged_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rampart.sock");
+        // SAFETY: no preconditions.
+        let own = unsafe { libc::geteuid() };
+        // A policy that leaves this process out, as a non-root client is
+        // left out of the real one.
+        let others = Access {
+            uids: vec![own.wrapping_add(1), own.wrapping_add(2)],
+        };
+        let timeouts = Timeouts {
+            idle: IDLE_TIMEOUT,
+            write: WRITE_TIMEOUT,
+        };
+        let srv = ApiServer::start_with(
+            &path,
+            Arc::new(Mock),
+            ListenerStats::new(),
+            timeouts,
+            others.clone(),
+        )
+        .unwrap();
+        let mut c = Client::connect(srv.path());
+        let v = c.answer();
+        assert_eq!(error_code(&v), "not_permitted");
+        let msg = v["error"]["message"].as_str().unwrap();
+        let who = format!("uid {own} gid ");
+        assert!(msg.starts_with(&who), "{msg}");
+        assert!(
+            msg.ends_with(&format!(
+                "may not use the control socket (only uids {} and {} may)",
+                others.uids[0], others.uids[1]
+            )),
+            "{msg}"
+        );
+        assert!(c.closed());
+        assert_eq!(srv.refusals(Refusal::ControlNotPermitted), 1);
+        assert_eq!(srv.refusals(Refusal::ControlBusy), 0);
+        let pid = format!("pid {}: ", std::process::id());
+        let _ = captured_log();
+        // The refusal is logged with the peer's credentials (the logger may
+        // have been installed just now: this line was logged before).
+        let mut c = Client::connect(srv.path());
+        assert_eq!(error_code(&c.answer()), "not_permitted");
+        let lines = log_lines_with("may not use the control socket");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("WARN ctl: {who}")) && l.ends_with("; refused")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains(&pid.replace(": ", " "))),
+            "{lines:?}"
+        );
+
+        // The real policy admits this process: root, or the uid it runs as.
+        let own_policy = Access::root_and_self();
+        assert!(own_policy.permits(0) && own_policy.permits(own));
+    }
+
+    #[test]
+    fn edits_are_logged_with_the_peer_and_reads_are_not() {
+        let _ = captured_log();
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir);
+        let mut c = Client::connect(srv.path());
+        // SAFETY: no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let who = format!("ctl: uid {uid} gid {gid} pid {}: ", std::process::id());
+        assert_eq!(
+            error_code(&c.ask(b"{\"cmd\":\"vip_del\",\"name\":\"audit-gone\"}\n")),
+            "not_found"
+        );
+        let v = c.ask(b"{\"cmd\":\"vip_drain\",\"name\":\"audit-web\",\"drain\":true}\n");
+        assert_eq!(v["ok"], true);
+        let v = c.ask(b"{\"cmd\":\"backend_weight\",\"vip\":\"audit-web\",\"backend\":\"198.18.1.11:80\",\"weight\":3}\n");
+        assert_eq!(v["ok"], true);
+        assert_status_ok(&c.ask(b"{\"cmd\":\"status\"}\n"));
+        let want = [
+            format!("INFO {who}vip_del name=\"audit-gone\": refused: not_found"),
+            format!("INFO {who}vip_drain drain=true name=\"audit-web\": ok"),
+            format!(
+                "INFO {who}backend_weight backend=\"198.18.1.11:80\" vip=\"audit-web\" weight=3: ok"
+            ),
+        ];
+        let got = log_lines_with("audit-");
+        assert_eq!(got, want);
+        // Reads are not edits: nothing of them is logged.
+        assert!(log_lines_with(": status").is_empty());
+    }
+
+    #[test]
+    fn requests_that_change_state_are_edits() {
+        let reads = [
+            Request::Status,
+            Request::VipList,
+            Request::Stats,
+            Request::Conns {
+                vip: None,
+                limit: None,
+            },
+        ];
+        assert!(reads.iter().all(|r| !r.is_edit()));
+        let mut vip = toml::Table::new();
+        vip.insert("name".into(), "web\nINFO forged".into());
+        let add = Request::VipAdd { vip };
+        assert!(add.is_edit() && Request::Reload.is_edit());
+        // A newline in an argument cannot forge a log line.
+        assert_eq!(add.describe(), "vip_add vip.name=\"web\\nINFO forged\"");
+        assert_eq!(Request::Reload.describe(), "reload");
     }
 }

@@ -72,6 +72,49 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Whether the request changes what rampart runs (the config, an
+    /// override, an announcement); such requests are logged with the
+    /// peer that made them.
+    pub fn is_edit(&self) -> bool {
+        match self {
+            Request::Status | Request::VipList | Request::Conns { .. } | Request::Stats => false,
+            Request::VipAdd { .. }
+            | Request::VipDel { .. }
+            | Request::BackendAdd { .. }
+            | Request::BackendDel { .. }
+            | Request::BackendWeight { .. }
+            | Request::BackendState { .. }
+            | Request::Reload
+            | Request::VipDrain { .. } => true,
+        }
+    }
+
+    /// One line for the log: the command and its arguments as `key=value`,
+    /// strings quoted as JSON (so no argument can break the line); a VIP
+    /// table given to `vip_add` is shown by its name.
+    pub fn describe(&self) -> String {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(self) else {
+            return format!("{self:?}");
+        };
+        let mut out = fields
+            .get("cmd")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "cmd") {
+            match v {
+                serde_json::Value::Object(t) => {
+                    let name = t.get("name").cloned().unwrap_or(serde_json::Value::Null);
+                    out.push_str(&format!(" {k}.name={name}"));
+                }
+                v => out.push_str(&format!(" {k}={v}")),
+            }
+        }
+        out
+    }
+}
+
 /// `conns` without a limit.
 pub const DEFAULT_CONNS_LIMIT: u32 = 100;
 /// The largest `conns` limit.
@@ -89,6 +132,9 @@ pub mod code {
     pub const INVALID_CONFIG: &str = "invalid_config";
     /// Something on the box failed (config file unreadable, ...).
     pub const FAILED: &str = "failed";
+    /// The peer's uid may not use the control socket (only root and the
+    /// uid rampart runs as may); the connection is then closed.
+    pub const NOT_PERMITTED: &str = "not_permitted";
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +270,40 @@ pub struct StatsReport {
     /// Each VIP's announcement (`[bgp]` enabled; empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub announcements: Vec<Announcement>,
+    /// Clients the control socket and the metrics endpoint turned away, by
+    /// listener and reason (every pair, zeros included).
+    #[serde(default)]
+    pub refusals: Vec<RefusalReport>,
+    /// The NIC counters of each port of `rampart run` (empty in a replay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortReport>,
+}
+
+/// What a port's driver counted, read live (`rte_eth_stats_get`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortReport {
+    /// The port's device name (`[[port]] name`).
+    pub port: String,
+    /// Frames the NIC dropped because an rx ring was full.
+    pub rx_missed: u64,
+    /// Frames lost because the mempool had no mbuf to receive them into.
+    pub rx_nombuf: u64,
+    /// Erroneous frames received.
+    pub rx_errors: u64,
+    /// Failed transmissions.
+    pub tx_errors: u64,
+}
+
+/// One listener's refusals for one reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalReport {
+    /// `control` or `metrics`.
+    pub listener: String,
+    /// `too_many_clients`, `not_permitted`, `too_long`, `idle`,
+    /// `write_timeout` (control); `too_many_connections`, `too_large`,
+    /// `timeout`, `write_timeout` (metrics).
+    pub reason: String,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

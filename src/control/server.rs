@@ -10,7 +10,8 @@
 //! - at most [`Limits::max_connections`] connections served at once, each on
 //!   its own thread, so one slow client holds up no other; a connection
 //!   beyond that is sent the protocol's refusal, closed, and counted
-//!   ([`Server::refused`]);
+//!   ([`Server::refused`], and its [`Refusal`] in the [`ListenerStats`]
+//!   the exposition writes);
 //! - every connection starts blocking with the read and write timeouts of
 //!   its [`Limits`], so no read or write waits on a client forever. Deadlines
 //!   that span reads (a whole request within so long) are the protocol's.
@@ -74,6 +75,157 @@ macro_rules! socket_impls {
 socket_impls!(TcpListener, TcpStream);
 socket_impls!(UnixListener, UnixStream);
 
+/// Why a listener turned a client away: one counter each in
+/// [`ListenerStats`], exposed as `rampart_listener_refusals_total` with
+/// the labels [`Refusal::listener`] and [`Refusal::reason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Control socket: its client limit was reached.
+    ControlBusy,
+    /// Control socket: the peer's uid is neither root nor rampart's own.
+    ControlNotPermitted,
+    /// Control socket: a request line over its length limit.
+    ControlTooLong,
+    /// Control socket: no complete request line within the idle timeout.
+    ControlIdle,
+    /// Control socket: a client that did not read its answer within the
+    /// write timeout.
+    ControlWriteTimeout,
+    /// Metrics endpoint: its connection limit was reached (503).
+    MetricsBusy,
+    /// Metrics endpoint: a request head over its size or field limit (431).
+    MetricsTooLarge,
+    /// Metrics endpoint: no complete request head in time (408).
+    MetricsTimeout,
+    /// Metrics endpoint: a client that did not read the response within
+    /// the write timeout.
+    MetricsWriteTimeout,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 9] = [
+        Refusal::ControlBusy,
+        Refusal::ControlNotPermitted,
+        Refusal::ControlTooLong,
+        Refusal::ControlIdle,
+        Refusal::ControlWriteTimeout,
+        Refusal::MetricsBusy,
+        Refusal::MetricsTooLarge,
+        Refusal::MetricsTimeout,
+        Refusal::MetricsWriteTimeout,
+    ];
+
+    /// The `listener` label: `control` or `metrics`.
+    pub fn listener(self) -> &'static str {
+        match self {
+            Refusal::ControlBusy
+            | Refusal::ControlNotPermitted
+            | Refusal::ControlTooLong
+            | Refusal::ControlIdle
+            | Refusal::ControlWriteTimeout => "control",
+            Refusal::MetricsBusy
+            | Refusal::MetricsTooLarge
+            | Refusal::MetricsTimeout
+            | Refusal::MetricsWriteTimeout => "metrics",
+        }
+    }
+
+    /// The `reason` label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::ControlBusy => "too_many_clients",
+            Refusal::ControlNotPermitted => "not_permitted",
+            Refusal::ControlTooLong => "too_long",
+            Refusal::ControlIdle => "idle",
+            Refusal::ControlWriteTimeout | Refusal::MetricsWriteTimeout => "write_timeout",
+            Refusal::MetricsBusy => "too_many_connections",
+            Refusal::MetricsTooLarge => "too_large",
+            Refusal::MetricsTimeout => "timeout",
+        }
+    }
+}
+
+/// The refusal counters of the control plane's listeners, shared by the
+/// servers that count and the stats report that shows them.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    counts: [AtomicU64; Refusal::ALL.len()],
+}
+
+impl ListenerStats {
+    pub fn new() -> Arc<ListenerStats> {
+        Arc::new(ListenerStats::default())
+    }
+
+    /// Counts one refusal.
+    pub fn count(&self, r: Refusal) {
+        if let Some(c) = self.counts.get(r as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Refusals of kind `r` since the start.
+    pub fn get(&self, r: Refusal) -> u64 {
+        self.counts
+            .get(r as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Whether a failed write ran out of its time (a client that does not
+/// read, or reads too slowly) rather than into a closed connection.
+pub fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Bytes written at a time by [`write_within`].
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Writes all of `bytes` within `limit` in total, however slowly the client
+/// reads: a socket's write timeout bounds each write call only, and a
+/// client taking a few bytes now and then would keep every call short.
+/// Fails with `TimedOut` once the time is up. Leaves the stream's write
+/// timeout at what was left of `limit`.
+pub fn write_within<S: Stream>(stream: &mut S, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        let chunk = rest.get(..WRITE_CHUNK).unwrap_or(rest);
+        match stream.write(chunk) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Where a server counts the connections it refuses at its limit.
+#[derive(Clone, Debug)]
+pub struct RefusalCounter {
+    pub stats: Arc<ListenerStats>,
+    pub refusal: Refusal,
+}
+
+impl RefusalCounter {
+    fn count(&self) {
+        self.stats.count(self.refusal);
+    }
+
+    fn get(&self) -> u64 {
+        self.stats.get(self.refusal)
+    }
+}
+
 /// What one server allows.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -95,7 +247,7 @@ impl<S, F: Fn(S, &AtomicBool) + Send + Sync + 'static> ConnHandler<S> for F {}
 /// flight finish on their own threads, told by the stop flag.
 pub struct Server {
     stop: Arc<AtomicBool>,
-    refused: Arc<AtomicU64>,
+    refused: RefusalCounter,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -110,12 +262,13 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Serves `listener` on a thread named `name` (connections on
     /// `name-conn`), handing each admitted connection to `handler` and
-    /// writing `refusal` to each one beyond the limit.
+    /// writing `refusal` to each one beyond the limit, counted in `refused`.
     pub fn start<L, H>(
         name: &str,
         listener: L,
         limits: Limits,
         refusal: Vec<u8>,
+        refused: RefusalCounter,
         handler: H,
     ) -> io::Result<Server>
     where
@@ -124,14 +277,13 @@ impl Server {
     {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let refused = Arc::new(AtomicU64::new(0));
         let acceptor = Acceptor {
             conn_name: format!("{name}-conn"),
             limits,
             refusal,
             handler: Arc::new(handler),
             stop: Arc::clone(&stop),
-            refused: Arc::clone(&refused),
+            refused: refused.clone(),
             active: Arc::new(AtomicUsize::new(0)),
         };
         let accept = thread::Builder::new()
@@ -146,7 +298,7 @@ impl Server {
 
     /// Connections refused because the limit was reached, since the start.
     pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        self.refused.get()
     }
 }
 
@@ -166,7 +318,7 @@ struct Acceptor<H> {
     refusal: Vec<u8>,
     handler: Arc<H>,
     stop: Arc<AtomicBool>,
-    refused: Arc<AtomicU64>,
+    refused: RefusalCounter,
     active: Arc<AtomicUsize>,
 }
 
@@ -204,7 +356,7 @@ impl<H> Acceptor<H> {
     {
         // Only this thread raises the count, so check-then-add does not race.
         if self.active.load(Ordering::Relaxed) >= self.limits.max_connections {
-            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.refused.count();
             log::debug!(
                 "{}: refusing a connection, {} already served",
                 self.conn_name,
@@ -287,6 +439,10 @@ mod tests {
             listener,
             LIMITS,
             b"busy\n".to_vec(),
+            RefusalCounter {
+                stats: ListenerStats::new(),
+                refusal: Refusal::ControlBusy,
+            },
             move |mut s: UnixStream, stop: &AtomicBool| {
                 let timeouts = [
                     s.read_timeout().unwrap().unwrap(),

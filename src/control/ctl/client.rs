@@ -48,9 +48,12 @@ pub fn request(socket: &Path, req: &Request) -> Result<Value, CtlError> {
     let shown = socket.display();
     let io_err = |what: &str, e: io::Error| CtlError::Io(format!("{shown}: {what}: {e}"));
     let mut stream = UnixStream::connect(socket).map_err(|e| {
-        CtlError::Connect(format!(
-            "cannot connect to {shown}: {e} (is `rampart run` running? see [control].socket)"
-        ))
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+            "only root and the user rampart runs as may use the control socket"
+        } else {
+            "is `rampart run` running? see [control].socket"
+        };
+        CtlError::Connect(format!("cannot connect to {shown}: {e} ({hint})"))
     })?;
     stream
         .set_read_timeout(Some(ANSWER_TIMEOUT))
@@ -58,7 +61,10 @@ pub fn request(socket: &Path, req: &Request) -> Result<Value, CtlError> {
         .map_err(|e| io_err("setting timeouts", e))?;
     let mut line = serde_json::to_vec(req).map_err(|e| CtlError::Io(format!("encoding: {e}")))?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(|e| io_err("sending", e))?;
+    // A server that refuses the connection (a client limit, a uid it does
+    // not serve) answers and closes at once: its answer is read even when
+    // the request could not be sent.
+    let sent = stream.write_all(&line);
 
     let mut answer = Vec::new();
     BufReader::new(&stream)
@@ -66,6 +72,7 @@ pub fn request(socket: &Path, req: &Request) -> Result<Value, CtlError> {
         .read_until(b'\n', &mut answer)
         .map_err(|e| io_err("reading the answer", e))?;
     if answer.last() != Some(&b'\n') {
+        sent.map_err(|e| io_err("sending", e))?;
         return Err(CtlError::Io(format!(
             "{shown}: connection closed before a complete answer"
         )));
@@ -529,7 +536,12 @@ mod tests {
     #[test]
     fn request_over_a_socket() {
         let dir = tempfile::tempdir().unwrap();
-        let srv = ApiServer::start(&dir.path().join("r.sock"), Arc::new(Mock)).unwrap();
+        let srv = ApiServer::start(
+            &dir.path().join("r.sock"),
+            Arc::new(Mock),
+            crate::control::server::ListenerStats::new(),
+        )
+        .unwrap();
         let v = request(srv.path(), &Request::Status).unwrap();
         assert_eq!(v["generation"], 9);
         match request(srv.path(), &Request::VipDel { name: "web".into() }) {
@@ -561,7 +573,12 @@ mod tests {
     #[test]
     fn execute_prints_tables_json_and_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let srv = ApiServer::start(&dir.path().join("r.sock"), Arc::new(Mock)).unwrap();
+        let srv = ApiServer::start(
+            &dir.path().join("r.sock"),
+            Arc::new(Mock),
+            crate::control::server::ListenerStats::new(),
+        )
+        .unwrap();
         let sock = &srv.path().to_path_buf();
 
         let out = execute_to_string(sock, &["reload"]).unwrap();

@@ -49,6 +49,8 @@ mod fixtures {
     pub fn small_stats() -> StatsReport {
         StatsReport {
             announcements: Vec::new(),
+            refusals: Vec::new(),
+            ports: Vec::new(),
             uptime_secs: 61.0,
             generation: 2,
             reloads: 1,

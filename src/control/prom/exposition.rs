@@ -245,8 +245,69 @@ impl Collector for Report {
         encode_workers(&mut e, &s.workers)?;
         encode_vips(&mut e, &s.vips)?;
         encode_backends(&mut e, &s.backends)?;
-        encode_announcements(&mut e, &s.announcements)
+        encode_announcements(&mut e, &s.announcements)?;
+        encode_refusals(&mut e, &s.refusals)?;
+        encode_ports(&mut e, &s.ports)
     }
+}
+
+type PortField = fn(&model::PortReport) -> u64;
+
+/// Per-port families of `rampart run`, with a `port` label.
+const PORT_FAMILIES: [(&str, &str, PortField); 4] = [
+    (
+        "rampart_port_rx_missed_total",
+        "Frames the NIC dropped because an rx ring was full.",
+        |p| p.rx_missed,
+    ),
+    (
+        "rampart_port_rx_nombuf_total",
+        "Frames lost because the mempool had no mbuf to receive them into.",
+        |p| p.rx_nombuf,
+    ),
+    (
+        "rampart_port_rx_errors_total",
+        "Erroneous frames the port received.",
+        |p| p.rx_errors,
+    ),
+    (
+        "rampart_port_tx_errors_total",
+        "Transmissions the port failed.",
+        |p| p.tx_errors,
+    ),
+];
+
+/// The ports' NIC counters (no family without ports, as in a replay).
+fn encode_ports(e: &mut DescriptorEncoder<'_>, ports: &[model::PortReport]) -> std::fmt::Result {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    let c = Kind::Counter;
+    for (name, help, field) in PORT_FAMILIES {
+        let mut m = family(e, name, c, help)?;
+        for p in ports {
+            sample(&mut m, c, &[("port", p.port.as_str())], field(p).into())?;
+        }
+    }
+    Ok(())
+}
+
+/// What the control socket and the metrics endpoint turned away.
+fn encode_refusals(
+    e: &mut DescriptorEncoder<'_>,
+    refusals: &[model::RefusalReport],
+) -> std::fmt::Result {
+    let c = Kind::Counter;
+    let help = "Clients the control socket or the metrics endpoint turned away, by reason.";
+    let mut m = family(e, "rampart_listener_refusals_total", c, help)?;
+    for r in refusals {
+        let l = [
+            ("listener", r.listener.as_str()),
+            ("reason", r.reason.as_str()),
+        ];
+        sample(&mut m, c, &l, r.count.into())?;
+    }
+    Ok(())
 }
 
 fn encode_process(e: &mut DescriptorEncoder<'_>, s: &model::StatsReport) -> std::fmt::Result {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::CONTENT_TYPE;
-use crate::control::server::{Limits, Server};
+use crate::control::server::{
+    timed_out, write_within, Limits, ListenerStats, Refusal, RefusalCounter, Server,
+};
 
 /// Longest request head (request line and headers) the server reads.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -18,7 +20,7 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Time a client has to send its whole request head.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time one write of the response may block.
+/// Time the whole response may take to send.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 8;
@@ -62,6 +64,7 @@ fn os_reason(e: &io::Error) -> String {
 pub struct MetricsServer {
     addr: SocketAddr,
     server: Server,
+    stats: Arc<ListenerStats>,
 }
 
 impl MetricsServer {
@@ -69,10 +72,20 @@ impl MetricsServer {
     /// (Content-Type [`CONTENT_TYPE`]), `GET /` with a short page pointing
     /// to `/metrics`; `HEAD` works on both. Other paths get 404, other
     /// methods 405. One request per connection (`Connection: close`).
-    pub fn start(addr: SocketAddr, source: MetricsSource) -> Result<MetricsServer, MetricsError> {
+    /// Refusals are counted in `stats`. An address other than loopback is
+    /// served as configured, with a warning in the log
+    /// ([`exposure_warning`]).
+    pub fn start(
+        addr: SocketAddr,
+        source: MetricsSource,
+        stats: Arc<ListenerStats>,
+    ) -> Result<MetricsServer, MetricsError> {
         let listen = |source| MetricsError::Listen { addr, source };
         let listener = TcpListener::bind(addr).map_err(listen)?;
         let local = listener.local_addr().map_err(listen)?;
+        if let Some(w) = exposure_warning(local) {
+            log::warn!("{w}");
+        }
         let limits = Limits {
             max_connections: MAX_CONNECTIONS,
             read_timeout: READ_TIMEOUT,
@@ -85,17 +98,24 @@ impl MetricsServer {
             false,
             "Retry-After: 1\r\n",
         );
+        let busy = RefusalCounter {
+            stats: Arc::clone(&stats),
+            refusal: Refusal::MetricsBusy,
+        };
+        let counters = Arc::clone(&stats);
         let server = Server::start(
             "rampart-metrics",
             listener,
             limits,
             refusal,
-            move |stream, _stop: &_| serve(stream, &source),
+            busy,
+            move |stream, _stop: &_| serve(stream, &source, &stats),
         )
         .map_err(|source| MetricsError::Thread { addr, source })?;
         Ok(MetricsServer {
             addr: local,
             server,
+            stats: counters,
         })
     }
 
@@ -107,6 +127,11 @@ impl MetricsServer {
     /// Connections answered 503 because [`MAX_CONNECTIONS`] were served.
     pub fn refused(&self) -> u64 {
         self.server.refused()
+    }
+
+    /// Clients turned away for `r` since the start.
+    pub fn refusals(&self, r: Refusal) -> u64 {
+        self.stats.get(r)
     }
 }
 
@@ -132,16 +157,38 @@ pub(super) struct Head {
     pub(super) path: String,
 }
 
-fn serve(mut stream: TcpStream, source: &MetricsSource) {
+/// The warning an address that is not loopback deserves: whoever reaches
+/// it reads every VIP, backend and counter.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    if addr.ip().to_canonical().is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "prometheus listens on {addr}, which is not a loopback address: the metrics \
+         (VIPs, backends, counters) are open to every host that reaches it \
+         ([control].prometheus; firewall it or use 127.0.0.1)"
+    ))
+}
+
+fn serve(mut stream: TcpStream, source: &MetricsSource, stats: &ListenerStats) {
     let _ = stream.set_nodelay(true);
     let reply = match read_head(&mut stream, Instant::now() + READ_TIMEOUT) {
         Ok(head) => route(&head, source),
         Err(HeadError::Closed) => return,
         Err(HeadError::Garbage) => plain(400, "bad request\n"),
-        Err(HeadError::TooLarge) => plain(431, "request head too large\n"),
-        Err(HeadError::Timeout) => plain(408, "request timeout\n"),
+        Err(HeadError::TooLarge) => {
+            stats.count(Refusal::MetricsTooLarge);
+            plain(431, "request head too large\n")
+        }
+        Err(HeadError::Timeout) => {
+            stats.count(Refusal::MetricsTimeout);
+            plain(408, "request timeout\n")
+        }
     };
-    if stream.write_all(&reply).is_err() {
+    if let Err(e) = write_within(&mut stream, &reply, WRITE_TIMEOUT) {
+        if timed_out(&e) {
+            stats.count(Refusal::MetricsWriteTimeout);
+        }
         return;
     }
     let _ = stream.flush();

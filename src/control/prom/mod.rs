@@ -24,7 +24,8 @@
 //! methods. A request head is read within [`READ_TIMEOUT`] and
 //! [`MAX_HEAD_BYTES`] (408 and 431 otherwise; 431 too past [`MAX_HEADERS`]
 //! fields); a request that is not HTTP/1.x gets 400 as soon as the parser
-//! sees it. At most [`MAX_CONNECTIONS`] connections are served at once, each
+//! sees it; the response is sent within [`WRITE_TIMEOUT`] in all, or the
+//! connection is dropped. At most [`MAX_CONNECTIONS`] connections are served at once, each
 //! on its own thread, so one slow client does not hold up a scrape; a
 //! connection beyond that gets 503 and is closed at once.
 
@@ -40,8 +41,8 @@ mod http;
 
 pub use exposition::{render, CONTENT_TYPE};
 pub use http::{
-    MetricsError, MetricsServer, MetricsSource, MAX_CONNECTIONS, MAX_HEADERS, MAX_HEAD_BYTES,
-    READ_TIMEOUT, WRITE_TIMEOUT,
+    exposure_warning, MetricsError, MetricsServer, MetricsSource, MAX_CONNECTIONS, MAX_HEADERS,
+    MAX_HEAD_BYTES, READ_TIMEOUT, WRITE_TIMEOUT,
 };
 
 #[cfg(test)]

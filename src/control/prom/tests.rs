@@ -10,7 +10,7 @@
 
 use super::exposition::BACKEND_STATES;
 use super::*;
-use crate::control::model::{BackendReport, StatsReport, VipReport, WorkerReport};
+use crate::control::model::{BackendReport, RefusalReport, StatsReport, VipReport, WorkerReport};
 use prometheus_parse::{Scrape, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -55,8 +55,18 @@ fn backend(address: &str, state: &str, health: &str, base: u64) -> BackendReport
 }
 
 fn report() -> StatsReport {
+    let refusal = |listener: &str, reason: &str, count| RefusalReport {
+        listener: listener.into(),
+        reason: reason.into(),
+        count,
+    };
     StatsReport {
         announcements: Vec::new(),
+        ports: Vec::new(),
+        refusals: vec![
+            refusal("control", "not_permitted", 3),
+            refusal("metrics", "timeout", 0),
+        ],
         uptime_secs: 12.5,
         generation: 7,
         reloads: 2,
@@ -163,6 +173,10 @@ fn parses_with_prometheus_parse() {
     assert_eq!(val(&s, "rampart_config_generation", &[]), 7.0);
     assert_eq!(val(&s, "rampart_reloads_total", &[]), 2.0);
     assert_eq!(val(&s, "rampart_reload_failures_total", &[]), 1.0);
+    let denied = [("listener", "control"), ("reason", "not_permitted")];
+    assert_eq!(val(&s, "rampart_listener_refusals_total", &denied), 3.0);
+    let timeout = [("listener", "metrics"), ("reason", "timeout")];
+    assert_eq!(val(&s, "rampart_listener_refusals_total", &timeout), 0.0);
 
     assert_eq!(
         val(&s, "rampart_rx_packets_total", &[("worker", "1")]),
@@ -486,4 +500,25 @@ fn vip_announcements_only_with_bgp() {
         text.contains("rampart_vip_announced{vip=\"api\",address=\"198.18.100.20\"} 0\n"),
         "{text}"
     );
+}
+
+#[test]
+fn port_counters_only_on_a_run() {
+    let mut r = report();
+    assert!(!render(&r).contains("rampart_port_"));
+    r.ports = vec![crate::control::model::PortReport {
+        port: "0000:01:00.0".into(),
+        rx_missed: 11,
+        rx_nombuf: 12,
+        rx_errors: 13,
+        tx_errors: 14,
+    }];
+    let text = render(&r);
+    check_strict(&text);
+    let s = scrape(&text);
+    let l = [("port", "0000:01:00.0")];
+    assert_eq!(val(&s, "rampart_port_rx_missed_total", &l), 11.0);
+    assert_eq!(val(&s, "rampart_port_rx_nombuf_total", &l), 12.0);
+    assert_eq!(val(&s, "rampart_port_rx_errors_total", &l), 13.0);
+    assert_eq!(val(&s, "rampart_port_tx_errors_total", &l), 14.0);
 }

@@ -30,6 +30,7 @@ use super::bgp::Announcer;
 use super::health::{Checker, ProbeParams, Target, Transition};
 use super::link::{self, ControlLink, SnapshotStore, WorkerLink};
 use super::model::{self, ApiError, Request};
+use super::server::ListenerStats;
 use crate::config::{self, Config, HealthKind};
 use crate::flow::{proto, Addr};
 use crate::ids::BackendId;
@@ -69,7 +70,14 @@ pub struct Control {
     events: Vec<HealthEvent>,
     /// `[bgp]`: the VIP announcements, when enabled.
     bgp: Option<Announcer>,
+    /// What the control socket and the metrics endpoint refused.
+    listeners: Arc<ListenerStats>,
+    /// Reads the ports' NIC counters (`rampart run`), for [`Control::stats`].
+    ports: Option<PortStatsSource>,
 }
+
+/// Reads every port's NIC counters; called with the control state locked.
+pub type PortStatsSource = Box<dyn Fn() -> Vec<model::PortReport> + Send>;
 
 /// A health transition, as a replay reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,6 +170,8 @@ impl Control {
             rates: Rates::default(),
             events: Vec::new(),
             bgp: None,
+            listeners: ListenerStats::new(),
+            ports: None,
         };
         c.bgp = c.cfg.bgp.as_ref().and_then(Announcer::new);
         c.retarget(now_ns);
@@ -175,6 +185,22 @@ impl Control {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.store.load_full()
+    }
+
+    /// The counters the control socket and the metrics endpoint count
+    /// their refusals in (given to [`ApiServer::start`](super::api::ApiServer::start)
+    /// and [`MetricsServer::start`](super::prom::MetricsServer::start));
+    /// [`Control::stats`] reports them.
+    pub fn listener_stats(&self) -> Arc<ListenerStats> {
+        Arc::clone(&self.listeners)
+    }
+
+    /// Where [`Control::stats`] reads the ports' counters from; `None`
+    /// stops reading them. Since `stats` runs with the control state
+    /// locked, once this returns no read of the previous source is under
+    /// way (`rampart run` clears it before it closes the ports).
+    pub fn set_port_stats(&mut self, source: Option<PortStatsSource>) {
+        self.ports = source;
     }
 
     pub fn config(&self) -> &Config {

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{endpoint, proto_name, Control, ControlError, CONNS_WAIT, RATE_PERIOD};
 use crate::control::model;
+use crate::control::server::Refusal;
 use crate::flow::proto;
 use crate::ids::{BackendId, VipId};
 use crate::snapshot::BackendState;
@@ -177,6 +178,15 @@ impl Control {
         let rate = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
         model::StatsReport {
             announcements: self.announcements(),
+            ports: self.ports.as_ref().map(|read| read()).unwrap_or_default(),
+            refusals: Refusal::ALL
+                .iter()
+                .map(|&r| model::RefusalReport {
+                    listener: r.listener().into(),
+                    reason: r.reason().into(),
+                    count: self.listeners.get(r),
+                })
+                .collect(),
             uptime_secs: self.started.elapsed().as_secs_f64(),
             generation: self.generation,
             reloads: self.reloads,

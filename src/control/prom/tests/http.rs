@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::control::prom::http::{parse_head, Head, HeadError};
+use crate::control::server::{ListenerStats, Refusal};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -65,7 +66,7 @@ fn get(addr: SocketAddr, path: &str) -> Reply {
 
 fn server() -> MetricsServer {
     let source: MetricsSource = Arc::new(|| render(&report()));
-    MetricsServer::start("127.0.0.1:0".parse().unwrap(), source).unwrap()
+    MetricsServer::start("127.0.0.1:0".parse().unwrap(), source, ListenerStats::new()).unwrap()
 }
 
 fn assert_metrics(addr: SocketAddr) {
@@ -141,6 +142,7 @@ fn serves_metrics_and_refuses_the_rest() {
     big.extend(std::iter::repeat_n(b'a', 3 * MAX_HEAD_BYTES));
     big.extend_from_slice(b"\r\n\r\n");
     assert_eq!(request(addr, &big).status, 431);
+    assert_eq!(srv.refusals(Refusal::MetricsTooLarge), 1);
 
     // A client that connects and leaves at once.
     drop(connect(addr));
@@ -159,6 +161,7 @@ fn connections_beyond_the_limit_get_503() {
     assert_eq!(r.status, 503);
     assert_eq!(r.headers["retry-after"], "1");
     assert_eq!(srv.refused(), 1);
+    assert_eq!(srv.refusals(Refusal::MetricsBusy), 1);
     drop(idle);
     // Their threads see the close and free the slots.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -199,12 +202,43 @@ fn a_silent_client_gets_408() {
         "{waited:?}"
     );
     assert!(waited < READ_TIMEOUT + Duration::from_secs(3), "{waited:?}");
+    assert_eq!(srv.refusals(Refusal::MetricsTimeout), 1);
+}
+
+#[test]
+fn only_addresses_beyond_loopback_are_warned_about() {
+    let default: SocketAddr = crate::config::DEFAULT_PROMETHEUS.parse().unwrap();
+    assert!(default.ip().is_loopback(), "{default}");
+    for quiet in [
+        "127.0.0.1:9185",
+        "127.3.0.1:9185",
+        "[::1]:9185",
+        "[::ffff:127.0.0.1]:9185",
+    ] {
+        assert_eq!(exposure_warning(quiet.parse().unwrap()), None, "{quiet}");
+    }
+    for open in [
+        "0.0.0.0:9185",
+        "198.18.0.1:9185",
+        "[::]:9185",
+        "[2001:2::1]:9185",
+    ] {
+        let w = exposure_warning(open.parse().unwrap()).unwrap_or_default();
+        assert!(
+            w.starts_with(&format!(
+                "prometheus listens on {open}, which is not a loopback address"
+            )),
+            "{open}: {w}"
+        );
+        assert!(w.contains("[control].prometheus"), "{w}");
+    }
 }
 
 #[test]
 fn a_panicking_source_gets_500() {
     let source: MetricsSource = Arc::new(|| panic!("no stats"));
-    let srv = MetricsServer::start("127.0.0.1:0".parse().unwrap(), source).unwrap();
+    let srv =
+        MetricsServer::start("127.0.0.1:0".parse().unwrap(), source, ListenerStats::new()).unwrap();
     assert_eq!(get(srv.local_addr(), "/metrics").status, 500);
     assert_eq!(get(srv.local_addr(), "/").status, 200);
 }
@@ -214,7 +248,7 @@ fn bind_failure_names_the_address() {
     let srv = server();
     let addr = srv.local_addr();
     let source: MetricsSource = Arc::new(String::new);
-    let err = MetricsServer::start(addr, source).unwrap_err();
+    let err = MetricsServer::start(addr, source, ListenerStats::new()).unwrap_err();
     assert!(matches!(err, MetricsError::Listen { .. }), "{err:?}");
     let err = err.to_string();
     assert!(
@@ -274,4 +308,23 @@ fn too_many_header_fields_get_431() {
     assert_eq!(request(addr, format!("{raw}\r\n").as_bytes()).status, 200);
     raw.push_str("X-Last: y\r\n\r\n");
     assert_eq!(request(addr, raw.as_bytes()).status, 431);
+}
+
+#[test]
+fn a_client_that_does_not_read_the_response_is_dropped_and_counted() {
+    // A response far larger than what the socket buffers hold.
+    let source: MetricsSource = Arc::new(|| "# x\n".repeat(16 << 20));
+    let srv =
+        MetricsServer::start("127.0.0.1:0".parse().unwrap(), source, ListenerStats::new()).unwrap();
+    let mut c = connect(srv.local_addr());
+    c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let t = Instant::now();
+    let deadline = t + WRITE_TIMEOUT + Duration::from_secs(10);
+    while srv.refusals(Refusal::MetricsWriteTimeout) == 0 {
+        assert!(Instant::now() < deadline, "the write never timed out");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(t.elapsed() >= WRITE_TIMEOUT - Duration::from_millis(100));
+    drop(c);
+    assert_eq!(get(srv.local_addr(), "/").status, 200);
 }
