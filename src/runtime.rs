@@ -87,7 +87,7 @@ impl<I: PacketIo> Worker<I> {
     /// publishes counters (`got` is the size of the last burst, which paces
     /// the publication).
     pub fn service(&mut self, got: usize) {
-        self.link.handovers = self.io.handovers();
+        self.link.io = self.io.counters();
         self.link.service(&mut self.ws, got);
     }
 
@@ -99,7 +99,7 @@ impl<I: PacketIo> Worker<I> {
     /// Publishes the final counters and hands back the worker's totals and
     /// its backend.
     pub fn finish(mut self) -> (WorkerEnd, I) {
-        self.link.handovers = self.io.handovers();
+        self.link.io = self.io.counters();
         self.link.publish_final(&self.ws);
         let end = WorkerEnd {
             active: self.ws.conns.len(),

@@ -18,6 +18,7 @@ use crate::conntrack::ConnState;
 use crate::datapath::WorkerState;
 use crate::flow::Addr;
 use crate::ids::{BackendId, VipId};
+use crate::io::IoCounters;
 use crate::probe::{ProbeOrder, ProbeResult};
 use crate::stats::WorkerStats;
 
@@ -67,8 +68,7 @@ pub struct ConnsChunk {
 pub struct Published {
     pub stats: WorkerStats,
     pub active: u32,
-    pub handovers_out: u64,
-    pub handovers_in: u64,
+    pub io: IoCounters,
 }
 
 impl Default for Published {
@@ -76,8 +76,7 @@ impl Default for Published {
         Published {
             stats: WorkerStats::new(0, 0),
             active: 0,
-            handovers_out: 0,
-            handovers_in: 0,
+            io: IoCounters::default(),
         }
     }
 }
@@ -90,8 +89,9 @@ pub struct WorkerLink {
     slot: Arc<Mutex<Published>>,
     scratch: Vec<ProbeResult>,
     polls: u32,
-    /// Hand-over counters the worker loop keeps (DPDK runtime).
-    pub handovers: (u64, u64),
+    /// The I/O backend's counters (DPDK runtime), as the worker loop last
+    /// read them.
+    pub io: IoCounters,
 }
 
 /// The control thread's end.
@@ -119,7 +119,7 @@ pub fn links(workers: u16) -> (ControlLink, Vec<WorkerLink>) {
             slot,
             scratch: Vec::new(),
             polls: 0,
-            handovers: (0, 0),
+            io: IoCounters::default(),
         });
     }
     (
@@ -187,7 +187,7 @@ impl WorkerLink {
     fn fill(&self, p: &mut Published, ws: &WorkerState) {
         p.stats.clone_from(&ws.stats);
         p.active = ws.conns.len();
-        (p.handovers_out, p.handovers_in) = self.handovers;
+        p.io = self.io;
     }
 
     fn conns(&self, ws: &WorkerState, vip: Option<VipId>, limit: u32) -> ConnsChunk {

@@ -320,6 +320,14 @@ pub struct WorkerReport {
     /// Frames handed to another worker's queue / received from one.
     pub handovers_out: u64,
     pub handovers_in: u64,
+    /// Frames the I/O layer's bounds dropped: a full hand-over ring, a tx
+    /// queue that refused them, no free mbuf, a frame over several mbufs,
+    /// a frame for a kernel interface the port lacks.
+    pub handover_dropped: u64,
+    pub tx_dropped: u64,
+    pub tx_alloc_failed: u64,
+    pub rx_multiseg: u64,
+    pub kernel_dropped: u64,
     pub active_conns: u64,
     pub new_conns_per_sec: f64,
     /// Every drop reason (name as in the stats JSON) with its count.

@@ -39,7 +39,7 @@ use std::io;
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
 
 use super::route::Routes;
-use super::{steer, PacketIo};
+use super::{steer, IoCounters, PacketIo};
 use crate::buf::PacketBuf;
 use crate::flow::FlowDesc;
 use crate::snapshot::SnapshotStore;
@@ -542,8 +542,17 @@ impl PacketIo for DpdkIo {
         Ok(())
     }
 
-    fn handovers(&self) -> (u64, u64) {
-        (self.stats.handovers_out, self.stats.handovers_in)
+    fn counters(&self) -> IoCounters {
+        let s = &self.stats;
+        IoCounters {
+            handovers_out: s.handovers_out,
+            handovers_in: s.handovers_in,
+            handover_dropped: s.handover_dropped,
+            tx_dropped: s.tx_dropped,
+            tx_alloc_failed: s.tx_alloc_failed,
+            rx_multiseg: s.rx_multiseg,
+            kernel_dropped: s.kernel_dropped,
+        }
     }
 
     /// Sends what is queued; mbufs noted by `tx` are sent only through

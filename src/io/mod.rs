@@ -111,12 +111,32 @@ pub trait PacketIo {
         ))
     }
 
-    /// Frames this worker handed to their owners and frames others handed
-    /// to it, for a backend that steers between workers (DPDK); (0, 0) for
-    /// the others.
-    fn handovers(&self) -> (u64, u64) {
-        (0, 0)
+    /// The backend's own counters, published live to the control thread
+    /// (DPDK); zero for the others.
+    fn counters(&self) -> IoCounters {
+        IoCounters::default()
     }
+}
+
+/// What a backend counts itself, beyond the datapath's counters: hand-overs
+/// between workers and the frames its own bounds dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoCounters {
+    /// Frames handed to the worker that owns them.
+    pub handovers_out: u64,
+    /// Frames other workers handed to this one.
+    pub handovers_in: u64,
+    /// Frames for another worker whose ring was full.
+    pub handover_dropped: u64,
+    /// Frames a tx queue still refused after every attempt (a full tx ring
+    /// or kernel-interface queue).
+    pub tx_dropped: u64,
+    /// Frames rampart originated or handed over that found no free mbuf.
+    pub tx_alloc_failed: u64,
+    /// Received frames spread over several mbufs.
+    pub rx_multiseg: u64,
+    /// Frames for the kernel on a port without a kernel interface.
+    pub kernel_dropped: u64,
 }
 
 /// A received frame in a reusable heap buffer, with its capture timestamp.

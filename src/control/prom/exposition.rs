@@ -136,6 +136,36 @@ const WORKER_FAMILIES: &[(&str, Kind, &str, WorkerField)] = &[
         |w| w.handovers_in.into(),
     ),
     (
+        "rampart_handover_dropped_total",
+        Kind::Counter,
+        "Frames for another worker dropped because its ring was full.",
+        |w| w.handover_dropped.into(),
+    ),
+    (
+        "rampart_tx_dropped_total",
+        Kind::Counter,
+        "Frames a tx queue still refused after every attempt (full tx ring).",
+        |w| w.tx_dropped.into(),
+    ),
+    (
+        "rampart_tx_alloc_failed_total",
+        Kind::Counter,
+        "Originated or handed-over frames lost because the mempool had no free mbuf.",
+        |w| w.tx_alloc_failed.into(),
+    ),
+    (
+        "rampart_rx_multiseg_total",
+        Kind::Counter,
+        "Received frames spread over several mbufs, dropped.",
+        |w| w.rx_multiseg.into(),
+    ),
+    (
+        "rampart_kernel_dropped_total",
+        Kind::Counter,
+        "Frames for the kernel that came in on a port without a kernel interface, dropped.",
+        |w| w.kernel_dropped.into(),
+    ),
+    (
         "rampart_active_connections",
         Kind::Gauge,
         "Connections in the worker's connection table.",

@@ -30,6 +30,11 @@ fn worker(id: u16, base: u64) -> WorkerReport {
         originated_packets: base + 11,
         handovers_out: base + 2,
         handovers_in: base + 4,
+        handover_dropped: base + 5,
+        tx_dropped: base + 6,
+        tx_alloc_failed: base + 7,
+        rx_multiseg: base + 8,
+        kernel_dropped: base + 9,
         active_conns: base + 20,
         new_conns_per_sec: 1.5,
         drops: drops.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
@@ -191,6 +196,10 @@ fn parses_with_prometheus_parse() {
         104.0
     );
     assert_eq!(
+        val(&s, "rampart_tx_dropped_total", &[("worker", "1")]),
+        106.0
+    );
+    assert_eq!(
         val(&s, "rampart_active_connections", &[("worker", "0")]),
         20.0
     );
@@ -285,6 +294,11 @@ fn parses_with_prometheus_parse() {
         "rampart_originated_packets_total",
         "rampart_handovers_out_total",
         "rampart_handovers_in_total",
+        "rampart_handover_dropped_total",
+        "rampart_tx_dropped_total",
+        "rampart_tx_alloc_failed_total",
+        "rampart_rx_multiseg_total",
+        "rampart_kernel_dropped_total",
         "rampart_active_connections",
         "rampart_drops_total",
         "rampart_events_total",
