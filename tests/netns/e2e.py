@@ -84,6 +84,30 @@ Cases (IPv4 and IPv6 unless said):
                        wrk, a curl loop and long-lived keep-alive
                        connections run: no errors, the long-lived
                        connections keep their backend.
+  faults               rampart's veth (r0) down 2 s and up: forwarding
+                       resumes in the same process. SIGKILL under wrk and a
+                       restart at once (once with --no-huge, once on
+                       hugepages, whose files the killed run leaves): the
+                       stale socket, runtime directory and hugepage files
+                       do not block it, requests succeed after. A table of
+                       FAULT_CAPACITY entries and three times as many wrk
+                       connections: NAT and DR serve every request
+                       (stateless_new), FullNAT refuses new flows
+                       (conn_table_full), the table empties after, and
+                       FullNAT serves normally again. An IPv6 SYN flood from
+                       two of our own senders (syn6-flood: a packet socket,
+                       spoofed 2001:2:0:ff::/64 sources) checked as the
+                       IPv4 one.
+  soak                 --soak-seconds (60) of wrk keep-alive, wrk with a new
+                       connection per request and UDP request/response on a
+                       VIP whose backends never go, wrk on a VIP whose do;
+                       a reload every 5 s alternating two configs (weights,
+                       b4 added and removed), b2's nginx killed every 30 s,
+                       a 5 s SYN flood every 60 s. Checks: RSS after the
+                       warm-up within 5% of its value at the end, no worker
+                       stall logged (the heartbeat stood still >= 100 ms),
+                       every request on the steady VIP completed, the table
+                       back to its idle size, rx = tx + consumed + dropped.
   nftables             rampart stopped; the lb namespace's kernel does the
                        same job with nftables DNAT (numgen, the same
                        weights) and the router runs nftables synproxy in
@@ -94,10 +118,11 @@ Writes WORK/summary.md (the tables the README shows), WORK/summary.json and
 every tool's output. Exit 0 when every assertion held.
 
 Usage (root): python3 tests/netns/e2e.py [--quick] [--binary PATH] [--work DIR]
-                 [--only CASE,...] [--no-tunnel-vips]
+                 [--only CASE,...] [--no-tunnel-vips] [--soak-seconds N]
 Without --binary it builds `cargo build --release --features dpdk` first.
 --only runs the named cases (modes, tunnel, steer, ping, pmtu, pmtu-nat [its
-NAT half], fragments, synproxy, proxy, health, reload, tier, nftables); the bed
+NAT half], fragments, synproxy, proxy, health, reload, tier, faults, soak,
+nftables); the bed
 and its tunnel check
 always run. --no-tunnel-vips leaves the tunnel VIPs out of the config.
 Needs iproute2, ethtool, curl, wrk, hping3, nginx-light, nftables,
