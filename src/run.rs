@@ -137,6 +137,10 @@ const DATA_ROOM: u16 = 2176;
 /// Frames each worker's hand-over ring holds.
 const HANDOVER_RING: u32 = 8192;
 
+/// A worker's heartbeat standing still this long (beyond its idle sleep)
+/// is logged as a stall.
+const STALL_LOG: Duration = Duration::from_millis(100);
+
 /// Runs until a signal (or idle input) stops it; returns the final counters.
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let file = opts.config_path.display().to_string();
@@ -375,6 +379,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
                 .filter(|b| b.enabled)
                 .map_or(0, |b| u64::from(b.drain_seconds)),
         ),
+        // A worker that sleeps when idle is still for its sleep; more than
+        // STALL_LOG beyond it is a stall.
+        stall_log: STALL_LOG + Duration::from_micros(u64::from(dpdk.idle_sleep_us)),
     };
     let (stopped_by, last_rx) = match startup_error {
         Some(_) => (Stopped::StartupFailure, Instant::now()),

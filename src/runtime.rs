@@ -277,6 +277,9 @@ pub struct LoopPolicy {
     /// After SIGTERM, when there were announcements to withdraw: keep
     /// forwarding this long before stopping (`[bgp] drain_seconds`).
     pub drain: Duration,
+    /// A worker whose heartbeat stood still at least this long is logged
+    /// (a warning naming the worker and how long) when it moves again.
+    pub stall_log: Duration,
 }
 
 /// Why a run stopped.
@@ -411,7 +414,7 @@ impl<R: Send + 'static> Pool<R> {
         let mut last = self.totals();
         let mut last_change = Instant::now();
         let mut last_line = (Instant::now(), last);
-        let mut beats = Heartbeats::new(self.live.len());
+        let mut beats = Heartbeats::new(self.live.len(), policy.stall_log);
         let mut draining_until: Option<Instant> = None;
         loop {
             std::thread::sleep(CONTROL_TICK);
@@ -490,26 +493,46 @@ impl<R> Drop for Pool<R> {
     }
 }
 
-/// When each worker's heartbeat ([`Live::polls`]) last moved.
+/// When each worker's heartbeat ([`Live::polls`]) last moved, and the
+/// last tick that saw it still: a stall is only what two ticks of the
+/// control thread confirmed, so a control thread that slept late never
+/// takes a polling worker for a stalled one.
 struct Heartbeats {
-    seen: Vec<(u64, Instant)>,
+    /// Per worker: (polls, when they last moved, the last tick that saw
+    /// them unchanged).
+    seen: Vec<(u64, Instant, Instant)>,
+    stall_log: Duration,
+    /// Stalls logged so far.
+    stalls: u64,
 }
 
 impl Heartbeats {
-    fn new(workers: usize) -> Heartbeats {
+    fn new(workers: usize, stall_log: Duration) -> Heartbeats {
+        let now = Instant::now();
         Heartbeats {
-            seen: vec![(0, Instant::now()); workers],
+            seen: vec![(0, now, now); workers],
+            stall_log,
+            stalls: 0,
         }
     }
 
-    /// Whether every worker's heartbeat moved within [`HEARTBEAT`].
+    /// Whether every worker's heartbeat moved within [`HEARTBEAT`]. Logs a
+    /// worker whose heartbeat moves again after standing still for at
+    /// least `stall_log`.
     fn all_beating(&mut self, live: &[CachePadded<Live>]) -> bool {
         let now = Instant::now();
         let mut all = true;
-        for (seen, l) in self.seen.iter_mut().zip(live) {
+        for (w, (seen, l)) in self.seen.iter_mut().zip(live).enumerate() {
             let polls = l.polls.load(Ordering::Relaxed);
             if polls != seen.0 {
-                *seen = (polls, now);
+                let still = seen.2.saturating_duration_since(seen.1);
+                if seen.0 > 0 && !self.stall_log.is_zero() && still >= self.stall_log {
+                    log::warn!("worker {w}: stalled, no poll for {} ms", still.as_millis());
+                    self.stalls += 1;
+                }
+                *seen = (polls, now, now);
+            } else {
+                seen.2 = now;
             }
             all &= polls > 0 && now.duration_since(seen.1) < HEARTBEAT;
         }

@@ -195,6 +195,7 @@ fn the_control_loop_stops_on_idle_input() {
         idle_exit: Duration::from_millis(50),
         stats_interval: Duration::from_millis(20),
         drain: Duration::ZERO,
+        stall_log: Duration::ZERO,
     };
     let begun = Instant::now();
     let (why, _) = pool.control_loop(&control, &Signals::none(), &policy);
@@ -221,6 +222,7 @@ fn the_control_loop_stops_on_a_signal_and_reloads_on_hup() {
         idle_exit: Duration::ZERO,
         stats_interval: Duration::ZERO,
         drain: Duration::ZERO,
+        stall_log: Duration::ZERO,
     };
     let (why, _) = pool.control_loop(&control, &signals, &policy);
     poker.join().expect("the signalling thread");
@@ -249,6 +251,7 @@ fn a_finite_input_ends_its_worker_and_the_loop() {
         idle_exit: Duration::from_secs(60),
         stats_interval: Duration::ZERO,
         drain: Duration::ZERO,
+        stall_log: Duration::ZERO,
     };
     let (why, _) = pool.control_loop(&control, &Signals::none(), &policy);
     assert_eq!(why, Stopped::WorkerExit);
@@ -289,4 +292,38 @@ fn an_idle_worker_sleeps_after_its_empty_polls() {
     let sleeps = ends[0].0.stats.events[Event::IdleSleep as usize];
     // 100 ms of 2 ms sleeps: at most 50, and some.
     assert!((5..=51).contains(&sleeps), "{sleeps} sleeps");
+}
+
+/// A worker's heartbeat standing still across ticks of the control thread
+/// for `stall_log` is a stall, logged once it moves again; a control
+/// thread that slept through the same time without a tick never takes a
+/// moving heartbeat for a stall.
+#[test]
+fn a_heartbeat_still_across_ticks_is_a_stall_and_a_late_tick_is_not() {
+    let live = vec![CachePadded::new(Live::default())];
+    let mut beats = Heartbeats::new(1, Duration::from_millis(30));
+    live[0].polls.store(1, Ordering::Relaxed);
+    assert!(beats.all_beating(&live));
+    // Still for 40 ms, seen by ticks every 5 ms.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(40) {
+        std::thread::sleep(Duration::from_millis(5));
+        beats.all_beating(&live);
+    }
+    live[0].polls.store(2, Ordering::Relaxed);
+    beats.all_beating(&live);
+    assert_eq!(beats.stalls, 1);
+    // The control thread late by 40 ms: no tick saw the heartbeat still.
+    std::thread::sleep(Duration::from_millis(40));
+    live[0].polls.store(3, Ordering::Relaxed);
+    beats.all_beating(&live);
+    assert_eq!(beats.stalls, 1);
+    // Turned off.
+    let mut off = Heartbeats::new(1, Duration::ZERO);
+    off.all_beating(&live);
+    std::thread::sleep(Duration::from_millis(10));
+    off.all_beating(&live);
+    live[0].polls.store(4, Ordering::Relaxed);
+    off.all_beating(&live);
+    assert_eq!(off.stalls, 0);
 }

@@ -84,6 +84,30 @@ Cases (IPv4 and IPv6 unless said):
                        wrk, a curl loop and long-lived keep-alive
                        connections run: no errors, the long-lived
                        connections keep their backend.
+  faults               rampart's veth (r0) down 2 s and up: forwarding
+                       resumes in the same process. SIGKILL under wrk and a
+                       restart at once (once with --no-huge, once on
+                       hugepages, whose files the killed run leaves): the
+                       stale socket, runtime directory and hugepage files
+                       do not block it, requests succeed after. A table of
+                       FAULT_CAPACITY entries and three times as many wrk
+                       connections: NAT and DR serve every request
+                       (stateless_new), FullNAT refuses new flows
+                       (conn_table_full), the table empties after, and
+                       FullNAT serves normally again. An IPv6 SYN flood from
+                       two of our own senders (syn6-flood: a packet socket,
+                       spoofed 2001:2:0:ff::/64 sources) checked as the
+                       IPv4 one.
+  soak                 --soak-seconds (60) of wrk keep-alive, wrk with a new
+                       connection per request and UDP request/response on a
+                       VIP whose backends never go, wrk on a VIP whose do;
+                       a reload every 5 s alternating two configs (weights,
+                       b4 added and removed), b2's nginx killed every 30 s,
+                       a 5 s SYN flood every 60 s. Checks: RSS after the
+                       warm-up within 5% of its value at the end, no worker
+                       stall logged (the heartbeat stood still >= 100 ms),
+                       every request on the steady VIP completed, the table
+                       back to its idle size, rx = tx + consumed + dropped.
   nftables             rampart stopped; the lb namespace's kernel does the
                        same job with nftables DNAT (numgen, the same
                        weights) and the router runs nftables synproxy in
@@ -94,10 +118,11 @@ Writes WORK/summary.md (the tables the README shows), WORK/summary.json and
 every tool's output. Exit 0 when every assertion held.
 
 Usage (root): python3 tests/netns/e2e.py [--quick] [--binary PATH] [--work DIR]
-                 [--only CASE,...] [--no-tunnel-vips]
+                 [--only CASE,...] [--no-tunnel-vips] [--soak-seconds N]
 Without --binary it builds `cargo build --release --features dpdk` first.
 --only runs the named cases (modes, tunnel, steer, ping, pmtu, pmtu-nat [its
-NAT half], fragments, synproxy, proxy, health, reload, tier, nftables); the bed
+NAT half], fragments, synproxy, proxy, health, reload, tier, faults, soak,
+nftables); the bed
 and its tunnel check
 always run. --no-tunnel-vips leaves the tunnel VIPs out of the config.
 Needs iproute2, ethtool, curl, wrk, hping3, nginx-light, nftables,
@@ -137,6 +162,9 @@ RTR_L4, RTR_L6 = "198.18.1.1", "2001:2:0:1::1"
 NODE4, NODE6 = "198.18.1.2", "2001:2:0:1::2"
 VIPNET4, VIPNET6 = "198.18.100.0/24", "2001:2:0:100::/64"
 FLOODNET = "198.19.0.0/16"
+# Spoofed IPv6 flood sources (the faults case's own sender): routed back
+# to the client namespace as FLOODNET is.
+FLOODNET6 = "2001:2:0:ff::/64"
 
 RAMPART_MAC = "02:00:00:00:00:01"
 # The tier case: a second box beside rampart (lb2), both announcing over
@@ -237,6 +265,19 @@ PP_HTTP_PORT = 8080
 PP_BANNER_PORT = 8025
 PP_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 HEALTH = {"interval_ms": 300, "timeout_ms": 200, "rise": 2, "fall": 2}
+# The faults case's connection table, and the timeouts of its and the soak
+# case's configs: a closed connection's entry goes within seconds.
+FAULT_CAPACITY = 128
+# The soak: a VIP whose backends never go (strict), one whose do (b2's
+# nginx killed, b4 added and removed: reported), and when things happen.
+SOAK_STEADY = VIPS[("nat", 4)]
+SOAK_CHURN = VIPS[("fullnat", 4)]
+SOAK_RELOAD_EVERY = 5
+SOAK_KILL_EVERY, SOAK_KILL_AT = 30, 20
+SOAK_FLOOD_EVERY, SOAK_FLOOD_AT = 60, 8
+SHORT_TIMEOUTS = {"tcp_syn_sent": 5, "tcp_syn_recv": 5, "tcp_established": 30,
+                  "tcp_fin_wait": 3, "tcp_close_wait": 3, "tcp_time_wait": 2, "tcp_close": 2,
+                  "udp": 3}
 # The fragments case: a UDP echo service on the NAT and DR VIPs' addresses,
 # datagrams of FRAG_BYTES over links of FRAG_MTU.
 UDP_PORT = 5300
@@ -340,7 +381,13 @@ class Bed:
                 pass
         for role in self.names:
             subprocess.run(["ip", "netns", "del", self.ns(role)], capture_output=True)
-        shutil.rmtree(f"/var/run/dpdk/{self.tag}", ignore_errors=True)
+        for d in os.listdir("/var/run/dpdk") if os.path.isdir("/var/run/dpdk") else []:
+            if d == self.tag or d.startswith(self.tag + "b"):
+                shutil.rmtree(os.path.join("/var/run/dpdk", d), ignore_errors=True)
+        # A run on hugepages (the faults case) leaves its files if killed.
+        for f in os.listdir("/dev/hugepages") if os.path.isdir("/dev/hugepages") else []:
+            if f.startswith(self.tag + "b"):
+                os.unlink(os.path.join("/dev/hugepages", f))
 
     def sysctl(self, role, *kv):
         self.run(role, "sysctl", "-qw", *kv)
@@ -421,6 +468,7 @@ class Bed:
         self.route("router", VIPNET4, "via", NODE4)
         self.route("router", VIPNET6, "via", NODE6)
         self.route("router", FLOODNET, "via", CLIENT4)
+        self.route("router", FLOODNET6, "via", CLIENT6)
 
         # rampart's port: r0 in lb, no address (the lb kernel ignores it)
         self.sysctl("lb", "net.ipv6.conf.all.disable_ipv6=1")
@@ -475,6 +523,20 @@ table ip e2e {
         ip daddr 198.19.0.0/16 tcp flags & (syn | ack) == syn | ack counter name synack_local
     }
 }
+table ip6 e2e6 {
+    counter flood_syn6 {}
+    counter synack_forwarded6 {}
+    counter synack_local6 {}
+    chain pre {
+        type filter hook prerouting priority -350;
+        ip6 saddr 2001:2:0:ff::/64 tcp flags & (syn | ack) == syn counter name flood_syn6
+        ip6 daddr 2001:2:0:ff::/64 tcp flags & (syn | ack) == syn | ack counter name synack_forwarded6
+    }
+    chain out {
+        type filter hook output priority -350;
+        ip6 daddr 2001:2:0:ff::/64 tcp flags & (syn | ack) == syn | ack counter name synack_local6
+    }
+}
 """)
 
     def build_tunnel_side(self):
@@ -527,12 +589,15 @@ table ip e2e {
         self.run(role, "nft", "-f", path)
 
     def counters(self):
-        r = self.run("router", "nft", "-j", "list", "counters", "table", "ip", "e2e")
+        """The router's counters: IPv4's (flood_syn, ...) and IPv6's
+        (flood_syn6, ...)."""
         out = {}
-        for item in json.loads(r.stdout)["nftables"]:
-            c = item.get("counter")
-            if c:
-                out[c["name"]] = c["packets"]
+        for fam, table in (("ip", "e2e"), ("ip6", "e2e6")):
+            r = self.run("router", "nft", "-j", "list", "counters", "table", fam, table)
+            for item in json.loads(r.stdout)["nftables"]:
+                c = item.get("counter")
+                if c:
+                    out[c["name"]] = c["packets"]
         return out
 
     def link_drops(self):
@@ -817,6 +882,87 @@ def udp_echo_client(args):
     print(json.dumps({"sent": args.count, "echoed": good, "tries": tries}))
 
 
+def tcp_checksum6(src, dst, seg):
+    """The TCP checksum of SEG between IPv6 addresses SRC and DST (bytes)."""
+    data = src + dst + len(seg).to_bytes(4, "big") + b"\x00\x00\x00\x06" + seg
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total) & 0xFFFF
+
+
+def syn6_flood(args):
+    """Role: IPv6 TCP SYNs to DST:PORT from spoofed sources (SOURCE plus
+    0..255, source ports 1024.., 4096 distinct frames) written to DEV
+    through a packet socket, as fast as one process writes, until SECONDS
+    have passed or COUNT were sent; prints JSON: sent, seconds."""
+    import struct
+    with open(f"/sys/class/net/{args.dev}/address") as f:
+        src_mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    dst_mac = bytes.fromhex(args.dst_mac.replace(":", ""))
+    dst = ipaddress.IPv6Address(args.dst).packed
+    base = int(ipaddress.IPv6Address(args.source))
+    frames = []
+    for i in range(4096):
+        src = ipaddress.IPv6Address(base + i % 256).packed
+        sport = 1024 + i
+        seg = struct.pack("!HHIIBBHHH", sport, args.port, 0x5A5A0000 + i, 0, 5 << 4, 0x02,
+                          64240, 0, 0)
+        seg = seg[:16] + tcp_checksum6(src, dst, seg).to_bytes(2, "big") + seg[18:]
+        ip6 = struct.pack("!IHBB", 0x60000000, len(seg), 6, 64) + src + dst
+        frames.append(dst_mac + src_mac + b"\x86\xdd" + ip6 + seg)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((args.dev, 0))
+    t0 = time.time()
+    deadline = t0 + args.seconds
+    sent = 0
+    while sent < args.count:
+        for fr in frames:
+            try:
+                s.send(fr)
+            except OSError:
+                pass  # a full device queue: the kernel drops it, as hping3's
+        sent += len(frames)
+        if time.time() >= deadline:
+            break
+    print(json.dumps({"sent": sent, "seconds": time.time() - t0}), flush=True)
+
+
+def udp_rr_client(args):
+    """Role: UDP request/response to HOST:PORT at RATE requests a second
+    for SECONDS: each request a distinct payload, sent up to 3 times
+    (TIMEOUT s each) until its echo comes back; prints JSON: requests,
+    answered, answered at the first try, failed, worst seconds."""
+    fam = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.connect((args.host, args.port))
+    s.settimeout(args.timeout)
+    n = answered = first = 0
+    worst = 0.0
+    t_start = time.time()
+    while time.time() - t_start < args.seconds:
+        t0 = time.time()
+        data = b"rr-%d-%d" % (os.getpid(), n)
+        n += 1
+        for attempt in range(3):
+            try:
+                s.send(data)
+                got = s.recv(2048)
+                while got != data:  # a late echo of an earlier try
+                    got = s.recv(2048)
+                answered += 1
+                first += attempt == 0
+                break
+            except OSError:
+                continue
+        worst = max(worst, time.time() - t0)
+        time.sleep(max(0.0, t_start + n / args.rate - time.time()))
+    print(json.dumps({"requests": n, "answered": answered, "first_try": first,
+                      "failed": n - answered, "worst_s": worst}), flush=True)
+
+
 def keepalive_client(args):
     """Role: CONNS keep-alive HTTP connections to HOST, one request on each
     every INTERVAL s for SECONDS s. Prints a `ready` JSON line once every
@@ -883,9 +1029,12 @@ def curl_for(bed, target, seconds, batch=10, limit=100000, timeout=5):
     return res
 
 
-def wrk(bed, target, seconds, conns=16):
-    r = bed.run("client", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "3s",
-                "--latency", target, timeout=seconds + 30, check=False)
+def wrk(bed, target, seconds, conns=16, close=False, timeout=3):
+    """wrk from the client: CONNS keep-alive connections, or with CLOSE a
+    new connection for every request (`Connection: close`)."""
+    hdr = ["-H", "Connection: close"] if close else []
+    r = bed.run("client", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", f"{timeout}s",
+                *hdr, "--latency", target, timeout=seconds + 30, check=False)
     return parse_wrk(r.stdout + r.stderr)
 
 
@@ -1005,13 +1154,16 @@ def wait_nexthops(bed, prefix, want, limit):
         time.sleep(0.05)
 
 
-def rampart_config(work, nat_backends=None, tunnels=True, box=1):
+def rampart_config(work, nat_backends=None, tunnels=True, box=1, conntrack=None, vips=None):
     """The config: one VIP per mode and family, and the tunnel VIPs unless
     TUNNELS is false (a rampart from before tunnel mode). NAT_BACKENDS
     replaces the NAT VIPs' backend set (the reload case). BOX 2 is the
     tier case's second box: its own node address and MAC, the DR and
     tunnel VIPs of the tier only, its worker on the other CPU. Both have a
-    kernel interface (rk0) for their BIRD and announce over BGP."""
+    kernel interface (rk0) for their BIRD and announce over BGP. CONNTRACK
+    replaces the [conntrack] keys (capacity, timeouts); VIPS, lines of
+    [[vip]] tables, replaces every VIP of box 1 (the faults and soak
+    cases' own configs)."""
     node = NODE4 if box == 1 else NODE4_B
     lines = [
         "[node]",
@@ -1020,7 +1172,7 @@ def rampart_config(work, nat_backends=None, tunnels=True, box=1):
         f'gateway_mac = "{ROUTER_LAN_MAC}"',
         "",
         "[conntrack]",
-        "capacity = 262144",
+        *[f"{k} = {v}" for k, v in (conntrack or {"capacity": 262144}).items()],
         "",
         "[control]",
         f'socket = "{work}/{box_file(box, "ctl.sock")}"',
@@ -1051,6 +1203,8 @@ def rampart_config(work, nat_backends=None, tunnels=True, box=1):
     for b in BACKENDS:
         for fam in (4, 6):
             lines += ["[[neighbor]]", f'address = "{b.addr(fam)}"', f'mac = "{b.mac}"', ""]
+    if vips is not None:
+        return "\n".join(lines + vips)
     for (mode, fam), vip in VIPS.items():
         ports = [80, ECHO_PORT] if mode == "synproxy" else [80]
         for port in ports:
@@ -1122,8 +1276,19 @@ def rampart_config(work, nat_backends=None, tunnels=True, box=1):
     return "\n".join(lines)
 
 
+def eal_memory(huge):
+    """EAL's memory arguments: 128 MB of hugepages, or 512 MB without."""
+    return ["-m", "128"] if huge else ["--no-huge", "-m", "512"]
+
+
+def hugepages_free():
+    with open("/proc/meminfo") as f:
+        m = re.search(r"^HugePages_Free:\s+(\d+)", f.read(), re.M)
+    return int(m.group(1)) if m else 0
+
+
 class Rampart:
-    def __init__(self, bed, binary, lifetime, tunnels, box=1, run=1):
+    def __init__(self, bed, binary, lifetime, tunnels, box=1, run=1, cfg_text=None, huge=False):
         self.bed = bed
         self.bin = binary
         self.tunnels = tunnels
@@ -1134,12 +1299,14 @@ class Rampart:
         self.cfg = os.path.join(bed.work, box_file(box, "rampart.toml"))
         self.sock = os.path.join(bed.work, box_file(box, "ctl.sock"))
         self.json = os.path.join(bed.work, f"{self.name}.json")
+        self.prefix = f"{bed.tag}b{box}"
         with open(self.cfg, "w") as f:
-            f.write(rampart_config(bed.work, tunnels=tunnels, box=box))
+            f.write(cfg_text or rampart_config(bed.work, tunnels=tunnels, box=box))
+        self.started = time.time()
         self.proc = bed.spawn(self.role, [
             binary, "run", "--config", self.cfg, "--stats-json", self.json, "--",
-            "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--no-telemetry",
-            "--log-level", "lib.eal:warning", "--file-prefix", f"{bed.tag}b{box}"],
+            *eal_memory(huge), "--no-pci", "--no-shconf", "--no-telemetry",
+            "--log-level", "lib.eal:warning", "--file-prefix", self.prefix],
             self.name, lifetime)
         self.err = os.path.join(bed.work, f"{self.name}.err")
         deadline = time.time() + 30
@@ -1155,6 +1322,7 @@ class Rampart:
             time.sleep(0.1)
         else:
             raise Failure(f"rampart not up within 30 s:\n{open(self.err).read()}")
+        self.up_after = time.time() - self.started
         # The node address on the kernel interface, for the box's BIRD.
         node = NODE4 if box == 1 else NODE4_B
         bed.run(self.role, "ip", "addr", "add", f"{node}/24", "dev", "rk0")
@@ -1165,6 +1333,12 @@ class Rampart:
 
     def rx(self):
         return self.ctl("status")["rx_packets"]
+
+    def pid(self):
+        """rampart's own pid (the child of `timeout`), or None."""
+        r = sh(["pgrep", "-P", str(self.proc.pid)], check=False)
+        pids = r.stdout.split()
+        return int(pids[0]) if pids else None
 
     def kill(self):
         """SIGKILL to rampart itself (the child of `timeout`)."""
@@ -1196,6 +1370,18 @@ class Rampart:
         rc = self.bed.stop(self.proc, sig, wait=wait)
         if rc != 0:
             raise Failure(f"rampart exited {rc} on {signal.Signals(sig).name}:\n{open(self.err).read()}")
+
+
+def vip_lines(name, addr, port, mode, backends, fam, proto="tcp", extra=(), health=True):
+    """One [[vip]] table: BACKENDS as (Backend, weight) pairs."""
+    lines = ["[[vip]]", f'name = "{name}"', f'address = "{addr}"', f"port = {port}",
+             f'protocol = "{proto}"', f'mode = "{mode}"', *extra, ""]
+    if health:
+        lines += ["[vip.health]", 'kind = "tcp"', *[f"{k} = {v}" for k, v in HEALTH.items()], ""]
+    for b, weight in backends:
+        lines += ["[[vip.backend]]", f'address = "{b.addr(fam)}"', f"port = {port}",
+                  f"weight = {weight}", ""]
+    return lines
 
 
 def bport(b, fam, port=80):
@@ -1250,16 +1436,20 @@ class Suite:
         self.checks.append((bool(ok), f"(nftables, reported) {what}"))
         log(("seen " if ok else "NOTE ") + what)
 
-    def row(self, case, mode, fam, requests, errors, p50, p99, note=""):
+    def row(self, case, mode, fam, requests, errors, p50, p99, note="", asserted=True):
+        """A row of the summary; ASSERTED false for one whose errors are the
+        case's point (a fault), checked by the case itself."""
         self.rows.append({"case": case, "mode": mode, "family": fam_name(fam) if fam else "-",
                           "requests": requests, "errors": errors, "p50": p50, "p99": p99,
-                          "note": note})
+                          "note": note, "asserted": asserted})
 
-    def wrk_row(self, case, mode, fam, w, asserted=True):
+    def wrk_row(self, case, mode, fam, w, asserted=True, fault=False, note=""):
         """A wrk run's row; unless it is only reported, a check that it ran
-        with no socket error and no non-2xx answer."""
+        with no socket error and no non-2xx answer. FAULT: errors are the
+        point of the run (a fault case checks them itself)."""
         self.row(case, mode, fam, w["requests"], w["socket_errors"] + w["non_2xx"], w["p50"],
-                 w["p99"], f"{w['rps']:.0f} req/s")
+                 w["p99"], f"{w['rps']:.0f} req/s" + (f"; {note}" if note else ""),
+                 asserted=not fault)
         if asserted:
             self.check(w["requests"] > 0 and w["socket_errors"] == 0 and w["non_2xx"] == 0,
                        f"{case}, {mode} {fam_name(fam)}: wrk {w['requests']} requests, "
@@ -1678,10 +1868,16 @@ class Suite:
                        + f" (>= {n})")
         self.flood("rampart", VIPS[("synproxy", 4)])
 
-    def flood(self, lb, vip, conntrack_roles=()):
+    def flood(self, lb, vip, conntrack_roles=(), fam=4):
         """hping3 SYN floods from spoofed 198.19.0.x sources at full speed
-        while curl asks the VIP on new connections. Fills a flood row."""
+        while curl asks the VIP on new connections (IPv6: two of our own
+        senders, syn6-flood, from spoofed 2001:2:0:ff::/64 sources, as
+        hping3 has no IPv6). Fills a flood row."""
         bed = self.bed
+        sfx = "" if fam == 4 else "6"
+        if fam == 6:
+            r = bed.run("router", "ip", "-j", "link", "show", "rc0")
+            self.router_mac = json.loads(r.stdout)[0]["address"]
         rp = self.rp if lb == "rampart" else None
         # Table sizes from before the flood; rates from the counters over
         # the curl loop only, which starts once the flood runs.
@@ -1692,9 +1888,17 @@ class Suite:
         # scheduler, not the datapath.
         floods = []
         for k in (1, 2):
-            floods.append(bed.spawn("client", [*self.off_worker_cpus(), "hping3", "-q", "-S",
-                                               "-p", "80", "--flood", "-a", f"198.19.0.{k}", vip],
-                                    f"hping3-{lb}-{k}", self.flood_s + 2))
+            if fam == 4:
+                floods.append(bed.spawn("client", [*self.off_worker_cpus(), "hping3", "-q", "-S",
+                                                   "-p", "80", "--flood", "-a", f"198.19.0.{k}",
+                                                   vip], f"hping3-{lb}-{k}", self.flood_s + 2))
+            else:
+                floods.append(bed.spawn("client", [
+                    *self.off_worker_cpus(), sys.executable, SELF, "syn6-flood", "--dev", "c0",
+                    "--dst-mac", self.router_mac, "--dst", vip, "--port", "80",
+                    "--source", f"{FLOODNET6.split('::')[0]}::{k}:0", "--seconds",
+                    str(self.flood_s + 1), "--count", "50000000"],
+                    f"syn6-flood-{lb}-{k}", self.flood_s + 2))
         time.sleep(1)
         c0 = bed.counters()
         cookies0 = rp.events("syn_cookies_sent")["syn_cookies_sent"] if rp else 0
@@ -1732,9 +1936,9 @@ class Suite:
         odd_exits = [p.returncode for p in floods if p.returncode not in (0, 1, 124, -2, 130)]
         ok = sum(1 for r in res if r[0])
         rate = ok / len(res) if res else 0
-        syn_rate = (c1["flood_syn"] - c0["flood_syn"]) / elapsed
-        answered = (c1["synack_forwarded"] - c0["synack_forwarded"]
-                    + c1["synack_local"] - c0["synack_local"]) / elapsed
+        syn_rate = (c1["flood_syn" + sfx] - c0["flood_syn" + sfx]) / elapsed
+        answered = (c1["synack_forwarded" + sfx] - c0["synack_forwarded" + sfx]
+                    + c1["synack_local" + sfx] - c0["synack_local" + sfx]) / elapsed
         if rp:
             growth = peak_active - active0
             cookies = (cookies1 - cookies0) / elapsed
@@ -1749,11 +1953,11 @@ class Suite:
                                    or "none")
         oks = [t for good, t, *_ in res if good]
         self.flood_rows.append({
-            "lb": lb, "seconds": elapsed, "flood_syn_per_s": syn_rate,
+            "lb": lb, "family": fam_name(fam), "seconds": elapsed, "flood_syn_per_s": syn_rate,
             "synack_per_s": answered, "curl": len(res), "curl_ok": ok, "success": rate,
             "p50": percentile(oks, 50), "p99": percentile(oks, 99), "table_growth": growth,
             "note": note})
-        self.curl_row(f"curl under SYN flood ({lb})", "synproxy" if rp else "nft synproxy", 4, res,
+        self.curl_row(f"curl under SYN flood ({lb})", "synproxy" if rp else "nft synproxy", fam, res,
                       f"flood {syn_rate:.0f} SYN/s, answered {answered:.0f}/s")
         if odd_exits:
             log(f"hping3 exit codes: {odd_exits}")
@@ -1766,15 +1970,16 @@ class Suite:
 
     def flood_checks(self):
         row = self.flood_rows[-1]
+        f = row["family"]
         self.check(row["flood_syn_per_s"] > 1000,
-                   f"synproxy IPv4: the flood reached the router at {row['flood_syn_per_s']:.0f} SYN/s")
+                   f"synproxy {f}: the flood reached the router at {row['flood_syn_per_s']:.0f} SYN/s")
         self.check(row["curl"] >= 100,
-                   f"synproxy IPv4: {row['curl']} curl requests under the flood (>= 100)")
+                   f"synproxy {f}: {row['curl']} curl requests under the flood (>= 100)")
         self.check(row["success"] >= 0.99,
-                   f"synproxy IPv4: {row['curl_ok']}/{row['curl']} curl requests under the flood "
+                   f"synproxy {f}: {row['curl_ok']}/{row['curl']} curl requests under the flood "
                    f"succeeded ({row['success']:.1%} >= 99%)")
         self.check(row["table_growth"] <= row["curl"] + 32,
-                   f"synproxy IPv4: the connection table grew by {row['table_growth']} at its peak "
+                   f"synproxy {f}: the connection table grew by {row['table_growth']} at its peak "
                    f"for {row['curl']} real connections while "
                    f"{row['flood_syn_per_s'] * row['seconds']:.0f} flood SYNs arrived")
 
@@ -2169,6 +2374,361 @@ table ip shield {{
         wait_health(rp2, [b], (4,), (80,), "up", 10)
         rp2.stop()
 
+    # faults
+
+    def next_run(self):
+        """A number for box 1's next start (its output files' names)."""
+        self.runs = getattr(self, "runs", 9) + 1
+        return self.runs
+
+    def wait_idle(self, limit, idle=0):
+        """Waits until rampart's connection table holds at most IDLE
+        entries; returns (seconds, entries)."""
+        t0 = time.time()
+        n = self.rp.active()
+        while n > idle and time.time() - t0 < limit:
+            time.sleep(0.25)
+            n = self.rp.active()
+        return time.time() - t0, n
+
+    def fault_config(self):
+        """The conntrack fault's config: the NAT, FullNAT and DR VIPs only,
+        a table of FAULT_CAPACITY entries and short timeouts (a closed
+        connection's entry goes within seconds)."""
+        vips = []
+        for (mode, fam), vip in VIPS.items():
+            if mode == "synproxy":
+                continue
+            extra = ([f"local_addresses = {toml_list([LOCALS[(mode, fam)]])}"]
+                     if mode == "fullnat" else [])
+            vips += vip_lines(f"{mode}-{fam}", vip, 80, mode, [(b, b.weight) for b in IN_VIPS],
+                              fam, extra=extra)
+        return rampart_config(self.bed.work, conntrack=dict(capacity=FAULT_CAPACITY,
+                                                             **SHORT_TIMEOUTS), vips=vips)
+
+    def stale_leftovers(self, rp):
+        """What a killed rampart left behind: its control socket, its EAL
+        runtime directory, its hugepage files."""
+        out = []
+        if os.path.exists(rp.sock):
+            out.append("control socket")
+        if os.path.isdir(f"/var/run/dpdk/{rp.prefix}"):
+            out.append("runtime dir")
+        huge = [f for f in os.listdir("/dev/hugepages") if f.startswith(rp.prefix)] \
+            if os.path.isdir("/dev/hugepages") else []
+        if huge:
+            out.append(f"{len(huge)} hugepage files")
+        return out
+
+    def kill_under_wrk(self, what, cfg_text, huge):
+        """SIGKILLs rampart halfway through a wrk run on the NAT VIP and
+        starts a new one at once with CFG_TEXT (same file prefix, socket,
+        port and kernel interface). Returns what the killed one left."""
+        bed = self.bed
+        w = {}
+        th = threading.Thread(target=lambda: w.update(wrk(bed, url(VIPS[("nat", 4)]), 6)))
+        th.start()
+        time.sleep(2.5)
+        t_kill = time.time()
+        self.rp.kill()
+        left = self.stale_leftovers(self.rp)
+        self.rp = Rampart(bed, self.bin, self.lifetime, self.tunnels, run=self.next_run(),
+                          cfg_text=cfg_text, huge=huge)
+        restart = time.time() - t_kill
+        th.join()
+        up = wait_health(self.rp, IN_VIPS, (4, 6), (80,), "up", 15)
+        res = curl_batch(bed, url(VIPS[("nat", 4)]), 20) + curl_batch(bed, url(VIPS[("nat", 6)]), 20)
+        fails = sum(1 for r in res if not r[0])
+        mem = "hugepages" if huge else "--no-huge"
+        note = (f"SIGKILL {what}; left {', '.join(left) or 'nothing'}; restarted ({mem}) and "
+                f"polling {restart:.1f} s after the kill, backends up {up:.1f} s later")
+        self.wrk_row("wrk across SIGKILL and restart", "nat", 4, w, asserted=False, fault=True,
+                     note=note)
+        self.curl_row("curl after SIGKILL and restart", "nat", None, res, note)
+        self.check(fails == 0 and w["requests"] > 0,
+                   f"faults: {note}; then {len(res) - fails}/{len(res)} curl requests (IPv4 and "
+                   f"IPv6) succeeded")
+        return left
+
+    def faults(self):
+        """Faults under real traffic: rampart's port link down and up;
+        SIGKILL mid-run and a restart at once (no-huge, then hugepages);
+        a connection table too small for the load; an IPv6 SYN flood."""
+        self.fault_link()
+        huge = hugepages_free() >= 96
+        if not huge:
+            log("faults: fewer than 96 free hugepages: the restarts run with --no-huge")
+        left = self.kill_under_wrk("with --no-huge", self.fault_config(), huge)
+        self.fault_conntrack()
+        left = self.kill_under_wrk("on hugepages" if huge else "with --no-huge",
+                                   rampart_config(self.bed.work, tunnels=self.tunnels), huge)
+        if huge:
+            self.check(any("hugepage" in x for x in left),
+                       f"faults: the SIGKILLed run on hugepages left its hugepage files ({left}), "
+                       f"which did not block the restart")
+        wait_health(self.rp, IN_VIPS, (4, 6), (80, ECHO_PORT), "up", 15)
+        self.flood("rampart", VIPS[("synproxy", 6)], fam=6)
+        self.flood_checks()
+
+    def fault_link(self):
+        """r0, rampart's veth, down for 2 s and up again: forwarding
+        resumes without a restart."""
+        bed, rp = self.bed, self.rp
+        target = {fam: url(VIPS[("nat", fam)]) for fam in (4, 6)}
+        pid = rp.pid()
+        drops0 = rp.drops()
+        sh(["ip", "-n", bed.ns("lb"), "link", "set", "r0", "down"])
+        time.sleep(1)
+        during = curl_batch(bed, target[4], 1, timeout=1)
+        time.sleep(1)
+        sh(["ip", "-n", bed.ns("lb"), "link", "set", "r0", "up"])
+        t0 = time.time()
+        back = None
+        while time.time() - t0 < 20:
+            if curl_batch(bed, target[4], 1, timeout=2)[0][0]:
+                back = time.time() - t0
+                break
+        res = curl_batch(bed, target[4], 20) + curl_batch(bed, target[6], 20)
+        fails = sum(1 for r in res if not r[0])
+        dd = {k: v - drops0.get(k, 0) for k, v in rp.drops().items() if v - drops0.get(k, 0)}
+        note = (f"r0 down 2 s (a request meanwhile {'succeeded' if during[0][0] else 'failed'}), "
+                f"first request through {'-' if back is None else f'{back:.1f} s'} after up; "
+                f"rampart drops meanwhile " + (", ".join(f"{k} +{v}" for k, v in dd.items())
+                                              or "none"))
+        self.curl_row("curl after the port's link down and up", "nat", None, res, note)
+        self.check(back is not None and fails == 0 and rp.proc.poll() is None
+                   and rp.pid() == pid,
+                   f"faults: link down/up: {note}; then {len(res) - fails}/{len(res)} requests "
+                   f"succeeded, same rampart process ({pid} -> {rp.pid()})")
+
+    def fault_conntrack(self):
+        """FAULT_CAPACITY entries and three times as many wrk connections:
+        NAT and DR serve the rest without state (stateless_new), FullNAT
+        refuses them (conn_table_full); once the connections close the
+        table empties and FullNAT serves normally again."""
+        bed, rp = self.bed, self.rp
+        conns = 3 * FAULT_CAPACITY
+        secs = self.wrk_s + 1
+        for mode in ("nat", "dr", "fullnat"):
+            ev0 = rp.events("stateless_new")["stateless_new"]
+            full0 = rp.drops().get("conn_table_full", 0)
+            peak = []
+            w = {}
+            th = threading.Thread(target=lambda: w.update(wrk(bed, url(VIPS[(mode, 4)]), secs,
+                                                              conns=conns)))
+            th.start()
+            time.sleep(secs / 2 + 1)
+            peak.append(rp.active())
+            th.join()
+            stateless = rp.events("stateless_new")["stateless_new"] - ev0
+            full = rp.drops().get("conn_table_full", 0) - full0
+            idle_s, left = self.wait_idle(20)
+            note = (f"{conns} conns, table of {FAULT_CAPACITY}: {peak[0]} entries mid-run, "
+                    f"stateless_new +{stateless}, conn_table_full +{full}; table empty "
+                    f"{idle_s:.1f} s after ({left} left)")
+            self.wrk_row(f"wrk, {conns} conns, table full", mode, 4, w, asserted=False,
+                         fault=(mode == "fullnat"), note=note)
+            if mode == "fullnat":
+                self.check(full > 0 and w["requests"] > 0 and rp.proc.poll() is None,
+                           f"faults: conntrack full, fullnat: new flows refused ({note}); "
+                           f"the tracked ones served {w['requests']} requests")
+            else:
+                self.check(w["requests"] > 0 and w["socket_errors"] == 0 and w["non_2xx"] == 0
+                           and stateless >= conns - FAULT_CAPACITY and full == 0,
+                           f"faults: conntrack full, {mode}: wrk {w['requests']} requests, "
+                           f"{w['socket_errors']} socket errors, {w['non_2xx']} non-2xx ({note})")
+            self.check(left == 0, f"faults: conntrack full, {mode}: the table emptied after the "
+                                  f"load ({left} entries after {idle_s:.1f} s)")
+        # Back to normal: FullNAT with fewer connections than entries.
+        w = {}
+        th = threading.Thread(target=lambda: w.update(wrk(bed, url(VIPS[("fullnat", 4)]),
+                                                          self.wrk_s, conns=16)))
+        full0 = rp.drops().get("conn_table_full", 0)
+        th.start()
+        time.sleep(self.wrk_s / 2)
+        mid = rp.active()
+        th.join()
+        full = rp.drops().get("conn_table_full", 0) - full0
+        self.wrk_row("wrk, 16 conns, after the table emptied", "fullnat", 4, w,
+                     note=f"{mid} entries mid-run, conn_table_full +{full}")
+        self.check(mid >= 16 and full == 0,
+                   f"faults: conntrack full, fullnat afterwards: {mid} entries mid-run for 16 "
+                   f"connections, conn_table_full +{full}")
+
+    # soak
+
+    def soak_config(self, variant):
+        """The soak's two configs, which reloads alternate: the steady VIP
+        (NAT over b1 and b3, the weights swapped between the variants;
+        TCP and UDP), the churn VIP (FullNAT over b1 and b2, b2's nginx
+        killed every SOAK_KILL_EVERY s; variant 1 adds b4) and the flood
+        VIP (SYN proxy over b1 and b3). Short timeouts: the table empties
+        within seconds of the load's end."""
+        by = {b.name: b for b in BACKENDS}
+        a = variant == 0
+        steady = [(by["b1"], 1 if a else 2), (by["b3"], 2 if a else 1)]
+        churn = [(by["b1"], 1), (by["b2"], 1)] + ([] if a else [(by["b4"], 1)])
+        vips = vip_lines("steady", SOAK_STEADY, 80, "nat", steady, 4)
+        vips += vip_lines("steady-udp", SOAK_STEADY, UDP_PORT, "nat", steady, 4, proto="udp",
+                          health=False)
+        vips += vip_lines("churn", SOAK_CHURN, 80, "fullnat", churn, 4,
+                          extra=[f"local_addresses = {toml_list([LOCALS[('fullnat', 4)]])}"])
+        vips += vip_lines("flood", VIPS[("synproxy", 4)], 80, "nat", steady, 4,
+                          extra=["synproxy = true"])
+        return rampart_config(self.bed.work, conntrack=dict(capacity=262144, **SHORT_TIMEOUTS),
+                              vips=vips)
+
+    def soak(self):
+        """rampart under every load at once for SOAK seconds, with churn:
+        wrk keep-alive and wrk with a new connection per request on the
+        steady VIP, a UDP request/response client on it, wrk on the churn
+        VIP; a reload every SOAK_RELOAD_EVERY s alternating two configs,
+        b2's nginx killed every SOAK_KILL_EVERY s (back 5 s later), a 5 s
+        hping3 SYN flood every SOAK_FLOOD_EVERY s. Checks: RSS after the
+        warm-up within 5% of its value at the end, no worker stall logged,
+        every request on the steady VIP completed, the table back to its
+        idle size, rx = tx + consumed + dropped."""
+        bed = self.bed
+        secs = self.a.soak_seconds
+        warm = min(60, secs // 3)
+        self.rp.stop()
+        variant = 0
+        self.rp = Rampart(bed, self.bin, self.lifetime, self.tunnels, run=self.next_run(),
+                          cfg_text=self.soak_config(variant))
+        rp = self.rp
+        wait_health(rp, [b for b in BACKENDS if b.name in ("b1", "b2", "b3")], (4,), (80,), "up",
+                    15)
+        pid = rp.pid()
+        idle = rp.active()
+        err_at = os.path.getsize(rp.err)
+        log(f"soak: {secs} s, warm-up {warm} s, rampart pid {pid}, {idle} entries idle")
+        results = {}
+
+        def load(key, target, conns, close):
+            results[key] = wrk(bed, target, secs, conns=conns, close=close, timeout=10)
+
+        loads = [threading.Thread(target=load, args=a) for a in (
+            ("steady keep-alive", url(SOAK_STEADY), 16, False),
+            ("steady new conns", url(SOAK_STEADY), 8, True),
+            ("churn keep-alive", url(SOAK_CHURN), 8, False),
+            ("churn new conns", url(SOAK_CHURN), 4, True))]
+        udp = bed.spawn("client", [sys.executable, SELF, "udp-rr", "--host", SOAK_STEADY,
+                                   "--port", str(UDP_PORT), "--seconds", str(secs), "--rate",
+                                   "200"], "soak-udp-rr", secs + 30)
+        t0 = time.time()
+        for th in loads:
+            th.start()
+        rss = []  # (seconds since start, kB)
+        events = {"reloads": 0, "reload_errors": [], "kills": 0, "floods": 0}
+        b2 = next(b for b in BACKENDS if b.name == "b2")
+        next_sample = next_reload = 0.0
+        next_reload = SOAK_RELOAD_EVERY
+        kill_at, back_at, flood_at = SOAK_KILL_AT, None, SOAK_FLOOD_AT
+        floods = []
+        while True:
+            now = time.time() - t0
+            if now >= secs:
+                break
+            if now >= next_sample:
+                try:
+                    with open(f"/proc/{pid}/status") as f:
+                        rss.append((now, int(re.search(r"^VmRSS:\s+(\d+)", f.read(),
+                                                       re.M).group(1))))
+                except (OSError, AttributeError):
+                    pass
+                next_sample += 1
+            if now >= next_reload:
+                variant ^= 1
+                with open(rp.cfg, "w") as f:
+                    f.write(self.soak_config(variant))
+                try:
+                    rep = rp.ctl("reload")
+                    events["reloads"] += 1
+                    if "generation" not in rep:
+                        events["reload_errors"].append(str(rep))
+                except Failure as e:
+                    events["reload_errors"].append(str(e))
+                next_reload += SOAK_RELOAD_EVERY
+            if now >= kill_at:
+                self.bed.stop(self.nginx["b2"], signal.SIGKILL)
+                events["kills"] += 1
+                back_at, kill_at = now + 5, kill_at + SOAK_KILL_EVERY
+            if back_at is not None and now >= back_at:
+                self.nginx["b2"] = start_nginx(bed, b2, self.lifetime)
+                back_at = None
+            if now >= flood_at:
+                for k in (1, 2):
+                    floods.append(bed.spawn("client", [
+                        *self.off_worker_cpus(), "hping3", "-q", "-S", "-p", "80", "--flood",
+                        "-a", f"198.19.0.{k}", VIPS[("synproxy", 4)]],
+                        f"soak-hping3-{events['floods']}-{k}", 5))
+                events["floods"] += 1
+                flood_at += SOAK_FLOOD_EVERY
+            time.sleep(0.05)
+        for th in loads:
+            th.join()
+        udp.wait(60)
+        if back_at is not None:
+            self.nginx["b2"] = start_nginx(bed, b2, self.lifetime)
+        for p in floods:
+            p.wait(15)
+        lines = open(os.path.join(bed.work, "soak-udp-rr.out")).read().splitlines()
+        u = json.loads(lines[-1]) if lines else {"requests": 0, "answered": 0, "first_try": 0,
+                                                   "failed": -1, "worst_s": 0}
+        idle_s, left = self.wait_idle(40, idle)
+        # RSS: the peak after the warm-up against the end (the mean of the
+        # last 3 samples), and the growth from the warm-up's end.
+        after = [kb for t, kb in rss if t >= warm]
+        end = sum(kb for _, kb in rss[-3:]) / max(1, len(rss[-3:]))
+        peak = max(after) if after else 0
+        at_warm = after[0] if after else 0
+        # Stalls rampart logged during the soak.
+        with open(rp.err) as f:
+            f.seek(err_at)
+            stalls = [int(x) for x in re.findall(r"stalled, no poll for (\d+) ms", f.read())]
+        self.rp.stop()
+        run = json.load(open(rp.json))
+        held = run["events"].get("fragments_held_dropped", 0)
+        rx, tx, consumed, dropped = (run["rx_packets"], run["tx_packets"], run["consumed"],
+                                     run["dropped_total"])
+        self.soak_figures = {
+            "seconds": secs, "warm_up": warm, "rss_kb": rss, "rss_at_warm_kb": at_warm,
+            "rss_peak_after_warm_kb": peak, "rss_end_kb": end, "stalls_ms": stalls,
+            "udp": u, "wrk": {k: {x: v[x] for x in ("requests", "socket_errors", "non_2xx",
+                                                    "rps", "p50", "p99")}
+                              for k, v in results.items()},
+            "events": events, "idle_entries": idle, "left_entries": left, "idle_after_s": idle_s,
+            "rx": rx, "tx": tx, "consumed": consumed, "dropped": dropped,
+            "fragments_held_dropped": held, "drops": {k: v for k, v in run["dropped"].items() if v},
+            "tx_dropped": run["dpdk"]["tx_dropped"]}
+        log(f"soak figures: {json.dumps({k: v for k, v in self.soak_figures.items() if k != 'rss_kb'})}")
+        for key, w in sorted(results.items(), key=lambda kv: not kv[0].startswith("steady")):
+            steady = key.startswith("steady")
+            self.wrk_row(f"soak {secs} s: wrk {key.split(' ', 1)[1]}", key.split()[0], 4, w,
+                         asserted=steady, fault=not steady,
+                         note="" if steady else "b2 killed, b4 added and removed: reported")
+        self.row(f"soak {secs} s: UDP request/response", "steady", 4, u["requests"], u["failed"],
+                 None, u["worst_s"], f"{u['first_try']} answered at the first try")
+        self.check(u["requests"] > 0 and u["failed"] == 0,
+                   f"soak: UDP {u['answered']}/{u['requests']} requests answered (3 tries each), "
+                   f"{u['first_try']} at the first try")
+        self.check(not events["reload_errors"] and events["reloads"] >= secs // SOAK_RELOAD_EVERY - 1,
+                   f"soak: {events['reloads']} reloads, errors {events['reload_errors']}; "
+                   f"{events['kills']} kills of b2, {events['floods']} floods")
+        self.check(peak <= 1.05 * end and end <= 1.05 * at_warm,
+                   f"soak: RSS {at_warm} kB after the {warm} s warm-up, peak {peak} kB after it, "
+                   f"{end:.0f} kB at the end (peak within 5% of the end, end within 5% of the "
+                   f"warm-up's)")
+        self.check(not stalls, f"soak: worker stalls over 100 ms logged: {stalls or 'none'}")
+        self.check(left <= idle, f"soak: the table back to {left} entries ({idle} idle) "
+                                 f"{idle_s:.1f} s after the load")
+        self.check(rx == tx + consumed + dropped - held,
+                   f"soak: rx {rx} = tx {tx} + consumed {consumed} + dropped {dropped} - "
+                   f"fragments_held_dropped {held}")
+        # The rest of the suite runs on the usual config.
+        self.rp = Rampart(bed, self.bin, self.lifetime, self.tunnels, run=self.next_run())
+        wait_health(self.rp, IN_VIPS, (4, 6), (80,), "up", 15)
+
     def run(self):
         only = self.a.only
 
@@ -2201,6 +2761,10 @@ table ip shield {{
             self.reload()
         if want("tier"):
             self.tier()
+        if want("faults"):
+            self.faults()
+        if want("soak"):
+            self.soak()
         drops = self.rp.drops()
         self.rp.stop()
         run = json.load(open(self.rp.json))
@@ -2225,13 +2789,15 @@ def report(suite, work, args, started):
         lines.append(f"| {r['case']} | {r['mode']} | {r['family']} | {r['requests']} | "
                      f"{r['errors']} | {ms(r['p50'])} | {ms(r['p99'])} | {r['note']} |")
     if suite.flood_rows:
-        lines += ["", "SYN flood (hping3, 2 spoofed sources, IPv4) against the SYN proxy VIP:", "",
-                  "| in the LB's place | flood at the router | SYN-ACKs answered | curl ok under flood "
-                  "| p50 | p99 | state growth | notes |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        lines += ["", "SYN flood (2 spoofed sources: hping3 over IPv4, e2e.py's syn6-flood over "
+                  "IPv6) against the SYN proxy VIP:", "",
+                  "| in the LB's place | family | flood at the router | SYN-ACKs answered | curl ok "
+                  "under flood | p50 | p99 | state growth | notes |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in suite.flood_rows:
             lines.append(
-                f"| {r['lb']} | {r['flood_syn_per_s']:.0f} SYN/s | {r['synack_per_s']:.0f}/s | "
+                f"| {r['lb']} | {r['family']} | {r['flood_syn_per_s']:.0f} SYN/s | "
+                f"{r['synack_per_s']:.0f}/s | "
                 f"{r['curl_ok']}/{r['curl']} ({r['success']:.1%}) | {ms(r['p50'])} | "
                 f"{ms(r['p99'])} | {r['table_growth']} | {r['note']} |")
     text = "\n".join(lines) + "\n"
@@ -2240,7 +2806,8 @@ def report(suite, work, args, started):
     with open(os.path.join(work, "summary.json"), "w") as f:
         json.dump({"rows": suite.rows, "flood": suite.flood_rows,
                    "checks": [{"ok": ok, "what": w} for ok, w in suite.checks],
-                   "rampart": getattr(suite, "rampart_stats", None)}, f, indent=1)
+                   "rampart": getattr(suite, "rampart_stats", None),
+                   "soak": getattr(suite, "soak_figures", None)}, f, indent=1)
     print(text)
 
 
@@ -2299,7 +2866,7 @@ def main_suite(args):
 
 
 CASES = ("modes", "tunnel", "steer", "ping", "pmtu", "pmtu-nat", "fragments", "synproxy",
-         "proxy", "health", "reload", "tier", "nftables")
+         "proxy", "health", "reload", "tier", "faults", "soak", "nftables")
 
 
 def main():
@@ -2327,6 +2894,20 @@ def main():
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--bytes", type=int, required=True)
     s.add_argument("--count", type=int, required=True)
+    s = sub.add_parser("syn6-flood")
+    s.add_argument("--dev", required=True)
+    s.add_argument("--dst-mac", required=True)
+    s.add_argument("--dst", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--source", required=True)
+    s.add_argument("--seconds", type=float, required=True)
+    s.add_argument("--count", type=int, required=True)
+    s = sub.add_parser("udp-rr")
+    s.add_argument("--host", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--seconds", type=float, required=True)
+    s.add_argument("--rate", type=float, required=True)
+    s.add_argument("--timeout", type=float, default=0.5)
     s = sub.add_parser("keepalive")
     s.add_argument("--host", required=True)
     s.add_argument("--conns", type=int, required=True)
@@ -2339,6 +2920,9 @@ def main():
     p.add_argument("--work", default=os.path.join(ROOT, "target", "e2e"),
                    help="where outputs and summary.md go (default target/e2e)")
     p.add_argument("--deadline", type=int, default=900, help="seconds for the whole run")
+    p.add_argument("--soak-seconds", type=int, default=60,
+                   help="the soak case's length (default 60; 600 for the 10-minute soak, with a "
+                        "--deadline to match)")
     p.add_argument("--only", default="",
                    help="comma-separated cases to run (the bed and its tunnel checks always): "
                         + ", ".join(CASES))
@@ -2363,6 +2947,10 @@ def main():
         udp_echo_server(args)
     elif args.role == "udp-echo-client":
         udp_echo_client(args)
+    elif args.role == "syn6-flood":
+        syn6_flood(args)
+    elif args.role == "udp-rr":
+        udp_rr_client(args)
     elif args.role == "keepalive":
         keepalive_client(args)
     else:
