@@ -123,6 +123,10 @@ enum Cmd {
         /// Draw the table as an SVG bar chart here.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        /// Write the captures, configs and every run's log here and keep
+        /// them (default: a temporary directory, removed at the end).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
         /// Run EAL without hugepages (--no-huge, -m sized per workload) everywhere.
         #[arg(long)]
         no_huge: bool,
@@ -221,6 +225,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             only,
             json,
             svg,
+            work_dir,
             no_huge,
         } => bench(BenchArgs {
             seconds,
@@ -235,6 +240,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             only,
             json,
             svg,
+            work_dir,
             no_huge,
         }),
         Cmd::Ctl(args) => rampart::control::ctl::run(args),
@@ -343,6 +349,7 @@ struct BenchArgs {
     only: Vec<String>,
     json: Option<PathBuf>,
     svg: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
     no_huge: bool,
 }
 
@@ -364,6 +371,7 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         live_conns: a.live_conns,
         lifecycle_conns: a.lifecycle_conns,
         only: a.only,
+        work_dir: a.work_dir,
         no_huge: a.no_huge,
         exe: std::env::current_exe().map_err(|e| format!("bench: own binary: {e}"))?,
     };

@@ -52,6 +52,9 @@ pub struct BenchOptions {
     pub lifecycle_conns: u32,
     /// The workloads to run ([`Kind::key`]); empty: all.
     pub only: Vec<String>,
+    /// Keep the captures, configs and logs in this directory (else a
+    /// temporary one, removed at the end).
+    pub work_dir: Option<PathBuf>,
     /// EAL without hugepages (`--no-huge`) for every run.
     pub no_huge: bool,
     /// The `rampart` binary (this one).
@@ -166,10 +169,15 @@ pub fn run(o: &BenchOptions) -> Result<Vec<Row>, String> {
     procs::which("dpdk-testpmd").ok_or(
         "dpdk-testpmd not found (hint: apt-get install dpdk-dev, or scripts/setup-dpdk.sh)",
     )?;
-    let dir = std::env::temp_dir().join(format!("rampart-bench-{}", std::process::id()));
+    let dir = match &o.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("rampart-bench-{}", std::process::id())),
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let result = run_in(o, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    if o.work_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 

@@ -283,7 +283,7 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..n as f64, 0.0..top * 1.15)?;
+        .build_cartesian_2d(0.0..n as f64, 0.0..top * 1.3)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -336,8 +336,8 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
         ) {
             let (px, py) = chart.backend_coord(&(x, top_bar));
             root.draw(&Text::new(
-                format!("{:.2} x", ratio.median),
-                (px - 14, py - 18),
+                format!("{:.2} of macswap", ratio.median),
+                (px - 42, py - 18),
                 ("sans-serif", 13).into_font().color(&BLACK),
             ))?;
         }
