@@ -211,8 +211,7 @@ impl Report {
                 .map_or("-".into(), |v| format!("{v:.1}"));
             let mut note = String::new();
             if let Some(c) = r.connections_per_second {
-                let _ = write!(note, "{} connections/s", fmt(Some(c.scaled(1e-6)), 3));
-                note = note.replacen(" connections/s", "M connections/s", 1);
+                let _ = write!(note, "{} M connections/s", fmt(Some(c.scaled(1e-6)), 2));
             }
             if let (Some(x), Some(one)) = (r.ratio_to_one_worker, r.one_worker) {
                 let _ = write!(
@@ -508,7 +507,7 @@ mod tests {
             t.contains("| established NAT | 65536 | 32.00 (30.00-34.00) | 30.00 (20.00-36.00) | 10.00 (8.00-12.00) | 100.0 | 0.33 (0.33-0.40) |"),
             "{t}"
         );
-        assert!(t.contains("1.000M connections/s"), "{t}");
+        assert!(t.contains("| 1.00 M connections/s |"), "{t}");
         assert!(
             t.contains("1.91 (1.82-2.00) x one worker (11.00 Mpps)"),
             "{t}"
