@@ -257,6 +257,9 @@ fn fmt(s: Option<Summary>, digits: usize) -> String {
     }
 }
 
+/// Picks one column's summary out of a row.
+type Column = fn(&RowReport) -> Option<Summary>;
+
 const IO_COLOR: RGBColor = RGBColor(150, 150, 150);
 const MACSWAP_COLOR: RGBColor = RGBColor(70, 110, 180);
 const RAMPART_COLOR: RGBColor = RGBColor(225, 120, 30);
@@ -290,7 +293,7 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
         .x_labels(0)
         .y_desc("Mpps (median over the rounds)")
         .draw()?;
-    let series: [(&'static str, RGBColor, fn(&RowReport) -> Option<Summary>); 3] = [
+    let series: [(&'static str, RGBColor, Column); 3] = [
         ("testpmd io", IO_COLOR, |r| r.io),
         ("testpmd macswap", MACSWAP_COLOR, |r| r.macswap),
         ("rampart", RAMPART_COLOR, |r| r.rampart),
