@@ -9,7 +9,8 @@
 //! immutable view workers read. With the `dpdk` feature, `run` is the
 //! DPDK runtime (`rampart run`) over `io::dpdk`.
 
-#[cfg(feature = "dpdk")]
+/// `rampart bench`: its runs need DPDK and dpdk-testpmd at run time, its
+/// report (table, JSON, chart) nothing.
 pub mod bench;
 pub mod buf;
 pub mod config;

@@ -73,23 +73,30 @@ enum Cmd {
         #[arg(last = true, value_name = "EAL ARGS")]
         eal_args: Vec<String>,
     },
-    /// Measure `rampart run` against dpdk-testpmd io and macswap, in one
-    /// run on one core, from a net_pcap infinite_rx vdev (tx dropped), for
-    /// established NAT flows, new connections, SYN cookies, FullNAT and DR
-    /// (needs a build with `--features dpdk`, dpdk-testpmd and root).
+    /// Measure `rampart run` against dpdk-testpmd io and macswap, on one
+    /// core, from a net_pcap infinite_rx vdev (tx dropped), alternating the
+    /// three over several rounds: established NAT flows, new connections,
+    /// whole connection lifecycles, SYN cookies, FullNAT, DR, 1M live
+    /// connections, two workers (needs a build with `--features dpdk`,
+    /// dpdk-testpmd and root).
     Bench {
-        /// Seconds each measured run forwards (each also gets 3 s to start
-        /// and warm up).
+        /// Seconds each measured run forwards (each also gets 3 s or more
+        /// to start and warm up).
         #[arg(long, default_value_t = 10)]
         seconds: u32,
+        /// Rounds per workload: testpmd io, macswap and rampart run in turn
+        /// this many times; the table shows medians with their spread.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
         /// CPU of the forwarding core (rampart's worker, testpmd's).
         #[arg(long, default_value_t = 1)]
         core: usize,
-        /// CPU of the control / main thread.
+        /// CPU of the control / main thread (and of the second worker in
+        /// the two-worker workload).
         #[arg(long, default_value_t = 0)]
         control: usize,
-        /// Established NAT, FullNAT and DR: connections in each capture
-        /// (16 frames each).
+        /// Established NAT, FullNAT, DR and two workers: connections in each
+        /// capture (16 frames each).
         #[arg(long, default_value_t = 4096)]
         flows: u32,
         /// New connections: clients in the capture (a SYN and an RST each).
@@ -98,7 +105,29 @@ enum Cmd {
         /// SYN cookies: spoofed SYNs in the capture.
         #[arg(long, default_value_t = 65536)]
         syns: u32,
-        /// Run EAL without hugepages (--no-huge -m 1536) everywhere.
+        /// Live connections: connections the table holds while measuring
+        /// (one frame each in the capture, which net_pcap keeps in mbufs).
+        #[arg(long, default_value_t = 1_048_576)]
+        live_conns: u32,
+        /// Connection lifecycle: connections in the capture (8 frames each,
+        /// SYN to the last ACK).
+        #[arg(long, default_value_t = 16384)]
+        lifecycle_conns: u32,
+        /// Only these workloads, comma-separated: established, new,
+        /// lifecycle, syn, fullnat, dr, live, two-workers.
+        #[arg(long, value_delimiter = ',', value_name = "LIST")]
+        only: Vec<String>,
+        /// Write the table, with every round's samples, as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Draw the table as an SVG bar chart here.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Write the captures, configs and every run's log here and keep
+        /// them (default: a temporary directory, removed at the end).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Run EAL without hugepages (--no-huge, -m sized per workload) everywhere.
         #[arg(long)]
         no_huge: bool,
     },
@@ -185,19 +214,33 @@ fn run(cmd: Cmd) -> Result<(), String> {
         } => run_dpdk(config, &clock, stats_json, eal_args),
         Cmd::Bench {
             seconds,
+            rounds,
             core,
             control,
             flows,
             new_conns,
             syns,
+            live_conns,
+            lifecycle_conns,
+            only,
+            json,
+            svg,
+            work_dir,
             no_huge,
         } => bench(BenchArgs {
             seconds,
+            rounds,
             core,
             control,
             flows,
             new_conns,
             syns,
+            live_conns,
+            lifecycle_conns,
+            only,
+            json,
+            svg,
+            work_dir,
             no_huge,
         }),
         Cmd::Ctl(args) => rampart::control::ctl::run(args),
@@ -295,33 +338,53 @@ fn run_dpdk(
 #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
 struct BenchArgs {
     seconds: u32,
+    rounds: u32,
     core: usize,
     control: usize,
     flows: u32,
     new_conns: u32,
     syns: u32,
+    live_conns: u32,
+    lifecycle_conns: u32,
+    only: Vec<String>,
+    json: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
     no_huge: bool,
 }
 
 #[cfg(feature = "dpdk")]
 fn bench(a: BenchArgs) -> Result<(), String> {
-    use rampart::bench::{self, BenchOptions};
+    use rampart::bench::{self, BenchOptions, Report};
 
     if a.core == a.control {
         return Err("bench: --core and --control must be different CPUs".into());
     }
     let o = BenchOptions {
         seconds: a.seconds,
+        rounds: a.rounds,
         core: a.core,
         control: a.control,
         flows: a.flows,
         new_conns: a.new_conns,
         syns: a.syns,
+        live_conns: a.live_conns,
+        lifecycle_conns: a.lifecycle_conns,
+        only: a.only,
+        work_dir: a.work_dir,
         no_huge: a.no_huge,
         exe: std::env::current_exe().map_err(|e| format!("bench: own binary: {e}"))?,
     };
+    let date = bench::report::utc_now();
     let rows = bench::run(&o)?;
-    print!("{}", bench::table(&o, &rows));
+    let report = Report::new(o.info(), rows, date, bench::dpdk_version());
+    print!("{}", report.table());
+    if let Some(p) = a.json {
+        std::fs::write(&p, report.to_json()).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = a.svg {
+        std::fs::write(&p, report.svg()?).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
     Ok(())
 }
 

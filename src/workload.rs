@@ -11,6 +11,7 @@ use crate::config::{self, Config};
 use crate::conntrack::addr_hash;
 use crate::flow::{tcp_flags::*, Addr, FlowKey, Mac};
 use crate::gen::{self, Eth, TcpSeg};
+use crate::io::steer::client_owner;
 use crate::io::PcapWriter;
 use crate::sched::SchedKind;
 use crate::snapshot::{Snapshot, MAGLEV_SEED};
@@ -19,6 +20,17 @@ use crate::snapshot::{Snapshot, MAGLEV_SEED};
 /// written against.
 pub const CONFIG_TEXT: &str = include_str!("../configs/rampart.toml");
 pub const CONFIG_PATH: &str = "configs/rampart.toml";
+
+/// The reference config's text with its connection table holding
+/// `capacity` entries instead of 65536.
+pub fn config_text_with_capacity(capacity: u32) -> String {
+    let from = "[conntrack]\ncapacity = 65536\n";
+    assert!(
+        CONFIG_TEXT.contains(from),
+        "the reference config sets [conntrack] capacity = 65536"
+    );
+    CONFIG_TEXT.replace(from, &format!("[conntrack]\ncapacity = {capacity}\n"))
+}
 
 /// Capture time of the first frame: 2023-11-14T22:13:20Z.
 pub const T0_NS: u64 = 1_700_000_000_000_000_000;
@@ -141,69 +153,250 @@ pub fn timestamp(i: usize) -> u64 {
     T0_NS + i as u64 * 1_000_000
 }
 
-/// A synthetic capture for throughput runs: `flows` TCP connections from
-/// distinct clients (198.18.128.0/17, ports 1024-65535) to the reference
-/// config's NAT VIP `web`, each a handshake followed by data segments from
-/// both sides, `packets_per_flow` frames per flow in all (at least 3).
-/// Flows are interleaved round by round, so every connection stays live
-/// until the end: a replay holds `flows` entries at once.
-pub fn write_traffic(path: &Path, flows: u32, packets_per_flow: u32) -> Result<u64, String> {
-    use net::*;
-    let snap = Snapshot::build(&reference_config());
-    let mut w = PcapWriter::create(path).map_err(|e| e.to_string())?;
-    let per = packets_per_flow.max(3);
-    let client = |i: u32| {
-        let host = 0x8000 + i / 64_512;
-        let port = 1024 + (i % 64_512) as u16;
-        (
-            Addr::from_v4([198, 18, (host >> 8) as u8, host as u8]),
-            port,
-        )
-    };
-    let backends: Vec<(Addr, u16, Mac)> = (0..flows)
-        .map(|i| {
-            let (a, p) = client(i);
-            pick_backend(&snap, &tcp_key(a, p, WEB4, 80), 0)
-        })
-        .collect();
-    let payload = [0x5au8; 64];
-    let mut written = 0u64;
-    for round in 0..per {
-        for (i, b) in backends.iter().enumerate() {
-            let (caddr, cport) = client(i as u32);
-            let (flags, from_client) = match round {
-                0 => (SYN, true),
-                1 => (SYN | ACK, false),
-                2 => (ACK, true),
-                r => (ACK | PSH, r % 2 == 1),
-            };
-            let data: &[u8] = if round >= 3 { &payload } else { b"" };
-            let frame = if from_client {
-                gen::tcp(
-                    &eth(GATEWAY_MAC, NODE_MAC),
-                    caddr,
-                    WEB4,
-                    64,
-                    0,
-                    &seg(cport, 80, 1 + round, 1, flags, data),
-                )
-            } else {
-                gen::tcp(
-                    &eth(b.2, NODE_MAC),
-                    b.0,
-                    caddr,
-                    64,
-                    0,
-                    &seg(b.1, cport, 1 + round, 1, flags, data),
-                )
-            };
-            w.write(&frame, T0_NS + written * 1_000)
-                .map_err(|e| e.to_string())?;
-            written += 1;
+/// Client number `i` of the synthetic workloads: hosts from 198.18.128.0
+/// up (inside 198.18.128.0/17), ports 1024-65535 on each.
+pub fn client(i: u32) -> (Addr, u16) {
+    let host = 0x8000 + i / 64_512;
+    let port = 1024 + (i % 64_512) as u16;
+    (
+        Addr::from_v4([198, 18, (host >> 8) as u8, host as u8]),
+        port,
+    )
+}
+
+/// The frames of [`write_traffic`]'s connections to the NAT VIP `web`,
+/// with whether each comes from the client, in capture order.
+struct Traffic {
+    backends: Vec<(Addr, u16, Mac)>,
+    per: u32,
+}
+
+impl Traffic {
+    fn new(flows: u32, packets_per_flow: u32) -> Traffic {
+        let snap = Snapshot::build(&reference_config());
+        let backends = (0..flows)
+            .map(|i| {
+                let (a, p) = client(i);
+                pick_backend(&snap, &tcp_key(a, p, net::WEB4, 80), 0)
+            })
+            .collect();
+        Traffic {
+            backends,
+            per: packets_per_flow.max(3),
         }
+    }
+
+    /// Frame `round` of connection `i`: SYN, SYN-ACK, ACK, then data
+    /// segments of 64 bytes alternately from the backend and the client.
+    fn frame(&self, i: u32, round: u32) -> (Vec<u8>, bool) {
+        use net::*;
+        let (caddr, cport) = client(i);
+        let b = self.backends[i as usize];
+        let (flags, from_client) = match round {
+            0 => (SYN, true),
+            1 => (SYN | ACK, false),
+            2 => (ACK, true),
+            r => (ACK | PSH, r % 2 == 1),
+        };
+        let payload = [0x5au8; 64];
+        let data: &[u8] = if round >= 3 { &payload } else { b"" };
+        let frame = if from_client {
+            gen::tcp(
+                &eth(GATEWAY_MAC, NODE_MAC),
+                caddr,
+                WEB4,
+                64,
+                0,
+                &seg(cport, 80, 1 + round, 1, flags, data),
+            )
+        } else {
+            gen::tcp(
+                &eth(b.2, NODE_MAC),
+                b.0,
+                caddr,
+                64,
+                0,
+                &seg(b.1, cport, 1 + round, 1, flags, data),
+            )
+        };
+        (frame, from_client)
+    }
+}
+
+/// Writes `frames` to a new capture at `path`, 1 µs apart; returns how
+/// many.
+fn write_frames<I>(path: &Path, frames: I) -> Result<u64, String>
+where
+    I: IntoIterator,
+    I::Item: AsRef<[u8]>,
+{
+    let mut w = PcapWriter::create(path).map_err(|e| e.to_string())?;
+    let mut written = 0u64;
+    for f in frames {
+        w.write(f.as_ref(), T0_NS + written * 1_000)
+            .map_err(|e| e.to_string())?;
+        written += 1;
     }
     w.finish().map_err(|e| e.to_string())?;
     Ok(written)
+}
+
+/// A synthetic capture for throughput runs: `flows` TCP connections from
+/// distinct clients ([`client`]) to the reference config's NAT VIP `web`,
+/// each a handshake followed by data segments from both sides,
+/// `packets_per_flow` frames per flow in all (at least 3). Flows are
+/// interleaved round by round, so every connection stays live until the
+/// end: a replay holds `flows` entries at once.
+pub fn write_traffic(path: &Path, flows: u32, packets_per_flow: u32) -> Result<u64, String> {
+    let t = Traffic::new(flows, packets_per_flow);
+    write_frames(
+        path,
+        (0..t.per)
+            .flat_map(|round| (0..flows).map(move |i| (i, round)))
+            .map(|(i, r)| t.frame(i, r).0),
+    )
+}
+
+/// [`write_traffic`]'s connections split over two rx queues of a box with
+/// two workers, as a NIC's RSS would spread them: each connection's client
+/// frames arrive on the queue of the worker that owns it
+/// ([`client_owner`]), and its backend's frames on the same queue for
+/// even-numbered connections and on the other worker's queue for odd ones,
+/// so half the replies are handed over to their owner. Returns every frame
+/// with its queue, in capture order.
+pub fn two_queue_frames(flows: u32, packets_per_flow: u32) -> Vec<(usize, Vec<u8>)> {
+    let t = Traffic::new(flows, packets_per_flow);
+    let mut out = Vec::with_capacity((flows * t.per) as usize);
+    for round in 0..t.per {
+        for i in 0..flows {
+            let (caddr, cport) = client(i);
+            let owner = usize::from(client_owner(&caddr, cport, 2));
+            let (frame, from_client) = t.frame(i, round);
+            let q = if from_client || i % 2 == 0 {
+                owner
+            } else {
+                1 - owner
+            };
+            out.push((q, frame));
+        }
+    }
+    out
+}
+
+/// Writes [`two_queue_frames`] to `paths` (queue 0's capture, queue 1's);
+/// returns the frames of each.
+pub fn write_two_queues(
+    paths: [&Path; 2],
+    flows: u32,
+    packets_per_flow: u32,
+) -> Result<[u64; 2], String> {
+    let frames = two_queue_frames(flows, packets_per_flow);
+    let queue = |q: usize| frames.iter().filter(move |f| f.0 == q).map(|f| &f.1);
+    Ok([
+        write_frames(paths[0], queue(0))?,
+        write_frames(paths[1], queue(1))?,
+    ])
+}
+
+/// Frame `i` of [`write_live_connections`]: client `i`'s ACK with 64 bytes
+/// of data to the NAT VIP `web`, with no handshake before it.
+pub fn live_connection_frame(i: u32) -> Vec<u8> {
+    use net::*;
+    let (caddr, cport) = client(i);
+    gen::tcp(
+        &eth(GATEWAY_MAC, NODE_MAC),
+        caddr,
+        WEB4,
+        64,
+        0,
+        &seg(cport, 80, 1000, 1, ACK | PSH, &[0x5au8; 64]),
+    )
+}
+
+/// A capture of `conns` frames, one per connection ([`live_connection_frame`]),
+/// to run with a table that holds `conns` live connections: the NAT picks
+/// up a mid-flow TCP segment into a new entry (see [`crate::datapath`]), so
+/// the first pass over the capture opens `conns` connections and every
+/// later pass is established traffic spread over all of them.
+pub fn write_live_connections(path: &Path, conns: u32) -> Result<u64, String> {
+    write_frames(path, (0..conns).map(live_connection_frame))
+}
+
+/// Frames of one connection's whole life in [`lifecycle_frames`].
+pub const LIFECYCLE_FRAMES: u32 = 8;
+
+/// Connections whose lives interleave in [`lifecycle_frames`].
+const LIFECYCLE_WINDOW: u32 = 256;
+
+/// `conns` TCP connections from distinct clients ([`client`]) to the NAT
+/// VIP `web`, each its whole life as [`LIFECYCLE_FRAMES`] frames: the
+/// client's SYN, the backend's SYN-ACK (addressed to the client, as the
+/// NAT's rewrite makes it), the client's ACK, an 18-byte request, a 64-byte
+/// response, the client's FIN, the backend's FIN, the client's last ACK.
+/// Windows of 256 connections run side by side, frame by frame. Each entry
+/// ends in `time_wait`; looped, the next pass's SYN finds it closing, so
+/// the datapath retires it and opens a new connection (Maglev pick and
+/// insert): every pass opens `conns` connections.
+pub fn lifecycle_frames(conns: u32) -> Vec<Vec<u8>> {
+    use net::*;
+    let snap = Snapshot::build(&reference_config());
+    let request = b"GET / HTTP/1.1\r\n\r\n";
+    let response = [0x5au8; 64];
+    let (c, s) = (1000u32, 5000u32);
+    let (req, resp) = (request.len() as u32, response.len() as u32);
+    let mut out = Vec::with_capacity((conns * LIFECYCLE_FRAMES) as usize);
+    let mut start = 0;
+    while start < conns {
+        let end = (start + LIFECYCLE_WINDOW).min(conns);
+        let peers: Vec<(Addr, u16, Addr, u16, Mac)> = (start..end)
+            .map(|i| {
+                let (caddr, cport) = client(i);
+                let (baddr, bport, bmac) = pick_backend(&snap, &tcp_key(caddr, cport, WEB4, 80), 0);
+                (caddr, cport, baddr, bport, bmac)
+            })
+            .collect();
+        for step in 0..LIFECYCLE_FRAMES {
+            for &(caddr, cport, baddr, bport, bmac) in &peers {
+                // (from the client, seq, ack, flags, payload)
+                let (fwd, seq, ack, flags, data): (bool, u32, u32, u8, &[u8]) = match step {
+                    0 => (true, c, 0, SYN, b""),
+                    1 => (false, s, c + 1, SYN | ACK, b""),
+                    2 => (true, c + 1, s + 1, ACK, b""),
+                    3 => (true, c + 1, s + 1, ACK | PSH, request),
+                    4 => (false, s + 1, c + 1 + req, ACK | PSH, &response),
+                    5 => (true, c + 1 + req, s + 1 + resp, FIN | ACK, b""),
+                    6 => (false, s + 1 + resp, c + 2 + req, FIN | ACK, b""),
+                    _ => (true, c + 2 + req, s + 2 + resp, ACK, b""),
+                };
+                out.push(if fwd {
+                    gen::tcp(
+                        &eth(GATEWAY_MAC, NODE_MAC),
+                        caddr,
+                        WEB4,
+                        64,
+                        0,
+                        &seg(cport, 80, seq, ack, flags, data),
+                    )
+                } else {
+                    gen::tcp(
+                        &eth(bmac, NODE_MAC),
+                        baddr,
+                        caddr,
+                        64,
+                        0,
+                        &seg(bport, cport, seq, ack, flags, data),
+                    )
+                });
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// Writes [`lifecycle_frames`]; returns how many.
+pub fn write_lifecycle(path: &Path, conns: u32) -> Result<u64, String> {
+    write_frames(path, lifecycle_frames(conns))
 }
 
 /// A capture of client-side traffic only, for throughput runs of modes
@@ -326,4 +519,94 @@ pub fn write_syn_flood(path: &Path, count: u32) -> Result<u64, String> {
     }
     w.finish().map_err(|e| e.to_string())?;
     Ok(u64::from(count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::{self, ReplayOptions};
+    use crate::stats::{Event, WorkerStats};
+
+    /// Replays `frames` through `workers` workers of the reference config.
+    fn replay_frames(name: &str, frames: &[Vec<u8>], workers: u16) -> WorkerStats {
+        replay_with(name, frames, workers, &reference_config())
+    }
+
+    fn replay_with(name: &str, frames: &[Vec<u8>], workers: u16, cfg: &Config) -> WorkerStats {
+        let dir =
+            std::env::temp_dir().join(format!("rampart-workload-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("in.pcap");
+        write_frames(&input, frames).unwrap();
+        let opts = ReplayOptions {
+            input,
+            output: None,
+            progress: false,
+            reloads: Vec::new(),
+            burst: 32,
+            workers,
+        };
+        let (_, report) = replay::replay(cfg, &opts).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        report.stats
+    }
+
+    /// Two passes over a capture, as net_pcap's `infinite_rx` loops it.
+    fn twice(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut all = frames.clone();
+        all.extend(frames);
+        all
+    }
+
+    #[test]
+    fn every_lifecycle_pass_opens_new_connections() {
+        let conns = 300;
+        let frames = lifecycle_frames(conns);
+        assert_eq!(frames.len() as u32, conns * LIFECYCLE_FRAMES);
+        let s = replay_frames("lifecycle", &twice(frames), 1);
+        assert_eq!(s.dropped_total(), 0, "{:?}", s.drops);
+        assert_eq!(s.tx_packets, u64::from(2 * conns * LIFECYCLE_FRAMES));
+        assert_eq!(s.events[Event::ConnNew as usize], u64::from(2 * conns));
+        // The second pass retired the first pass's closed entries.
+        assert_eq!(s.events[Event::ConnExpired as usize], u64::from(conns));
+        assert_eq!(s.events[Event::MidflowPickup as usize], 0);
+        assert_eq!(s.events[Event::StatelessReply as usize], 0);
+    }
+
+    #[test]
+    fn live_connections_are_opened_once_then_established() {
+        let conns = 70_000; // past one client host's 64512 ports
+        let frames: Vec<Vec<u8>> = (0..conns).map(live_connection_frame).collect();
+        let cfg = config::parse(&config_text_with_capacity(131_072), CONFIG_PATH).unwrap();
+        assert_eq!(cfg.conntrack.capacity, 131_072);
+        let s = replay_with("live", &twice(frames), 1, &cfg);
+        assert_eq!(s.dropped_total(), 0, "{:?}", s.drops);
+        assert_eq!(s.tx_packets, u64::from(2 * conns));
+        assert_eq!(s.events[Event::MidflowPickup as usize], u64::from(conns));
+    }
+
+    #[test]
+    fn two_queues_hand_half_the_replies_over() {
+        let (flows, per) = (512, 16);
+        let frames = two_queue_frames(flows, per);
+        assert_eq!(frames.len() as u32, flows * per);
+        // Every reply of an odd connection sits on the queue of the worker
+        // that does not own it.
+        let snap = Snapshot::build(&reference_config());
+        let mut d = crate::flow::FlowDesc::default();
+        let foreign = frames
+            .iter()
+            .filter(|(q, f)| {
+                let owner = crate::io::steer::owner(f, &snap, 2, &mut d).unwrap();
+                usize::from(owner) != *q
+            })
+            .count();
+        // Of each connection's 16 frames, 7 are the backend's (SYN-ACK and
+        // six data segments).
+        assert_eq!(foreign as u32, flows / 2 * 7);
+        let all: Vec<Vec<u8>> = frames.into_iter().map(|f| f.1).collect();
+        let s = replay_frames("two", &all, 2);
+        assert_eq!(s.dropped_total(), 0, "{:?}", s.drops);
+        assert_eq!(s.tx_packets, u64::from(flows * per));
+    }
 }
