@@ -416,8 +416,18 @@ impl<R: Send + 'static> Pool<R> {
         let mut last_line = (Instant::now(), last);
         let mut beats = Heartbeats::new(self.live.len(), policy.stall_log);
         let mut draining_until: Option<Instant> = None;
+        let mut last_tick = Instant::now();
         loop {
             std::thread::sleep(CONTROL_TICK);
+            // How much later than its tick plus the stall allowance the
+            // control thread runs: time in which no answer was read.
+            let gap = last_tick.elapsed();
+            last_tick = Instant::now();
+            let late = if policy.stall_log.is_zero() {
+                Duration::ZERO
+            } else {
+                gap.saturating_sub(CONTROL_TICK + policy.stall_log)
+            };
             if signals.stop.load(Ordering::Relaxed) {
                 return (Stopped::Signal, last_change);
             }
@@ -448,6 +458,7 @@ impl<R: Send + 'static> Pool<R> {
                     let _ = c.reload(now_ns);
                 }
                 c.set_workers_polling(beats.all_beating(&self.live));
+                c.set_stalled(beats.any_still(), late.as_nanos() as u64, now_ns);
                 c.tick(now_ns);
             }
             let now = self.totals();
@@ -514,6 +525,16 @@ impl Heartbeats {
             stall_log,
             stalls: 0,
         }
+    }
+
+    /// Whether some worker's heartbeat has stood still for `stall_log` or
+    /// more (never, with `stall_log` zero).
+    fn any_still(&self) -> bool {
+        !self.stall_log.is_zero()
+            && self
+                .seen
+                .iter()
+                .any(|s| s.0 > 0 && s.2.saturating_duration_since(s.1) >= self.stall_log)
     }
 
     /// Whether every worker's heartbeat moved within [`HEARTBEAT`]. Logs a

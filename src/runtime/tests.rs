@@ -316,8 +316,10 @@ fn a_heartbeat_still_across_ticks_is_a_stall_and_a_late_tick_is_not() {
         std::thread::sleep(Duration::from_millis(5));
         beats.all_beating(&live);
     }
+    assert!(beats.any_still(), "still for 40 ms: health probes are held");
     live[0].polls.store(2, Ordering::Relaxed);
     beats.all_beating(&live);
+    assert!(!beats.any_still(), "moving again: probes run");
     assert_eq!(beats.stalls, 1);
     // The control thread late by 40 ms: no tick saw the heartbeat still.
     std::thread::sleep(Duration::from_millis(40));

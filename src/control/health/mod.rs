@@ -206,6 +206,8 @@ pub struct Checker {
     /// Where the search for a free port starts.
     next_port: usize,
     next_id: u32,
+    /// Since when the probes are held (see [`Checker::hold`]).
+    held_since: Option<u64>,
 }
 
 impl Checker {
@@ -220,6 +222,30 @@ impl Checker {
             busy: vec![false; PROBE_PORTS],
             next_port: 0,
             next_id: 1,
+            held_since: None,
+        }
+    }
+
+    /// Holds the probes while rampart itself cannot see an answer (a worker
+    /// that stopped polling, a control thread that did not run): no probe
+    /// times out and none is sent while held, and on release every
+    /// outstanding probe's deadline moves by the time held. A stall of the
+    /// load balancer is not a backend failure.
+    pub fn hold(&mut self, held: bool, now_ns: u64) {
+        match (held, self.held_since) {
+            (true, None) => self.held_since = Some(now_ns),
+            (false, Some(since)) => {
+                self.postpone(now_ns.saturating_sub(since));
+                self.held_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves every outstanding probe's deadline `by_ns` later.
+    pub fn postpone(&mut self, by_ns: u64) {
+        for p in self.outstanding.values_mut() {
+            p.deadline_ns = p.deadline_ns.saturating_add(by_ns);
         }
     }
 
@@ -250,6 +276,9 @@ impl Checker {
     /// with the worker that will receive its answer. Returns the
     /// transitions the timeouts caused.
     pub fn poll(&mut self, now_ns: u64, orders: &mut Vec<(u16, ProbeOrder)>) -> Vec<Transition> {
+        if self.held_since.is_some() {
+            return Vec::new();
+        }
         let expired: Vec<u32> = self
             .outstanding
             .iter()

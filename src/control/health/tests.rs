@@ -507,3 +507,45 @@ fn set_targets_keeps_unchanged_and_resets_changed() {
     let t = c.result(r, 3001 * MS).unwrap();
     assert!(t.up && t.backend == BackendId::new(0));
 }
+
+/// rampart's own stall is not a backend failure: while held, probes
+/// neither time out nor go out, and on release the outstanding probe has
+/// its whole timeout still to run; an answer within it counts.
+#[test]
+fn a_held_checker_times_nothing_out() {
+    let mut c = Checker::new(1, KEY);
+    c.set_targets(vec![target(0, params(100, 50, 1, 1))], 0);
+    let (orders, _) = poll(&mut c, 0);
+    assert_eq!(orders.len(), 1);
+    c.hold(true, 10 * MS);
+    let (more, t) = poll(&mut c, 800 * MS);
+    assert!(more.is_empty() && t.is_empty(), "held: {more:?} {t:?}");
+    c.hold(false, 810 * MS);
+    // 10 ms of the 50 had run before the hold: 40 remain from 810 ms.
+    let (_, t) = poll(&mut c, 849 * MS);
+    assert!(t.is_empty(), "{t:?}");
+    let answer = ProbeResult {
+        id: orders[0].id,
+        outcome: ProbeOutcome::Open,
+    };
+    assert_eq!(c.result(answer, 849 * MS), None);
+    assert_eq!(c.health(BackendId::new(0)), Some(Health::Up));
+
+    // Without the hold the same probe times out, and the backend goes down.
+    let mut c = Checker::new(1, KEY);
+    c.set_targets(vec![target(0, params(100, 50, 1, 1))], 0);
+    poll(&mut c, 0);
+    let (_, t) = poll(&mut c, 800 * MS);
+    assert_eq!(t.len(), 1);
+    assert!(!t[0].up);
+
+    // A late control thread postpones by its lateness.
+    let mut c = Checker::new(1, KEY);
+    c.set_targets(vec![target(0, params(100, 50, 1, 1))], 0);
+    poll(&mut c, 0);
+    c.postpone(750 * MS);
+    let (_, t) = poll(&mut c, 799 * MS);
+    assert!(t.is_empty(), "{t:?}");
+    let (_, t) = poll(&mut c, 800 * MS);
+    assert_eq!(t.len(), 1);
+}

@@ -247,6 +247,18 @@ impl Control {
         }
     }
 
+    /// Whether some worker has stood still (its heartbeat) long enough to
+    /// call it a stall, and how long the control thread itself was late
+    /// for this tick: health probes wait for both (see
+    /// [`Checker::hold`]), so rampart's own stall never marks a backend
+    /// down.
+    pub fn set_stalled(&mut self, worker_stalled: bool, control_late_ns: u64, now_ns: u64) {
+        if control_late_ns > 0 {
+            self.checker.postpone(control_late_ns);
+        }
+        self.checker.hold(worker_stalled, now_ns);
+    }
+
     /// Stopping (SIGTERM): withdraws every announcement now. Returns
     /// whether there were announcements to withdraw (`[bgp]` enabled).
     pub fn stop_announcing(&mut self, now_ns: u64) -> bool {
