@@ -370,18 +370,28 @@ fn serve(
             }
             Err(e) => return Err(e),
         };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        if let Some(answer) = answer(handler, &line) {
+            stream.write_all(&answer)?;
         }
-        let answer = match parse_request(&line) {
-            Ok(req) => call(handler, req),
-            Err(bad) => Err(ApiError {
-                code: code::BAD_REQUEST.into(),
-                message: bad.to_string(),
-            }),
-        };
-        stream.write_all(&answer_line(answer))?;
     }
+}
+
+/// The answer line (newline included) to one request line (without its
+/// newline), as the socket sends it; `None` for a blank line, which gets
+/// no answer. This is all a client's bytes reach once framed into lines:
+/// the fuzz target `control_request` drives it with a real control state.
+pub fn answer(handler: &dyn Handler, line: &[u8]) -> Option<Vec<u8>> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let answer = match parse_request(line) {
+        Ok(req) => call(handler, req),
+        Err(bad) => Err(ApiError {
+            code: code::BAD_REQUEST.into(),
+            message: bad.to_string(),
+        }),
+    };
+    Some(answer_line(answer))
 }
 
 /// What is wrong with a request line; its text is the `bad_request`

@@ -40,7 +40,7 @@ mod http;
 
 pub use exposition::{render, CONTENT_TYPE};
 pub use http::{
-    MetricsError, MetricsServer, MetricsSource, MAX_CONNECTIONS, MAX_HEADERS, MAX_HEAD_BYTES,
+    parse_head, route, Head, HeadError, MetricsError, MetricsServer, MetricsSource, MAX_CONNECTIONS, MAX_HEADERS, MAX_HEAD_BYTES,
     READ_TIMEOUT, WRITE_TIMEOUT,
 };
 
