@@ -153,9 +153,10 @@ const MAX_LINES: usize = 16;
 const CONTROL_TABLE_SIZE: u32 = 251;
 
 /// `configs/rampart.toml` with every VIP's table at [`CONTROL_TABLE_SIZE`],
-/// written once per process to a file of its own so `reload` reads it.
-fn control_config() -> &'static (PathBuf, String) {
-    static CFG: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+/// written once per process to a file of its own so `reload` reads it, and
+/// parsed once (most of an input's time otherwise).
+fn control_config() -> &'static (PathBuf, String, config::Config) {
+    static CFG: std::sync::OnceLock<(PathBuf, String, config::Config)> = std::sync::OnceLock::new();
     CFG.get_or_init(|| {
         let text = std::fs::read_to_string(root().join("configs/rampart.toml"))
             .expect("configs/rampart.toml");
@@ -175,7 +176,8 @@ fn control_config() -> &'static (PathBuf, String) {
             std::process::id()
         ));
         std::fs::write(&path, &small).expect("write the fuzzed control config");
-        (path, small)
+        let cfg = config::parse(&small, "rampart.toml").expect("the reference config is valid");
+        (path, small, cfg)
     })
 }
 
@@ -184,9 +186,8 @@ fn control_config() -> &'static (PathBuf, String) {
 /// never answers (its end of the link is dropped, so `conns` returns at
 /// once with nothing instead of waiting).
 pub fn control_state() -> Shared {
-    let (path, text) = control_config();
-    let cfg = config::parse(text, "rampart.toml").expect("the reference config is valid");
-    let (control, links) = Control::new(cfg, text, Some(path.clone()), 1, [7u8; 16], 0)
+    let (path, text, cfg) = control_config();
+    let (control, links) = Control::new(cfg.clone(), text, Some(path.clone()), 1, [7u8; 16], 0)
         .expect("control over rampart.toml");
     drop(links);
     Shared(Arc::new(std::sync::Mutex::new(control)))
