@@ -220,8 +220,7 @@ fn build(s: &Spec) -> (Vec<u8>, usize, usize) {
     }
     f.extend_from_slice(&if v6 { 0x86ddu16 } else { 0x0800 }.to_be_bytes());
     let l3_off = f.len();
-    let l4_off;
-    match &s.net {
+    let l4_off = match &s.net {
         Net::V4 {
             src,
             dst,
@@ -244,7 +243,7 @@ fn build(s: &Spec) -> (Vec<u8>, usize, usize) {
             f.extend_from_slice(src);
             f.extend_from_slice(dst);
             f.extend(std::iter::repeat_n(1u8, usize::from(*opt_words) * 4));
-            l4_off = f.len();
+            f.len()
         }
         Net::V6 { src, dst, hop, ext } => {
             let ext_bytes: Vec<u8> = match ext {
@@ -268,9 +267,9 @@ fn build(s: &Spec) -> (Vec<u8>, usize, usize) {
             f.extend_from_slice(src);
             f.extend_from_slice(dst);
             f.extend_from_slice(&ext_bytes);
-            l4_off = f.len();
+            f.len()
         }
-    }
+    };
     f.extend_from_slice(&l4);
     f.extend(std::iter::repeat_n(0u8, s.pad));
     (f, l3_off, l4_off)
@@ -286,7 +285,12 @@ fn damaged(s: &Spec) -> Vec<u8> {
             f[i] = *b;
         }
         Damage::IpLen(n) => {
-            let at = l3_off + if matches!(s.net, Net::V4 { .. }) { 2 } else { 4 };
+            let at = l3_off
+                + if matches!(s.net, Net::V4 { .. }) {
+                    2
+                } else {
+                    4
+                };
             f[at..at + 2].copy_from_slice(&n.to_be_bytes());
         }
         Damage::L4Len(n) => match s.l4 {
@@ -345,7 +349,10 @@ fn agree(frame: &[u8]) -> Result<(), TestCaseError> {
         // message is dropped by type).
         (Ok(d), Err(SliceError::Len(e)))
             if d.key.proto == 1
-                && matches!(e.layer, Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply) =>
+                && matches!(
+                    e.layer,
+                    Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply
+                ) =>
         {
             Ok(())
         }
@@ -355,8 +362,12 @@ fn agree(frame: &[u8]) -> Result<(), TestCaseError> {
         (Err(_), Err(_)) => Ok(()),
         (Err(reason), Ok(p)) => {
             let ip = |p: &SlicedPacket<'_>| match &p.net {
-                Some(NetSlice::Ipv4(v4)) => Some((v4.header().ihl(), false, v4.is_payload_fragmented())),
-                Some(NetSlice::Ipv6(v6)) => Some((5, !v6.extensions().is_empty(), v6.is_payload_fragmented())),
+                Some(NetSlice::Ipv4(v4)) => {
+                    Some((v4.header().ihl(), false, v4.is_payload_fragmented()))
+                }
+                Some(NetSlice::Ipv6(v6)) => {
+                    Some((5, !v6.extensions().is_empty(), v6.is_payload_fragmented()))
+                }
                 _ => None,
             };
             let ok = match reason {
@@ -386,7 +397,10 @@ fn agree(frame: &[u8]) -> Result<(), TestCaseError> {
                 DropReason::ArpNotForUs => matches!(p.net, Some(NetSlice::Arp(_))),
                 _ => false,
             };
-            prop_assert!(ok, "rampart refuses ({reason:?}) what etherparse reads: {p:?}");
+            prop_assert!(
+                ok,
+                "rampart refuses ({reason:?}) what etherparse reads: {p:?}"
+            );
             Ok(())
         }
     }
@@ -425,14 +439,23 @@ fn check_same(
         Some(NetSlice::Arp(a)) => {
             prop_assert_eq!(d.l3, L3Kind::Arp);
             prop_assert_eq!(d.arp_op, a.operation().0);
-            prop_assert_eq!(d.key.src, Addr::from_v4(a.sender_protocol_addr().try_into().unwrap()));
+            prop_assert_eq!(
+                d.key.src,
+                Addr::from_v4(a.sender_protocol_addr().try_into().unwrap())
+            );
             return Ok(());
         }
-        None => return Err(TestCaseError::fail("rampart parsed a frame without a network layer")),
+        None => {
+            return Err(TestCaseError::fail(
+                "rampart parsed a frame without a network layer",
+            ))
+        }
     };
     prop_assert_eq!(d.key.proto, payload.ip_number.0);
     prop_assert_eq!(usize::from(d.l4_off), offset_in(frame, payload.payload));
-    if matches!(p.net, Some(NetSlice::Ipv6(_))) && payload.len_source == etherparse::LenSource::Slice {
+    if matches!(p.net, Some(NetSlice::Ipv6(_)))
+        && payload.len_source == etherparse::LenSource::Slice
+    {
         // An IPv6 payload length of 0: etherparse takes the rest of the
         // frame (as for a jumbogram), rampart an empty payload (a
         // jumbogram needs a hop-by-hop header, which it refuses).
@@ -512,13 +535,48 @@ struct Target {
 }
 
 const TARGETS: [Target; 7] = [
-    Target { vip: "web", addr: "198.18.100.10", port: 80, udp: false },
-    Target { vip: "web6", addr: "2001:2:0:100::10", port: 80, udp: false },
-    Target { vip: "dns", addr: "198.18.100.10", port: 53, udp: true },
-    Target { vip: "api", addr: "198.18.100.20", port: 443, udp: false },
-    Target { vip: "api6", addr: "2001:2:0:100::20", port: 443, udp: false },
-    Target { vip: "static", addr: "198.18.100.30", port: 80, udp: false },
-    Target { vip: "static6", addr: "2001:2:0:100::30", port: 80, udp: false },
+    Target {
+        vip: "web",
+        addr: "198.18.100.10",
+        port: 80,
+        udp: false,
+    },
+    Target {
+        vip: "web6",
+        addr: "2001:2:0:100::10",
+        port: 80,
+        udp: false,
+    },
+    Target {
+        vip: "dns",
+        addr: "198.18.100.10",
+        port: 53,
+        udp: true,
+    },
+    Target {
+        vip: "api",
+        addr: "198.18.100.20",
+        port: 443,
+        udp: false,
+    },
+    Target {
+        vip: "api6",
+        addr: "2001:2:0:100::20",
+        port: 443,
+        udp: false,
+    },
+    Target {
+        vip: "static",
+        addr: "198.18.100.30",
+        port: 80,
+        udp: false,
+    },
+    Target {
+        vip: "static6",
+        addr: "2001:2:0:100::30",
+        port: 80,
+        udp: false,
+    },
 ];
 
 fn snapshot() -> &'static Snapshot {
@@ -538,7 +596,14 @@ fn snapshot() -> &'static Snapshot {
 
 /// A client's first packet to `t`: a SYN with the given options, or a UDP
 /// datagram.
-fn first_packet(t: Target, client: u16, sport: u16, seq: u32, opts: &[u8], payload: &[u8]) -> Vec<u8> {
+fn first_packet(
+    t: Target,
+    client: u16,
+    sport: u16,
+    seq: u32,
+    opts: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     let eth = PacketBuilder::ethernet2(GW_MAC, OUR_MAC);
     let dst: std::net::IpAddr = t.addr.parse().unwrap();
     let ip = match dst {
@@ -683,7 +748,11 @@ fn config_round_trip() {
         assert_eq!(cfg, again, "{name}: the printed config loads differently");
         let (a, b) = (Snapshot::build(&cfg), Snapshot::build(&again));
         assert_eq!(format!("{:?}", a.vips), format!("{:?}", b.vips), "{name}");
-        assert_eq!(format!("{:?}", a.backends), format!("{:?}", b.backends), "{name}");
+        assert_eq!(
+            format!("{:?}", a.backends),
+            format!("{:?}", b.backends),
+            "{name}"
+        );
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} configs loaded");

@@ -24,7 +24,13 @@ use crate::common::root;
 
 /// The fuzz targets, by the name of their directory under `fuzz/corpus`
 /// and `fuzz/regressions`.
-pub const TARGETS: [&str; 5] = ["datapath", "config", "control_request", "http_request", "pcap"];
+pub const TARGETS: [&str; 5] = [
+    "datapath",
+    "config",
+    "control_request",
+    "http_request",
+    "pcap",
+];
 
 /// Runs `data` through the target named `target` (one of [`TARGETS`]).
 pub fn run(target: &str, data: &[u8]) {
@@ -171,10 +177,8 @@ fn control_config() -> &'static (PathBuf, String, config::Config) {
                 small.push_str(&format!("table_size = {CONTROL_TABLE_SIZE}\n"));
             }
         }
-        let path = std::env::temp_dir().join(format!(
-            "rampart-fuzz-control-{}.toml",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("rampart-fuzz-control-{}.toml", std::process::id()));
         std::fs::write(&path, &small).expect("write the fuzzed control config");
         let cfg = config::parse(&small, "rampart.toml").expect("the reference config is valid");
         (path, small, cfg)
@@ -213,8 +217,10 @@ pub fn control_request(data: &[u8]) {
         match v.get("ok").and_then(serde_json::Value::as_bool) {
             Some(true) => assert!(v.get("result").is_some(), "ok without a result: {v}"),
             Some(false) => {
-                let err: ApiError = serde_json::from_value(v["error"].clone())
-                    .unwrap_or_else(|e| panic!("an error answer without code and message ({e}): {v}"));
+                let err: ApiError =
+                    serde_json::from_value(v["error"].clone()).unwrap_or_else(|e| {
+                        panic!("an error answer without code and message ({e}): {v}")
+                    });
                 assert!(
                     !err.message.starts_with("internal error"),
                     "the handler panicked: {}",
@@ -292,7 +298,10 @@ pub fn http_request(data: &[u8]) {
         match prom::parse_head(&sent[..len]) {
             Ok(None) => continue,
             Ok(Some(head)) => {
-                assert!(head.path.starts_with('/'), "a path not from the root: {head:?}");
+                assert!(
+                    head.path.starts_with('/'),
+                    "a path not from the root: {head:?}"
+                );
                 assert!(
                     !head.path.contains(['?', '#']),
                     "query or fragment left in the path: {head:?}"
@@ -324,7 +333,10 @@ pub fn http_seeds() -> Vec<(String, Vec<u8>)> {
             b"GET http://127.0.0.1:9185/metrics?x=1#y HTTP/1.1\r\nHost: a\r\n\r\n",
         ),
         ("http10-bare-lf", b"GET /?a=b HTTP/1.0\n\n"),
-        ("post", b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
+        (
+            "post",
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+        ),
         ("not-found", b"GET /nope HTTP/1.1\r\n\r\n"),
         ("partial", b"GET /metrics HTTP/1.1\r\nHost: x\r\n"),
         ("tls-hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
@@ -360,7 +372,10 @@ pub fn pcap(data: &[u8]) {
         match r.next_into(&mut pkt) {
             Ok(true) => {
                 n += 1;
-                assert!(pkt.data.len() <= MAX_PACKET_LEN as usize, "a packet over the limit");
+                assert!(
+                    pkt.data.len() <= MAX_PACKET_LEN as usize,
+                    "a packet over the limit"
+                );
                 assert!(r.offset() <= data.len() as u64, "read past the end");
                 if n >= MAX_PACKETS {
                     break;
@@ -369,7 +384,10 @@ pub fn pcap(data: &[u8]) {
             Ok(false) => break,
             Err(e) => {
                 let _ = e.to_string();
-                assert!(matches!(r.next_into(&mut pkt), Ok(false)), "a packet after an error");
+                assert!(
+                    matches!(r.next_into(&mut pkt), Ok(false)),
+                    "a packet after an error"
+                );
                 break;
             }
         }
@@ -388,11 +406,16 @@ pub fn pcap_seeds() -> Vec<(String, Vec<u8>)> {
     files.sort();
     let mut seeds = Vec::new();
     for p in files {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let Some(stem) = name.strip_suffix(".in.pcap") else {
             continue;
         };
-        let Ok(data) = std::fs::read(&p) else { continue };
+        let Ok(data) = std::fs::read(&p) else {
+            continue;
+        };
         if data.len() > 2048 {
             continue;
         }
@@ -407,9 +430,7 @@ pub fn pcap_seeds() -> Vec<(String, Vec<u8>)> {
 /// A classic big-endian pcap with nanosecond timestamps.
 fn classic_be_ns(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    for v in [0xa1b2_3c4du32] {
-        out.extend_from_slice(&v.to_be_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_3c4du32.to_be_bytes());
     out.extend_from_slice(&2u16.to_be_bytes());
     out.extend_from_slice(&4u16.to_be_bytes());
     for v in [0u32, 0, 65535, 1] {
@@ -462,7 +483,13 @@ fn pcapng(frames: &[Vec<u8>]) -> Vec<u8> {
     for (i, f) in frames.iter().enumerate() {
         let ts = crate::fixtures::timestamp(i);
         let mut epb = Vec::new();
-        for v in [0u32, (ts >> 32) as u32, ts as u32, f.len() as u32, f.len() as u32] {
+        for v in [
+            0u32,
+            (ts >> 32) as u32,
+            ts as u32,
+            f.len() as u32,
+            f.len() as u32,
+        ] {
             epb.extend_from_slice(&v.to_le_bytes());
         }
         epb.extend_from_slice(f);

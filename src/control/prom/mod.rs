@@ -40,8 +40,8 @@ mod http;
 
 pub use exposition::{render, CONTENT_TYPE};
 pub use http::{
-    parse_head, route, Head, HeadError, MetricsError, MetricsServer, MetricsSource, MAX_CONNECTIONS, MAX_HEADERS, MAX_HEAD_BYTES,
-    READ_TIMEOUT, WRITE_TIMEOUT,
+    parse_head, route, Head, HeadError, MetricsError, MetricsServer, MetricsSource,
+    MAX_CONNECTIONS, MAX_HEADERS, MAX_HEAD_BYTES, READ_TIMEOUT, WRITE_TIMEOUT,
 };
 
 #[cfg(test)]
