@@ -159,8 +159,8 @@ const MAX_LINES: usize = 16;
 const CONTROL_TABLE_SIZE: u32 = 251;
 
 /// `configs/rampart.toml` with every VIP's table at [`CONTROL_TABLE_SIZE`],
-/// written once per process to a file of its own so `reload` reads it, and
-/// parsed once (most of an input's time otherwise).
+/// written once per process to a file in the temporary directory so
+/// `reload` reads it, and parsed once (most of an input's time otherwise).
 fn control_config() -> &'static (PathBuf, String, config::Config) {
     static CFG: std::sync::OnceLock<(PathBuf, String, config::Config)> = std::sync::OnceLock::new();
     CFG.get_or_init(|| {
@@ -177,9 +177,12 @@ fn control_config() -> &'static (PathBuf, String, config::Config) {
                 small.push_str(&format!("table_size = {CONTROL_TABLE_SIZE}\n"));
             }
         }
-        let path =
-            std::env::temp_dir().join(format!("rampart-fuzz-control-{}.toml", std::process::id()));
-        std::fs::write(&path, &small).expect("write the fuzzed control config");
+        // One file for every process (the same text each time), replaced
+        // whole by a rename so a reload never reads half of it.
+        let path = std::env::temp_dir().join("rampart-fuzz-control.toml");
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&tmp, &small).expect("write the fuzzed control config");
+        std::fs::rename(&tmp, &path).expect("move the fuzzed control config into place");
         let cfg = config::parse(&small, "rampart.toml").expect("the reference config is valid");
         (path, small, cfg)
     })
