@@ -1,7 +1,9 @@
-//! Every input the fuzzer ever crashed on (`fuzz/regressions/`), and every
-//! seed, through the fuzz harness: none may panic again.
+//! Every input a fuzz target ever crashed on (`fuzz/regressions/TARGET/`),
+//! and every seed of every target, through the same functions the targets
+//! run (`rampart_testkit::harness` for the datapath, `rampart_testkit::fuzz`
+//! for the others): none may panic again.
 
-use rampart_testkit::{fixtures, harness};
+use rampart_testkit::{fixtures, fuzz, harness};
 
 #[test]
 fn seeds_run_clean() {
@@ -31,19 +33,47 @@ fn synproxy_seeds_reach_the_splice() {
     }
 }
 
+/// The seeds of the targets other than the datapath (whose seeds are
+/// above): each runs clean, and each target has some.
+#[test]
+fn other_targets_seeds_run_clean() {
+    for target in fuzz::TARGETS.into_iter().filter(|t| *t != "datapath") {
+        let seeds = fuzz::seeds(target);
+        assert!(seeds.len() >= 8, "{target}: only {} seeds", seeds.len());
+        for (name, data) in seeds {
+            let r = std::panic::catch_unwind(|| fuzz::run(target, &data));
+            assert!(r.is_ok(), "{target} seed {name} panicked");
+        }
+    }
+}
+
 #[test]
 fn checked_in_crashes_stay_fixed() {
     let dir = rampart_testkit::common::root().join("fuzz/regressions");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "md") {
+        if p.is_file() {
+            assert!(
+                p.extension().is_some_and(|e| e == "md"),
+                "{}: a regression input belongs in the directory of its target",
+                p.display()
+            );
             continue;
         }
-        let data = std::fs::read(&p).unwrap();
-        let r = std::panic::catch_unwind(|| harness::run(&data));
-        assert!(r.is_ok(), "{} panics again", p.display());
-        n += 1;
+        let target = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            fuzz::TARGETS.contains(&target.as_str()),
+            "{}: no fuzz target of that name",
+            p.display()
+        );
+        for case in std::fs::read_dir(&p).unwrap() {
+            let case = case.unwrap().path();
+            let data = std::fs::read(&case).unwrap();
+            let r = std::panic::catch_unwind(|| fuzz::run(&target, &data));
+            assert!(r.is_ok(), "{} panics again", case.display());
+            n += 1;
+        }
     }
     eprintln!("{n} regression inputs replayed");
 }

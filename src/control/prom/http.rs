@@ -137,7 +137,7 @@ impl MetricsServer {
 
 /// Why no request could be routed.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum HeadError {
+pub enum HeadError {
     /// The client closed or reset before sending anything useful.
     Closed,
     /// Not an HTTP/1.x request head.
@@ -151,10 +151,10 @@ pub(super) enum HeadError {
 
 /// The request line's parts routing needs.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Head {
-    pub(super) method: String,
+pub struct Head {
+    pub method: String,
     /// The target's path, without query or fragment.
-    pub(super) path: String,
+    pub path: String,
 }
 
 /// The warning an address that is not loopback deserves: whoever reaches
@@ -231,8 +231,10 @@ fn read_head(stream: &mut TcpStream, deadline: Instant) -> Result<Head, HeadErro
     }
 }
 
-/// The head in `bytes` if it is complete, `None` if more is needed.
-pub(super) fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
+/// The head in `bytes` (everything read from the client so far) if it is
+/// complete, `None` if more is needed. Public for the fuzz target
+/// `http_request`, which feeds it the reads a client's bytes make.
+pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     match req.parse(bytes) {
@@ -274,8 +276,9 @@ fn origin_path(target: &str) -> Option<&str> {
     Some(rest.find('/').map_or("/", |i| rest.get(i..).unwrap_or("/")))
 }
 
-/// The response to a complete head.
-fn route(head: &Head, source: &MetricsSource) -> Vec<u8> {
+/// The response to a complete head, with the body `source` gives for
+/// `/metrics`.
+pub fn route(head: &Head, source: &MetricsSource) -> Vec<u8> {
     let path = head.path.as_str();
     let head_only = head.method == "HEAD";
     if head.method != "GET" && !head_only {

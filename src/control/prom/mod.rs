@@ -41,8 +41,8 @@ mod http;
 
 pub use exposition::{render, CONTENT_TYPE};
 pub use http::{
-    exposure_warning, MetricsError, MetricsServer, MetricsSource, MAX_CONNECTIONS, MAX_HEADERS,
-    MAX_HEAD_BYTES, READ_TIMEOUT, WRITE_TIMEOUT,
+    exposure_warning, parse_head, route, Head, HeadError, MetricsError, MetricsServer,
+    MetricsSource, MAX_CONNECTIONS, MAX_HEADERS, MAX_HEAD_BYTES, READ_TIMEOUT, WRITE_TIMEOUT,
 };
 
 #[cfg(test)]
