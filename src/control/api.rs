@@ -518,7 +518,6 @@ impl Client<'_> {
                 return Err(ClientEnd::NotPermitted);
             }
         };
-<<<<<<< HEAD
         let mut reader = LineReader::new();
         loop {
             let line = match reader.next_line(&mut stream, stop, self.idle) {
@@ -538,48 +537,38 @@ impl Client<'_> {
                     return Err(e);
                 }
             };
-            if line.iter().all(u8::is_ascii_whitespace) {
+            let Some(answer) = answer(self.handler, &line, &peer) else {
                 continue;
-            }
-            let answer = match parse_request(&line) {
-                Ok(req) if req.is_edit() => {
-                    let what = req.describe();
-                    let answer = call(self.handler, req);
-                    match &answer {
-                        Ok(_) => log::info!("ctl: {peer}: {what}: ok"),
-                        Err(e) => log::info!("ctl: {peer}: {what}: refused: {}", e.code),
-                    }
-                    answer
-                }
-                Ok(req) => call(self.handler, req),
-                Err(bad) => Err(ApiError {
-                    code: code::BAD_REQUEST.into(),
-                    message: bad.to_string(),
-                }),
             };
-            if let Err(e) = write_within(&mut stream, &answer_line(answer), self.write) {
+            if let Err(e) = write_within(&mut stream, &answer, self.write) {
                 if timed_out(&e) {
                     self.stats.count(Refusal::ControlWriteTimeout);
                 }
                 return Err(e.into());
             }
-=======
-        if let Some(answer) = answer(handler, &line) {
-            stream.write_all(&answer)?;
->>>>>>> fuzz
         }
     }
 }
 
 /// The answer line (newline included) to one request line (without its
 /// newline), as the socket sends it; `None` for a blank line, which gets
-/// no answer. This is all a client's bytes reach once framed into lines:
-/// the fuzz target `control_request` drives it with a real control state.
-pub fn answer(handler: &dyn Handler, line: &[u8]) -> Option<Vec<u8>> {
+/// no answer. An edit is logged with `peer`, who asked. This is all a
+/// client's bytes reach once framed into lines: the fuzz target
+/// `control_request` drives it with a real control state.
+pub fn answer(handler: &dyn Handler, line: &[u8], peer: &dyn std::fmt::Display) -> Option<Vec<u8>> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
     let answer = match parse_request(line) {
+        Ok(req) if req.is_edit() => {
+            let what = req.describe();
+            let answer = call(handler, req);
+            match &answer {
+                Ok(_) => log::info!("ctl: {peer}: {what}: ok"),
+                Err(e) => log::info!("ctl: {peer}: {what}: refused: {}", e.code),
+            }
+            answer
+        }
         Ok(req) => call(handler, req),
         Err(bad) => Err(ApiError {
             code: code::BAD_REQUEST.into(),

@@ -209,7 +209,7 @@ pub fn control_request(data: &[u8]) {
     let shared = control_state();
     let handler: &dyn Handler = &shared;
     for line in data.split(|b| *b == b'\n').take(MAX_LINES) {
-        let Some(answer) = api::answer(handler, line) else {
+        let Some(answer) = api::answer(handler, line, &"fuzz") else {
             assert!(line.iter().all(u8::is_ascii_whitespace));
             continue;
         };
