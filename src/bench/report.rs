@@ -386,21 +386,10 @@ pub fn utc_now() -> String {
     utc(secs)
 }
 
-/// Unix time `secs` as `YYYY-MM-DDTHH:MM:SSZ` (the proleptic Gregorian
-/// calendar's days from 1970-01-01).
+/// Unix time `secs` as `YYYY-MM-DDTHH:MM:SSZ`.
 fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
+    let (year, month, day) = crate::control::ctl::civil_date(secs);
     let rem = secs % 86_400;
-    // Days to a civil date: eras of 400 years from 0000-03-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,

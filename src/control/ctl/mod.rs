@@ -13,8 +13,8 @@ mod render;
 pub use args::{BackendCmd, BackendSpec, CtlArgs, CtlCmd, Endpoint, VipAddArgs, VipCmd};
 pub use client::{request, run, to_request, vip_add_table, CtlError};
 pub use render::{
-    format_change, format_conns, format_stats, format_status, format_uptime, format_vips,
-    utc_timestamp,
+    civil_date, format_change, format_conns, format_stats, format_status, format_uptime,
+    format_vips, utc_timestamp,
 };
 
 /// Where `rampart run` listens unless `[control].socket` says otherwise.

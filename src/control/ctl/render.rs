@@ -379,11 +379,22 @@ pub fn format_uptime(secs: f64) -> String {
     }
 }
 
-/// "YYYY-MM-DD HH:MM:SS UTC" for seconds since the Unix epoch (proleptic
-/// Gregorian calendar, H. Hinnant's `civil_from_days`).
+/// "YYYY-MM-DD HH:MM:SS UTC" for seconds since the Unix epoch.
 pub fn utc_timestamp(unix_secs: u64) -> String {
-    let days = (unix_secs / 86400) as i64;
+    let (year, month, day) = civil_date(unix_secs);
     let rem = unix_secs % 86400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The (year, month, day) of seconds since the Unix epoch (proleptic
+/// Gregorian calendar, H. Hinnant's `civil_from_days`).
+pub fn civil_date(unix_secs: u64) -> (i64, i64, i64) {
+    let days = (unix_secs / 86400) as i64;
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -393,12 +404,7 @@ pub fn utc_timestamp(unix_secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    (year, month, day)
 }
 
 fn rate(r: f64) -> String {
