@@ -307,12 +307,17 @@ fn damaged(s: &Spec) -> Vec<u8> {
 ///
 /// * (in [`agree`]: an ICMP timestamp message shorter than 20 bytes,
 ///   which rampart reads as far as its type.)
-/// * (in [`check_same`]: an IPv6 payload length of 0, which etherparse
-///   reads as the rest of the frame.)
+/// * An IPv6 payload length of 0, which etherparse reads as the rest of
+///   the frame (a jumbogram's, RFC 2675) and rampart as an empty payload:
+///   a transport header then does not fit. (Where both accept it, in
+///   [`check_same`].)
 /// * A UDP length of 0: etherparse reads it as "the rest of the datagram"
 ///   (RFC 2675 jumbograms); rampart takes RFC 768's minimum of 8 (a
 ///   jumbogram needs a hop-by-hop header, refused anyway).
 fn deliberately_stricter(frame: &[u8], p: &SlicedPacket<'_>) -> bool {
+    if matches!(&p.net, Some(NetSlice::Ipv6(v6)) if v6.header().payload_length() == 0) {
+        return true;
+    }
     match &p.transport {
         Some(TransportSlice::Udp(u)) => {
             let l4 = u.slice();
