@@ -1005,17 +1005,26 @@ def curl_batch(bed, target, n, timeout=5, role="client"):
     """N sequential requests from ROLE's namespace, each on a new
     connection. Returns a list of (ok, seconds, backend name, client
     address the backend saw)."""
-    args = ["curl", "-sg", "--max-time", str(timeout), "-H", "Connection: close",
-            "-w", "%{http_code} %{time_total} %header{x-backend} %header{x-client}\\n"]
+    args = ["curl", "-sg", "--max-time", str(timeout), "-H", "Connection: close", "-w",
+            "%{http_code}\\t%{time_total}\\t%header{x-backend}\\t%header{x-client}\\t"
+            "%{exitcode}\\t%{errormsg}\\n"]
     for _ in range(n):
         args += ["-o", "/dev/null", target]
     r = bed.run(role, *args, timeout=n * (timeout + 1) + 10, check=False)
     out = []
     for line in r.stdout.splitlines():
-        f = line.split()
-        if len(f) >= 2:
-            out.append((f[0] == "200", float(f[1]), f[2] if len(f) > 2 else None,
-                        f[3] if len(f) > 3 else None))
+        f = line.split("\t")
+        if len(f) < 6:
+            continue
+        ok = f[0] == "200"
+        out.append((ok, float(f[1]), f[2] or None, f[3] or None))
+        if not ok:
+            # Every failed request is named with curl's own reason, so a
+            # failed check says what went wrong, not only how often.
+            log(f"curl {target} from {role}: HTTP {f[0]}, exit {f[4]} ({f[5]}) after {f[1]} s")
+    if len(out) < n:
+        log(f"curl {target} from {role}: {n - len(out)} of {n} requests printed nothing "
+            f"(curl exit {r.returncode}): counted as failed")
     out += [(False, float(timeout), None, None)] * (n - len(out))
     return out
 
