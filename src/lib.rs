@@ -32,6 +32,10 @@ pub mod random;
 pub mod replay;
 #[cfg(feature = "dpdk")]
 pub mod run;
+/// The DPDK bindings `io::dpdk` is built on, for code that sets up its
+/// ports, pools and rings itself.
+#[cfg(feature = "dpdk")]
+pub use dpdk_bindings;
 pub mod runtime;
 pub mod sched;
 pub mod snapshot;

@@ -170,6 +170,11 @@ impl VipInfo {
 /// workers load it once per burst, the control thread swaps in a new one.
 pub type SnapshotStore = std::sync::Arc<arc_swap::ArcSwap<Snapshot>>;
 
+/// A store that publishes `snap` first.
+pub fn store(snap: Snapshot) -> SnapshotStore {
+    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(snap))
+}
+
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     /// Bumped by every snapshot the control thread publishes; a worker

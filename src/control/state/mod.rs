@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
@@ -157,7 +156,7 @@ impl Control {
             config_path,
             doc,
             cfg,
-            store: Arc::new(ArcSwap::from_pointee(snap)),
+            store: crate::snapshot::store(snap),
             link,
             checker: Checker::new(workers, probe_key),
             health_down: FxHashSet::default(),
