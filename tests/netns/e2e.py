@@ -1163,6 +1163,18 @@ def wait_nexthops(bed, prefix, want, limit):
         time.sleep(0.05)
 
 
+# rampart's port on the lb side's veth r0, by `--port-driver`: the kernel's
+# packet socket (the default) or AF_XDP (copy mode on a veth).
+PORT_DRIVERS = {
+    "af_packet": "net_af_packet0,iface=r0,qdisc_bypass=1,framecnt=4096",
+    "af_xdp": "net_af_xdp0,iface=r0,start_queue=0,queue_count=1",
+}
+PORT_DRIVER = "af_packet"
+# `[dpdk] idle_sleep_us` of every run (`--idle-sleep-us`): two boxes share
+# this machine's two CPUs, so a worker with nothing to do sleeps.
+IDLE_SLEEP_US = 50
+
+
 def rampart_config(work, nat_backends=None, tunnels=True, box=1, conntrack=None, vips=None):
     """The config: one VIP per mode and family, and the tunnel VIPs unless
     TUNNELS is false (a rampart from before tunnel mode). NAT_BACKENDS
@@ -1192,13 +1204,11 @@ def rampart_config(work, nat_backends=None, tunnels=True, box=1, conntrack=None,
         "mempool_size = 16383",
         "mempool_cache = 128",
         "stats_interval = 1",
-        # Two boxes share this machine's two CPUs: a worker with nothing
-        # to do sleeps 50 us per empty poll.
-        "idle_sleep_us = 50",
+        f"idle_sleep_us = {IDLE_SLEEP_US}",
         *(["lcores = [0]", "control_lcore = 1"] if box == 2 else []),
         "",
         "[[port]]",
-        'name = "net_af_packet0,iface=r0,qdisc_bypass=1,framecnt=4096"',
+        f'name = "{PORT_DRIVERS[PORT_DRIVER]}"',
         'kernel_interface = "rk0"',
         "",
         "[bgp]",
@@ -1421,6 +1431,7 @@ class Suite:
         self.bin = binary
         self.rows = []  # the summary table
         self.flood_rows = []
+        self.compared = []
         self.failures = []
         self.checks = []
         q = args.quick
@@ -1444,6 +1455,13 @@ class Suite:
         summary.json, never a failure (the comparison is reported)."""
         self.checks.append((bool(ok), f"(nftables, reported) {what}"))
         log(("seen " if ok else "NOTE ") + what)
+
+    def compare(self, lb, load, fam, w):
+        """A wrk figure of NAT for the side-by-side table of rampart and
+        nftables DNAT in the report (both from this run, the same load)."""
+        self.compared.append({"lb": lb, "load": load, "family": fam_name(fam),
+                              "rps": w["rps"], "p99": w["p99"],
+                              "errors": w["socket_errors"] + w["non_2xx"]})
 
     def row(self, case, mode, fam, requests, errors, p50, p99, note="", asserted=True):
         """A row of the summary; ASSERTED false for one whose errors are the
@@ -1569,6 +1587,12 @@ class Suite:
                 self.wrk_row(f"wrk {self.wrk_s} s, 16 keep-alive conns", mode, fam, w)
                 if w["requests"] == 0:
                     log(w["text"])
+                if mode == "nat":
+                    self.compare("rampart", "keep-alive", fam, w)
+                    w = wrk(self.bed, url(vip), self.wrk_s, close=True)
+                    self.wrk_row(f"wrk {self.wrk_s} s, 16 conns, a new connection per request",
+                                 mode, fam, w, asserted=False)
+                    self.compare("rampart", "new connections", fam, w)
                 # DR: the backends answer the client straight through the
                 # router; NAT and FullNAT answers come back through rampart.
                 v = next(x for x in self.rp.ctl("stats")["vips"] if x["name"] == f"{mode}-{fam}")
@@ -2242,6 +2266,11 @@ table ip shield {{
             w = wrk(bed, url(vip), self.wrk_s)
             self.wrk_row(f"wrk {self.wrk_s} s (nftables DNAT)", "nft dnat", fam, w,
                          asserted=False)
+            self.compare("nftables", "keep-alive", fam, w)
+            w = wrk(bed, url(vip), self.wrk_s, close=True)
+            self.wrk_row(f"wrk {self.wrk_s} s, a new connection per request (nftables DNAT)",
+                         "nft dnat", fam, w, asserted=False)
+            self.compare("nftables", "new connections", fam, w)
         res = curl_batch(bed, url(sp), 50)
         self.curl_row("curl, new connections (nft synproxy + DNAT)", "nft synproxy", 4, res)
         self.observe(all(ok for ok, *_ in res),
@@ -2791,12 +2820,27 @@ table ip shield {{
 
 def report(suite, work, args, started):
     lines = [f"Cases ({'--quick' if args.quick else 'full run'}, {time.strftime('%Y-%m-%d')}, "
-             f"{time.time() - started:.0f} s):", "",
+             f"{time.time() - started:.0f} s; rampart on net_{PORT_DRIVER}, idle_sleep_us "
+             f"{IDLE_SLEEP_US}):", "",
              "| case | mode | family | requests | errors | p50 | p99 | notes |",
              "|---|---|---|---:|---:|---:|---:|---|"]
     for r in suite.rows:
         lines.append(f"| {r['case']} | {r['mode']} | {r['family']} | {r['requests']} | "
                      f"{r['errors']} | {ms(r['p50'])} | {ms(r['p99'])} | {r['note']} |")
+    # rampart beside nftables DNAT: the same wrk loads on NAT, same run.
+    by = {(c["lb"], c["load"], c["family"]): c for c in suite.compared}
+    pairs = [(k[1], k[2]) for k in by if k[0] == "rampart" and ("nftables", k[1], k[2]) in by]
+    if pairs:
+        lines += ["", f"NAT, rampart (net_{PORT_DRIVER}, idle_sleep_us {IDLE_SLEEP_US}) beside "
+                  f"nftables DNAT in the lb namespace, wrk -t1 -c16, {suite.wrk_s} s each:", "",
+                  "| load | family | rampart req/s | nftables req/s | ratio | rampart p99 | "
+                  "nftables p99 | errors (rampart / nftables) |",
+                  "|---|---|---:|---:|---:|---:|---:|---|"]
+        for load, fam in pairs:
+            r, n = by[("rampart", load, fam)], by[("nftables", load, fam)]
+            ratio = f"{r['rps'] / n['rps']:.2f}" if n["rps"] else "-"
+            lines.append(f"| {load} | {fam} | {r['rps']:.0f} | {n['rps']:.0f} | {ratio} | "
+                         f"{ms(r['p99'])} | {ms(n['p99'])} | {r['errors']} / {n['errors']} |")
     if suite.flood_rows:
         lines += ["", "SYN flood (2 spoofed sources: hping3 over IPv4, e2e.py's syn6-flood over "
                   "IPv6) against the SYN proxy VIP:", "",
@@ -2816,7 +2860,9 @@ def report(suite, work, args, started):
         json.dump({"rows": suite.rows, "flood": suite.flood_rows,
                    "checks": [{"ok": ok, "what": w} for ok, w in suite.checks],
                    "rampart": getattr(suite, "rampart_stats", None),
-                   "soak": getattr(suite, "soak_figures", None)}, f, indent=1)
+                   "soak": getattr(suite, "soak_figures", None),
+                   "compared": suite.compared, "port_driver": PORT_DRIVER,
+                   "idle_sleep_us": IDLE_SLEEP_US}, f, indent=1)
     print(text)
 
 
@@ -2879,6 +2925,7 @@ CASES = ("modes", "tunnel", "steer", "ping", "pmtu", "pmtu-nat", "fragments", "s
 
 
 def main():
+    global PORT_DRIVER, IDLE_SLEEP_US
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="role")
     s = sub.add_parser("echo-server")
@@ -2939,7 +2986,12 @@ def main():
                    help="leave the tunnel VIPs out of rampart's config and skip their cases "
                         "(for a rampart without tunnel mode; the tunnel backends are still "
                         "built and checked)")
+    p.add_argument("--port-driver", choices=sorted(PORT_DRIVERS), default=PORT_DRIVER,
+                   help="rampart's port driver on the lb veth (default af_packet)")
+    p.add_argument("--idle-sleep-us", type=int, default=IDLE_SLEEP_US,
+                   help="[dpdk] idle_sleep_us of rampart's runs (default 50; 0 = pure polling)")
     args = p.parse_args()
+    PORT_DRIVER, IDLE_SLEEP_US = args.port_driver, args.idle_sleep_us
     args.only = [c for c in args.only.split(",") if c]
     unknown = [c for c in args.only if c not in CASES]
     if unknown:
