@@ -28,8 +28,9 @@ except for replies from the DR VIPs, which a policy rule sends straight to
 the router. The tunnel backends t1 and t2 sit one routed hop from rampart
 (through the router): rampart's encapsulated packets reach them through
 its gateway, xdp/decap.c takes the outer headers off, and they answer the
-client straight through the router. Spoofed flood sources (198.19.0.0/16)
-are routed back to the client namespace, whose kernel drops what comes back.
+client straight through the router. Spoofed floods are sent from the
+client2 namespace, and their sources (198.19.0.0/16, 2001:2:0:ff::/64) are
+routed back to it; its kernel drops what comes back.
 
 Cases (IPv4 and IPv6 unless said):
   tunnel bed           before rampart starts: the client reaches t1 and t2
@@ -163,8 +164,13 @@ NODE4, NODE6 = "198.18.1.2", "2001:2:0:1::2"
 VIPNET4, VIPNET6 = "198.18.100.0/24", "2001:2:0:100::/64"
 FLOODNET = "198.19.0.0/16"
 # Spoofed IPv6 flood sources (the faults case's own sender): routed back
-# to the client namespace as FLOODNET is.
+# to the flooding namespace as FLOODNET is.
 FLOODNET6 = "2001:2:0:ff::/64"
+# Where the spoofed floods come from: client2's host, with its own link to
+# the router, so the real clients' host does not share its link and CPU
+# time with the attacker, as it would not on the internet; the floods
+# still cross the router and rampart with the real clients' traffic.
+FLOOD_ROLE, FLOOD_ROUTER_DEV = "client2", "rc2"
 
 RAMPART_MAC = "02:00:00:00:00:01"
 # The tier case: a second box beside rampart (lb2), both announcing over
@@ -467,8 +473,8 @@ class Bed:
             self.run("router", "sysctl", "-qw", kv, check=not kv.startswith("net.netfilter"))
         self.route("router", VIPNET4, "via", NODE4)
         self.route("router", VIPNET6, "via", NODE6)
-        self.route("router", FLOODNET, "via", CLIENT4)
-        self.route("router", FLOODNET6, "via", CLIENT6)
+        self.route("router", FLOODNET, "via", CLIENT2_4)
+        self.route("router", FLOODNET6, "via", CLIENT2_6)
 
         # rampart's port: r0 in lb, no address (the lb kernel ignores it)
         self.sysctl("lb", "net.ipv6.conf.all.disable_ipv6=1")
@@ -1909,7 +1915,7 @@ class Suite:
         bed = self.bed
         sfx = "" if fam == 4 else "6"
         if fam == 6:
-            r = bed.run("router", "ip", "-j", "link", "show", "rc0")
+            r = bed.run("router", "ip", "-j", "link", "show", FLOOD_ROUTER_DEV)
             self.router_mac = json.loads(r.stdout)[0]["address"]
         rp = self.rp if lb == "rampart" else None
         # Table sizes from before the flood; rates from the counters over
@@ -1922,11 +1928,11 @@ class Suite:
         floods = []
         for k in (1, 2):
             if fam == 4:
-                floods.append(bed.spawn("client", [*self.off_worker_cpus(), "hping3", "-q", "-S",
+                floods.append(bed.spawn(FLOOD_ROLE, [*self.off_worker_cpus(), "hping3", "-q", "-S",
                                                    "-p", "80", "--flood", "-a", f"198.19.0.{k}",
                                                    vip], f"hping3-{lb}-{k}", self.flood_s + 2))
             else:
-                floods.append(bed.spawn("client", [
+                floods.append(bed.spawn(FLOOD_ROLE, [
                     *self.off_worker_cpus(), sys.executable, SELF, "syn6-flood", "--dev", "c0",
                     "--dst-mac", self.router_mac, "--dst", vip, "--port", "80",
                     "--source", f"{FLOODNET6.split('::')[0]}::{k}:0", "--seconds",
@@ -2696,7 +2702,7 @@ table ip shield {{
                 back_at = None
             if now >= flood_at:
                 for k in (1, 2):
-                    floods.append(bed.spawn("client", [
+                    floods.append(bed.spawn(FLOOD_ROLE, [
                         *self.off_worker_cpus(), "hping3", "-q", "-S", "-p", "80", "--flood",
                         "-a", f"198.19.0.{k}", VIPS[("synproxy", 4)]],
                         f"soak-hping3-{events['floods']}-{k}", 5))
