@@ -936,15 +936,21 @@ def syn6_flood(args):
     print(json.dumps({"sent": sent, "seconds": time.time() - t0}), flush=True)
 
 
+# Sends of one UDP request before it counts as failed (0.5 + 1 + 2 + 4 s
+# of waiting with udp-rr's default timeout).
+UDP_TRIES = 4
+
+
 def udp_rr_client(args):
     """Role: UDP request/response to HOST:PORT at RATE requests a second
-    for SECONDS: each request a distinct payload, sent up to 3 times
-    (TIMEOUT s each) until its echo comes back; prints JSON: requests,
+    for SECONDS: each request a distinct payload, sent up to UDP_TRIES
+    times until its echo comes back, waiting TIMEOUT s for the first
+    answer and twice as long after each resend, as UDP clients back off
+    (TCP resends a SYN after 1, 3 and 7 s); prints JSON: requests,
     answered, answered at the first try, failed, worst seconds."""
     fam = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.connect((args.host, args.port))
-    s.settimeout(args.timeout)
     n = answered = first = 0
     worst = 0.0
     t_start = time.time()
@@ -952,7 +958,8 @@ def udp_rr_client(args):
         t0 = time.time()
         data = b"rr-%d-%d" % (os.getpid(), n)
         n += 1
-        for attempt in range(3):
+        for attempt in range(UDP_TRIES):
+            s.settimeout(args.timeout * 2 ** attempt)
             try:
                 s.send(data)
                 got = s.recv(2048)
@@ -2754,8 +2761,8 @@ table ip shield {{
         self.row(f"soak {secs} s: UDP request/response", "steady", 4, u["requests"], u["failed"],
                  None, u["worst_s"], f"{u['first_try']} answered at the first try")
         self.check(u["requests"] > 0 and u["failed"] == 0,
-                   f"soak: UDP {u['answered']}/{u['requests']} requests answered (3 tries each), "
-                   f"{u['first_try']} at the first try")
+                   f"soak: UDP {u['answered']}/{u['requests']} requests answered ({UDP_TRIES} "
+                   f"tries each, backing off), {u['first_try']} at the first try")
         self.check(not events["reload_errors"] and events["reloads"] >= secs // SOAK_RELOAD_EVERY - 1,
                    f"soak: {events['reloads']} reloads, errors {events['reload_errors']}; "
                    f"{events['kills']} kills of b2, {events['floods']} floods")
