@@ -953,6 +953,7 @@ def udp_rr_client(args):
     s.connect((args.host, args.port))
     n = answered = first = 0
     worst = 0.0
+    failed_at = []  # seconds into the run of each request never answered
     t_start = time.time()
     while time.time() - t_start < args.seconds:
         t0 = time.time()
@@ -970,10 +971,13 @@ def udp_rr_client(args):
                 break
             except OSError:
                 continue
+        else:
+            failed_at.append(round(t0 - t_start, 2))
         worst = max(worst, time.time() - t0)
         time.sleep(max(0.0, t_start + n / args.rate - time.time()))
     print(json.dumps({"requests": n, "answered": answered, "first_try": first,
-                      "failed": n - answered, "worst_s": worst}), flush=True)
+                      "failed": n - answered, "failed_at": failed_at[:100], "worst_s": worst}),
+          flush=True)
 
 
 def keepalive_client(args):
@@ -2762,7 +2766,8 @@ table ip shield {{
                  None, u["worst_s"], f"{u['first_try']} answered at the first try")
         self.check(u["requests"] > 0 and u["failed"] == 0,
                    f"soak: UDP {u['answered']}/{u['requests']} requests answered ({UDP_TRIES} "
-                   f"tries each, backing off), {u['first_try']} at the first try")
+                   f"tries each, backing off), {u['first_try']} at the first try"
+                   + (f"; failed at {u['failed_at']} s" if u.get("failed_at") else ""))
         self.check(not events["reload_errors"] and events["reloads"] >= secs // SOAK_RELOAD_EVERY - 1,
                    f"soak: {events['reloads']} reloads, errors {events['reload_errors']}; "
                    f"{events['kills']} kills of b2, {events['floods']} floods")
