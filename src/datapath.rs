@@ -173,7 +173,7 @@ const LOOKAHEAD: usize = 8;
 /// connection table: all frames are parsed and hashed first and their index
 /// slots prefetched, then their entries prefetched, then handled, so the
 /// cache misses of a burst overlap instead of queueing one after another
-/// (DPDK's usual prefetch pipeline).
+/// (DPDK's usual prefetch pipeline). Taken [`CHUNK`] frames at a time.
 pub fn process_burst<B: PacketBuf>(
     bufs: &mut [B],
     verdicts: &mut [Verdict],
@@ -181,24 +181,48 @@ pub fn process_burst<B: PacketBuf>(
     snap: &Snapshot,
 ) -> usize {
     let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
-    let mut pre = [Classified::default(); MAX_BURST];
-    let mut refused: [Option<DropReason>; MAX_BURST] = [None; MAX_BURST];
-    for ((c, r), buf) in pre
-        .iter_mut()
-        .zip(refused.iter_mut())
-        .zip(bufs.iter())
-        .take(n)
+    let (Some(bufs), Some(verdicts)) = (bufs.get_mut(..n), verdicts.get_mut(..n)) else {
+        return 0;
+    };
+    for (k, (bufs, verdicts)) in bufs
+        .chunks_mut(CHUNK)
+        .zip(verdicts.chunks_mut(CHUNK))
+        .enumerate()
     {
-        *r = classify(buf.data(), ws, snap, c).err();
+        process_chunk(bufs, verdicts, k * CHUNK, ws, snap);
+    }
+    n
+}
+
+/// Frames [`process_burst`] classifies ahead of handling them: the
+/// worker's burst, so a burst fills in (and first clears) one chunk's worth
+/// of descriptors, not [`MAX_BURST`]'s.
+const CHUNK: usize = crate::worker::BURST;
+
+/// [`process_burst`] over up to [`CHUNK`] frames, the first of which is
+/// frame `first` of the burst (where what it originates goes in the
+/// outbox).
+#[inline]
+fn process_chunk<B: PacketBuf>(
+    bufs: &mut [B],
+    verdicts: &mut [Verdict],
+    first: usize,
+    ws: &mut WorkerState,
+    snap: &Snapshot,
+) {
+    let n = bufs.len().min(verdicts.len()).min(CHUNK);
+    let mut pre = [Classified::default(); CHUNK];
+    for (c, buf) in pre.iter_mut().zip(bufs.iter()).take(n) {
+        // A refused frame leaves `tracked` as it was: false.
+        c.refused = classify(buf.data(), ws, snap, c).err();
     }
     // A software pipeline over the burst: while packet i is handled, the
     // index slot of packet i + 2L and the entry of packet i + L are on their
     // way. Keeping only ~2L loads in flight stays within the core's miss
     // buffers, which prefetching the whole burst at once would overrun.
-    let live = |i: usize| match (pre.get(i), refused.get(i)) {
-        (Some(c), Some(None)) if c.tracked => Some(c),
-        _ => None,
-    };
+    // Slots past the frames received hold default descriptors, never
+    // tracked.
+    let live = |i: usize| pre.get(i).filter(|c| c.tracked);
     let prefetch_index = |ws: &WorkerState, i: usize| {
         if let Some(c) = live(i) {
             ws.conns.prefetch_index(c.hash);
@@ -220,9 +244,8 @@ pub fn process_burst<B: PacketBuf>(
     for i in 0..LOOKAHEAD.min(n) {
         prefetch_entry(ws, i);
     }
-    for (i, (((c, r), buf), out)) in pre
+    for (i, ((c, buf), out)) in pre
         .iter()
-        .zip(refused.iter())
         .zip(bufs.iter_mut())
         .zip(verdicts.iter_mut())
         .take(n)
@@ -230,18 +253,17 @@ pub fn process_burst<B: PacketBuf>(
     {
         prefetch_index(ws, i + 2 * LOOKAHEAD);
         prefetch_entry(ws, i + LOOKAHEAD);
-        ws.outbox.set_position(i);
+        ws.outbox.set_position(first + i);
         let frame = buf.data_mut();
         let rx_len = frame.len() as u64;
-        let (v, l2) = match r {
+        let (v, l2) = match c.refused {
             None => (handle(frame, c, ws, snap), c.d.l3_off),
-            Some(r) => refuse(frame, *r, ws, snap),
+            Some(r) => refuse(frame, r, ws, snap),
         };
         let v = finish(buf, ws, v, l2);
         count(ws, rx_len, buf.data().len() as u64, v);
         *out = v;
     }
-    n
 }
 
 #[inline]
@@ -268,6 +290,9 @@ struct Classified {
     vip: Option<VipId>,
     /// Connection-table hash of the packet's 5-tuple (when `tracked`).
     hash: u32,
+    /// Why the parser refused the frame ([`process_burst`] only; the rest
+    /// of the descriptor then holds no meaning).
+    refused: Option<DropReason>,
 }
 
 /// Parses `frame` into `c` and looks up what the connection stage needs.

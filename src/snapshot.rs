@@ -210,10 +210,27 @@ pub struct Snapshot {
     vip_index: VipMap,
     owned: FxHashMap<Addr, Owned>,
     neighbors: FxHashMap<Addr, Mac>,
+    /// The last bytes of the neighbors' addresses, one bit each: an
+    /// address whose bit is clear is no neighbor, without a map lookup
+    /// (replies to clients behind the gateway, nearly all of them).
+    neighbor_last: [u64; 4],
     /// (backend address, port, protocol) -> the one NAT VIP it serves and
     /// its backend number, for translating replies of flows that have no
     /// entry (table full).
     nat_reply_vip: FxHashMap<(Addr, u16, u8), (VipId, BackendId)>,
+}
+
+/// A bit per address in `addrs`, at its last byte (see
+/// `Snapshot::neighbor_last`).
+fn last_byte_set<'a>(addrs: impl Iterator<Item = &'a Addr>) -> [u64; 4] {
+    let mut set = [0u64; 4];
+    for a in addrs {
+        let last = a.0[15];
+        if let Some(w) = set.get_mut(usize::from(last >> 6)) {
+            *w |= 1 << (last & 63);
+        }
+    }
+    set
 }
 
 impl Snapshot {
@@ -453,6 +470,7 @@ impl Snapshot {
                 }),
             vip_index: VipMap::new(&vip_keys),
             owned,
+            neighbor_last: last_byte_set(neighbors.keys()),
             neighbors,
             nat_reply_vip,
         }
@@ -504,7 +522,9 @@ impl Snapshot {
     /// Next-hop MAC for a destination address: its neighbor entry, else the gateway.
     #[inline]
     pub fn next_hop(&self, addr: &Addr) -> Mac {
-        if self.neighbors.is_empty() {
+        let last = addr.0[15];
+        let word = self.neighbor_last[usize::from(last >> 6) & 3];
+        if word & (1 << (last & 63)) == 0 {
             return self.gateway_mac;
         }
         self.neighbors
@@ -673,6 +693,32 @@ mod tests {
         assert!(s.resets(VipId::new(0), id));
         let s = Snapshot::derive(&cfg, Some(&prev), |_| BackendState::Up, 3);
         assert!(!s.any_reset);
+    }
+
+    /// The next hop of every neighbor is its own MAC; any other address,
+    /// one sharing a neighbor's last byte included, goes to the gateway.
+    #[test]
+    fn next_hop_is_the_neighbor_else_the_gateway() {
+        let cfg = crate::config::parse(crate::workload::CONFIG_TEXT, "t.toml").unwrap();
+        assert!(!cfg.neighbors.is_empty());
+        let s = Snapshot::build(&cfg);
+        for n in &cfg.neighbors {
+            assert_eq!(s.next_hop(&n.address), n.mac);
+            let mut near = n.address;
+            near.0[14] ^= 0x40;
+            assert!(cfg.neighbors.iter().all(|m| m.address != near));
+            assert_eq!(s.next_hop(&near), cfg.node.gateway_mac);
+        }
+        for last in 0..=255u8 {
+            let a = Addr::from_v4([198, 19, 7, last]);
+            assert_eq!(s.next_hop(&a), cfg.node.gateway_mac);
+        }
+        let mut none = cfg.clone();
+        none.neighbors.clear();
+        let s = Snapshot::build(&none);
+        for n in &cfg.neighbors {
+            assert_eq!(s.next_hop(&n.address), cfg.node.gateway_mac);
+        }
     }
 
     #[test]

@@ -164,6 +164,13 @@ pub struct ConnTable {
     live: u32,
     /// Aging position (entry number).
     cursor: u32,
+    /// The clock second the aging pass under way began at, while every
+    /// step of it so far ran at that second.
+    pass_at: Option<u32>,
+    /// A second at which a whole aging pass ran: no entry expired at that
+    /// second is left, given entries' expiries are set ahead of the clock
+    /// (see [`ConnTable::swept`]).
+    swept_at: Option<u32>,
     seed: u64,
 }
 
@@ -187,6 +194,8 @@ impl ConnTable {
             high_water: 0,
             live: 0,
             cursor: 0,
+            pass_at: None,
+            swept_at: None,
             seed,
         }
     }
@@ -295,6 +304,9 @@ impl ConnTable {
     pub fn insert(&mut self, mut entry: ConnEntry) -> Result<u32, TableFull> {
         let idx = self.free.pop().ok_or(TableFull)?;
         entry.flags |= flags::IN_USE;
+        if self.swept_at.is_some_and(|t| expired(entry.expires, t)) {
+            self.swept_at = None;
+        }
         self.place(slot_of(idx, Dir::Forward, entry.fwd_hash), entry.fwd_hash);
         if entry.flags & flags::HAS_REVERSE != 0 {
             self.place(slot_of(idx, Dir::Reverse, entry.rev_hash), entry.rev_hash);
@@ -401,10 +413,17 @@ impl ConnTable {
         if self.high_water == 0 {
             return 0;
         }
+        if self.pass_at != Some(now) {
+            self.pass_at = None;
+        }
         let mut removed = 0;
         for _ in 0..budget.min(self.high_water) {
             if self.cursor >= self.high_water {
+                if self.pass_at == Some(now) {
+                    self.swept_at = Some(now);
+                }
                 self.cursor = 0;
+                self.pass_at = Some(now);
             }
             let idx = self.cursor;
             self.cursor += 1;
@@ -419,7 +438,37 @@ impl ConnTable {
                 }
             }
         }
+        if self.cursor >= self.high_water && self.pass_at == Some(now) {
+            self.swept_at = Some(now);
+        }
         removed
+    }
+
+    /// Whether an aging step at second `now` would find nothing to remove:
+    /// a whole pass ran at `now` since the clock last moved, and no entry
+    /// inserted since expires by `now`. It holds only while every change to
+    /// an entry's expiry sets it past the clock (the datapath's
+    /// `now + timeout`, with timeouts of a second or more) and
+    /// [`ConnTable::clock_moved`] hears of every change of second.
+    #[inline]
+    pub fn swept(&self, now: u32) -> bool {
+        self.swept_at == Some(now)
+    }
+
+    /// Moves the aging cursor as [`ConnTable::expire`] with `budget` would
+    /// when it finds nothing to remove, without visiting the entries; for
+    /// a table [`ConnTable::swept`] at the current second.
+    #[inline]
+    pub fn skip_visits(&mut self, budget: u32) {
+        self.cursor = cursor_after(self.cursor, self.high_water, budget);
+    }
+
+    /// The clock moved to another second: what the aging passes so far
+    /// showed no longer holds.
+    #[inline]
+    pub fn clock_moved(&mut self) {
+        self.pass_at = None;
+        self.swept_at = None;
     }
 
     /// Live entries, for `ctl conns` style listings and tests.
@@ -496,6 +545,20 @@ pub(crate) mod hugemem {
     fn advise_huge(_p: *mut u8, _len: usize) {}
 }
 
+/// Where [`ConnTable::expire`] leaves an aging cursor at `cursor` after
+/// `budget` visits of a table whose high water mark is `hw`, when it
+/// removes nothing: each visit first wraps a cursor at the mark to 0, then
+/// steps past the entry it visits.
+#[inline]
+fn cursor_after(cursor: u32, hw: u32, budget: u32) -> u32 {
+    let k = budget.min(hw);
+    if k == 0 {
+        return cursor;
+    }
+    let from = if cursor >= hw { 0 } else { cursor };
+    (from + k - 1) % hw + 1
+}
+
 /// Whether an expiry time has passed, on a wrapping 32-bit seconds clock.
 #[inline]
 pub fn expired(expires: u32, now: u32) -> bool {
@@ -506,6 +569,86 @@ pub fn expired(expires: u32, now: u32) -> bool {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// The cursor arithmetic of a skipped aging step against the visits
+    /// it stands for.
+    #[test]
+    fn cursor_after_matches_the_visits() {
+        for hw in 0..12u32 {
+            for cursor in 0..=hw {
+                for budget in 0..30u32 {
+                    let mut c = cursor;
+                    for _ in 0..budget.min(hw) {
+                        if c >= hw {
+                            c = 0;
+                        }
+                        c += 1;
+                    }
+                    assert_eq!(
+                        cursor_after(cursor, hw, budget),
+                        c,
+                        "{cursor} {hw} {budget}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A whole pass at one second marks the table swept at that second;
+    /// another second, or an entry inserted already expired, unmarks it.
+    #[test]
+    fn swept_after_a_whole_pass_at_one_second() {
+        let mut t = ConnTable::new(8, 1);
+        for i in 0..4u16 {
+            let e = ConnEntry {
+                client_port: i,
+                fwd_hash: u32::from(i),
+                expires: 100,
+                ..ConnEntry::default()
+            };
+            t.insert(e).unwrap();
+        }
+        // The first lap began before any clock was seen: it proves nothing.
+        assert_eq!(t.expire(50, 4, |_, _| {}), 0);
+        assert!(!t.swept(50));
+        assert_eq!(t.expire(50, 3, |_, _| {}), 0);
+        assert!(!t.swept(50));
+        assert_eq!(t.expire(50, 1, |_, _| {}), 0);
+        assert!(t.swept(50));
+        assert!(!t.swept(51));
+        // An entry already expired at the swept second unmarks it.
+        let stale = ConnEntry {
+            client_port: 9,
+            fwd_hash: 9,
+            expires: 40,
+            ..ConnEntry::default()
+        };
+        t.insert(stale).unwrap();
+        assert!(!t.swept(50));
+        assert_eq!(t.expire(50, 8, |_, _| {}), 1);
+        // A lap that straddles two seconds proves nothing either.
+        let mut t2 = ConnTable::new(8, 1);
+        for i in 0..4u16 {
+            let e = ConnEntry {
+                client_port: i,
+                fwd_hash: u32::from(i),
+                expires: 100,
+                ..ConnEntry::default()
+            };
+            t2.insert(e).unwrap();
+        }
+        t2.expire(50, 4, |_, _| {});
+        t2.expire(50, 2, |_, _| {});
+        t2.expire(51, 2, |_, _| {});
+        assert!(!t2.swept(51));
+        t2.clock_moved();
+        assert!(!t2.swept(50));
+        // A pass that ends inside a step counts too.
+        t2.expire(52, 3, |_, _| {});
+        assert!(!t2.swept(52));
+        t2.expire(52, 3, |_, _| {});
+        assert!(t2.swept(52));
+    }
 
     fn entry(n: u32, fwd_hash: u32, rev_hash: Option<u32>) -> ConnEntry {
         ConnEntry {

@@ -148,6 +148,12 @@ impl StateTimeouts {
     pub fn get(&self, s: ConnState) -> u32 {
         self.0[s as usize]
     }
+
+    /// The shortest of the timeouts, in seconds.
+    #[inline]
+    pub fn shortest(&self) -> u32 {
+        self.0.iter().copied().min().unwrap_or(0)
+    }
 }
 
 #[cfg(test)]

@@ -36,15 +36,17 @@
     clippy::indexing_slicing
 )]
 
-/// Folds a wide one's-complement accumulator down to 16 bits.
+/// Folds a wide one's-complement accumulator down to 16 bits: the value in
+/// `0..=0xffff` congruent to `s` modulo 0xffff, zero only for zero.
 #[inline]
-fn fold64(mut s: u64) -> u16 {
-    // Two folds bring any u64 below 2^17; two more settle the last carries.
-    s = (s & 0xffff_ffff) + (s >> 32);
-    s = (s & 0xffff_ffff) + (s >> 32);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s as u16
+fn fold64(s: u64) -> u16 {
+    // Adding a value to itself rotated by half its width leaves, in the
+    // upper half, hi + lo plus the carry out of lo + hi: the halves' sum
+    // with its end-around carry, in one add. 2^32 - 1 is a multiple of
+    // 0xffff, so the 32-bit step keeps the congruence the 16-bit one needs,
+    // and neither step turns a non-zero sum into zero.
+    let s = (s.wrapping_add(s.rotate_left(32)) >> 32) as u32;
+    (s.wrapping_add(s.rotate_left(16)) >> 16) as u16
 }
 
 /// Folds a partial sum (as returned by [`sum`]) to 16 bits with end-around carry.
@@ -226,6 +228,39 @@ impl Delta {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The fold as four shift-and-add steps, each adding the carries back.
+    fn fold_stepwise(mut s: u64) -> u16 {
+        s = (s & 0xffff_ffff) + (s >> 32);
+        s = (s & 0xffff_ffff) + (s >> 32);
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        s as u16
+    }
+
+    #[test]
+    fn fold_corners() {
+        for s in [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0xffff_0000_ffff,
+            u64::MAX,
+            u64::MAX - 1,
+        ] {
+            assert_eq!(fold64(s), fold_stepwise(s), "{s:#x}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fold_matches_stepwise(s in any::<u64>()) {
+            prop_assert_eq!(fold64(s), fold_stepwise(s));
+        }
+    }
 
     /// Word-by-word reference: the textbook 16-bit loop of RFC 1071 §4.1.
     fn reference(data: &[u8]) -> u16 {
