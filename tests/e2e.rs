@@ -7,7 +7,9 @@
 //! router decapsulating in XDP, and `rampart run` on net_af_packet),
 //! asserts every case itself and exits non-zero on any
 //! failure; here its exit status decides, and its summary must hold a row
-//! for every case, so a suite that silently skipped one fails too.
+//! for every case, so a suite that silently skipped one fails too. A
+//! second, shorter run puts rampart on net_af_xdp instead (the forwarding
+//! modes and IP fragments); the two runs never overlap.
 //!
 //! Needs the `dpdk` feature, an optimised build, root, and iproute2,
 //! ethtool, curl, wrk, hping3, nginx-light, nftables, iputils-ping, clang,
@@ -47,6 +49,61 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// One run of the bed at a time: each floods and loads the machine's CPUs.
+static BED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `tests/netns/e2e.py --quick ARGS` against this build, bounded by
+/// `deadline` (the script's own, then `timeout` as the backstop), and
+/// returns its report and summary.json; fails on a non-zero exit.
+fn run_bed(args: &[&str], deadline: u64) -> (String, serde_json::Value) {
+    let _one = BED.lock().unwrap_or_else(|p| p.into_inner());
+    let missing = tools_missing();
+    assert!(
+        is_root() && missing.is_empty(),
+        "the end-to-end suite needs root ({}) and these tools: {missing:?}",
+        is_root()
+    );
+    let root = rampart_testkit::common::root();
+    let work = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    // The script has its own deadline (SIGALRM, then teardown); `timeout`
+    // is the backstop: TERM (the script tears the bed down), KILL 30 s later.
+    let out = Command::new("timeout")
+        .args(["-k", "30", &(deadline + 60).to_string(), "python3"])
+        .arg(root.join("tests/netns/e2e.py"))
+        .args(["--quick", "--deadline", &deadline.to_string()])
+        .args(["--binary", env!("CARGO_BIN_EXE_rampart")])
+        .args(args)
+        .arg("--work")
+        .arg(work.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/netns/e2e.py");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "tests/netns/e2e.py --quick {args:?} failed after {:?}:\n{stderr}\n{stdout}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(deadline + 60));
+    let summary =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("summary.json")).unwrap())
+            .unwrap();
+    (stdout, summary)
+}
+
+/// Whether the summary has a row whose case starts with `case`, of `mode`
+/// and `family`.
+fn has_row(summary: &serde_json::Value, case: &str, mode: &str, family: &str) -> bool {
+    summary["rows"].as_array().unwrap().iter().any(|r| {
+        r["case"].as_str().is_some_and(|c| c.starts_with(case))
+            && r["mode"] == mode
+            && r["family"] == family
+    })
+}
+
 // The flood case measures what the datapath answers at the rate a kernel
 // can flood it; an unoptimised build falls behind and drops real clients'
 // SYNs with the flood's, so a debug build never runs it.
@@ -60,53 +117,9 @@ fn is_root() -> bool {
     ignore = "needs root, network namespaces and the peers' tools (iproute2, ethtool, curl, wrk, hping3, nginx, nft, ping, clang, libbpf); run with --include-ignored, as CI does"
 )]
 fn netns_end_to_end_quick() {
-    let missing = tools_missing();
-    assert!(
-        is_root() && missing.is_empty(),
-        "the end-to-end suite needs root ({}) and these tools: {missing:?}",
-        is_root()
-    );
-    let root = rampart_testkit::common::root();
-    let work = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    // The script has its own deadline (SIGALRM, then teardown); `timeout`
-    // is the backstop: TERM (the script tears the bed down), KILL 30 s later.
-    let out = Command::new("timeout")
-        .args(["-k", "30", "600", "python3"])
-        .arg(root.join("tests/netns/e2e.py"))
-        .args([
-            "--quick",
-            "--deadline",
-            "540",
-            "--binary",
-            env!("CARGO_BIN_EXE_rampart"),
-        ])
-        .arg("--work")
-        .arg(work.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tests/netns/e2e.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success(),
-        "tests/netns/e2e.py --quick failed after {:?}:\n{stderr}\n{stdout}",
-        started.elapsed()
-    );
-    assert!(started.elapsed() < Duration::from_secs(600));
-
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path().join("summary.json")).unwrap())
-            .unwrap();
+    let (stdout, summary) = run_bed(&[], 540);
     let rows = summary["rows"].as_array().unwrap();
-    let has = |case: &str, mode: &str, family: &str| {
-        rows.iter().any(|r| {
-            r["case"].as_str().is_some_and(|c| c.starts_with(case))
-                && r["mode"] == mode
-                && r["family"] == family
-        })
-    };
+    let has = |case: &str, mode: &str, family: &str| has_row(&summary, case, mode, family);
     for family in ["IPv4", "IPv6"] {
         for mode in ["nat", "fullnat", "dr"] {
             assert!(
@@ -238,4 +251,56 @@ fn netns_end_to_end_quick() {
         "{stdout}"
     );
     assert!(checks.len() >= 50, "{} checks ran: {stdout}", checks.len());
+}
+
+/// rampart on net_af_xdp, the driver docs/operations.md recommends for
+/// hosts without a DPDK NIC: the forwarding modes and IP fragments (which
+/// net_af_packet has the kernel reassemble for IPv4, so only this driver
+/// shows rampart forwarding IPv4 fragments between real stacks).
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "runs on an optimised build only: cargo test --release --features dpdk --test e2e -- --include-ignored"
+)]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "needs root, network namespaces, XDP on veth and the peers' tools; run with --include-ignored, as CI does"
+)]
+fn netns_end_to_end_af_xdp() {
+    let (stdout, summary) = run_bed(
+        &["--only", "modes,fragments", "--port-driver", "af_xdp"],
+        300,
+    );
+    assert_eq!(summary["port_driver"], "af_xdp", "{stdout}");
+    let has = |case: &str, mode: &str, family: &str| has_row(&summary, case, mode, family);
+    for family in ["IPv4", "IPv6"] {
+        for mode in ["nat", "fullnat", "dr"] {
+            assert!(
+                has("curl, new connections", mode, family),
+                "{mode} {family}: {stdout}"
+            );
+            assert!(has("wrk", mode, family), "{mode} {family} wrk: {stdout}");
+        }
+        for mode in ["nat", "dr"] {
+            let row = summary["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| {
+                    r["case"] == "UDP echo in fragments"
+                        && r["mode"] == mode
+                        && r["family"] == family
+                })
+                .unwrap_or_else(|| panic!("fragments {mode} {family}: {stdout}"));
+            assert!(row["requests"].as_u64().unwrap() > 0, "{row}: {stdout}");
+        }
+    }
+    for r in summary["rows"].as_array().unwrap() {
+        if r["asserted"] != false {
+            assert_eq!(r["errors"], 0, "{r}");
+        }
+    }
+    let checks = summary["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    assert!(checks.len() >= 40, "{} checks ran: {stdout}", checks.len());
 }
