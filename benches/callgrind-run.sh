@@ -26,7 +26,11 @@ fi
     printf '\n[dpdk]\nworkers = 1\nlcores = [1]\ncontrol_lcore = 0\nmempool_size = 131071\nmempool_cache = 256\nstats_interval = 1\nidle_exit_ms = 0\n\n'
     printf '[[port]]\nname = "net_pcap0,rx_pcap=%s,infinite_rx=1"\n' "$cap"
 } >"$work/run.toml"
-RUST_LOG=warn timeout -s INT "$secs" valgrind --tool=callgrind \
+# --fair-sched=yes: valgrind runs one thread at a time, and with its
+# default lock the busy-polling worker can keep it, starving the control
+# thread, which then never sees the SIGINT. After the INT, a bounded wait
+# for the shutdown (the run exits, callgrind writes its file), then KILL.
+RUST_LOG=warn timeout -k 120 -s INT "$secs" valgrind --tool=callgrind --fair-sched=yes \
     --callgrind-out-file="$work/cg.out" --toggle-collect='*Worker*poll*' \
     "$bin" run --config "$work/run.toml" -- --no-pci --no-telemetry --no-huge -m 1024 --no-shconf \
     >"$work/log" 2>&1 || true
