@@ -26,6 +26,7 @@ use rampart::dpdk_bindings::{
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use rampart::config::Config;
 use rampart::flow::{proto, tcp_flags, Addr, Mac};
 use rampart::gen::{self, Eth, TcpSeg};
 use rampart::io::dpdk::{DpdkIo, Handover, RxPort};
@@ -93,9 +94,23 @@ fn rx_port(queue: RxQueue) -> RxPort {
     }
 }
 
-/// A client's ACK to the reference config's first TCP VIP, from `sport`.
-fn client_frame(sport: u16) -> Vec<u8> {
-    let cfg = reference_config();
+/// One worker's backend over queue 0 of the one-queue port `name`, drawing
+/// on a new pool of `mbufs` mbufs (no cache, so `in_use` is exact).
+fn one_queue_io(eal: &Eal, name: &str, pool_name: &str, mbufs: u32) -> (Port, Mempool, DpdkIo) {
+    let pool = Mempool::new(eal, pool_name, mbufs, 0, DATA_ROOM, SOCKET_ANY).expect("pool");
+    let (p, rx, tx) = port(eal, name, 1, &pool);
+    let io = DpdkIo::new(
+        rx.into_iter().map(rx_port).collect(),
+        tx,
+        pool.clone(),
+        Routes::default(),
+        2,
+    );
+    (p, pool, io)
+}
+
+/// A client's ACK to `cfg`'s first TCP VIP, from `sport`.
+fn client_frame(cfg: &Config, sport: u16) -> Vec<u8> {
     let vip = cfg
         .vips
         .iter()
@@ -167,18 +182,11 @@ fn originate(io: &mut DpdkIo, frame: &[u8], n: usize) {
 #[test]
 fn full_rings_and_an_empty_pool_are_counted_drops_and_pass() {
     let eal = eal();
-    let frame = client_frame(40_000);
+    let cfg = reference_config();
+    let frame = client_frame(&cfg, 40_000);
 
     // --- a full tx ring -------------------------------------------------
-    let pool = Mempool::new(&eal, "pressure_tx", 4095, 0, DATA_ROOM, SOCKET_ANY).expect("pool");
-    let (_p0, rx, tx) = port(&eal, "net_ring0", 1, &pool);
-    let mut io = DpdkIo::new(
-        rx.into_iter().map(rx_port).collect(),
-        tx,
-        pool.clone(),
-        Routes::default(),
-        2,
-    );
+    let (_p0, pool, mut io) = one_queue_io(&eal, "net_ring0", "pressure_tx", 4095);
     originate(&mut io, &frame, 4000);
     let s = io.stats();
     let c = io.counters();
@@ -207,15 +215,7 @@ fn full_rings_and_an_empty_pool_are_counted_drops_and_pass() {
     assert_eq!(pool.in_use(), 0);
 
     // --- an exhausted pool ------------------------------------------------
-    let small = Mempool::new(&eal, "pressure_pool", 255, 0, DATA_ROOM, SOCKET_ANY).expect("pool");
-    let (_p1, rx, tx) = port(&eal, "net_ring1", 1, &small);
-    let mut io = DpdkIo::new(
-        rx.into_iter().map(rx_port).collect(),
-        tx,
-        small.clone(),
-        Routes::default(),
-        2,
-    );
+    let (_p1, small, mut io) = one_queue_io(&eal, "net_ring1", "pressure_pool", 255);
     originate(&mut io, &frame, 400);
     let c = io.counters();
     assert_eq!(
@@ -244,9 +244,9 @@ fn full_rings_and_an_empty_pool_are_counted_drops_and_pass() {
     // port queue, only its ring.
     let pool = Mempool::new(&eal, "pressure_ho", 1023, 0, DATA_ROOM, SOCKET_ANY).expect("pool");
     let (_p2, mut rx, mut tx) = port(&eal, "net_ring2", 2, &pool);
-    let snap = Snapshot::build(&reference_config());
+    let snap = Snapshot::build(&cfg);
     let for_worker_1: Vec<Vec<u8>> = (1024u16..)
-        .map(client_frame)
+        .map(|sport| client_frame(&cfg, sport))
         .filter(|f| {
             let mut d = rampart::flow::FlowDesc::default();
             steer::owner(f, &snap, 2, &mut d) == Some(1)
