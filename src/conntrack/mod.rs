@@ -594,10 +594,8 @@ mod tests {
         }
     }
 
-    /// A whole pass at one second marks the table swept at that second;
-    /// another second, or an entry inserted already expired, unmarks it.
-    #[test]
-    fn swept_after_a_whole_pass_at_one_second() {
+    /// A table of 8 holding four entries that expire at second 100.
+    fn four_live_entries() -> ConnTable {
         let mut t = ConnTable::new(8, 1);
         for i in 0..4u16 {
             let e = ConnEntry {
@@ -608,6 +606,14 @@ mod tests {
             };
             t.insert(e).unwrap();
         }
+        t
+    }
+
+    /// A whole pass at one second marks the table swept at that second;
+    /// another second, or an entry inserted already expired, unmarks it.
+    #[test]
+    fn swept_after_a_whole_pass_at_one_second() {
+        let mut t = four_live_entries();
         // The first lap began before any clock was seen: it proves nothing.
         assert_eq!(t.expire(50, 4, |_, _| {}), 0);
         assert!(!t.swept(50));
@@ -627,16 +633,7 @@ mod tests {
         assert!(!t.swept(50));
         assert_eq!(t.expire(50, 8, |_, _| {}), 1);
         // A lap that straddles two seconds proves nothing either.
-        let mut t2 = ConnTable::new(8, 1);
-        for i in 0..4u16 {
-            let e = ConnEntry {
-                client_port: i,
-                fwd_hash: u32::from(i),
-                expires: 100,
-                ..ConnEntry::default()
-            };
-            t2.insert(e).unwrap();
-        }
+        let mut t2 = four_live_entries();
         t2.expire(50, 4, |_, _| {});
         t2.expire(50, 2, |_, _| {});
         t2.expire(51, 2, |_, _| {});
