@@ -104,6 +104,21 @@ fn has_row(summary: &serde_json::Value, case: &str, mode: &str, family: &str) ->
     })
 }
 
+/// The modes case's rows for `family`: curl and wrk through each of NAT,
+/// FullNAT and DR.
+fn assert_mode_rows(summary: &serde_json::Value, family: &str, stdout: &str) {
+    for mode in ["nat", "fullnat", "dr"] {
+        assert!(
+            has_row(summary, "curl, new connections", mode, family),
+            "{mode} {family}: {stdout}"
+        );
+        assert!(
+            has_row(summary, "wrk", mode, family),
+            "{mode} {family} wrk: {stdout}"
+        );
+    }
+}
+
 // The flood case measures what the datapath answers at the rate a kernel
 // can flood it; an unoptimised build falls behind and drops real clients'
 // SYNs with the flood's, so a debug build never runs it.
@@ -121,13 +136,7 @@ fn netns_end_to_end_quick() {
     let rows = summary["rows"].as_array().unwrap();
     let has = |case: &str, mode: &str, family: &str| has_row(&summary, case, mode, family);
     for family in ["IPv4", "IPv6"] {
-        for mode in ["nat", "fullnat", "dr"] {
-            assert!(
-                has("curl, new connections", mode, family),
-                "{mode} {family}: {stdout}"
-            );
-            assert!(has("wrk", mode, family), "{mode} {family} wrk: {stdout}");
-        }
+        assert_mode_rows(&summary, family, &stdout);
         assert!(has("10 MB echo", "synproxy", family), "{stdout}");
         assert!(has("10 MB download", "synproxy", family), "{stdout}");
         assert!(has("curl, b2 killed", "nat", family), "{stdout}");
@@ -272,15 +281,8 @@ fn netns_end_to_end_af_xdp() {
         300,
     );
     assert_eq!(summary["port_driver"], "af_xdp", "{stdout}");
-    let has = |case: &str, mode: &str, family: &str| has_row(&summary, case, mode, family);
     for family in ["IPv4", "IPv6"] {
-        for mode in ["nat", "fullnat", "dr"] {
-            assert!(
-                has("curl, new connections", mode, family),
-                "{mode} {family}: {stdout}"
-            );
-            assert!(has("wrk", mode, family), "{mode} {family} wrk: {stdout}");
-        }
+        assert_mode_rows(&summary, family, &stdout);
         for mode in ["nat", "dr"] {
             let row = summary["rows"]
                 .as_array()
